@@ -1,5 +1,6 @@
 """Structured findings: ``parse(text) -> list[Finding]`` and ``write(findings) -> text``."""
 
+from radloop.report.parser import parse
 from radloop.report.types import (
     Change,
     Evidence,
@@ -10,6 +11,7 @@ from radloop.report.types import (
     Severity,
     Verdict,
 )
+from radloop.report.writer import write
 
 __all__ = [
     "Change",
@@ -20,4 +22,6 @@ __all__ = [
     "ReportStatus",
     "Severity",
     "Verdict",
+    "parse",
+    "write",
 ]

@@ -1,0 +1,9 @@
+"""Benchmarks: scripts that measure radloop's capabilities (protocols in docs/BENCHMARKS.md)."""
+
+from radloop.bench.parser import (
+    ParserBenchmark,
+    format_parser_benchmark,
+    run_parser_benchmark,
+)
+
+__all__ = ["ParserBenchmark", "format_parser_benchmark", "run_parser_benchmark"]

@@ -1,0 +1,149 @@
+"""``write(findings) -> text``: standard chest X-ray report language from structured findings.
+
+FINDINGS has one line per section (the vocabulary's ``Category``): Lungs, Pleura, Heart and
+mediastinum, Bones, then Devices and Other when they have findings. IMPRESSION lists the
+positive findings, critical ones first, or says "No acute cardiopulmonary abnormality."
+
+Each finding is one sentence: "Small left pleural effusion.", "A 12 mm nodule in the right upper
+lobe.", "Endotracheal tube with tip 40 mm above the carina.", "No pneumothorax.". Uncertain
+findings say "may be present", the phrase of the Brigham and Women's certainty scale for
+25–75 % (docs/BENCHMARKS.md); the safety layer rewrites it once a probability is calibrated.
+
+What the writer can express, so that ``parse(write(findings)) == findings``: any finding
+whose side equals the side its zones and lobes imply (when it has any); sizes on findings
+that are not devices, with ``size_mm`` the largest of ``dimensions_mm`` when those are given;
+tip positions on devices with a non-zero distance or none; ``resolved`` only on absent
+findings; no uncertain devices. Zones and lobes are written for findings of the lungs and
+pleura.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from radloop.report.measure import format_mm
+from radloop.report.types import Change, Finding, Presence, Severity
+from radloop.vocabulary import Category, Criticality, Side, finding
+
+__all__ = ["SECTIONS", "describe", "is_critical", "write"]
+
+SECTIONS: tuple[tuple[Category, str], ...] = (
+    (Category.LUNGS, "Lungs"),
+    (Category.PLEURA, "Pleura"),
+    (Category.HEART_MEDIASTINUM, "Heart and mediastinum"),
+    (Category.BONES, "Bones"),
+    (Category.DEVICES, "Devices"),
+    (Category.OTHER, "Other"),
+)
+_ALWAYS_WRITTEN = frozenset({Category.LUNGS, Category.PLEURA, Category.HEART_MEDIASTINUM,
+                             Category.BONES})  # fmt: skip
+NORMAL_IMPRESSION = "No acute cardiopulmonary abnormality."
+
+_CHANGE_SUFFIX = {
+    Change.INCREASED: ", increased since the prior study",
+    Change.DECREASED: ", decreased since the prior study",
+    Change.STABLE: ", stable since the prior study",
+}
+# "tip at the carina" but "tip in the superior vena cava".
+_TIP_PREPOSITION = {"carina": "at", "cavoatrial junction": "at", "gastroesophageal junction": "at"}
+_SCOLIOSIS = {Side.RIGHT: "dextroscoliosis", Side.LEFT: "levoscoliosis"}
+
+
+def is_critical(found: Finding) -> bool:
+    """A positive finding that needs urgent communication (ACR practice parameter)."""
+    if not found.is_positive:
+        return False
+    rule = finding(found.code).critical
+    if rule is Criticality.ALWAYS:
+        return True
+    return rule is Criticality.IF_LARGE and found.severity in (Severity.LARGE, Severity.SEVERE)
+
+
+def _places(found: Finding) -> str:
+    names = [lobe.label for lobe in found.lobes] + [zone.label for zone in found.zones]
+    if not names:
+        return ""
+    return " in the " + " and ".join(names)
+
+
+def _noun_phrase(found: Finding) -> str:
+    """The finding without presence or change words: "small left pleural effusion"."""
+    entry = finding(found.code)
+    name = entry.name
+    located = bool(found.zones or found.lobes)
+    side = None if located else found.side
+    words: list[str] = []
+    if found.severity is not None:
+        words.append(found.severity.value)
+    if found.dimensions_mm:
+        words.append(" x ".join(format_mm(d) for d in found.dimensions_mm) + " mm")
+    elif found.size_mm is not None:
+        words.append(f"{format_mm(found.size_mm)} mm")
+    if found.code == "scoliosis" and side in _SCOLIOSIS:
+        name = _SCOLIOSIS[side]
+    elif found.code == "elevated_hemidiaphragm" and side is not None:
+        name = f"elevated {side.value} hemidiaphragm"
+    elif side is not None:
+        words.append(side.value)
+    words.append(name)
+    phrase = " ".join(words) + _places(found)
+    if found.vertebral_level is not None:
+        phrase += f" at the level of {found.vertebral_level.value}"
+    if found.tip_reference is not None:
+        reference = found.tip_reference
+        if found.tip_distance_mm is None:
+            preposition = _TIP_PREPOSITION.get(reference, "in")
+            phrase += f" with tip {preposition} the {reference}"
+        else:
+            direction = "above" if found.tip_distance_mm > 0 else "below"
+            distance = format_mm(abs(found.tip_distance_mm))
+            phrase += f" with tip {distance} mm {direction} the {reference}"
+    return phrase
+
+
+def _article(phrase: str) -> str:
+    """ "an 8 mm nodule", "an 11 mm nodule", "a 12 mm nodule": by the number's sound."""
+    number = phrase.split(" ", 1)[0].split(".")[0]
+    return "an" if number.startswith("8") or number in {"11", "18"} else "a"
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def describe(found: Finding) -> str:
+    """One report sentence for one finding."""
+    phrase = _noun_phrase(found)
+    if found.presence is Presence.ABSENT:
+        if found.change is Change.RESOLVED:
+            return f"Interval resolution of the {phrase}."
+        return f"No {phrase}."
+    if found.change is Change.NEW:
+        phrase = f"new {phrase}"
+    if phrase[:1].isdigit():
+        phrase = f"{_article(phrase)} {phrase}"
+    suffix = _CHANGE_SUFFIX.get(found.change, "") if found.change is not None else ""
+    if found.presence is Presence.UNCERTAIN:
+        return f"{_capitalised(phrase)} may be present{suffix}."
+    return f"{_capitalised(phrase)}{suffix}."
+
+
+def _impression(findings: Iterable[Finding]) -> list[str]:
+    positive = [f for f in findings if f.is_positive]
+    if not positive:
+        return [NORMAL_IMPRESSION]
+    ordered = sorted(positive, key=lambda f: not is_critical(f))  # stable: critical first
+    return [f"{i}. {describe(f)}" for i, f in enumerate(ordered, start=1)]
+
+
+def write(findings: Iterable[Finding]) -> str:
+    """A report (FINDINGS by section, then IMPRESSION) stating the findings."""
+    findings = list(findings)
+    lines = ["FINDINGS:"]
+    for category, title in SECTIONS:
+        sentences = [describe(f) for f in findings if finding(f.code).category is category]
+        if not sentences and category not in _ALWAYS_WRITTEN:
+            continue
+        lines.append(f"{title}: {' '.join(sentences) if sentences else 'Unremarkable.'}")
+    lines += ["", "IMPRESSION:", *_impression(findings)]
+    return "\n".join(lines) + "\n"
