@@ -1,0 +1,293 @@
+"""The ``radloop`` command: one verb per job, ``--json`` for machine output.
+
+Heavy modules are imported inside each command so that ``radloop --help`` stays fast and a
+missing optional package only affects the command that needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from radloop import __version__
+from radloop.errors import RadloopError
+
+if TYPE_CHECKING:
+    from radloop.report import Finding
+    from radloop.study import Study
+
+__all__ = ["main"]
+
+
+class _Group(click.Group):
+    """A click group that turns radloop's typed errors into one clear line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RadloopError as error:
+            click.secho(f"error: {error}", fg="red", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="radloop")
+def main() -> None:
+    """radloop: draft, check, review and monitor chest X-ray reports written by MLLMs.
+
+    radloop is an assistant. Nothing it writes is a diagnosis or final until a qualified
+    reader signs it.
+    """
+
+
+def _echo_json(payload: object) -> None:
+    click.echo(json.dumps(payload, indent=None, default=str))
+
+
+# --- ingest ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per study.")
+@click.option(
+    "--deid",
+    "deid_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write de-identified copies (PS3.15 Annex E basic profile) of the DICOM files "
+    "into this new folder; the originals are never touched.",
+)
+@click.option(
+    "--salt",
+    default=None,
+    help="Secret mixed into replacement UIDs when de-identifying (default: a random one).",
+)
+def ingest(path: Path, as_json: bool, deid_dir: Path | None, salt: str | None) -> None:
+    """Read a study (DICOM, PNG or JPEG file, folder or zip) and print its metadata."""
+    from radloop.study import load_studies
+
+    studies = load_studies(path)
+    for study in studies:
+        summary = study_summary(study)
+        if as_json:
+            _echo_json(summary)
+        else:
+            _print_summary(summary)
+    if deid_dir is not None:
+        _deidentify_all(path, deid_dir, salt)
+
+
+def study_summary(study: Study) -> dict[str, Any]:
+    """A JSON-ready summary of a study: UIDs, metadata, series and images."""
+    from dataclasses import asdict
+
+    meta = asdict(study.metadata)
+    return {
+        "study_instance_uid": study.study_instance_uid,
+        "metadata": meta,
+        "series": [
+            {
+                "series_instance_uid": series.uid,
+                "images": [
+                    {
+                        "source": str(image.source),
+                        "rows": int(image.pixels.shape[0]),
+                        "columns": int(image.pixels.shape[1]),
+                        "pixel_spacing_mm": image.pixel_spacing_mm,
+                        "view_position": image.view_position,
+                    }
+                    for image in series.images
+                ],
+            }
+            for series in study.series
+        ],
+    }
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    click.secho(f"Study {summary['study_instance_uid']}", bold=True)
+    for key, value in summary["metadata"].items():
+        if value not in (None, "", ()):
+            click.echo(f"  {key.replace('_', ' '):<18} {value}")
+    for series in summary["series"]:
+        click.echo(f"  series {series['series_instance_uid']}")
+        for image in series["images"]:
+            spacing = image["pixel_spacing_mm"]
+            spacing_text = "unknown" if spacing is None else f"{spacing[0]:.3f} x {spacing[1]:.3f}"
+            click.echo(
+                f"    {Path(image['source']).name}: {image['rows']} x {image['columns']} px, "
+                f"spacing {spacing_text} mm, view {image['view_position'] or 'unknown'}"
+            )
+
+
+def _deidentify_all(path: Path, out_dir: Path, salt: str | None) -> None:
+    import secrets
+
+    from radloop.study import deidentify, dicom_files
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    key = salt if salt is not None else secrets.token_hex(16)
+    for source in dicom_files(path):
+        target = deidentify(source, out_dir / source.name, salt=key)
+        click.echo(f"de-identified {source} -> {target}")
+
+
+# --- parse and write -------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("text", required=False)
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Read the report text from a file instead of the argument.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+def parse(text: str | None, file: Path | None, as_json: bool) -> None:
+    """Parse report text into structured findings."""
+    from radloop.report import parse as parse_report
+
+    if file is not None:
+        text = file.read_text(encoding="utf-8")
+    if not text:
+        raise click.UsageError("give the report text as an argument or with --file")
+    findings = parse_report(text)
+    if as_json:
+        _echo_json([finding_dict(f) for f in findings])
+    else:
+        _print_findings(findings)
+
+
+def finding_dict(finding: Finding) -> dict[str, Any]:
+    """A JSON-ready dict of a Finding, without empty fields."""
+    from dataclasses import fields
+
+    out: dict[str, Any] = {}
+    for spec in fields(finding):
+        value = getattr(finding, spec.name)
+        if value is None or value == ():
+            continue
+        if spec.name == "evidence":
+            value = {"text": value.text, "start": value.start, "end": value.end}
+        elif isinstance(value, tuple):
+            value = [str(v) for v in value]
+        elif not isinstance(value, int | float | str):
+            value = str(value)
+        out[spec.name] = value
+    return out
+
+
+def _print_findings(findings: list[Finding]) -> None:
+    if not findings:
+        click.echo("  (no findings mentioned)")
+    for f in findings:
+        parts = [f"{f.name}: {f.presence}"]
+        if f.side:
+            parts.append(f"side={f.side}")
+        if f.lobes:
+            parts.append("lobes=" + ",".join(lobe.label for lobe in f.lobes))
+        if f.zones:
+            parts.append("zones=" + ",".join(z.brixia for z in f.zones))
+        if f.size_mm:
+            parts.append(f"size={f.size_mm:g} mm")
+        if f.severity:
+            parts.append(f"severity={f.severity}")
+        if f.change:
+            parts.append(f"change={f.change}")
+        if f.tip_distance_mm is not None:
+            parts.append(f"tip={f.tip_distance_mm:g} mm from {f.tip_reference}")
+        click.echo("  - " + "; ".join(parts))
+
+
+# --- vocabulary ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the vocabulary as JSON.")
+def vocabulary(as_json: bool) -> None:
+    """List the finding codes with their codes, critical rule and synonyms."""
+    from dataclasses import asdict
+
+    from radloop.vocabulary import FINDING_CODES
+
+    if as_json:
+        _echo_json([asdict(entry) for entry in FINDING_CODES.values()])
+        return
+    for entry in FINDING_CODES.values():
+        codes = ", ".join(c for c in (entry.radlex, entry.snomed and f"SCT {entry.snomed}") if c)
+        critical = "" if entry.critical == "never" else f"  [critical: {entry.critical}]"
+        click.echo(f"{entry.code:<28} {entry.name:<30} {codes}{critical}")
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+
+@main.command()
+def demo() -> None:
+    """Ingest the bundled sample study and parse the bundled sample report."""
+    from radloop.report import parse as parse_report
+    from radloop.report import write
+    from radloop.study import load_study, sample_report_path, sample_study_path
+
+    click.secho("radloop demo: the bundled sample study (synthetic, not a patient)", bold=True)
+    study = load_study(sample_study_path())
+    _print_summary(study_summary(study))
+    report_text = sample_report_path().read_text(encoding="utf-8")
+    click.secho("\nSample report", bold=True)
+    click.echo(report_text.strip())
+    findings = parse_report(report_text)
+    click.secho("\nParsed findings", bold=True)
+    _print_findings(findings)
+    click.secho("\nThe same findings, written back in standard report language", bold=True)
+    click.echo(write(findings))
+    click.secho(
+        "\nAssistant output for review by a qualified reader; not a diagnosis.", fg="yellow"
+    )
+
+
+# --- bench -----------------------------------------------------------------------------------
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks (protocols in BENCHMARKS.md); --json prints one JSON object last."""
+
+
+@bench.command("parser")
+@click.option(
+    "--reports",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=Path("../shared/data/iu-xray-reports-dev.tgz"),
+    show_default=True,
+    help="A .tgz of IU X-ray report XML files.",
+)
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=Path("../shared/benchmarks/iu-mesh-labels.json"),
+    show_default=True,
+    help="MeSH tag heads → benchmark labels.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench_parser(reports: Path, labels: Path, as_json: bool) -> None:
+    """Parser accuracy and speed on real radiology reports (IU X-ray, MeSH tags)."""
+    from radloop.bench.parser import format_parser_benchmark, run_parser_benchmark
+
+    result = run_parser_benchmark(reports, labels)
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        click.echo(format_parser_benchmark(result))
+
+
+def run() -> None:  # pragma: no cover - console entry for `python -m radloop`
+    main(prog_name="radloop")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
