@@ -51,6 +51,13 @@ def test_parse_json_reports_presence_side_and_size() -> None:
     assert findings["pneumothorax"]["presence"] == "absent"
 
 
+def test_parse_json_keeps_dimensions_as_numbers() -> None:
+    result = CliRunner().invoke(main, ["parse", "2 x 3 cm mass in the left lower lobe.", "--json"])
+    (mass,) = json.loads(result.output)
+    assert mass["dimensions_mm"] == [20.0, 30.0]
+    assert mass["lobes"] == ["left_lower_lobe"]
+
+
 def test_parse_without_text_is_a_usage_error() -> None:
     result = CliRunner().invoke(main, ["parse"])
     assert result.exit_code == 2

@@ -175,7 +175,7 @@ def finding_dict(finding: Finding) -> dict[str, Any]:
         if spec.name == "evidence":
             value = {"text": value.text, "start": value.start, "end": value.end}
         elif isinstance(value, tuple):
-            value = [str(v) for v in value]
+            value = [v if isinstance(v, int | float) else str(v) for v in value]
         elif not isinstance(value, int | float | str):
             value = str(value)
         out[spec.name] = value
