@@ -22,20 +22,20 @@ Conventions of the output, so that ``parse(write(findings)) == findings``:
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from radloop.report.context import find_clause_breaks, find_cues, presence_in_context
 from radloop.report.measure import find_levels, find_sizes, find_tips
 from radloop.report.modifiers import find_anatomy, find_changes, find_severities
 from radloop.report.terms import TermMention, find_terms
-from radloop.report.types import Change, Evidence, Finding, Presence, Severity
+from radloop.report.types import Change, Evidence, Finding, Presence
 from radloop.vocabulary import (
     FINDING_CODES,
     Category,
     Lobe,
     Side,
-    VertebralLevel,
     Zone,
     side_of,
 )
@@ -230,6 +230,36 @@ def _conjuncts(
     return group
 
 
+_T = TypeVar("_T")
+
+
+def _assign(
+    mentions: Iterable[tuple[int, int, _T]],
+    terms: Sequence[TermMention],
+    eligible: Sequence[bool],
+    *,
+    forward_first: bool,
+    forward_reach: int,
+    backward_reach: int,
+) -> dict[int, _T]:
+    """Each qualifier's value given to the term it belongs to (see :func:`_nearest`); a term
+    keeps the first value it is given."""
+    assigned: dict[int, _T] = {}
+    for start, end, value in mentions:
+        index = _nearest(
+            start,
+            end,
+            terms,
+            eligible,
+            forward_first=forward_first,
+            forward_reach=forward_reach,
+            backward_reach=backward_reach,
+        )
+        if index is not None:
+            assigned.setdefault(index, value)
+    return assigned
+
+
 def _parse_sentence(text: str, start: int, end: int) -> list[Finding]:
     sentence = text[start:end]
     lower = sentence.lower()
@@ -281,79 +311,47 @@ def _parse_sentence(text: str, start: int, end: int) -> list[Finding]:
                 mine.lobes.update(theirs.lobes)
                 break
 
-    severities: dict[int, Severity] = {}
-    for sev in find_severities(lower):
-        index = _nearest(
-            sev.start,
-            sev.end,
-            terms,
-            everyone,
-            forward_first=True,
-            forward_reach=50,
-            backward_reach=25,
-        )
-        if index is not None:
-            severities.setdefault(index, sev.severity)
-
-    changes: dict[int, Change] = {}
-    for chg in find_changes(lower):
-        index = _nearest(
-            chg.start,
-            chg.end,
-            terms,
-            everyone,
-            forward_first=True,
-            forward_reach=60,
-            backward_reach=90,
-        )
-        if index is not None:
-            changes.setdefault(index, chg.change)
-
+    severities = _assign(
+        ((m.start, m.end, m.severity) for m in find_severities(lower)),
+        terms,
+        everyone,
+        forward_first=True,
+        forward_reach=50,
+        backward_reach=25,
+    )
+    changes = _assign(
+        ((m.start, m.end, m.change) for m in find_changes(lower)),
+        terms,
+        everyone,
+        forward_first=True,
+        forward_reach=60,
+        backward_reach=90,
+    )
     tips = find_tips(lower)
-    tip_spans = [(t.start, t.end) for t in tips]
-    sizes: dict[int, tuple[float, ...]] = {}
-    for size in find_sizes(lower):
-        if any(s <= size.start < e for s, e in tip_spans):
-            continue
-        index = _nearest(
-            size.start,
-            size.end,
-            terms,
-            measurable,
-            forward_first=True,
-            forward_reach=40,
-            backward_reach=60,
-        )
-        if index is not None:
-            sizes.setdefault(index, size.dimensions_mm)
-
-    tip_of: dict[int, tuple[float | None, str]] = {}
-    for tip in tips:
-        index = _nearest(
-            tip.start,
-            tip.end,
-            terms,
-            devices,
-            forward_first=False,
-            forward_reach=80,
-            backward_reach=120,
-        )
-        if index is not None:
-            tip_of.setdefault(index, (tip.distance_mm, tip.reference))
-
-    levels: dict[int, VertebralLevel] = {}
-    for level in find_levels(lower):
-        index = _nearest(
-            level.start,
-            level.end,
-            terms,
-            bones,
-            forward_first=False,
-            forward_reach=60,
-            backward_reach=60,
-        )
-        if index is not None:
-            levels.setdefault(index, level.level)
+    sizes = _assign(
+        (
+            (m.start, m.end, m.dimensions_mm)
+            for m in find_sizes(lower)
+            if not any(t.start <= m.start < t.end for t in tips)  # "4 cm above the carina"
+        ),
+        terms,
+        measurable,
+        forward_first=True,
+        forward_reach=40,
+        backward_reach=60,
+    )
+    tip_of = _assign(
+        ((t.start, t.end, (t.distance_mm, t.reference)) for t in tips),
+        terms,
+        devices,
+        forward_first=False,
+        forward_reach=80,
+        backward_reach=120,
+    )
+    levels = _assign(
+        ((m.start, m.end, m.level) for m in find_levels(lower)),
+        terms, bones, forward_first=False, forward_reach=60, backward_reach=60,
+    )  # fmt: skip
 
     evidence = Evidence(sentence, start, end)
     findings: list[Finding] = []
