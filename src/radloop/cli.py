@@ -158,28 +158,9 @@ def parse(text: str | None, file: Path | None, as_json: bool) -> None:
         raise click.UsageError("give the report text as an argument or with --file")
     findings = parse_report(text)
     if as_json:
-        _echo_json([finding_dict(f) for f in findings])
+        _echo_json([f.to_dict() for f in findings])
     else:
         _print_findings(findings)
-
-
-def finding_dict(finding: Finding) -> dict[str, Any]:
-    """A JSON-ready dict of a Finding, without empty fields."""
-    from dataclasses import fields
-
-    out: dict[str, Any] = {}
-    for spec in fields(finding):
-        value = getattr(finding, spec.name)
-        if value is None or value == ():
-            continue
-        if spec.name == "evidence":
-            value = {"text": value.text, "start": value.start, "end": value.end}
-        elif isinstance(value, tuple):
-            value = [v if isinstance(v, int | float) else str(v) for v in value]
-        elif not isinstance(value, int | float | str):
-            value = str(value)
-        out[spec.name] = value
-    return out
 
 
 def _print_findings(findings: list[Finding]) -> None:
@@ -283,6 +264,18 @@ def bench_parser(reports: Path, labels: Path, as_json: bool) -> None:
         _echo_json(result.to_dict())
     else:
         click.echo(format_parser_benchmark(result))
+
+
+def _attach_commands() -> None:
+    """Commands defined next to the modules they drive (each imports its module lazily)."""
+    from radloop.assist.cli import ask, compare, draft
+    from radloop.models.cli import serve_model
+
+    for command in (draft, ask, compare, serve_model):
+        main.add_command(command)
+
+
+_attach_commands()
 
 
 def run() -> None:  # pragma: no cover - console entry for `python -m radloop`

@@ -17,6 +17,11 @@ def _walk(command: click.Command, context: click.Context) -> list[click.Context]
     Subcommand contexts are children of their group's, as when the command runs, so settings
     such as ``help_option_names`` are inherited exactly as users see them.
     """
+    # click caches a command's help option on first use; a command invoked on its own (as tests
+    # do) caches one without the group's "-h". Drop the cache so the reference shows what a
+    # user of `radloop ...` sees.
+    if hasattr(command, "_help_option"):
+        command._help_option = None
     found = [context]
     if isinstance(command, click.Group):
         for name in sorted(command.commands):

@@ -137,6 +137,22 @@ class Finding:
     def name(self) -> str:
         return finding(self.code).name
 
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict: enums as their values, empty fields left out."""
+        out: dict[str, object] = {}
+        for name in self.__dataclass_fields__:
+            value = getattr(self, name)
+            if value is None or value == ():
+                continue
+            if isinstance(value, Evidence):
+                value = {"text": value.text, "start": value.start, "end": value.end}
+            elif isinstance(value, tuple):
+                value = [v if isinstance(v, int | float) else str(v) for v in value]
+            elif isinstance(value, StrEnum):
+                value = value.value
+            out[name] = value
+        return out
+
     def with_(self, **changes: object) -> Finding:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,183 @@
+"""``compare(current, prior)``: what changed between two studies.
+
+An MLLM sees both studies' images in one request and says what changed; the reply is read as
+the requested JSON or, failing that, by the report parser (which reads "new", "increased",
+"resolved" ...). A ``FindingsPredictor`` (the reference model) is run on each study and its two
+structured outputs are compared by presence, size and extent (:func:`diff_findings`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+from radloop.assist.prompts import COMPARE_VERSION, SYSTEM, compare_prompt
+from radloop.assist.schema import changes_schema, extract_json
+from radloop.assist.types import Change, Comparison, OutputMode
+from radloop.models import FindingsPredictor, VisionLanguageModel
+from radloop.report import Change as Direction
+from radloop.report import Finding, parse
+from radloop.report.measure import format_mm
+from radloop.study import Study
+from radloop.vocabulary import Side, lookup_term
+
+__all__ = ["GROWTH_MIN_MM", "GROWTH_MIN_RATIO", "compare", "diff_findings"]
+
+# Two sizes differ when they differ by both 2 mm (the smallest change the Fleischner Society
+# 2017 guideline treats as real growth) and 20 % (measurement variability on radiographs).
+GROWTH_MIN_MM = 2.0
+GROWTH_MIN_RATIO = 0.2
+
+
+def compare(
+    current: Study,
+    prior: Study,
+    model: VisionLanguageModel | FindingsPredictor,
+    *,
+    history: str | None = None,
+    temperature: float = 0.0,
+    max_tokens: int = 768,
+    output: str = "auto",
+) -> Comparison:
+    """The changes from ``prior`` to ``current``, one per finding that changed or stayed."""
+    if isinstance(model, FindingsPredictor):
+        start = time.perf_counter()
+        now = model.predict_findings(current.images)
+        before = model.predict_findings(prior.images)
+        return Comparison(
+            changes=tuple(diff_findings(now, before)),
+            current_uid=current.study_instance_uid,
+            prior_uid=prior.study_instance_uid,
+            generations=(),
+            prompt="",
+            prompt_version=COMPARE_VERSION,
+            model_id=model.model_id,
+            latency_s=time.perf_counter() - start,
+            output_mode=OutputMode.STRUCTURED,
+        )
+    structured = output == "json" or (output == "auto" and model.supports_json_schema)
+    prompt = compare_prompt(current, prior, history=history, structured=structured)
+
+    generations = model.generate(
+        [*current.images, *prior.images],
+        prompt,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        system=SYSTEM,
+        json_schema=changes_schema() if structured else None,
+    )
+    reply = generations[0].text if generations else ""
+    warnings: list[str] = []
+    changes = _changes_from_json(reply, warnings)
+    mode = OutputMode.JSON
+    if changes is None:
+        if structured:
+            warnings.append("the reply was not the requested JSON; read it as free text")
+        changes = _changes_from_text(reply)
+        mode = OutputMode.TEXT
+    return Comparison(
+        changes=tuple(changes),
+        current_uid=current.study_instance_uid,
+        prior_uid=prior.study_instance_uid,
+        generations=tuple(generations),
+        prompt=prompt,
+        prompt_version=COMPARE_VERSION,
+        model_id=model.model_id,
+        latency_s=max((g.latency_s for g in generations), default=0.0),
+        output_mode=mode,
+        warnings=tuple(warnings),
+    )
+
+
+def _changes_from_json(reply: str, warnings: list[str]) -> list[Change] | None:
+    data = extract_json(reply)
+    if not isinstance(data, dict) or not isinstance(data.get("changes"), list):
+        return None
+    changes = []
+    for index, item in enumerate(data["changes"]):
+        where = f"changes[{index}]"
+        if not isinstance(item, dict):
+            warnings.append(f"{where}: expected an object, got {type(item).__name__}; skipped")
+            continue
+        code = item.get("code")
+        entry = lookup_term(str(code).replace("_", " ")) if isinstance(code, str) else None
+        try:
+            direction = Direction(str(item.get("direction", "")).strip().lower())
+        except ValueError:
+            direction = None
+        if entry is None or direction is None:
+            warnings.append(
+                f"{where}: expected a vocabulary code and a direction (new, increased, "
+                f"decreased, stable, resolved), got {code!r} and {item.get('direction')!r}; "
+                "skipped"
+            )
+            continue
+        side_value = item.get("side")
+        side = Side(side_value) if side_value in {s.value for s in Side} else None
+        details = item.get("details")
+        changes.append(
+            Change(entry.code, direction, details if isinstance(details, str) else "", side)
+        )
+    return changes
+
+
+def _changes_from_text(reply: str) -> list[Change]:
+    return [
+        Change(
+            found.code,
+            found.change,
+            found.evidence.text if found.evidence else "",
+            found.side,
+            current=found if found.is_positive else None,
+        )
+        for found in parse(reply)
+        if found.change is not None
+    ]
+
+
+def _key(found: Finding) -> tuple[str, Side | None]:
+    return found.code, found.side
+
+
+def diff_findings(current: Iterable[Finding], prior: Iterable[Finding]) -> list[Change]:
+    """Changes between two structured outputs, by finding code and side.
+
+    Present now but not before is new; present before but not now is resolved; present in
+    both is increased or decreased when the size (see ``GROWTH_MIN_MM``), the severity or the
+    number of lung zones (extent) changed, else stable.
+    """
+    now = {_key(f): f for f in current if f.is_positive}
+    before = {_key(f): f for f in prior if f.is_positive}
+    changes = []
+    for key, found in now.items():
+        old = before.get(key)
+        if old is None:
+            changes.append(Change(key[0], Direction.NEW, "not on the prior study", key[1], found))
+        else:
+            direction, details = _direction(found, old)
+            changes.append(Change(key[0], direction, details, key[1], found, old))
+    for key, old in before.items():
+        if key not in now:
+            changes.append(
+                Change(key[0], Direction.RESOLVED, "not on the current study", key[1], None, old)
+            )
+    return changes
+
+
+def _direction(now: Finding, before: Finding) -> tuple[Direction, str]:
+    if now.size_mm is not None and before.size_mm is not None:
+        delta = now.size_mm - before.size_mm
+        details = f"{format_mm(before.size_mm)} → {format_mm(now.size_mm)} mm"
+        if abs(delta) >= GROWTH_MIN_MM and abs(delta) >= GROWTH_MIN_RATIO * before.size_mm:
+            return (Direction.INCREASED if delta > 0 else Direction.DECREASED), details
+        return Direction.STABLE, details
+    if now.severity is not None and before.severity is not None and now.severity != before.severity:
+        order = list(type(now.severity))
+        grew = order.index(now.severity) > order.index(before.severity)
+        details = f"{before.severity.value} → {now.severity.value}"
+        return (Direction.INCREASED if grew else Direction.DECREASED), details
+    if now.zones and before.zones and len(now.zones) != len(before.zones):
+        details = f"{len(before.zones)} → {len(now.zones)} lung zones"
+        grew = len(now.zones) > len(before.zones)
+        return (Direction.INCREASED if grew else Direction.DECREASED), details
+    return Direction.STABLE, ""

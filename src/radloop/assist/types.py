@@ -1,0 +1,215 @@
+"""What the assist tasks return: a draft report, an answer, a comparison.
+
+Each keeps the prompt, its version, the raw generations and any warnings about the model's
+output, so a reviewer (and the audit log) can see how the result was made. Each is labelled
+as assistant output: nothing here is a diagnosis until a qualified reader signs it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from radloop.assist.schema import finding_to_json
+from radloop.models import Generation
+from radloop.report import Change as Direction
+from radloop.report import Finding, Report
+from radloop.vocabulary import Lobe, Side, Zone, finding
+
+__all__ = [
+    "ASSISTANT_LABEL",
+    "Answer",
+    "Change",
+    "Comparison",
+    "DraftReport",
+    "OutputMode",
+    "QuestionKind",
+]
+
+ASSISTANT_LABEL = "assistant output — not a diagnosis"
+
+
+class OutputMode(StrEnum):
+    """How findings were obtained from the model."""
+
+    JSON = "json"  # the reply was the requested JSON
+    TEXT = "text"  # free text, read by radloop.report.parse
+    STRUCTURED = "structured"  # a FindingsPredictor (the reference model), no text involved
+
+
+class QuestionKind(StrEnum):
+    """What a question asks for."""
+
+    PRESENCE = "presence"  # is there ...?
+    SIDE = "side"  # which side ...?
+    LOCATION = "location"  # where ...?
+    SIZE = "size"  # how large ...?
+    PLACEMENT = "placement"  # is the tube well placed?
+    OPEN = "open"
+
+
+def _generations_json(generations: tuple[Generation, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "text": g.text,
+            "model": g.model,
+            "latency_s": round(g.latency_s, 4),
+            "finish_reason": g.finish_reason,
+            "mean_logprob": g.mean_logprob,
+        }
+        for g in generations
+    ]
+
+
+@dataclass(frozen=True)
+class DraftReport:
+    """A drafted report: its text and findings, and how the model produced them."""
+
+    report: Report
+    generations: tuple[Generation, ...]
+    prompt: str
+    prompt_version: str
+    model_id: str
+    latency_s: float
+    output_mode: OutputMode
+    warnings: tuple[str, ...] = ()
+    label: str = ASSISTANT_LABEL
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return self.report.findings
+
+    @property
+    def text(self) -> str:
+        return self.report.text
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (for ``--json`` and storage)."""
+        return {
+            "label": self.label,
+            "study_instance_uid": self.report.study_instance_uid,
+            "status": self.report.status.value,
+            "text": self.report.text,
+            "findings": [finding_to_json(f) for f in self.findings],
+            "model": self.model_id,
+            "output_mode": self.output_mode.value,
+            "prompt_version": self.prompt_version,
+            "latency_s": round(self.latency_s, 4),
+            "warnings": list(self.warnings),
+            "generations": _generations_json(self.generations),
+        }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer to one question, with the finding it rests on.
+
+    ``answer`` is True (yes), False (no) or None (not a yes/no question, or no clear answer).
+    """
+
+    question: str
+    kind: QuestionKind
+    text: str
+    answer: bool | None
+    finding: Finding | None
+    generations: tuple[Generation, ...]
+    prompt: str
+    prompt_version: str
+    model_id: str
+    latency_s: float
+    warnings: tuple[str, ...] = ()
+    label: str = ASSISTANT_LABEL
+
+    @property
+    def finding_code(self) -> str | None:
+        return self.finding.code if self.finding else None
+
+    @property
+    def side(self) -> Side | None:
+        return self.finding.side if self.finding else None
+
+    @property
+    def zones(self) -> tuple[Zone, ...]:
+        return self.finding.zones if self.finding else ()
+
+    @property
+    def lobes(self) -> tuple[Lobe, ...]:
+        return self.finding.lobes if self.finding else ()
+
+    @property
+    def size_mm(self) -> float | None:
+        return self.finding.size_mm if self.finding else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "question": self.question,
+            "kind": self.kind.value,
+            "text": self.text,
+            "answer": self.answer,
+            "finding": finding_to_json(self.finding) if self.finding else None,
+            "model": self.model_id,
+            "prompt_version": self.prompt_version,
+            "latency_s": round(self.latency_s, 4),
+            "warnings": list(self.warnings),
+            "generations": _generations_json(self.generations),
+        }
+
+
+@dataclass(frozen=True)
+class Change:
+    """How one finding changed from the prior study to the current one."""
+
+    code: str
+    direction: Direction
+    details: str = ""
+    side: Side | None = None
+    current: Finding | None = None
+    prior: Finding | None = None
+
+    def __post_init__(self) -> None:
+        finding(self.code)  # raises UnknownFindingError with the expectation
+
+    @property
+    def name(self) -> str:
+        return finding(self.code).name
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"code": self.code, "direction": self.direction.value}
+        if self.side is not None:
+            out["side"] = self.side.value
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The changes between two studies, and how the model produced them."""
+
+    changes: tuple[Change, ...]
+    current_uid: str
+    prior_uid: str
+    generations: tuple[Generation, ...]
+    prompt: str
+    prompt_version: str
+    model_id: str
+    latency_s: float
+    output_mode: OutputMode
+    warnings: tuple[str, ...] = ()
+    label: str = ASSISTANT_LABEL
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "current_study_instance_uid": self.current_uid,
+            "prior_study_instance_uid": self.prior_uid,
+            "changes": [c.to_json() for c in self.changes],
+            "model": self.model_id,
+            "output_mode": self.output_mode.value,
+            "prompt_version": self.prompt_version,
+            "latency_s": round(self.latency_s, 4),
+            "warnings": list(self.warnings),
+            "generations": _generations_json(self.generations),
+        }

@@ -1,0 +1,144 @@
+"""The one interface every model backend implements: ``generate(images, prompt) -> Generations``.
+
+A backend is a :class:`VisionLanguageModel`. It receives radloop ``Image`` objects (float32
+pixels in [0, 1], higher is brighter) and a prompt, and returns ``n`` generations, each with its
+text, the token log-probabilities when the backend gives them, the latency and the model id.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+from radloop.report import Finding
+from radloop.study import Image
+
+__all__ = [
+    "FindingsPredictor",
+    "Generation",
+    "JsonSchema",
+    "TokenLogprob",
+    "VisionLanguageModel",
+]
+
+JsonSchema = Mapping[str, Any]
+"""A JSON Schema (draft 2020-12) object, as accepted by OpenAI's ``response_format``."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token, its natural-log probability and the most likely alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def probability(self) -> float:
+        return math.exp(self.logprob)
+
+
+@dataclass(frozen=True, slots=True)
+class Generation:
+    """One completion of a prompt.
+
+    ``logprobs`` is None when the backend gave none (not asked for, or not supported);
+    ``latency_s`` is the wall time of the request that produced it.
+    """
+
+    text: str
+    model: str
+    latency_s: float
+    logprobs: tuple[TokenLogprob, ...] | None = None
+    finish_reason: str | None = None
+
+    @property
+    def mean_logprob(self) -> float | None:
+        """Average token log-probability: a crude, uncalibrated confidence of the whole text."""
+        if not self.logprobs:
+            return None
+        return sum(t.logprob for t in self.logprobs) / len(self.logprobs)
+
+
+class VisionLanguageModel(ABC):
+    """A multimodal language model behind radloop's single ``generate`` call.
+
+    Subclasses set ``supports_json_schema`` when they can constrain a reply to a JSON schema
+    (the ``assist`` tasks then ask for structured output) and ``supports_logprobs`` when they
+    can return token log-probabilities.
+    """
+
+    supports_json_schema: bool = False
+    supports_logprobs: bool = False
+
+    @property
+    @abstractmethod
+    def model_id(self) -> str:
+        """The id of the model that writes the generations (a served name or a path)."""
+
+    @abstractmethod
+    def generate(
+        self,
+        images: Sequence[Image],
+        prompt: str,
+        *,
+        n: int = 1,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+        system: str | None = None,
+        json_schema: JsonSchema | None = None,
+    ) -> list[Generation]:
+        """``n`` completions of ``prompt`` about ``images``, in order.
+
+        ``temperature`` 0 is greedy decoding. ``json_schema``, where the backend supports it,
+        constrains the reply to that schema; other backends ignore it (the prompt should say
+        what to write either way).
+        """
+
+    def close(self) -> None:  # noqa: B027 - most backends hold nothing to release
+        """Release connections, threads or memory the backend holds."""
+
+    def __enter__(self) -> VisionLanguageModel:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+@runtime_checkable
+class FindingsPredictor(Protocol):
+    """A model that predicts structured findings directly (radloop's reference model).
+
+    The ``assist`` tasks use ``predict_findings`` instead of prompting when a model has it:
+    ``compare`` then works from two structured outputs rather than from text.
+    """
+
+    @property
+    def model_id(self) -> str: ...
+
+    def predict_findings(self, images: Sequence[Image]) -> tuple[Finding, ...]: ...
+
+
+def check_generate_arguments(
+    n: int, temperature: float, max_tokens: int, top_logprobs: int
+) -> None:
+    """Validate the common arguments of ``generate`` with the rule each breaks."""
+    if n < 1:
+        raise ValueError(f'Argument "n" must be at least 1, got {n}.')
+    if not 0.0 <= temperature <= 2.0:
+        raise ValueError(f'Argument "temperature" must be in [0, 2], got {temperature}.')
+    if max_tokens < 1:
+        raise ValueError(f'Argument "max_tokens" must be at least 1, got {max_tokens}.')
+    if not 0 <= top_logprobs <= 20:
+        raise ValueError(f'Argument "top_logprobs" must be in [0, 20], got {top_logprobs}.')

@@ -1,0 +1,137 @@
+"""A deterministic backend for tests and demos: replies from a fixed script or a callable."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from radloop.models.base import (
+    Generation,
+    JsonSchema,
+    TokenLogprob,
+    VisionLanguageModel,
+    check_generate_arguments,
+)
+from radloop.models.registry import register_model
+from radloop.study import Image
+
+__all__ = ["DEFAULT_REPLY", "MockModel", "MockRequest"]
+
+DEFAULT_REPLY = (
+    "FINDINGS:\n"
+    "Lungs: The lungs are clear.\n"
+    "Pleura: No pleural effusion. No pneumothorax.\n"
+    "Heart and mediastinum: Normal heart size.\n"
+    "Bones: No fracture.\n"
+    "IMPRESSION: No acute cardiopulmonary abnormality."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class MockRequest:
+    """What one ``generate`` call received, kept so tests can assert on prompts and images."""
+
+    images: tuple[Image, ...]
+    prompt: str
+    system: str | None
+    n: int
+    temperature: float
+    max_tokens: int
+    logprobs: bool
+    top_logprobs: int
+    json_schema: JsonSchema | None
+
+
+Reply = str | Callable[[MockRequest], str]
+
+
+@register_model("mock")
+class MockModel(VisionLanguageModel):
+    """Deterministic replies from a fixed script or a callable, for tests and demos.
+
+    ``replies`` is one reply, a script used in turn (the last one repeats), or a callable
+    given the request. Token log-probabilities are made up but deterministic: one token per
+    word, each with log-probability ``-0.1`` times its position in a cycle of five.
+    """
+
+    supports_logprobs = True
+
+    def __init__(
+        self,
+        replies: Reply | Sequence[Reply] = DEFAULT_REPLY,
+        *,
+        model: str = "mock",
+        supports_json_schema: bool = False,
+        delay_s: float = 0.0,
+    ) -> None:
+        if isinstance(replies, str) or callable(replies):
+            replies = [replies]
+        if not replies:
+            raise ValueError('Argument "replies" must hold at least one reply.')
+        self._replies: list[Reply] = list(replies)
+        self._model = model
+        self.supports_json_schema = supports_json_schema
+        self.delay_s = delay_s
+        self.requests: list[MockRequest] = []
+        self._lock = threading.Lock()
+        self._turn = 0
+
+    @property
+    def model_id(self) -> str:
+        return self._model
+
+    def generate(
+        self,
+        images: Sequence[Image],
+        prompt: str,
+        *,
+        n: int = 1,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+        system: str | None = None,
+        json_schema: JsonSchema | None = None,
+    ) -> list[Generation]:
+        check_generate_arguments(n, temperature, max_tokens, top_logprobs)
+        start = time.perf_counter()
+        request = MockRequest(
+            tuple(images), prompt, system, n, temperature, max_tokens, logprobs, top_logprobs,
+            json_schema,
+        )  # fmt: skip
+        with self._lock:
+            self.requests.append(request)
+            turns = [min(self._turn + i, len(self._replies) - 1) for i in range(n)]
+            self._turn += n
+        if self.delay_s:
+            time.sleep(self.delay_s)
+        latency = time.perf_counter() - start
+        generations = []
+        for turn in turns:
+            reply = self._replies[turn]
+            text = reply(request) if callable(reply) else reply
+            words = text.split()
+            truncated = len(words) > max_tokens
+            text = " ".join(words[:max_tokens]) if truncated else text
+            tokens = _logprobs(words[:max_tokens], top_logprobs) if logprobs else None
+            generations.append(
+                Generation(
+                    text=text,
+                    model=self._model,
+                    latency_s=latency,
+                    logprobs=tokens,
+                    finish_reason="length" if truncated else "stop",
+                )
+            )
+        return generations
+
+
+def _logprobs(words: Sequence[str], top: int) -> tuple[TokenLogprob, ...]:
+    tokens = []
+    for position, word in enumerate(words):
+        logprob = -0.1 * (position % 5)
+        alternatives = ((word, logprob), *((f"<alt{k}>", logprob - k) for k in range(1, top)))
+        tokens.append(TokenLogprob(word, logprob, alternatives[:top]))
+    return tuple(tokens)
