@@ -158,3 +158,14 @@ def test_dicom_files_lists_part_10_files_only(tmp_path: Path) -> None:
     save(make_dataset(instance=2), tmp_path / "deeper" / "b")
     (tmp_path / "c.png").write_bytes(raster_bytes(np.zeros((2, 2), np.uint8), "PNG"))
     assert [p.name for p in dicom_files(tmp_path)] == ["a.dcm", "b"]
+
+
+def test_study_metadata_come_from_the_frontal_image_when_the_lateral_comes_first(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "lateral-first"
+    save(make_dataset(series="series-1", instance=1, ViewPosition="LL"), folder / "lat.dcm")
+    save(make_dataset(series="series-2", instance=1, ViewPosition="PA"), folder / "pa.dcm")
+    study = load_study(folder)
+    assert study.series[0].images[0].view_position == "LL"
+    assert study.metadata.view_position == "PA"

@@ -43,6 +43,7 @@ _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 _IGNORED_NAMES = ("DICOMDIR",)
 _IGNORED_DIRS = ("__MACOSX",)
 _ACCEPTED = "a DICOM, PNG or JPEG image"
+_FRONTAL = frozenset({"PA", "AP"})
 _TEXT, _PDF = "a text file", "a PDF document"
 
 
@@ -196,7 +197,14 @@ def _study_from(uid: str, records: list[ImageRecord]) -> Study:
         Series(uid=s, images=tuple(r.image for r in sorted(by_series[s], key=_image_key)))
         for _, s in ordered
     )
-    first = sorted(records, key=_image_key)[0]
+    # The study's metadata are those of its first frontal image (the view radloop reads), or
+    # of its first image when none is frontal; a lateral in the first series must not make a
+    # PA + lateral study "lateral".
+    rank = {s: i for i, (_, s) in enumerate(ordered)}
+    in_order = sorted(records, key=lambda r: (rank[r.image.series_instance_uid], _image_key(r)))
+    first = next(
+        (r for r in in_order if (r.image.view_position or "").upper() in _FRONTAL), in_order[0]
+    )
     return Study(
         study_instance_uid=uid, series=series, metadata=first.metadata, context=first.context
     )
