@@ -270,9 +270,10 @@ def _attach_commands() -> None:
     """Commands defined next to the modules they drive (each imports its module lazily)."""
     from radloop.assist.cli import ask, compare, draft
     from radloop.models.cli import serve_model
+    from radloop.safety.cli import calibrate, scope
     from radloop.synth.cli import bench_synth, synth
 
-    for command in (draft, ask, compare, serve_model, synth):
+    for command in (draft, ask, compare, serve_model, scope, calibrate, synth):
         main.add_command(command)
     bench.add_command(bench_synth, name="synth")
 

@@ -89,6 +89,8 @@ _CUES: dict[CueKind, tuple[str, ...]] = {
         r"present|visible|definitely|clearly|convincingly))*",
         r"(?:negative|neg) for",
         r"(?:free|clear|clearing) of",
+        # The certainty scale's lowest steps (< 25 %): "unlikely", "very unlikely".
+        r"(?:very )?unlikely",
         r"(?:without|w/o|absence of|absent|neither|nor|none|denies)(?: (?:evidence|signs?)"
         r"(?: of| for)?)?",
         r"(?:resolution|resolved|resolving|clearing|removal|removed) of",
@@ -106,6 +108,7 @@ _CUES: dict[CueKind, tuple[str, ...]] = {
         r"(?:is|are) (?:now )?(?:absent|gone|removed)",
         r"(?:has|have) been removed|removed",
         r"(?:is|are) (?:within normal limits|normal|unremarkable|not enlarged)",
+        r"(?:is|are) (?:very )?unlikely",
     ),
     CueKind.HISTORICAL_BEFORE: (
         r"(?:history|hx|h/o) of",

@@ -1,0 +1,471 @@
+"""Calibrated confidence: the signals of a claim combined into one probability.
+
+Signals of a claim (each may be missing):
+
+- the verifier's probability of the finding,
+- the share of k sampled drafts that state the claim (self-consistency; Wang et al., ICLR
+  2023), and
+- the mean token log-probability of the draft, when the backend returns log-probabilities.
+
+A logistic combiner turns them into the log-odds that the *claim* is correct, over the
+features ``[logit(verifier probability of the claim), sample agreement - 1, mean token
+logprob]``; a missing signal contributes 0, so a calibrator fitted on drafts without samples
+applies to them unchanged. Two calibrators are then fitted on the combined score: temperature
+scaling (Guo et al., ICML 2017) and isotonic regression (Zadrozny and Elkan, KDD 2002,
+scikit-learn's ``IsotonicRegression``). The probability that the finding is *present* is the
+claim's probability for a positive claim and one minus it for a negative one.
+
+Calibrators are saved as JSON (format in docs/safety.md), never pickled. Applying one needs
+only numpy; fitting needs scikit-learn.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from radloop.errors import MissingExtraError, UnknownFindingError
+from radloop.safety.errors import CalibrationDataError
+from radloop.safety.reliability import brier_score, expected_calibration_error
+from radloop.vocabulary import finding
+
+__all__ = [
+    "CALIBRATION_FORMAT",
+    "FEATURES",
+    "CalibrationResult",
+    "Calibrator",
+    "ClaimSignals",
+    "LabelledClaim",
+    "fit_calibrator",
+    "read_labelled_claims",
+    "write_labelled_claims",
+]
+
+CALIBRATION_FORMAT = "radloop-calibration"
+CALIBRATION_VERSION = 1
+FEATURES = ("verifier_logit", "sample_agreement", "mean_token_logprob")
+Method = Literal["identity", "temperature", "isotonic"]
+FloatArray = npt.NDArray[np.float64]
+_EPS = 1e-4
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, _EPS), 1 - _EPS)
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(z: FloatArray) -> FloatArray:
+    out: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimSignals:
+    """What is known about one claim before calibration.
+
+    ``positive`` is whether the claim states the finding (present or uncertain) rather than
+    denying it; ``verifier_probability`` is the verifier's probability that the finding is
+    present.
+    """
+
+    positive: bool = True
+    verifier_probability: float | None = None
+    sample_agreement: float | None = None
+    mean_token_logprob: float | None = None
+
+    def features(self) -> tuple[float, float, float]:
+        p = self.verifier_probability
+        verifier = 0.0 if p is None else _logit(p if self.positive else 1 - p)
+        agreement = 0.0 if self.sample_agreement is None else self.sample_agreement - 1.0
+        logprob = 0.0 if self.mean_token_logprob is None else self.mean_token_logprob
+        return verifier, agreement, logprob
+
+    @property
+    def has_signal(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.verifier_probability, self.sample_agreement, self.mean_token_logprob)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledClaim:
+    """One row of calibration data: a claim's signals and whether the finding is present."""
+
+    study_id: str
+    code: str
+    signals: ClaimSignals
+    present: bool
+
+    @property
+    def correct(self) -> bool:
+        return self.present == self.signals.positive
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """A fitted combiner and calibrator; ``Calibrator()`` passes the verifier through."""
+
+    weights: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    bias: float = 0.0
+    temperature: float = 1.0
+    isotonic_x: tuple[float, ...] = ()
+    isotonic_y: tuple[float, ...] = ()
+    method: Method = "identity"
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.temperature <= 0:
+            raise ValueError(f'Argument "temperature" must be positive, got {self.temperature}.')
+        if self.method == "isotonic" and len(self.isotonic_x) < 2:
+            raise ValueError("an isotonic calibrator needs at least two thresholds")
+        if len(self.isotonic_x) != len(self.isotonic_y):
+            raise ValueError("isotonic_x and isotonic_y must have the same length")
+
+    def score(self, signals: Sequence[ClaimSignals]) -> FloatArray:
+        """Combined log-odds that each claim is correct (before temperature or isotonic)."""
+        x = np.array([s.features() for s in signals], dtype=np.float64).reshape(-1, 3)
+        return x @ np.asarray(self.weights, dtype=np.float64) + self.bias
+
+    def claim_probabilities(self, signals: Sequence[ClaimSignals]) -> FloatArray:
+        """Calibrated probability that each claim is correct."""
+        z = self.score(signals)
+        if self.method == "isotonic":
+            return np.interp(_sigmoid(z), self.isotonic_x, self.isotonic_y)
+        return _sigmoid(z / self.temperature)
+
+    def presence_probabilities(self, signals: Sequence[ClaimSignals]) -> FloatArray:
+        """Calibrated probability that each claim's finding is present."""
+        p = self.claim_probabilities(signals)
+        positive = np.array([s.positive for s in signals], dtype=bool)
+        return np.where(positive, p, 1.0 - p)
+
+    def presence_probability(self, signals: ClaimSignals) -> float:
+        return float(self.presence_probabilities([signals])[0])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": CALIBRATION_FORMAT,
+            "version": CALIBRATION_VERSION,
+            "features": list(FEATURES),
+            "method": self.method,
+            "combiner": {"weights": list(self.weights), "bias": self.bias},
+            "temperature": self.temperature,
+            "isotonic": {"x": list(self.isotonic_x), "y": list(self.isotonic_y)},
+            "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, *, source: str | Path | None = None) -> Calibrator:
+        if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
+            raise CalibrationDataError(
+                f'a JSON object with "format": "{CALIBRATION_FORMAT}"',
+                repr(data)[:80],
+                source=source,
+            )
+        if data.get("version") != CALIBRATION_VERSION or data.get("features") != list(FEATURES):
+            raise CalibrationDataError(
+                f"version {CALIBRATION_VERSION} with features {list(FEATURES)}",
+                f"version {data.get('version')!r} with features {data.get('features')!r}",
+                source=source,
+                fix="refit with `radloop calibrate`",
+            )
+        try:
+            weights = tuple(float(w) for w in data["combiner"]["weights"])
+            if len(weights) != 3:
+                raise ValueError(f"expected 3 combiner weights, got {len(weights)}")
+            return cls(
+                weights=(weights[0], weights[1], weights[2]),
+                bias=float(data["combiner"]["bias"]),
+                temperature=float(data["temperature"]),
+                isotonic_x=tuple(float(v) for v in data["isotonic"]["x"]),
+                isotonic_y=tuple(float(v) for v in data["isotonic"]["y"]),
+                method=data["method"],
+                metrics=dict(data.get("metrics", {})),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise CalibrationDataError(
+                "a complete calibration file", f"{error!s}", source=source
+            ) from None
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibrator:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise CalibrationDataError("a calibration JSON file", str(error), source=path) from None
+        return cls.from_json(data, source=path)
+
+
+# --- labelled data ---------------------------------------------------------------------------
+
+_COLUMNS = (
+    "study_id",
+    "code",
+    "claim",
+    "verifier_probability",
+    "sample_agreement",
+    "mean_token_logprob",
+    "label",
+)
+_TRUE = {"1", "true", "yes", "present"}
+_FALSE = {"0", "false", "no", "absent"}
+
+
+def _optional_float(value: Any, name: str, *, probability: bool) -> float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    number = float(value)
+    if math.isnan(number) or (probability and not 0.0 <= number <= 1.0):
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    if not probability and number > 0:
+        raise ValueError(f"{name} must be a log-probability (<= 0), got {value!r}")
+    return number
+
+
+def _row_claim(row: dict[str, Any]) -> LabelledClaim:
+    code = str(row.get("code", "")).strip()
+    finding(code)
+    claim = str(row.get("claim") or "present").strip().lower()
+    if claim not in ("present", "absent", "uncertain"):
+        raise ValueError(f"claim must be present, absent or uncertain, got {claim!r}")
+    label = str(row.get("label", "")).strip().lower()
+    if label not in _TRUE | _FALSE:
+        raise ValueError(f"label must be 1 or 0, got {row.get('label')!r}")
+    signals = ClaimSignals(
+        positive=claim != "absent",
+        verifier_probability=_optional_float(
+            row.get("verifier_probability"), "verifier_probability", probability=True
+        ),
+        sample_agreement=_optional_float(
+            row.get("sample_agreement"), "sample_agreement", probability=True
+        ),
+        mean_token_logprob=_optional_float(
+            row.get("mean_token_logprob"), "mean_token_logprob", probability=False
+        ),
+    )
+    return LabelledClaim(str(row.get("study_id", "")), code, signals, label in _TRUE)
+
+
+def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        if path.suffix == ".csv":
+            yield from enumerate(csv.DictReader(handle), start=2)
+            return
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield number, json.loads(line)
+
+
+def read_labelled_claims(path: str | Path) -> list[LabelledClaim]:
+    """Labelled claims from a ``.csv`` or ``.jsonl`` file, or every such file in a folder."""
+    path = Path(path)
+    files = (
+        sorted(p for p in path.iterdir() if p.suffix in (".csv", ".jsonl"))
+        if path.is_dir()
+        else [path]
+    )
+    if not files or not all(f.is_file() and f.suffix in (".csv", ".jsonl") for f in files):
+        raise CalibrationDataError(
+            "a .csv or .jsonl file of labelled claims, or a folder of them", "none", source=path
+        )
+    claims = []
+    for file in files:
+        try:
+            for number, row in _rows(file):
+                try:
+                    claims.append(_row_claim(row))
+                except (ValueError, TypeError, UnknownFindingError) as error:
+                    raise CalibrationDataError(
+                        f"a row with the columns {', '.join(_COLUMNS)}",
+                        str(error),
+                        source=f"{file}:{number}",
+                    ) from None
+        except json.JSONDecodeError as error:
+            raise CalibrationDataError(
+                "one JSON object per line", str(error), source=file
+            ) from None
+    return claims
+
+
+def write_labelled_claims(path: str | Path, claims: Iterable[LabelledClaim]) -> Path:
+    """Write claims as CSV in the format :func:`read_labelled_claims` reads."""
+    path = Path(path)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(_COLUMNS)
+        for c in claims:
+            s = c.signals
+            writer.writerow(
+                [
+                    c.study_id,
+                    c.code,
+                    "present" if s.positive else "absent",
+                    "" if s.verifier_probability is None else s.verifier_probability,
+                    "" if s.sample_agreement is None else s.sample_agreement,
+                    "" if s.mean_token_logprob is None else s.mean_token_logprob,
+                    int(c.present),
+                ]
+            )
+    return path
+
+
+# --- fitting ---------------------------------------------------------------------------------
+
+
+def _fit_logistic(x: FloatArray, y: FloatArray, l2: float = 1e-2) -> tuple[FloatArray, float]:
+    """Logistic regression by damped Newton steps (IRLS) with a small ridge: weights, bias."""
+    design = np.hstack([x, np.ones((x.shape[0], 1))])
+    beta = np.zeros(design.shape[1])
+    beta[0] = 1.0  # start from the verifier alone
+    ridge = l2 * np.eye(design.shape[1])
+    ridge[-1, -1] = 0.0
+
+    def loss(b: FloatArray) -> float:
+        z = design @ b
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * b @ ridge @ b)
+
+    current = loss(beta)
+    for _ in range(100):
+        p = _sigmoid(design @ beta)
+        gradient = design.T @ (p - y) + ridge @ beta
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + ridge + 1e-6 * np.eye(len(beta))
+        step = np.linalg.solve(hessian, gradient)
+        scale = 1.0
+        while scale > 1e-6 and loss(beta - scale * step) > current:
+            scale /= 2
+        beta = beta - scale * step
+        previous, current = current, loss(beta)
+        if previous - current < 1e-10:
+            break
+    return beta[:-1], float(beta[-1])
+
+
+def _fit_temperature(z: FloatArray, y: FloatArray) -> float:
+    """The temperature minimising the negative log-likelihood (golden-section on log T)."""
+
+    def nll(log_t: float) -> float:
+        p = np.clip(_sigmoid(z / math.exp(log_t)), 1e-12, 1 - 1e-12)
+        return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+    low, high = math.log(0.05), math.log(20.0)
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(80):
+        a = high - ratio * (high - low)
+        b = low + ratio * (high - low)
+        if nll(a) < nll(b):
+            high = b
+        else:
+            low = a
+    return math.exp((low + high) / 2)
+
+
+def _isotonic(p: FloatArray, y: FloatArray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    try:
+        module = importlib.import_module("sklearn.isotonic")
+    except ImportError:
+        raise MissingExtraError("scikit-learn", "safety", "Fitting calibrators") from None
+    model = module.IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    model.fit(p, y)
+    return tuple(map(float, model.X_thresholds_)), tuple(map(float, model.y_thresholds_))
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """The chosen calibrator and every candidate's ECE and Brier score on held-out claims."""
+
+    calibrator: Calibrator
+    candidates: dict[str, Calibrator]
+    metrics: dict[str, dict[str, float]]
+    n_fit: int
+    n_test: int
+    test_signals: tuple[ClaimSignals, ...]
+    test_present: tuple[bool, ...]
+
+
+def _split(
+    claims: Sequence[LabelledClaim], holdout: float, seed: int
+) -> tuple[list[LabelledClaim], list[LabelledClaim]]:
+    """Split by study, so that no study's claims are both fitted and tested."""
+    studies = sorted({c.study_id for c in claims})
+    order = np.random.default_rng(seed).permutation(len(studies))
+    n_test = max(1, round(holdout * len(studies)))
+    test = {studies[i] for i in order[:n_test]}
+    return [c for c in claims if c.study_id not in test], [c for c in claims if c.study_id in test]
+
+
+def fit_calibrator(
+    claims: Sequence[LabelledClaim], *, holdout: float = 0.3, seed: int = 0
+) -> CalibrationResult:
+    """Fit the combiner, temperature and isotonic calibrators; choose by held-out ECE.
+
+    Studies are split ``holdout`` for testing; the figures in ``metrics`` are on the held-out
+    claims: ``identity`` is the raw signals before calibration.
+    """
+    if not 0.0 < holdout < 1.0:
+        raise ValueError(f'Argument "holdout" must be in (0, 1), got {holdout}.')
+    fit, test = _split(claims, holdout, seed)
+    labels = {c.correct for c in fit}
+    if len(fit) < 10 or len(test) < 5 or labels != {True, False}:
+        raise CalibrationDataError(
+            "at least 10 fitting and 5 test claims from several studies, with correct and "
+            "incorrect claims among them",
+            f"{len(fit)} fitting and {len(test)} test claims",
+            fix="label more studies",
+        )
+    x = np.array([c.signals.features() for c in fit], dtype=np.float64)
+    y = np.array([c.correct for c in fit], dtype=np.float64)
+    weights, bias = _fit_logistic(x, y)
+    w = (float(weights[0]), float(weights[1]), float(weights[2]))
+    z = x @ weights + bias
+    temperature = _fit_temperature(z, y)
+    iso_x, iso_y = _isotonic(_sigmoid(z), y)
+    candidates = {
+        "identity": Calibrator(),
+        "temperature": Calibrator(w, bias, temperature=temperature, method="temperature"),
+        "isotonic": Calibrator(w, bias, temperature, iso_x, iso_y, method="isotonic"),
+    }
+    signals = [c.signals for c in test]
+    present = np.array([c.present for c in test], dtype=np.float64)
+    metrics = {}
+    for name, candidate in candidates.items():
+        p = candidate.presence_probabilities(signals)
+        metrics[name] = {
+            "ece": expected_calibration_error(p, present),
+            "brier": brier_score(p, present),
+        }
+    best = min(("temperature", "isotonic"), key=lambda n: metrics[n]["ece"])
+    summary = {"n_fit": len(fit), "n_test": len(test), "held_out": metrics}
+    chosen = candidates[best]
+    chosen = Calibrator(
+        chosen.weights,
+        chosen.bias,
+        chosen.temperature,
+        chosen.isotonic_x,
+        chosen.isotonic_y,
+        chosen.method,
+        summary,
+    )
+    return CalibrationResult(
+        chosen,
+        candidates,
+        metrics,
+        len(fit),
+        len(test),
+        tuple(signals),
+        tuple(bool(v) for v in present),
+    )

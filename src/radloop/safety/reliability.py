@@ -1,0 +1,154 @@
+"""How well probabilities are calibrated: ECE, Brier score and a reliability diagram.
+
+ECE uses 15 equal-width bins (Guo et al., "On calibration of modern neural networks",
+ICML 2017), as BENCHMARKS.md specifies; the Brier score is the mean squared error of the
+probabilities (Brier, Monthly Weather Review 1950). The diagram is drawn with Pillow so that
+no plotting package is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageDraw, ImageFont
+
+__all__ = [
+    "ECE_BINS",
+    "ReliabilityBin",
+    "brier_score",
+    "expected_calibration_error",
+    "reliability_bins",
+    "save_reliability_diagram",
+]
+
+ECE_BINS = 15
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class ReliabilityBin:
+    """One probability bin: its range, count, mean probability and observed frequency."""
+
+    low: float
+    high: float
+    count: int
+    confidence: float
+    frequency: float
+
+
+def _arrays(
+    probabilities: Sequence[float] | FloatArray, labels: Sequence[int] | FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if p.shape != y.shape or p.ndim != 1:
+        raise ValueError(
+            f"expected probabilities and labels of one equal length, got shapes "
+            f"{p.shape} and {y.shape}"
+        )
+    if p.size and (p.min() < 0 or p.max() > 1):
+        raise ValueError("expected probabilities in [0, 1]")
+    return p, y
+
+
+def reliability_bins(
+    probabilities: Sequence[float] | FloatArray,
+    labels: Sequence[int] | FloatArray,
+    bins: int = ECE_BINS,
+) -> list[ReliabilityBin]:
+    """Equal-width bins over [0, 1]; the last bin includes 1.0. Empty bins are kept."""
+    p, y = _arrays(probabilities, labels)
+    index = np.minimum((p * bins).astype(int), bins - 1)
+    out = []
+    for b in range(bins):
+        mask = index == b
+        count = int(mask.sum())
+        out.append(
+            ReliabilityBin(
+                low=b / bins,
+                high=(b + 1) / bins,
+                count=count,
+                confidence=float(p[mask].mean()) if count else 0.0,
+                frequency=float(y[mask].mean()) if count else 0.0,
+            )
+        )
+    return out
+
+
+def expected_calibration_error(
+    probabilities: Sequence[float] | FloatArray,
+    labels: Sequence[int] | FloatArray,
+    bins: int = ECE_BINS,
+) -> float:
+    """ECE: the count-weighted mean gap between mean probability and frequency per bin."""
+    found = reliability_bins(probabilities, labels, bins)
+    total = sum(b.count for b in found)
+    if total == 0:
+        return 0.0
+    return sum(b.count * abs(b.confidence - b.frequency) for b in found) / total
+
+
+def brier_score(
+    probabilities: Sequence[float] | FloatArray, labels: Sequence[int] | FloatArray
+) -> float:
+    """Mean squared difference between probability and outcome (0 is perfect)."""
+    p, y = _arrays(probabilities, labels)
+    return float(np.mean((p - y) ** 2)) if p.size else 0.0
+
+
+_SIZE = 520
+_MARGIN = 60
+
+
+def save_reliability_diagram(
+    path: str | Path,
+    curves: Sequence[tuple[str, Sequence[float] | FloatArray, Sequence[int] | FloatArray]],
+    *,
+    title: str = "Reliability diagram",
+) -> Path:
+    """A PNG with one reliability curve per (name, probabilities, labels) and the diagonal.
+
+    Each bin with data is a marker sized by its count; the legend gives each curve's ECE.
+    """
+    colours = [(200, 40, 40), (30, 90, 200), (20, 150, 60), (150, 60, 170)]
+    image = Image.new("RGB", (_SIZE, _SIZE), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default()
+    side = _SIZE - 2 * _MARGIN
+
+    def xy(x: float, y: float) -> tuple[float, float]:
+        return _MARGIN + x * side, _SIZE - _MARGIN - y * side
+
+    draw.rectangle([xy(0, 1), xy(1, 0)], outline="black")
+    for tick in range(6):
+        t = tick / 5
+        draw.line([xy(t, 0), (xy(t, 0)[0], xy(t, 0)[1] + 5)], fill="black")
+        draw.text((xy(t, 0)[0] - 8, xy(t, 0)[1] + 8), f"{t:.1f}", fill="black", font=font)
+        draw.line([xy(0, t), (xy(0, t)[0] - 5, xy(0, t)[1])], fill="black")
+        draw.text((xy(0, t)[0] - 32, xy(0, t)[1] - 6), f"{t:.1f}", fill="black", font=font)
+    draw.line([xy(0, 0), xy(1, 1)], fill=(160, 160, 160), width=1)
+    draw.text((_MARGIN, 20), title, fill="black", font=font)
+    draw.text((_SIZE // 2 - 60, _SIZE - 25), "predicted probability", fill="black", font=font)
+    draw.text((8, _MARGIN - 30), "observed frequency", fill="black", font=font)
+    for k, (name, probabilities, labels) in enumerate(curves):
+        colour = colours[k % len(colours)]
+        found = [b for b in reliability_bins(probabilities, labels) if b.count]
+        total = max(sum(b.count for b in found), 1)
+        points = [xy(b.confidence, b.frequency) for b in found]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        for b, (x, y) in zip(found, points, strict=True):
+            r = 3 + 9 * (b.count / total) ** 0.5
+            draw.ellipse([x - r, y - r, x + r, y + r], outline=colour, width=2)
+        ece = expected_calibration_error(probabilities, labels)
+        draw.text(
+            (_MARGIN + 10, _MARGIN + 10 + 16 * k), f"{name}: ECE {ece:.3f}", fill=colour, font=font
+        )
+    path = Path(path)
+    image.save(path, format="PNG")
+    return path

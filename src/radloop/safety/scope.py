@@ -1,0 +1,442 @@
+"""Scope guard: radloop's intended use is adult frontal (PA/AP) chest radiographs.
+
+Decisions come from DICOM tags when present (Modality, ViewPosition, BodyPartExamined,
+PatientAge; PS3.3 C.7.3.1, C.8.11.5, C.7.1.1) and from the image otherwise: a view classifier
+(the reference model's view head, when plugged in), an out-of-distribution score on the
+model's embedding (Mahalanobis distance, Lee et al., NeurIPS 2018) and model-free checks
+(:mod:`radloop.safety.image_checks`).
+
+- refused: CT, MR and other non-radiograph modalities, lateral views, other body parts, and
+  images that look like a CT slice or a lateral;
+- flagged: children (age < 18), poor exposure, heavy collimation, possible rotation, uncertain
+  view, out-of-distribution images;
+- accepted: everything else.
+
+Each decision lists its reasons, each with a code, words and the values behind it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+from radloop.errors import MissingExtraError
+from radloop.safety.image_checks import ImageCheckThresholds, ImageMeasures, measure_image
+from radloop.study import Image, Study, StudyMetadata
+
+__all__ = [
+    "ADULT_AGE_YEARS",
+    "MahalanobisScorer",
+    "OODScorer",
+    "ScopeDecision",
+    "ScopeOutcome",
+    "ScopeReason",
+    "ViewClassifier",
+    "assess_image",
+    "assess_study",
+    "tag_reasons",
+]
+
+ADULT_AGE_YEARS = 18.0
+_RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "PX"})
+_FRONTAL_VIEWS = frozenset({"PA", "AP", "APS", "AP SUPINE", "PA ERECT", "AP ERECT"})
+_LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "L", "RLD", "LLD", "XTABLE"})
+_CHEST_PARTS = frozenset({"CHEST", "THORAX", "LUNG", "LUNGS", "TORSO"})
+
+
+class ScopeOutcome(StrEnum):
+    """What the scope guard decided, most permissive first."""
+
+    ACCEPTED = "accepted"
+    FLAGGED = "flagged"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class ScopeReason:
+    """One reason of a decision: a stable code, words, the outcome it argues for, the values."""
+
+    code: str
+    text: str
+    outcome: ScopeOutcome
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "text": self.text,
+            "outcome": self.outcome.value,
+            "values": dict(self.values),
+        }
+
+
+@dataclass(frozen=True)
+class ScopeDecision:
+    """The decision for one image or study, with every reason (none when accepted)."""
+
+    outcome: ScopeOutcome
+    reasons: tuple[ScopeReason, ...] = ()
+    source: str = ""
+    measures: ImageMeasures | None = None
+
+    @property
+    def refused(self) -> bool:
+        return self.outcome is ScopeOutcome.REFUSED
+
+    @property
+    def flagged(self) -> bool:
+        return self.outcome is ScopeOutcome.FLAGGED
+
+    @classmethod
+    def from_reasons(cls, reasons: Sequence[ScopeReason], **kwargs: Any) -> ScopeDecision:
+        order = list(ScopeOutcome)
+        outcome = max((r.outcome for r in reasons), key=order.index, default=ScopeOutcome.ACCEPTED)
+        return cls(outcome, tuple(reasons), **kwargs)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "source": self.source,
+            "outcome": self.outcome.value,
+            "reasons": [r.to_json() for r in self.reasons],
+        }
+        if self.measures is not None:
+            out["measures"] = self.measures.to_json()
+        return out
+
+
+@runtime_checkable
+class ViewClassifier(Protocol):
+    """Probabilities of view labels for an image (``PA``, ``AP``, ``LATERAL``, ``CT``, ...)."""
+
+    def predict_view(self, image: Image) -> Mapping[str, float]: ...
+
+
+@runtime_checkable
+class OODScorer(Protocol):
+    """An out-of-distribution score of an embedding and the threshold above which it is OOD."""
+
+    @property
+    def threshold(self) -> float: ...
+
+    def score(self, embedding: npt.NDArray[np.floating[Any]]) -> float: ...
+
+
+class MahalanobisScorer:
+    """Mahalanobis distance to the training embeddings (Lee et al., NeurIPS 2018).
+
+    The covariance is the Ledoit-Wolf shrinkage estimate (J Multivariate Anal 2004), stable
+    with fewer samples than dimensions; the threshold is a quantile of the training scores.
+    """
+
+    def __init__(
+        self, mean: npt.NDArray[np.float64], precision: npt.NDArray[np.float64], threshold: float
+    ) -> None:
+        self.mean = np.asarray(mean, dtype=np.float64)
+        self.precision = np.asarray(precision, dtype=np.float64)
+        if self.precision.shape != (self.mean.size, self.mean.size):
+            raise ValueError(
+                f"expected a {self.mean.size} x {self.mean.size} precision matrix, "
+                f"got {self.precision.shape}"
+            )
+        self._threshold = float(threshold)
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @classmethod
+    def fit(cls, embeddings: npt.ArrayLike, *, quantile: float = 0.99) -> MahalanobisScorer:
+        """Fit on training embeddings (N x D); the threshold is their ``quantile`` score."""
+        x = np.asarray(embeddings, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise ValueError(f"expected embeddings as N x D with N >= 2, got shape {x.shape}")
+        if not 0.5 <= quantile < 1.0:
+            raise ValueError(f'Argument "quantile" must be in [0.5, 1), got {quantile}.')
+        try:
+            covariance = importlib.import_module("sklearn.covariance")
+        except ImportError:
+            raise MissingExtraError("scikit-learn", "safety", "Fitting the OOD scorer") from None
+        model = covariance.LedoitWolf().fit(x)
+        scorer = cls(model.location_, model.precision_, threshold=math.inf)
+        scores = [scorer.score(row) for row in x]
+        return cls(model.location_, model.precision_, float(np.quantile(scores, quantile)))
+
+    def score(self, embedding: npt.NDArray[np.floating[Any]]) -> float:
+        d = np.asarray(embedding, dtype=np.float64).ravel() - self.mean
+        return float(math.sqrt(max(float(d @ self.precision @ d), 0.0)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": "mahalanobis",
+            "mean": self.mean.tolist(),
+            "precision": self.precision.tolist(),
+            "threshold": self.threshold,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MahalanobisScorer:
+        return cls(
+            np.asarray(data["mean"]), np.asarray(data["precision"]), float(data["threshold"])
+        )
+
+
+def _upper(value: str | None) -> str:
+    return (value or "").strip().upper()
+
+
+def tag_reasons(metadata: StudyMetadata, image: Image | None = None) -> list[ScopeReason]:
+    """Reasons from DICOM attributes; an attribute that is absent gives none."""
+    reasons = []
+    modality = _upper(metadata.modality)
+    if modality in ("CT", "MR"):
+        reasons.append(
+            ScopeReason(
+                f"modality_{modality.lower()}",
+                f"Modality is {modality}: radloop reads chest radiographs only",
+                ScopeOutcome.REFUSED,
+                {"Modality": modality},
+            )
+        )
+    elif modality and modality not in _RADIOGRAPH_MODALITIES and modality != "OT":
+        reasons.append(
+            ScopeReason(
+                "modality_not_radiograph",
+                f"Modality is {modality}, not a radiograph (CR, DX)",
+                ScopeOutcome.REFUSED,
+                {"Modality": modality},
+            )
+        )
+    view = _upper((image.view_position if image is not None else None) or metadata.view_position)
+    if view in _LATERAL_VIEWS:
+        reasons.append(
+            ScopeReason(
+                "view_lateral",
+                f"ViewPosition is {view}: radloop reads frontal (PA/AP) views only",
+                ScopeOutcome.REFUSED,
+                {"ViewPosition": view},
+            )
+        )
+    elif view and view not in _FRONTAL_VIEWS:
+        reasons.append(
+            ScopeReason(
+                "view_unusual",
+                f"ViewPosition is {view}, not PA or AP",
+                ScopeOutcome.FLAGGED,
+                {"ViewPosition": view},
+            )
+        )
+    part = _upper(metadata.body_part)
+    if part and part not in _CHEST_PARTS:
+        reasons.append(
+            ScopeReason(
+                "body_part_not_chest",
+                f"BodyPartExamined is {part}, not the chest",
+                ScopeOutcome.REFUSED,
+                {"BodyPartExamined": part},
+            )
+        )
+    age = metadata.patient_age
+    if age is not None and age < ADULT_AGE_YEARS:
+        reasons.append(
+            ScopeReason(
+                "child",
+                f"patient age {age:.1f} years is under {ADULT_AGE_YEARS:g}: "
+                "radloop is not validated on children",
+                ScopeOutcome.FLAGGED,
+                {"PatientAge": round(age, 2)},
+            )
+        )
+    return reasons
+
+
+def _image_reasons(
+    m: ImageMeasures, th: ImageCheckThresholds, tags_known: bool
+) -> list[ScopeReason]:
+    reasons = []
+    ct_like = m.clipped_high > th.clipped_high and m.edge_sharpness > th.ct_edge_sharpness
+    if ct_like and not tags_known:
+        reasons.append(
+            ScopeReason(
+                "looks_like_ct",
+                "the image looks like a CT slice (clipped highlights of a display "
+                "window and sharp edges a projection would blur)",
+                ScopeOutcome.REFUSED,
+                {
+                    "clipped_high": round(m.clipped_high, 4),
+                    "edge_sharpness": round(m.edge_sharpness, 2),
+                },
+            )
+        )
+    elif m.clipped_high > th.clipped_high:
+        reasons.append(
+            ScopeReason(
+                "clipped_highlights",
+                f"{m.clipped_high:.1%} of the image is clipped white "
+                "(overexposed display or burned-in labels)",
+                ScopeOutcome.FLAGGED,
+                {"clipped_high": round(m.clipped_high, 4)},
+            )
+        )
+    if not tags_known and m.midline_contrast < th.lateral_midline_contrast:
+        reasons.append(
+            ScopeReason(
+                "looks_lateral",
+                "no bright midline between two lung fields: the image looks like a lateral view",
+                ScopeOutcome.REFUSED,
+                {"midline_contrast": round(m.midline_contrast, 3)},
+            )
+        )
+    elif not tags_known and (
+        m.midline_contrast < th.uncertain_midline_contrast or m.symmetry < th.symmetry_min
+    ):
+        reasons.append(
+            ScopeReason(
+                "view_uncertain",
+                "weak midline or left-right asymmetry: check that this is a "
+                "frontal view and that the patient is not rotated",
+                ScopeOutcome.FLAGGED,
+                {
+                    "midline_contrast": round(m.midline_contrast, 3),
+                    "symmetry": round(m.symmetry, 3),
+                },
+            )
+        )
+    elif m.symmetry < th.symmetry_min:
+        reasons.append(
+            ScopeReason(
+                "rotation_suspected",
+                "the thorax is left-right asymmetric: the patient may be rotated",
+                ScopeOutcome.FLAGGED,
+                {"symmetry": round(m.symmetry, 3)},
+            )
+        )
+    if m.dynamic_range < th.dynamic_range_min:
+        reasons.append(
+            ScopeReason(
+                "low_dynamic_range",
+                f"the image spans only {m.dynamic_range:.2f} of the grey "
+                "range (under- or overexposed, or flat processing)",
+                ScopeOutcome.FLAGGED,
+                {"dynamic_range": round(m.dynamic_range, 4)},
+            )
+        )
+    if m.clipped_low > th.clipped_low_max:
+        reasons.append(
+            ScopeReason(
+                "clipped_shadows",
+                f"{m.clipped_low:.0%} of the image is clipped black",
+                ScopeOutcome.FLAGGED,
+                {"clipped_low": round(m.clipped_low, 4)},
+            )
+        )
+    if m.empty_border > th.empty_border_max:
+        reasons.append(
+            ScopeReason(
+                "collimated_or_padded",
+                f"{m.empty_border:.0%} of the image is empty border "
+                "(tight collimation, cropping or padding)",
+                ScopeOutcome.FLAGGED,
+                {"empty_border": round(m.empty_border, 4)},
+            )
+        )
+    return reasons
+
+
+def _view_reasons(view: Mapping[str, float]) -> list[ScopeReason]:
+    if not view:
+        return []
+    label = max(view, key=lambda k: view[k])
+    p = view[label]
+    values = {"view": label, "probability": round(p, 4)}
+    if label.upper() in ("LATERAL", "LL", "RL", "L") and p >= 0.5:
+        return [
+            ScopeReason(
+                "view_head_lateral",
+                f"the view classifier says lateral ({p:.2f})",
+                ScopeOutcome.REFUSED,
+                values,
+            )
+        ]
+    if label.upper() not in ("PA", "AP") and p >= 0.5:
+        return [
+            ScopeReason(
+                "view_head_not_frontal",
+                f"the view classifier says {label} ({p:.2f})",
+                ScopeOutcome.REFUSED,
+                values,
+            )
+        ]
+    return []
+
+
+def assess_image(
+    image: Image,
+    metadata: StudyMetadata | None = None,
+    *,
+    view_classifier: ViewClassifier | None = None,
+    ood_scorer: OODScorer | None = None,
+    embedding: npt.NDArray[np.floating[Any]] | None = None,
+    thresholds: ImageCheckThresholds | None = None,
+) -> ScopeDecision:
+    """The scope decision for one image: tags first, then the view head, OOD and image checks.
+
+    The image-only view and modality heuristics apply only when the tags say nothing about
+    them (no Modality and no ViewPosition): tags are the better evidence.
+    """
+    metadata = metadata or StudyMetadata()
+    th = thresholds or ImageCheckThresholds()
+    reasons = tag_reasons(metadata, image)
+    tags_known = bool(
+        _upper(metadata.modality) not in ("", "OT")
+        and _upper(image.view_position or metadata.view_position)
+    )
+    if view_classifier is not None:
+        reasons += _view_reasons(view_classifier.predict_view(image))
+    if ood_scorer is not None and embedding is not None:
+        score = ood_scorer.score(embedding)
+        if score > ood_scorer.threshold:
+            reasons.append(
+                ScopeReason(
+                    "out_of_distribution",
+                    f"the image is far from the reference model's training "
+                    f"data (score {score:.1f} > {ood_scorer.threshold:.1f})",
+                    ScopeOutcome.FLAGGED,
+                    {"score": round(score, 3), "threshold": round(ood_scorer.threshold, 3)},
+                )
+            )
+    measures = measure_image(image.pixels)
+    reasons += _image_reasons(measures, th, tags_known)
+    return ScopeDecision.from_reasons(reasons, source=str(image.source), measures=measures)
+
+
+def assess_study(
+    study: Study,
+    *,
+    view_classifier: ViewClassifier | None = None,
+    ood_scorer: OODScorer | None = None,
+    embeddings: Sequence[npt.NDArray[np.floating[Any]] | None] | None = None,
+    thresholds: ImageCheckThresholds | None = None,
+) -> list[ScopeDecision]:
+    """One decision per image of a study, in order (a PA and a lateral: accept one, refuse
+    the other)."""
+    out = []
+    for i, image in enumerate(study.images):
+        embedding = embeddings[i] if embeddings is not None else None
+        out.append(
+            assess_image(
+                image,
+                study.metadata,
+                view_classifier=view_classifier,
+                ood_scorer=ood_scorer,
+                embedding=embedding,
+                thresholds=thresholds,
+            )
+        )
+    return out

@@ -1,0 +1,127 @@
+"""Calibrated confidence: combiner, temperature, isotonic, ECE and Brier, the data format."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from radloop.safety import (
+    CalibrationDataError,
+    Calibrator,
+    ClaimSignals,
+    LabelledClaim,
+    brier_score,
+    expected_calibration_error,
+    fit_calibrator,
+    read_labelled_claims,
+    save_reliability_diagram,
+    write_labelled_claims,
+)
+
+
+def miscalibrated_claims(n_studies: int = 300, seed: int = 0) -> list[LabelledClaim]:
+    """Claims whose verifier is overconfident: true log-odds are a third of the stated ones."""
+    rng = np.random.default_rng(seed)
+    claims = []
+    for study in range(n_studies):
+        for code in ("pleural_effusion", "pneumothorax", "nodule"):
+            stated = rng.normal(0, 4)
+            present = rng.random() < 1 / (1 + np.exp(-stated / 3))
+            p = float(1 / (1 + np.exp(-stated)))
+            claims.append(LabelledClaim(f"s{study}", code, ClaimSignals(True, p), bool(present)))
+    return claims
+
+
+def test_ece_of_perfectly_calibrated_scores_is_near_zero_and_of_overconfident_ones_is_not() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.random(20_000)
+    y = rng.random(20_000) < p
+    assert expected_calibration_error(p, y) < 0.02
+    assert expected_calibration_error(np.where(p > 0.5, 0.99, 0.01), y) > 0.2
+
+
+def test_brier_score_is_zero_for_certain_correct_predictions() -> None:
+    assert brier_score([1.0, 0.0], [1, 0]) == 0.0
+    assert brier_score([0.5, 0.5], [1, 0]) == 0.25
+
+
+def test_isotonic_calibration_lowers_ece_on_miscalibrated_scores() -> None:
+    result = fit_calibrator(miscalibrated_claims())
+    before, after = result.metrics["identity"], result.metrics["isotonic"]
+    assert after["ece"] < before["ece"] / 2
+    assert after["brier"] < before["brier"]
+
+
+def test_temperature_scaling_lowers_ece_on_overconfident_scores() -> None:
+    result = fit_calibrator(miscalibrated_claims())
+    assert result.metrics["temperature"]["ece"] < result.metrics["identity"]["ece"] / 2
+
+
+def test_negative_claim_probability_is_the_probability_of_presence() -> None:
+    calibrator = Calibrator()
+    assert calibrator.presence_probability(ClaimSignals(False, 0.9)) == pytest.approx(0.9)
+    assert calibrator.presence_probability(ClaimSignals(True, 0.9)) == pytest.approx(0.9)
+
+
+def test_missing_signals_contribute_nothing_to_the_combined_score() -> None:
+    calibrator = Calibrator(weights=(1.0, 2.0, 0.5))
+    bare = calibrator.presence_probability(ClaimSignals(True, 0.7))
+    full = calibrator.presence_probability(ClaimSignals(True, 0.7, 1.0, 0.0))
+    assert bare == pytest.approx(full)
+
+
+def test_calibrator_round_trips_through_json_without_pickle(tmp_path) -> None:
+    fitted = fit_calibrator(miscalibrated_claims()).calibrator
+    path = fitted.save(tmp_path / "calibration.json")
+    loaded = Calibrator.load(path)
+    signals = [ClaimSignals(True, p) for p in (0.1, 0.5, 0.97)]
+    assert np.allclose(
+        loaded.presence_probabilities(signals), fitted.presence_probabilities(signals)
+    )
+    assert json.loads(path.read_text())["format"] == "radloop-calibration"
+
+
+def test_calibration_file_of_another_format_is_refused(tmp_path) -> None:
+    path = tmp_path / "other.json"
+    path.write_text('{"format": "something-else"}')
+    with pytest.raises(CalibrationDataError, match='expected a JSON object with "format"'):
+        Calibrator.load(path)
+
+
+def test_labelled_claims_round_trip_through_csv(tmp_path) -> None:
+    claims = miscalibrated_claims(5)
+    path = write_labelled_claims(tmp_path / "claims.csv", claims)
+    assert read_labelled_claims(tmp_path) == claims
+    assert read_labelled_claims(path) == claims
+
+
+def test_labelled_claims_are_read_from_jsonl_with_missing_signals(tmp_path) -> None:
+    (tmp_path / "a.jsonl").write_text(
+        '{"study_id": "s1", "code": "pneumothorax", "claim": "absent", "label": 0, '
+        '"verifier_probability": 0.1}\n'
+    )
+    (claim,) = read_labelled_claims(tmp_path)
+    assert not claim.signals.positive and claim.signals.sample_agreement is None
+
+
+def test_bad_calibration_row_names_file_line_and_rule(tmp_path) -> None:
+    (tmp_path / "bad.csv").write_text(
+        "study_id,code,claim,verifier_probability,label\ns1,pneumothorax,present,1.4,1\n"
+    )
+    with pytest.raises(CalibrationDataError, match=r"bad.csv:2: .*must be in \[0, 1\]"):
+        read_labelled_claims(tmp_path)
+
+
+def test_too_few_claims_to_calibrate_are_refused_with_the_fix() -> None:
+    with pytest.raises(CalibrationDataError, match="label more studies"):
+        fit_calibrator(miscalibrated_claims(3))
+
+
+def test_reliability_diagram_is_a_png(tmp_path) -> None:
+    p = np.linspace(0, 1, 200)
+    path = save_reliability_diagram(tmp_path / "r.png", [("before", p, p > 0.5)])
+    with Image.open(path) as image:
+        assert image.format == "PNG" and image.size[0] > 100

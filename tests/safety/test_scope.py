@@ -1,0 +1,106 @@
+"""Scope guard: tags first, then the view head, OOD and model-free image checks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from safety_builders import ct_phantom, frontal_phantom, lateral_phantom, make_image, make_study
+
+from radloop.safety import MahalanobisScorer, ScopeOutcome, assess_image, assess_study
+from radloop.study import StudyMetadata
+
+
+def codes(decision) -> list[str]:
+    return [r.code for r in decision.reasons]
+
+
+def test_frontal_adult_chest_radiograph_is_accepted() -> None:
+    meta = StudyMetadata(modality="DX", view_position="PA", body_part="CHEST", patient_age=54)
+    decision = assess_image(make_image(frontal_phantom()), meta)
+    assert decision.outcome is ScopeOutcome.ACCEPTED, decision.reasons
+
+
+def test_ct_modality_tag_is_refused_with_reason() -> None:
+    decision = assess_image(make_image(frontal_phantom()), StudyMetadata(modality="CT"))
+    assert decision.refused
+    assert codes(decision) == ["modality_ct"]
+    assert decision.reasons[0].values == {"Modality": "CT"}
+    assert "chest radiographs only" in decision.reasons[0].text
+
+
+def test_mr_and_ultrasound_are_refused() -> None:
+    for modality, code in (("MR", "modality_mr"), ("US", "modality_not_radiograph")):
+        decision = assess_image(make_image(frontal_phantom()), StudyMetadata(modality=modality))
+        assert decision.refused and code in codes(decision)
+
+
+def test_lateral_view_position_is_refused() -> None:
+    meta = StudyMetadata(modality="CR", view_position="LL")
+    decision = assess_image(make_image(frontal_phantom()), meta)
+    assert decision.refused and "view_lateral" in codes(decision)
+
+
+def test_child_is_flagged_not_refused() -> None:
+    meta = StudyMetadata(modality="DX", view_position="AP", patient_age=6.5)
+    decision = assess_image(make_image(frontal_phantom()), meta)
+    assert decision.outcome is ScopeOutcome.FLAGGED
+    assert decision.reasons[0].values == {"PatientAge": 6.5}
+
+
+def test_other_body_part_is_refused() -> None:
+    meta = StudyMetadata(modality="DX", view_position="PA", body_part="HAND")
+    assert "body_part_not_chest" in codes(assess_image(make_image(frontal_phantom()), meta))
+
+
+def test_untagged_ct_like_image_is_refused_from_the_image() -> None:
+    decision = assess_image(make_image(ct_phantom()))
+    assert decision.refused and "looks_like_ct" in codes(decision)
+    assert decision.measures is not None and decision.measures.clipped_high > 0.01
+
+
+def test_untagged_lateral_like_image_is_refused_from_the_image() -> None:
+    decision = assess_image(make_image(lateral_phantom()))
+    assert decision.refused and "looks_lateral" in codes(decision)
+
+
+def test_untagged_frontal_phantom_is_not_refused() -> None:
+    assert not assess_image(make_image(frontal_phantom())).refused
+
+
+def test_flat_underexposed_image_is_flagged_for_dynamic_range() -> None:
+    flat = (0.4 + 0.1 * frontal_phantom()).astype(np.float32)
+    meta = StudyMetadata(modality="DX", view_position="PA")
+    decision = assess_image(make_image(flat), meta)
+    assert decision.outcome is ScopeOutcome.FLAGGED and "low_dynamic_range" in codes(decision)
+
+
+def test_view_classifier_saying_lateral_refuses() -> None:
+    class ViewHead:
+        def predict_view(self, image):
+            return {"PA": 0.1, "LATERAL": 0.9}
+
+    decision = assess_image(make_image(frontal_phantom()), view_classifier=ViewHead())
+    assert decision.refused and "view_head_lateral" in codes(decision)
+
+
+def test_mahalanobis_scorer_flags_an_embedding_far_from_training() -> None:
+    rng = np.random.default_rng(0)
+    train = rng.normal(0, 1, (400, 16))
+    scorer = MahalanobisScorer.fit(train, quantile=0.99)
+    assert scorer.score(train[0]) < scorer.threshold
+    far = np.full(16, 6.0)
+    assert scorer.score(far) > scorer.threshold
+    meta = StudyMetadata(modality="DX", view_position="PA")
+    decision = assess_image(make_image(frontal_phantom()), meta, ood_scorer=scorer, embedding=far)
+    assert decision.flagged and codes(decision) == ["out_of_distribution"]
+    restored = MahalanobisScorer.from_json(scorer.to_json())
+    assert restored.score(far) == pytest.approx(scorer.score(far))
+
+
+def test_mahalanobis_scorer_refuses_a_single_embedding() -> None:
+    with pytest.raises(ValueError, match="N x D with N >= 2"):
+        MahalanobisScorer.fit(np.zeros((1, 4)))
+
+
+def test_study_gets_one_decision_per_image() -> None:
+    assert len(assess_study(make_study())) == 1
