@@ -16,6 +16,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import importlib.util
+import os
+import uuid
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -344,10 +346,9 @@ def load_anatomy(
     """The working anatomy, built once per process and, with ``cache_dir``, once per machine."""
     source = source or find_source()
     key = f"{source.key}-{spacing_mm:g}"
-    if key in _MEMORY:
-        return _MEMORY[key]
     cached = None if cache_dir is None else cache_dir / f"anatomy-{key}.npz"
-    if cached is not None and cached.is_file():
+    anatomy = _MEMORY.get(key)
+    if anatomy is None and cached is not None and cached.is_file():
         with np.load(cached, allow_pickle=False) as data:
             anatomy = Anatomy(
                 hu=data["hu"],
@@ -356,18 +357,26 @@ def load_anatomy(
                 origin_mm=(*(float(v) for v in data["origin"]),),  # type: ignore[arg-type]
                 structures=read_structures(source.structures),
             )
-    else:
+    if anatomy is None:
         anatomy = build_anatomy(source, spacing_mm)
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(".partial.npz")
-            np.savez(
-                partial,
-                hu=anatomy.hu,
-                labels=anatomy.labels,
-                spacing=np.asarray(anatomy.spacing_mm),
-                origin=np.asarray(anatomy.origin_mm),
-            )
-            partial.replace(cached)
+    if cached is not None and not cached.is_file():
+        # Written even when this process had the grid in memory: worker processes started
+        # next read this file instead of each building the grid again.
+        _write_cache(anatomy, cached)
     _MEMORY[key] = anatomy
     return anatomy
+
+
+def _write_cache(anatomy: Anatomy, cached: Path) -> None:
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    # Several processes may write at once: each writes its own partial file and renames it
+    # into place (atomic; every writer has the same bytes).
+    partial = cached.with_name(f"{cached.stem}.{os.getpid()}.{uuid.uuid4().hex}.partial.npz")
+    np.savez(
+        partial,
+        hu=anatomy.hu,
+        labels=anatomy.labels,
+        spacing=np.asarray(anatomy.spacing_mm),
+        origin=np.asarray(anatomy.origin_mm),
+    )
+    partial.replace(cached)
