@@ -269,13 +269,16 @@ def bench_parser(reports: Path, labels: Path, as_json: bool) -> None:
 def _attach_commands() -> None:
     """Commands defined next to the modules they drive (each imports its module lazily)."""
     from radloop.assist.cli import ask, compare, draft
+    from radloop.bench.reference import bench_reference
     from radloop.models.cli import serve_model
+    from radloop.models.reference.cli import train_reference
     from radloop.safety.cli import calibrate, scope
     from radloop.synth.cli import bench_synth, synth
 
-    for command in (draft, ask, compare, serve_model, scope, calibrate, synth):
+    for command in (draft, ask, compare, serve_model, scope, calibrate, synth, train_reference):
         main.add_command(command)
     bench.add_command(bench_synth, name="synth")
+    bench.add_command(bench_reference, name="reference")
 
 
 _attach_commands()

@@ -7,7 +7,6 @@ import json
 from click.testing import CliRunner
 
 from radloop.assist.cli import ask, compare, draft
-from radloop.models import MissingReferenceModelError
 from radloop.study import sample_study_path
 
 SAMPLE = str(sample_study_path())
@@ -54,7 +53,13 @@ def test_compare_lists_the_changes() -> None:
     assert "- right pneumothorax: new" in result.output
 
 
-def test_the_default_builtin_model_says_it_is_not_built_yet() -> None:
+def test_the_default_builtin_model_drafts_a_structured_report() -> None:
     result = CliRunner().invoke(draft, [SAMPLE])
-    assert isinstance(result.exception, MissingReferenceModelError)
-    assert "radloop train-reference" in str(result.exception)
+    assert result.exit_code == 0, result.output
+    assert "FINDINGS:" in result.output and "not a diagnosis" in result.output
+
+
+def test_the_builtin_model_says_it_was_trained_on_synthetic_radiographs_only() -> None:
+    result = CliRunner().invoke(draft, [SAMPLE])
+    assert result.exit_code == 0, result.output
+    assert "trained only on synthetic radiographs" in result.output

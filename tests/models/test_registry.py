@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,9 +50,9 @@ def test_an_unknown_option_is_refused_with_the_options_the_backend_takes() -> No
         load_model("openai", temprature=0.2)
 
 
-def test_the_builtin_backend_says_how_to_build_the_reference_model() -> None:
+def test_the_builtin_backend_says_how_to_build_missing_reference_weights(tmp_path: Path) -> None:
     with pytest.raises(MissingReferenceModelError, match="radloop train-reference"):
-        load_model("builtin")
+        load_model("builtin", model=tmp_path)
 
 
 def test_backends_describe_themselves_in_one_line() -> None:

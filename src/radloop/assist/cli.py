@@ -17,6 +17,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 _FOOTER = "Assistant output for review by a qualified reader; not a diagnosis."
 
 
+def _notice(model: object) -> str | None:
+    """What a model says about itself wherever it speaks (the reference model: trained only on
+    synthetic radiographs)."""
+    notice = getattr(model, "notice", None)
+    return notice if isinstance(notice, str) else None
+
+
+def _footer(model_id: str, notice: str | None, *, blank_line: bool = False) -> None:
+    lead = "\n" if blank_line else ""
+    click.secho(f"{lead}{_FOOTER} Model: {model_id}.", fg="yellow")
+    if notice:
+        click.secho(notice, fg="yellow")
+
+
 def _model_options(command: F) -> F:
     command = click.option(
         "--json", "as_json", is_flag=True, help="Print one JSON object (with the raw output)."
@@ -80,13 +94,14 @@ def draft(
     study = _study(path, indication)
     prior_study = _study(prior) if prior is not None else None
     with _load(model_name, options) as model:
+        notice = _notice(model)
         result = draft_report(study, model, prior=prior_study, history=history, output=output)
     if as_json:
         click.echo(json.dumps(result.to_json(), default=str))
         return
     _warn(result.warnings)
     click.echo(result.text)
-    click.secho(f"\n{_FOOTER} Model: {result.model_id}.", fg="yellow")
+    _footer(result.model_id, notice, blank_line=True)
 
 
 @click.command()
@@ -107,6 +122,7 @@ def ask(
 
     study = _study(path)
     with _load(model_name, options) as model:
+        notice = _notice(model)
         result = ask_question(study, question, model, history=history)
     if as_json:
         click.echo(json.dumps(result.to_json(), default=str))
@@ -115,7 +131,7 @@ def ask(
     click.echo(result.text)
     if result.finding is not None:
         click.echo(f"(rests on: {result.finding.name}, {result.finding.presence.value})")
-    click.secho(f"{_FOOTER} Model: {result.model_id}.", fg="yellow")
+    _footer(result.model_id, notice)
 
 
 @click.command()
@@ -129,6 +145,7 @@ def compare(
     from radloop.assist import compare as compare_studies
 
     with _load(model_name, options) as model:
+        notice = _notice(model)
         result = compare_studies(_study(current), _study(prior), model)
     if as_json:
         click.echo(json.dumps(result.to_json(), default=str))
@@ -140,4 +157,4 @@ def compare(
         side = f"{change.side.value} " if change.side else ""
         details = f" ({change.details})" if change.details else ""
         click.echo(f"- {side}{change.name}: {change.direction.value}{details}")
-    click.secho(f"{_FOOTER} Model: {result.model_id}.", fg="yellow")
+    _footer(result.model_id, notice)

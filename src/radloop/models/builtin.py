@@ -1,34 +1,128 @@
-"""The ``builtin`` backend: radloop's reference model (not built yet).
+"""The ``builtin`` backend: radloop's reference model, a compact network run with onnxruntime.
 
-The reference model is a compact network trained on the synthetic lab (``radloop.synth``) and
-shipped as ONNX. It will implement both interfaces of ``radloop.models.base``:
+The network (``radloop.models.reference``) was trained only on synthetic radiographs rendered
+from one CT (``radloop.synth``); its model card (``radloop/data/reference/MODEL_CARD.md``)
+says what it is for and what it is not. It implements both interfaces of
+``radloop.models.base``:
 
-- ``VisionLanguageModel.generate``: a report written from its findings with
-  ``radloop.report.write`` (so ``radloop serve-model --model builtin`` can stand in for a
-  vLLM server), and
-- ``FindingsPredictor.predict_findings``: the structured findings themselves, which
-  ``radloop.assist`` uses directly (``compare`` diffs two of them).
-
-Until it is trained, loading it raises ``MissingReferenceModelError`` with the fix.
+- ``FindingsPredictor.predict_findings``: the structured findings, which ``radloop.assist``
+  uses directly (``compare`` diffs two of them), and
+- ``VisionLanguageModel.generate``: a report written from those findings with
+  ``radloop.report.write``, after a one-line notice, so ``radloop serve-model --model builtin``
+  can stand in for an MLLM server.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from importlib.resources import as_file, files
 from pathlib import Path
+from typing import Any
 
-from radloop.models.base import VisionLanguageModel
+from radloop.errors import MissingExtraError
+from radloop.models.base import (
+    Generation,
+    JsonSchema,
+    VisionLanguageModel,
+    check_generate_arguments,
+)
 from radloop.models.errors import MissingReferenceModelError
 from radloop.models.registry import register_model
+from radloop.report import Finding, write
+from radloop.study import Image
 
-__all__ = ["load_reference_model"]
+__all__ = ["NOTICE", "ReferenceModel", "load_reference_model", "shipped_model_dir"]
+
+NOTICE = (
+    "radloop reference model, trained only on synthetic radiographs from one CT: "
+    "a research draft, not a diagnosis."
+)
+ONNX_NAME = "reference.onnx"
+SIDECAR_NAME = "reference.json"
+
+
+def shipped_model_dir() -> Path:
+    """The folder of the weights shipped inside the package."""
+    with as_file(files("radloop").joinpath("data", "reference")) as path:
+        return Path(path)
+
+
+class ReferenceModel(VisionLanguageModel):
+    """radloop's reference model (ONNX), reading the frontal image of a study."""
+
+    notice = NOTICE
+
+    def __init__(self, directory: Path) -> None:
+        onnx_path, sidecar_path = directory / ONNX_NAME, directory / SIDECAR_NAME
+        missing = [p.name for p in (onnx_path, sidecar_path) if not p.is_file()]
+        if missing:
+            raise MissingReferenceModelError(
+                f"expected the reference model's {' and '.join(missing)} in {directory}, "
+                "found none: reinstall radloop (the weights ship in the package) or rebuild "
+                "them with `radloop train-reference --out DIR` (needs "
+                "pip install 'radloop[train,synth]') and pass --option model=DIR"
+            )
+        try:
+            from radloop.models.reference.runtime import ReferenceRuntime
+        except ImportError as error:  # pragma: no cover - onnxruntime is a core dependency
+            raise MissingExtraError("onnxruntime", "core", "The builtin model") from error
+        self.directory = directory
+        self.runtime = ReferenceRuntime(onnx_path, sidecar_path)
+        self.version = str(self.runtime.sidecar.get("version", "unknown"))
+
+    @property
+    def model_id(self) -> str:
+        return f"radloop-reference-{self.version}"
+
+    @property
+    def sidecar(self) -> dict[str, Any]:
+        return self.runtime.sidecar
+
+    def read(self, images: Sequence[Image]) -> Any:
+        """The network's output for the study's frontal image (None without images)."""
+        from radloop.models.reference.runtime import ReferenceOutput
+
+        if not images:
+            return None
+        # Prefer images the header calls frontal; fall back on the view head.
+        tagged = [im for im in images if (im.view_position or "").upper() in {"PA", "AP"}]
+        candidates = tagged or list(images)
+        outputs: list[ReferenceOutput] = self.runtime.run(candidates[:1] if tagged else candidates)
+        return max(outputs, key=lambda o: 1.0 - o.view_probabilities["LL"])
+
+    def predict_findings(self, images: Sequence[Image]) -> tuple[Finding, ...]:
+        from radloop.models.reference.predictor import findings_from_output
+
+        output = self.read(images)
+        if output is None:
+            return ()
+        return tuple(
+            f.with_(source=self.model_id) for f in findings_from_output(output, self.sidecar)
+        )
+
+    def generate(
+        self,
+        images: Sequence[Image],
+        prompt: str,
+        *,
+        n: int = 1,
+        temperature: float = 0.0,
+        max_tokens: int = 512,
+        logprobs: bool = False,
+        top_logprobs: int = 0,
+        system: str | None = None,
+        json_schema: JsonSchema | None = None,
+    ) -> list[Generation]:
+        """The report of the findings (the prompt is not read: the model only reports)."""
+        check_generate_arguments(n, temperature, max_tokens, top_logprobs)
+        start = time.perf_counter()
+        text = f"{NOTICE}\n\n{write(self.predict_findings(images))}"
+        latency = time.perf_counter() - start
+        return [Generation(text, self.model_id, latency, finish_reason="stop") for _ in range(n)]
 
 
 @register_model("builtin")
 def load_reference_model(model: str | Path | None = None) -> VisionLanguageModel:
-    """radloop's reference model, trained on the synthetic lab (not built yet)."""
-    where = f" at {model}" if model is not None else ""
-    raise MissingReferenceModelError(
-        f"the reference model is not built yet{where}: run `radloop train-reference` once the "
-        "synthetic lab is installed (pip install 'radloop[synth]'), or choose another backend "
-        "with --model (mock, openai, transformers; see docs/models.md)"
-    )
+    """radloop's reference model: a compact network trained on the synthetic lab (ONNX)."""
+    return ReferenceModel(Path(model) if model is not None else shipped_model_dir())

@@ -1,0 +1,55 @@
+"""Turn an image of any size and pixel spacing into the reference model's fixed input.
+
+With a known pixel spacing the input covers a fixed ``FIELD_MM`` square about the image
+centre (cropped or padded), so one input pixel is always the same size in mm; without one the
+whole image is resized. Intensities are standardised per image (zero mean, unit variance),
+which removes most of the difference between sites' tone curves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from PIL import Image as PILImage
+
+from radloop.models.reference.spec import FIELD_MM, INPUT_SIZE
+
+__all__ = ["field_crop", "preprocess", "resize_area", "standardise"]
+
+F32 = npt.NDArray[np.float32]
+
+
+def field_crop(
+    pixels: npt.NDArray[np.generic], spacing_mm: tuple[float, float] | None
+) -> npt.NDArray[np.generic]:
+    """The ``FIELD_MM`` square about the image centre (zero-padded where the image is smaller)."""
+    if spacing_mm is None or min(spacing_mm) <= 0:
+        return pixels
+    rows, cols = pixels.shape
+    want = (round(FIELD_MM / spacing_mm[0]), round(FIELD_MM / spacing_mm[1]))
+    if want == (rows, cols):
+        return pixels
+    out = np.zeros(want, dtype=pixels.dtype)
+    src_r0, src_c0 = max(0, (rows - want[0]) // 2), max(0, (cols - want[1]) // 2)
+    dst_r0, dst_c0 = max(0, (want[0] - rows) // 2), max(0, (want[1] - cols) // 2)
+    h, w = min(rows, want[0]), min(cols, want[1])
+    out[dst_r0 : dst_r0 + h, dst_c0 : dst_c0 + w] = pixels[src_r0 : src_r0 + h, src_c0 : src_c0 + w]
+    return out
+
+
+def resize_area(pixels: npt.NDArray[np.generic], size: int) -> F32:
+    """Area-average (box filter) resize of a 2-D array to ``size`` × ``size``."""
+    image = PILImage.fromarray(np.ascontiguousarray(pixels, dtype=np.float32), mode="F")
+    resized = image.resize((size, size), PILImage.Resampling.BOX)
+    return np.asarray(resized, dtype=np.float32)
+
+
+def standardise(pixels: F32) -> F32:
+    mean = float(pixels.mean())
+    std = float(pixels.std())
+    return ((pixels - mean) / max(std, 1e-3)).astype(np.float32)
+
+
+def preprocess(pixels: npt.NDArray[np.generic], spacing_mm: tuple[float, float] | None) -> F32:
+    """Float32 ``INPUT_SIZE`` square, standardised, from display pixels in [0, 1]."""
+    return standardise(resize_area(field_crop(pixels, spacing_mm), INPUT_SIZE))

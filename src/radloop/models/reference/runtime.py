@@ -1,0 +1,134 @@
+"""Run the exported reference network with onnxruntime (no torch needed).
+
+``ReferenceRuntime(onnx_path, sidecar_path).run(images)`` preprocesses radloop ``Image``
+objects to the fixed input (``preprocess.preprocess``), runs one batch and returns one
+:class:`ReferenceOutput` per image: probabilities, zone probabilities, heatmaps (upsampled to
+image coordinates on demand), decoded regressions, view probabilities and the embedding.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from radloop.models.reference.preprocess import preprocess
+from radloop.models.reference.spec import FIELD_MM, FINDINGS, REGRESSIONS, VIEWS, ZONES
+from radloop.study import Image
+from radloop.vocabulary import Zone
+
+__all__ = ["ReferenceOutput", "ReferenceRuntime"]
+
+F32 = npt.NDArray[np.float32]
+
+
+def _sigmoid(x: npt.NDArray[Any]) -> F32:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -60, 60))), dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class ReferenceOutput:
+    """The reference network's reading of one image."""
+
+    probabilities: dict[str, float]
+    zone_probabilities: dict[str, dict[Zone, float]]
+    heatmaps: F32  # (findings, h, w) probabilities on the network's field
+    regressions: dict[str, float]  # decoded: ctr, tip distances (mm), sizes (mm, ml, HU)
+    view_probabilities: dict[str, float]
+    embedding: F32
+    image_shape: tuple[int, int]
+    pixel_spacing_mm: tuple[float, float] | None
+
+    @property
+    def view(self) -> str:
+        return max(self.view_probabilities, key=lambda v: self.view_probabilities[v])
+
+    @property
+    def frontal(self) -> bool:
+        return self.view != "LL"
+
+    def heatmap(self, code: str, shape: tuple[int, int] | None = None) -> F32:
+        """The heatmap of finding ``code`` upsampled to image coordinates (or ``shape``)."""
+        from PIL import Image as PILImage
+
+        small = self.heatmaps[FINDINGS.index(code)]
+        rows, cols = shape or self.image_shape
+        spacing = self.pixel_spacing_mm
+        if spacing is None or shape is not None:
+            field = (rows, cols)
+        else:
+            field = (round(FIELD_MM / spacing[0]), round(FIELD_MM / spacing[1]))
+        big = PILImage.fromarray(small.astype(np.float32), mode="F").resize(
+            (field[1], field[0]), PILImage.Resampling.BILINEAR
+        )
+        full = np.asarray(big, dtype=np.float32)
+        out = np.zeros((rows, cols), np.float32)
+        # Undo the centred crop or pad of preprocess.field_crop.
+        r_src, c_src = max(0, (field[0] - rows) // 2), max(0, (field[1] - cols) // 2)
+        r_dst, c_dst = max(0, (rows - field[0]) // 2), max(0, (cols - field[1]) // 2)
+        h, w = min(rows, field[0]), min(cols, field[1])
+        out[r_dst : r_dst + h, c_dst : c_dst + w] = full[r_src : r_src + h, c_src : c_src + w]
+        return out
+
+
+class ReferenceRuntime:
+    """An onnxruntime session over ``reference.onnx`` with its ``reference.json`` sidecar."""
+
+    def __init__(self, onnx_path: Path, sidecar_path: Path, *, threads: int = 2) -> None:
+        import onnxruntime  # type: ignore[import-untyped]
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session: Any = onnxruntime.InferenceSession(
+            str(onnx_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        self.sidecar: dict[str, Any] = json.loads(sidecar_path.read_text())
+        if list(self.sidecar["findings"]) != list(FINDINGS):
+            raise ValueError(
+                f"expected a sidecar for findings {list(FINDINGS)}, "
+                f"got {self.sidecar['findings']} in {sidecar_path}"
+            )
+
+    def raw(self, batch: F32) -> dict[str, npt.NDArray[Any]]:
+        """The network's outputs by name for a preprocessed (B, 1, S, S) batch."""
+        names = [o.name for o in self.session.get_outputs()]
+        values = self.session.run(names, {"image": batch})
+        return dict(zip(names, values, strict=True))
+
+    def run(self, images: Sequence[Image]) -> list[ReferenceOutput]:
+        if not images:
+            return []
+        batch = np.stack([preprocess(im.pixels, im.pixel_spacing_mm) for im in images])[:, None]
+        raw = self.raw(batch.astype(np.float32))
+        presence = _sigmoid(raw["presence"])
+        zones = _sigmoid(raw["zones"])
+        heatmaps = _sigmoid(raw["heatmaps"])
+        view = np.exp(raw["view"] - raw["view"].max(axis=1, keepdims=True))
+        view /= view.sum(axis=1, keepdims=True)
+        outputs = []
+        for i, image in enumerate(images):
+            outputs.append(
+                ReferenceOutput(
+                    probabilities={c: float(presence[i, k]) for k, c in enumerate(FINDINGS)},
+                    zone_probabilities={
+                        c: {z: float(zones[i, k, j]) for j, z in enumerate(ZONES)}
+                        for k, c in enumerate(FINDINGS)
+                    },
+                    heatmaps=heatmaps[i],
+                    regressions={
+                        r.name: r.decode(float(raw["regression"][i, j]))
+                        for j, r in enumerate(REGRESSIONS)
+                    },
+                    view_probabilities={v: float(view[i, j]) for j, v in enumerate(VIEWS)},
+                    embedding=np.asarray(raw["embedding"][i], dtype=np.float32),
+                    image_shape=image.shape,
+                    pixel_spacing_mm=image.pixel_spacing_mm,
+                )
+            )
+        return outputs

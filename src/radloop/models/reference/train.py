@@ -1,0 +1,353 @@
+"""Train the reference network on the synthetic lab and export it to ONNX (needs torch).
+
+``train_reference(TrainConfig(), out)`` is the recipe of the shipped weights: it renders the
+training set (``data.build_dataset``) into ``out/data`` unless already there, trains with fixed
+seeds on ``threads`` CPU threads, chooses per-finding thresholds on a validation split (the
+last ``val_fraction`` of the studies), and writes ``reference.onnx``, ``reference.json`` and
+the torch weights ``reference.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from radloop.models.reference.data import TRAIN_PROFILES, TRAIN_SEED, build_dataset, load_dataset
+from radloop.models.reference.metrics import auroc, best_threshold
+from radloop.models.reference.spec import (
+    FIELD_MM,
+    FINDINGS,
+    HEATMAP_SIZE,
+    INPUT_SIZE,
+    REGRESSIONS,
+    VIEWS,
+    ZONED,
+    ZONES,
+)
+
+__all__ = ["MODEL_VERSION", "TrainConfig", "export_onnx", "render_model_card", "train_reference"]
+
+MODEL_VERSION = "0.1.0"
+ONNX_OPSET = 17
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training recipe; the defaults reproduce the shipped weights."""
+
+    n_train: int = 3000
+    epochs: int = 20
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    val_fraction: float = 0.1
+    threads: int = 2
+    data_seed: int = TRAIN_SEED
+    profiles: tuple[str, ...] = TRAIN_PROFILES
+    widths: tuple[int, int, int, int, int] = (16, 32, 48, 96, 160)
+    blocks: tuple[int, int, int, int] = (1, 2, 2, 1)
+    max_steps: int | None = None  # stop early (tests); None trains every epoch
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _torch() -> Any:
+    from radloop.errors import MissingExtraError
+
+    try:
+        import torch
+    except ImportError as error:  # pragma: no cover - depends on the install
+        raise MissingExtraError("torch", "train", "radloop train-reference") from error
+    return torch
+
+
+def _augment(torch: Any, images: Any, generator: Any) -> Any:
+    """Site-like variation: gamma, edge enhancement, noise; then per-image standardisation."""
+    b = images.shape[0]
+
+    def uniform(low: float, high: float) -> Any:
+        return torch.rand(b, 1, 1, 1, generator=generator) * (high - low) + low
+
+    x = images.clamp(0.0, 1.0) ** uniform(0.65, 1.5)
+    blur = torch.nn.functional.avg_pool2d(x, 5, 1, 2, count_include_pad=False)
+    x = x + uniform(0.0, 1.5) * (x - blur)
+    slope = uniform(0.8, 1.3)
+    x = (x - 0.5) * slope + 0.5
+    x = x + torch.randn(x.shape, generator=generator) * uniform(0.0, 0.02)
+    return _standardise(torch, x)
+
+
+def _standardise(torch: Any, x: Any) -> Any:
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    std = x.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-3)
+    return (x - mean) / std
+
+
+def _losses(torch: Any, outputs: Any, batch: dict[str, Any]) -> Any:
+    f = torch.nn.functional
+    presence, zones, heatmaps, regression, view, _ = outputs
+    frontal = batch["frontal"].float()
+    nf = max(float(frontal.sum()), 1.0)
+    loss_presence = (
+        f.binary_cross_entropy_with_logits(presence, batch["presence"], reduction="none").mean(1)
+        * frontal
+    ).sum() / nf
+    heat = f.binary_cross_entropy_with_logits(
+        heatmaps, batch["heatmaps"], reduction="none",
+        pos_weight=torch.tensor(4.0),
+    ).mean(dim=(2, 3))  # fmt: skip
+    loss_heat = (heat.mean(1) * frontal).sum() / nf
+    zoned = torch.tensor([c in ZONED for c in FINDINGS], dtype=torch.float32)
+    zone_mask = (batch["presence"] * zoned[None, :] * frontal[:, None])[:, :, None]
+    zone_loss = f.binary_cross_entropy_with_logits(zones, batch["zones"], reduction="none")
+    loss_zones = (zone_loss * zone_mask).sum() / zone_mask.sum().clamp_min(1.0) / len(ZONES)
+    reg_mask = batch["regression_mask"]
+    reg = f.smooth_l1_loss(regression, batch["regression"], reduction="none", beta=0.5)
+    loss_reg = (reg * reg_mask).sum() / reg_mask.sum().clamp_min(1.0)
+    loss_view = f.cross_entropy(view, batch["view"])
+    total = loss_presence + 10.0 * loss_heat + loss_zones + loss_reg + 0.2 * loss_view
+    parts = {"presence": loss_presence, "heat": loss_heat, "zones": loss_zones,
+             "regression": loss_reg, "view": loss_view}  # fmt: skip
+    return total, {k: float(v.detach()) for k, v in parts.items()}
+
+
+def _batch(torch: Any, data: dict[str, npt.NDArray[Any]], index: npt.NDArray[np.int64]) -> Any:
+    return {
+        "image": torch.from_numpy(data["image"][index].astype(np.float32))[:, None],
+        "presence": torch.from_numpy(data["presence"][index]),
+        "zones": torch.from_numpy(data["zones"][index]),
+        "heatmaps": torch.from_numpy(data["heatmaps"][index].astype(np.float32)),
+        "regression": torch.from_numpy(data["regression"][index]),
+        "regression_mask": torch.from_numpy(data["regression_mask"][index]),
+        "view": torch.from_numpy(data["view"][index]),
+        "frontal": torch.from_numpy(data["frontal"][index]),
+    }
+
+
+def _predict(
+    torch: Any, model: Any, data: dict[str, npt.NDArray[Any]], index: npt.NDArray[np.int64]
+) -> dict[str, npt.NDArray[Any]]:
+    model.eval()
+    out: dict[str, list[npt.NDArray[Any]]] = {}
+    names = ("presence", "zones", "heatmaps", "regression", "view", "embedding")
+    with torch.no_grad():
+        for start in range(0, len(index), 64):
+            part = index[start : start + 64]
+            x = _standardise(
+                torch, torch.from_numpy(data["image"][part].astype(np.float32))[:, None]
+            )
+            for name, value in zip(names, model(x), strict=True):
+                if name != "heatmaps":
+                    out.setdefault(name, []).append(value.numpy())
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _sigmoid(x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
+
+
+def validate(
+    predictions: dict[str, npt.NDArray[Any]], data: dict[str, npt.NDArray[Any]],
+    index: npt.NDArray[np.int64],
+) -> dict[str, Any]:  # fmt: skip
+    """Validation metrics and the per-finding thresholds chosen on them."""
+    frontal = data["frontal"][index]
+    views = data["view"][index]
+    view_accuracy = float((predictions["view"].argmax(1) == views).mean())
+    p = _sigmoid(predictions["presence"][frontal])
+    y = data["presence"][index][frontal] > 0.5
+    aurocs = {code: auroc(y[:, k], p[:, k]) for k, code in enumerate(FINDINGS)}
+    thresholds = {code: best_threshold(y[:, k], p[:, k]) for k, code in enumerate(FINDINGS)}
+    zone_p = _sigmoid(predictions["zones"][frontal]) >= 0.5
+    zone_y = data["zones"][index][frontal] > 0.5
+    hits = [bool((zone_p[i, k] == zone_y[i, k]).all())
+            for k, code in enumerate(FINDINGS) if code in ZONED
+            for i in np.flatnonzero(y[:, k])]  # fmt: skip
+    reg_mask = data["regression_mask"][index][frontal] > 0
+    reg_true = data["regression"][index][frontal]
+    reg_pred = predictions["regression"][frontal]
+    mae = {}
+    for j, reg in enumerate(REGRESSIONS):
+        m = reg_mask[:, j]
+        if m.any():
+            err = np.abs(reg_pred[m, j] - reg_true[m, j]) * reg.scale
+            mae[reg.name] = round(float(err.mean()), 4)
+    finite = [v for v in aurocs.values() if not math.isnan(v)]
+    return {
+        "n_images": len(index),
+        "n_frontal": int(frontal.sum()),
+        "macro_auroc": round(float(np.mean(finite)), 4) if finite else None,
+        "auroc": {k: (round(v, 4) if not math.isnan(v) else None) for k, v in aurocs.items()},
+        "zone_exact_accuracy": round(float(np.mean(hits)), 4) if hits else None,
+        "regression_mae": mae,
+        "view_accuracy": round(view_accuracy, 4),
+        "thresholds": {k: round(v, 4) for k, v in thresholds.items()},
+    }
+
+
+def export_onnx(model: Any, path: Path) -> None:
+    """Write the network as ONNX (TorchScript exporter, opset 17, dynamic batch)."""
+    torch = _torch()
+    from radloop.models.reference.network import OUTPUTS
+
+    model.eval()
+    dummy = torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE)
+    tmp = path.with_suffix(".tmp.onnx")
+    torch.onnx.export(
+        model, (dummy,), str(tmp), input_names=["image"], output_names=list(OUTPUTS),
+        dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in OUTPUTS}},
+        opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True,
+    )  # fmt: skip
+    tmp.replace(path)
+
+
+def train_reference(
+    config: TrainConfig,
+    out: Path,
+    *,
+    data_dir: Path | None = None,
+    log: Any = print,
+) -> dict[str, Any]:
+    """Render the data (if needed), train, validate, export; returns the sidecar written."""
+    torch = _torch()
+    from tqdm import tqdm
+
+    from radloop.models.reference.network import NetworkConfig, ReferenceNetwork
+
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = data_dir or out / "data"
+    with tqdm(total=config.n_train, unit="study", desc="render") as bar:
+
+        def advance(k: int) -> None:
+            bar.update(k)
+
+        shards = build_dataset(
+            data_dir, config.n_train, seed=config.data_seed, profiles=config.profiles,
+            workers=config.threads, progress=advance,
+        )  # fmt: skip
+    data_seconds = time.perf_counter() - started
+    data = load_dataset(shards)
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    rng = np.random.default_rng(config.seed)
+    n_studies = int(data["study"].max()) + 1
+    val_from = round(n_studies * (1.0 - config.val_fraction))
+    train_index = np.flatnonzero(data["study"] < val_from)
+    val_index = np.flatnonzero(data["study"] >= val_from)
+    model = ReferenceNetwork(NetworkConfig(widths=config.widths, blocks=config.blocks))
+    steps_per_epoch = max(1, len(train_index) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.learning_rate, total_steps=max(total_steps, 2), pct_start=0.15
+    )
+    generator = torch.Generator().manual_seed(config.seed)
+    step = 0
+    train_started = time.perf_counter()
+    with tqdm(total=total_steps, unit="step", desc="train") as bar:
+        while step < total_steps:
+            order = rng.permutation(train_index)
+            for start in range(0, steps_per_epoch * config.batch_size, config.batch_size):
+                if step >= total_steps:
+                    break
+                model.train()
+                batch = _batch(torch, data, order[start : start + config.batch_size])
+                outputs = model(_augment(torch, batch["image"], generator))
+                loss, parts = _losses(torch, outputs, batch)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss):.3f}", heat=f"{parts['heat']:.3f}")
+    train_seconds = time.perf_counter() - train_started
+    metrics = validate(_predict(torch, model, data, val_index), data, val_index)
+    log(f"validation: macro AUROC {metrics['macro_auroc']}, zones {metrics['zone_exact_accuracy']}")
+    export_onnx(model, out / "reference.onnx")
+    torch.save(model.state_dict(), out / "reference.pt")
+    sidecar = {
+        "schema": "radloop.reference/v1",
+        "version": MODEL_VERSION,
+        "input": {
+            "size": INPUT_SIZE,
+            "field_mm": FIELD_MM,
+            "normalisation": "per-image z-score",
+            "channels": 1,
+        },
+        "heatmap_size": HEATMAP_SIZE,
+        "findings": list(FINDINGS),
+        "zones": [z.value for z in ZONES],
+        "zoned_findings": list(ZONED),
+        "views": list(VIEWS),
+        "regressions": [
+            {"name": r.name, "finding": r.finding, "offset": r.offset, "scale": r.scale}
+            for r in REGRESSIONS
+        ],
+        "thresholds": metrics.pop("thresholds"),
+        "zone_threshold": 0.5,
+        "training": {
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+            "n_images": len(train_index),
+            "n_val_images": len(val_index),
+            "steps": step,
+            "data_seconds": round(data_seconds, 1),
+            "train_seconds": round(train_seconds, 1),
+            "torch": str(torch.__version__),
+        },
+        "validation": metrics,
+    }
+    sidecar["parameters"] = int(sum(p.numel() for p in model.parameters()))
+    (out / "reference.json").write_text(json.dumps(sidecar, indent=1) + "\n")
+    (out / "MODEL_CARD.md").write_text(render_model_card(sidecar, out / "reference.onnx"))
+    return sidecar
+
+
+def render_model_card(sidecar: dict[str, Any], onnx_path: Path) -> str:
+    """The model card (``card.md``) filled in from a sidecar and its ONNX file."""
+    from importlib.resources import files
+
+    template = files("radloop.models.reference").joinpath("card.md").read_text(encoding="utf-8")
+    training, validation = sidecar["training"], sidecar["validation"]
+    return template.format(
+        version=sidecar["version"],
+        parameters=f"{sidecar.get('parameters', 0) / 1e6:.2f} M",
+        onnx_mb=f"{onnx_path.stat().st_size / 1e6:.1f}",
+        input_size=sidecar["input"]["size"],
+        field_mm=sidecar["input"]["field_mm"],
+        mm_per_px=sidecar["input"]["field_mm"] / sidecar["input"]["size"],
+        heatmap_size=sidecar["heatmap_size"],
+        findings=", ".join(f.replace("_", " ") for f in sidecar["findings"]),
+        embedding=training["widths"][-1],
+        n_train=training["n_train"],
+        data_seed=training["data_seed"],
+        profiles=", ".join(training["profiles"]),
+        n_images=training["n_images"],
+        n_val_images=training["n_val_images"],
+        val_percent=round(100 * training["val_fraction"]),
+        epochs=training["epochs"],
+        batch_size=training["batch_size"],
+        learning_rate=training["learning_rate"],
+        seed=training["seed"],
+        threads=training["threads"],
+        torch=training["torch"],
+        data_minutes=round(training["data_seconds"] / 60, 1),
+        train_minutes=round(training["train_seconds"] / 60, 1),
+        macro_auroc=validation["macro_auroc"],
+        zone_accuracy=validation["zone_exact_accuracy"],
+        view_accuracy=validation["view_accuracy"],
+        regression_mae=", ".join(f"{k} {v}" for k, v in validation["regression_mae"].items()),
+        auroc=", ".join(f"{k.replace('_', ' ')} {v}" for k, v in validation["auroc"].items()),
+    )

@@ -1,0 +1,48 @@
+"""The shipped reference model: loads through the registry, drafts the sample study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from radloop.assist import draft
+from radloop.assist.types import OutputMode
+from radloop.models import FindingsPredictor, MissingReferenceModelError, load_model
+from radloop.models.builtin import NOTICE, ReferenceModel, shipped_model_dir
+from radloop.study import load_study, sample_study_path
+
+MAX_BYTES = 20 * 1024 * 1024
+
+
+def test_the_shipped_weights_are_small_and_have_a_model_card() -> None:
+    folder = shipped_model_dir()
+    assert (folder / "reference.onnx").stat().st_size <= MAX_BYTES
+    card = (folder / "MODEL_CARD.md").read_text()
+    assert "synthetic" in card and "one CT" in card
+
+
+def test_the_builtin_model_drafts_the_sample_study_as_a_structured_report() -> None:
+    model = load_model("builtin")
+    assert isinstance(model, ReferenceModel) and isinstance(model, FindingsPredictor)
+    study = load_study(sample_study_path())
+    result = draft(study, model)
+    assert result.output_mode is OutputMode.STRUCTURED
+    assert result.report.text.startswith("FINDINGS:")
+    assert "IMPRESSION:" in result.report.text
+    text = model.generate(study.images, "Describe the radiograph.")[0].text
+    assert text.startswith(NOTICE)
+    assert "not a diagnosis" in text.splitlines()[0]
+
+
+def test_the_reference_output_has_probabilities_heatmaps_and_an_embedding() -> None:
+    model = ReferenceModel(shipped_model_dir())
+    output = model.read(load_study(sample_study_path()).images)
+    assert 0.0 <= output.probabilities["pneumothorax"] <= 1.0
+    assert output.heatmap("pneumothorax").shape == output.image_shape
+    assert output.embedding.ndim == 1 and output.frontal
+
+
+def test_a_folder_without_weights_is_refused_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(MissingReferenceModelError, match=r"reference\.onnx and reference\.json"):
+        load_model("builtin", model=tmp_path)
