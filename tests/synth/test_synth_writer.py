@@ -82,3 +82,26 @@ def test_cli_rejects_an_unknown_profile(tmp_path: Path) -> None:
                                         "--out", str(tmp_path)])  # fmt: skip
     assert result.exit_code != 0
     assert "standard, portable, community, enhanced" in str(result.exception or result.output)
+
+
+def test_another_ct_given_by_path_renders_like_the_default_source(
+    anatomy: Anatomy, tmp_path: Path
+) -> None:
+    from radloop.synth.anatomy import find_source
+
+    source = find_source()
+    make_dataset(1, 31, tmp_path / "default", size=128, workers=1)
+    make_dataset(1, 31, tmp_path / "given", size=128, workers=1, ct=source.ct, labels=source.labels)
+    assert _digest(tmp_path / "default") == _digest(tmp_path / "given")
+
+
+def test_a_ct_without_its_label_map_is_refused_before_anything_is_written(
+    anatomy: Anatomy, tmp_path: Path
+) -> None:
+    from radloop.errors import InputError
+    from radloop.synth.anatomy import find_source
+
+    out = tmp_path / "never"
+    with pytest.raises(InputError, match="expected both a CT and its label map"):
+        make_dataset(1, 1, out, ct=find_source().ct)
+    assert not out.exists()

