@@ -10,6 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "radloop"
 # Lower number = lower layer. A module may import only modules of its own or a lower layer.
 LAYERS: dict[str, int] = {
     "errors": 0,
+    "registry": 0,
     "vocabulary": 1,
     "study": 2,
     "report": 2,

@@ -75,16 +75,17 @@ def test_a_third_party_backend_is_loaded_from_its_entry_point(
     class ThirdParty(MockModel):
         """A backend from another package."""
 
+    models = registry._MODELS
     monkeypatch.setattr(
-        registry, "_entry_points", lambda: {"thirdparty": _EntryPoint("thirdparty", ThirdParty)}
+        models, "_entry_points", lambda: {"thirdparty": _EntryPoint("thirdparty", ThirdParty)}
     )
-    monkeypatch.setattr(registry, "_registry", dict(registry._registry))
+    monkeypatch.setattr(models, "_factories", dict(models._factories))
     assert "thirdparty" in available_models()
     assert isinstance(load_model("thirdparty", replies="hi"), ThirdParty)
 
 
 def test_a_second_backend_under_a_taken_name_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_registry", {"taken": MockModel})
+    monkeypatch.setattr(registry._MODELS, "_factories", {"taken": MockModel})
 
     class Other(MockModel):
         """Another."""

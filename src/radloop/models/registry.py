@@ -12,16 +12,14 @@ backends through the ``radloop.models`` entry-point group::
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import json
-import threading
 from collections.abc import Callable, Iterable, Mapping
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from radloop.models.base import VisionLanguageModel
 from radloop.models.errors import ModelOptionError, UnknownModelError
+from radloop.registry import Registry
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -45,60 +43,28 @@ _BUILTIN_MODULES: dict[str, str] = {
     "openai": "radloop.models.openai_backend",
     "transformers": "radloop.models.transformers_backend",
 }
-_registry: dict[str, ModelFactory] = {}
-_lock = threading.Lock()
+_MODELS: Registry[VisionLanguageModel] = Registry(
+    "model backend", ENTRY_POINT_GROUP, unknown_error=UnknownModelError, builtins=_BUILTIN_MODULES
+)
 
 
 def register_model(name: str) -> Callable[[F], F]:
     """Register a backend class or factory under ``name`` (lower case, no slash)."""
-    if not name or name != name.lower() or "/" in name:
-        raise ValueError(f'Argument "name" must be lower case without "/", got {name!r}.')
-
-    def decorate(factory: F) -> F:
-        with _lock:
-            existing = _registry.get(name)
-            if existing is not None and existing is not factory:
-                raise ValueError(f"a model backend named {name!r} is already registered")
-            _registry[name] = factory
-        return factory
-
-    return decorate
-
-
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return _MODELS.register(name)
 
 
 def available_models() -> list[str]:
     """Names of every backend: built-in, registered in this process, or from entry points."""
-    return sorted(set(_BUILTIN_MODULES) | set(_registry) | set(_entry_points()))
+    return _MODELS.names()
 
 
 def _factory(name: str) -> ModelFactory:
-    if name in _registry:
-        return _registry[name]
-    if name in _BUILTIN_MODULES:
-        importlib.import_module(_BUILTIN_MODULES[name])  # may raise MissingExtraError
-    else:
-        ep = _entry_points().get(name)
-        if ep is None:
-            raise UnknownModelError(
-                f"expected a model backend name, one of {', '.join(available_models())}; "
-                f"got {name!r}. Third-party backends register through the "
-                f"{ENTRY_POINT_GROUP!r} entry-point group."
-            )
-        loaded = ep.load()
-        if name not in _registry and callable(loaded):
-            register_model(name)(loaded)
-    if name not in _registry:
-        raise UnknownModelError(f"{name!r} was imported but registered no model backend")
-    return _registry[name]
+    return _MODELS.factory(name)
 
 
 def describe_model(name: str) -> str:
     """The one-line description of a backend (its docstring's first line)."""
-    doc = inspect.getdoc(_factory(name)) or ""
-    return doc.splitlines()[0] if doc else ""
+    return _MODELS.describe(name)
 
 
 def _split(name: str) -> tuple[str, str | None]:

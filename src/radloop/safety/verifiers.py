@@ -16,11 +16,8 @@ Third-party packages add verifiers through the ``radloop.verifiers`` entry-point
 
 from __future__ import annotations
 
-import inspect
 import json
-import threading
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,6 +25,7 @@ import numpy as np
 
 from radloop.errors import UnknownFindingError
 from radloop.models.errors import MissingReferenceModelError
+from radloop.registry import Registry
 from radloop.safety.errors import UnknownVerifierError, VerifierDataError
 from radloop.safety.verify import Verifier, VerifierOutput
 from radloop.study import Study
@@ -51,54 +49,28 @@ DEFAULT_VERIFIER = "reference"
 VerifierFactory = Callable[..., Verifier]
 F = TypeVar("F", bound=VerifierFactory)
 
-_registry: dict[str, VerifierFactory] = {}
-_lock = threading.Lock()
+_VERIFIERS: Registry[Verifier] = Registry(
+    "verifier", ENTRY_POINT_GROUP, unknown_error=UnknownVerifierError
+)
 
 
 def register_verifier(name: str) -> Callable[[F], F]:
     """Register a verifier class or factory under ``name`` (lower case, no slash)."""
-    if not name or name != name.lower() or "/" in name:
-        raise ValueError(f'Argument "name" must be lower case without "/", got {name!r}.')
-
-    def decorate(factory: F) -> F:
-        with _lock:
-            existing = _registry.get(name)
-            if existing is not None and existing is not factory:
-                raise ValueError(f"a verifier named {name!r} is already registered")
-            _registry[name] = factory
-        return factory
-
-    return decorate
-
-
-def _entry_points() -> dict[str, Any]:
-    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return _VERIFIERS.register(name)
 
 
 def available_verifiers() -> list[str]:
     """Names of every verifier: built-in, registered in this process, or from entry points."""
-    return sorted(set(_registry) | set(_entry_points()))
+    return _VERIFIERS.names()
 
 
 def _factory(name: str) -> VerifierFactory:
-    if name not in _registry:
-        ep = _entry_points().get(name)
-        if ep is None:
-            raise UnknownVerifierError(
-                f"expected a verifier name, one of {', '.join(available_verifiers())}; got "
-                f"{name!r}. Third-party verifiers register through the "
-                f"{ENTRY_POINT_GROUP!r} entry-point group."
-            )
-        loaded = ep.load()
-        if name not in _registry and callable(loaded):
-            register_verifier(name)(loaded)
-    return _registry[name]
+    return _VERIFIERS.factory(name)
 
 
 def describe_verifier(name: str) -> str:
     """The one-line description of a verifier (its docstring's first line)."""
-    doc = inspect.getdoc(_factory(name)) or ""
-    return doc.splitlines()[0] if doc else ""
+    return _VERIFIERS.describe(name)
 
 
 def load_verifier(name: str = DEFAULT_VERIFIER, **options: Any) -> Verifier:
