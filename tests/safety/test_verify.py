@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from safety_builders import make_study
@@ -160,10 +162,27 @@ def test_verifier_output_refuses_a_probability_out_of_range() -> None:
         VerifierOutput("test", presence={"pneumothorax": 1.2})
 
 
-def test_reference_verifier_is_registered_but_needs_the_reference_model() -> None:
+def test_reference_verifier_reads_the_study_with_the_shipped_model() -> None:
+    from radloop.models.reference.predictor import reliable_findings
+    from radloop.study import load_study, sample_study_path
+
     assert {"reference", "table"} <= set(available_verifiers())
-    with pytest.raises(MissingReferenceModelError, match="reference model, which is not built"):
-        load_verifier("reference")
+    verifier = load_verifier("reference")
+    study = load_study(sample_study_path())
+    output = verifier.verify(study)
+    assert output.verifier.startswith("radloop-reference")
+    assert set(output.presence) <= reliable_findings(verifier._model.sidecar)  # type: ignore[attr-defined]
+    assert output.presence, "the shipped model assesses at least its reliable finding types"
+    for code in output.presence:
+        assert output.heatmaps[code].shape == study.images[0].pixels.shape
+    assert output.embedding is not None
+
+
+def test_reference_verifier_from_a_folder_without_weights_says_how_to_get_them(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(MissingReferenceModelError, match="train-reference"):
+        load_verifier("reference", model=tmp_path)
 
 
 def test_unknown_verifier_names_the_known_ones() -> None:

@@ -4,7 +4,7 @@ A verifier is registered by name with ``@register_verifier("name")`` on a factor
 function returning a :class:`~radloop.safety.verify.Verifier`); its docstring's first line
 describes it. Built in:
 
-- ``reference``: radloop's reference model (the default; not built yet), and
+- ``reference``: radloop's reference model (the default), and
 - ``table``: precomputed outputs from a dict or a JSON file, for tests and for a hospital's
   own classifier run elsewhere.
 
@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 import numpy as np
 
 from radloop.errors import UnknownFindingError
-from radloop.models.errors import MissingReferenceModelError
 from radloop.registry import Registry
 from radloop.safety.errors import UnknownVerifierError, VerifierDataError
 from radloop.safety.verify import Verifier, VerifierOutput
@@ -85,14 +84,60 @@ def load_verifier(name: str = DEFAULT_VERIFIER, **options: Any) -> Verifier:
 
 
 @register_verifier("reference")
-def load_reference_verifier(model: str | Path | None = None) -> Verifier:
-    """radloop's reference model as the independent verifier (not built yet)."""
-    where = f" at {model}" if model is not None else ""
-    raise MissingReferenceModelError(
-        f"the reference verifier needs the reference model, which is not built yet{where}: "
-        "run `radloop train-reference` once the synthetic lab is installed, or verify with "
-        "precomputed outputs (load_verifier('table', path=...)) or a registered verifier"
-    )
+class ReferenceVerifier:
+    """radloop's reference model as the independent verifier (trained on synthetic images)."""
+
+    def __init__(self, model: str | Path | None = None) -> None:
+        from radloop.models.builtin import ReferenceModel, load_reference_model
+
+        loaded = load_reference_model(model)
+        assert isinstance(loaded, ReferenceModel)
+        self._model = loaded
+
+    @property
+    def verifier_id(self) -> str:
+        return self._model.model_id
+
+    def verify(self, study: Study) -> VerifierOutput:
+        """The network's reading of the study's frontal image as verifier evidence.
+
+        Only finding types the model can see (validation AUROC ≥ 0.9, as in its predictor)
+        are assessed; claims of other types come back ``unverifiable``, never "supported" by
+        a head that is near chance.
+        """
+        import time
+
+        from radloop.models.reference.predictor import reliable_findings
+
+        started = time.perf_counter()
+        images = study.images
+        output = self._model.read(images)
+        if output is None:
+            return VerifierOutput(self.verifier_id, latency_s=time.perf_counter() - started)
+        reliable = reliable_findings(self._model.sidecar)
+        codes = [c for c in output.probabilities if c in reliable]
+        shape = images[0].pixels.shape if len(images) == 1 else None
+        sizes = {
+            code: output.regressions[name]
+            for code, name in (("nodule", "nodule_mm"), ("mass", "mass_mm"))
+            if code in reliable and output.regressions.get(name, 0.0) > 0
+        }
+        views = {"LATERAL" if v == "LL" else v: p for v, p in output.view_probabilities.items()}
+        return VerifierOutput(
+            self.verifier_id,
+            presence={c: float(output.probabilities[c]) for c in codes},
+            zones={c: dict(output.zone_probabilities[c]) for c in codes
+                   if c in output.zone_probabilities},
+            heatmaps={c: output.heatmap(c, shape) for c in codes},
+            sizes_mm=sizes,
+            cardiothoracic_ratio=output.regressions.get("ctr"),
+            tube_tip_to_carina_mm=(
+                output.regressions.get("ett_tip_mm") if "endotracheal_tube" in reliable else None
+            ),
+            view=views,
+            embedding=output.embedding,
+            latency_s=time.perf_counter() - started,
+        )  # fmt: skip
 
 
 def _probabilities(value: Any, where: str) -> dict[str, float]:
