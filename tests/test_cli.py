@@ -18,6 +18,9 @@ def test_demo_prints_the_sample_metadata_and_parsed_findings() -> None:
     assert "pleural effusion: present" in result.output
     assert "pneumothorax: absent" in result.output
     assert "not a diagnosis" in result.output
+    assert "drafted by the reference model" in result.output
+    assert "trained only on synthetic radiographs" in result.output
+    assert "Truth inserted by the synthetic lab" in result.output
 
 
 def test_ingest_json_gives_one_object_per_study() -> None:

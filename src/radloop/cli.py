@@ -210,7 +210,11 @@ def vocabulary(as_json: bool) -> None:
 
 @main.command()
 def demo() -> None:
-    """Ingest the bundled sample study and parse the bundled sample report."""
+    """Ingest the bundled sample study, parse its report, and draft a synthetic study.
+
+    The draft is written by radloop's reference model, checked by the safety layer and shown
+    beside the synthetic lab's truth.
+    """
     from radloop.report import parse as parse_report
     from radloop.report import write
     from radloop.study import load_study, sample_report_path, sample_study_path
@@ -226,9 +230,51 @@ def demo() -> None:
     _print_findings(findings)
     click.secho("\nThe same findings, written back in standard report language", bold=True)
     click.echo(write(findings))
+    _demo_synthetic_draft()
     click.secho(
         "\nAssistant output for review by a qualified reader; not a diagnosis.", fg="yellow"
     )
+
+
+def _demo_synthetic_draft() -> None:
+    """Render one study with the synthetic lab, draft it with the reference model, check the
+    draft with the safety layer and show it beside the truth."""
+    import tempfile
+
+    from radloop.assist import draft
+    from radloop.models import load_model
+    from radloop.models.reference.predictor import reliable_findings
+    from radloop.safety import check, load_verifier
+    from radloop.study import load_study
+    from radloop.synth.study_writer import make_dataset
+
+    click.secho("\nA synthetic study (seed 7), drafted by the reference model", bold=True)
+    with tempfile.TemporaryDirectory(prefix="radloop-demo-") as scratch:
+        try:
+            manifest = make_dataset(1, 7, Path(scratch), profile="standard", workers=1)
+        except (RadloopError, ImportError) as error:  # the synth extra or its CT is missing
+            click.echo(f"(synthetic lab not available: {error})")
+            return
+        folder = Path(scratch) / manifest["studies"][0]["path"]
+        study = load_study(folder / "dicom")
+        truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
+        model = load_model("builtin")
+        checked = check(draft(study, model), study, load_verifier("reference"))
+    click.echo(checked.text.strip())
+    for flag in checked.flags:
+        click.secho(f"  flagged for the reviewer: {flag.finding.name}: {flag.verdict}", fg="red")
+    click.secho(f"triage: {'URGENT' if checked.triage.urgent else 'routine'}", bold=True)
+    click.secho("Truth inserted by the synthetic lab:", bold=True)
+    for item in truth["findings"]:
+        where = ", ".join(item.get("zones") or []) or item.get("side") or ""
+        click.echo(f"  - {item['code']}: {item['presence']} {where}".rstrip())
+    sidecar = getattr(model, "sidecar", {})
+    unseen = sorted(set(sidecar.get("findings", [])) - reliable_findings(sidecar))
+    if unseen:
+        click.echo(f"Never reported by this model version (validation AUROC < 0.9): {unseen}")
+    notice = getattr(model, "notice", None)
+    if isinstance(notice, str):
+        click.secho(notice, fg="yellow")
 
 
 # --- bench -----------------------------------------------------------------------------------
