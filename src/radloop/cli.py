@@ -316,6 +316,7 @@ def _attach_commands() -> None:
     """Commands defined next to the modules they drive (each imports its module lazily)."""
     from radloop.assist.cli import ask, compare, draft
     from radloop.bench.reference import bench_reference
+    from radloop.bench.safety import bench_safety
     from radloop.models.cli import serve_model
     from radloop.models.reference.cli import train_reference
     from radloop.safety.cli import calibrate, scope
@@ -325,6 +326,7 @@ def _attach_commands() -> None:
         main.add_command(command)
     bench.add_command(bench_synth, name="synth")
     bench.add_command(bench_reference, name="reference")
+    bench.add_command(bench_safety, name="safety")
 
 
 _attach_commands()

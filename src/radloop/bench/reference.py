@@ -29,10 +29,11 @@ from typing import Any
 import click
 import numpy as np
 
+from radloop.bench._synthetic import load_rendered, pair_folders, render
 from radloop.models.reference.metrics import auroc
 from radloop.models.reference.spec import FINDINGS, ZONED
 from radloop.report import Finding
-from radloop.study import Image, Study
+from radloop.study import Image
 
 __all__ = [
     "BENCH_PROFILE",
@@ -83,12 +84,6 @@ def _question_name(code: str) -> str:
     return finding(code).name
 
 
-def _load(folder: Path) -> tuple[Study, dict[str, Any]]:
-    from radloop.study import load_study
-
-    return load_study(folder / "dicom"), json.loads((folder / "truth.json").read_text())
-
-
 def run_benchmark(
     *, n: int = 300, pairs: int = 60, model_dir: Path | None = None, workers: int = 2
 ) -> dict[str, Any]:
@@ -98,7 +93,6 @@ def run_benchmark(
     from radloop.assist import ask, compare, draft
     from radloop.assist.ask import ETT_TIP_RANGE_MM
     from radloop.models.builtin import ReferenceModel, shipped_model_dir
-    from radloop.synth.study_writer import make_dataset
 
     model = ReferenceModel(model_dir or shipped_model_dir())
     started = time.perf_counter()
@@ -109,9 +103,9 @@ def run_benchmark(
             def advance(k: int) -> None:
                 bar.update(k)
 
-            manifest = make_dataset(n, BENCH_SEED, root / "studies", profile=BENCH_PROFILE,
-                                    workers=workers, progress=advance)  # fmt: skip
-            pair_manifest = make_dataset(
+            manifest = render(n, BENCH_SEED, root / "studies", profile=BENCH_PROFILE,
+                              workers=workers, progress=advance)  # fmt: skip
+            pair_manifest = render(
                 pairs, PAIR_SEED, root / "pairs", profile=BENCH_PROFILE, pairs=True,
                 workers=workers, progress=advance,
             )  # fmt: skip
@@ -128,7 +122,7 @@ def run_benchmark(
         latencies: list[float] = []
         cached = _Cached(model)
         for entry in tqdm(manifest["studies"], unit="study", desc="score"):
-            study, truth = _load(root / "studies" / entry["path"])
+            study, truth = load_rendered(root / "studies" / entry["path"])
             t0 = time.perf_counter()
             drafted = draft(study, model)
             latencies.append(time.perf_counter() - t0)
@@ -172,13 +166,10 @@ def run_benchmark(
                 answer = ask(study, "Is the endotracheal tube well positioned?", cached)
                 vqa["placement"].append(answer.answer is well)
         change_hits: dict[str, list[bool]] = {}
-        by_pair: dict[str, dict[str, str]] = {}
-        for entry in pair_manifest["studies"]:
-            pair_id, role = entry["path"].split("/")
-            by_pair.setdefault(pair_id, {})[role] = entry["path"]
+        by_pair = pair_folders(pair_manifest)
         for pair_id in tqdm(sorted(by_pair), unit="pair", desc="compare"):
-            current, truth = _load(root / "pairs" / by_pair[pair_id]["current"])
-            prior, _ = _load(root / "pairs" / by_pair[pair_id]["prior"])
+            current, truth = load_rendered(root / "pairs" / by_pair[pair_id]["current"])
+            prior, _ = load_rendered(root / "pairs" / by_pair[pair_id]["prior"])
             comparison = compare(current, prior, model)
             predicted: dict[str, str] = {}
             for change in comparison.changes:
