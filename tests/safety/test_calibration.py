@@ -125,3 +125,23 @@ def test_reliability_diagram_is_a_png(tmp_path) -> None:
     path = save_reliability_diagram(tmp_path / "r.png", [("before", p, p > 0.5)])
     with Image.open(path) as image:
         assert image.format == "PNG" and image.size[0] > 100
+
+
+def calibrated_claims(n_studies: int = 300, seed: int = 2) -> list[LabelledClaim]:
+    """Claims whose verifier probability is already calibrated: present ~ Bernoulli(p)."""
+    rng = np.random.default_rng(seed)
+    claims = []
+    for study in range(n_studies):
+        for code in ("pleural_effusion", "pneumothorax", "nodule"):
+            p = float(rng.random())
+            present = bool(rng.random() < p)
+            claims.append(LabelledClaim(f"s{study}", code, ClaimSignals(True, p), present))
+    return claims
+
+
+@pytest.mark.parametrize("make", [miscalibrated_claims, calibrated_claims])
+def test_the_chosen_map_has_the_lowest_held_out_ece_raw_signals_included(make) -> None:
+    result = fit_calibrator(make())
+    best = min(result.metrics, key=lambda name: result.metrics[name]["ece"])
+    assert result.calibrator.method == best
+    assert result.metrics[best]["ece"] <= result.metrics["identity"]["ece"]

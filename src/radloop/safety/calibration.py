@@ -411,7 +411,8 @@ def _split(
 def fit_calibrator(
     claims: Sequence[LabelledClaim], *, holdout: float = 0.3, seed: int = 0
 ) -> CalibrationResult:
-    """Fit the combiner, temperature and isotonic calibrators; choose by held-out ECE.
+    """Fit the combiner, temperature and isotonic calibrators; choose by held-out ECE, keeping
+    the raw signals (``identity``) when no fitted map beats them.
 
     Studies are split ``holdout`` for testing; the figures in ``metrics`` are on the held-out
     claims: ``identity`` is the raw signals before calibration.
@@ -448,7 +449,9 @@ def fit_calibrator(
             "ece": expected_calibration_error(p, present),
             "brier": brier_score(p, present),
         }
-    best = min(("temperature", "isotonic"), key=lambda n: metrics[n]["ece"])
+    # The raw signals compete too: a fitted map that is worse on held-out claims than no map
+    # at all must not be chosen (ties go to the simpler map, listed first).
+    best = min(candidates, key=lambda n: metrics[n]["ece"])
     summary = {"n_fit": len(fit), "n_test": len(test), "held_out": metrics}
     chosen = candidates[best]
     chosen = Calibrator(
