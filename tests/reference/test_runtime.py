@@ -89,3 +89,9 @@ def test_auroc_counts_ties_as_half_and_is_undefined_for_one_class() -> None:
     assert auroc([0, 1], [0.5, 0.5]) == pytest.approx(0.5)
     assert np.isnan(auroc([1, 1], [0.2, 0.3]))
     assert best_threshold([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9]) == pytest.approx(0.8)
+
+
+def test_preprocessing_follows_a_sidecar_input_size_and_field() -> None:
+    pixels = np.random.default_rng(0).random((300, 200)).astype(np.float32)
+    assert preprocess(pixels, (1.8, 1.8), 224).shape == (224, 224)
+    assert field_crop(pixels, (1.8, 1.8), 180.0).shape == (100, 100)

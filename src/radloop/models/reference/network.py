@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional
 
-from radloop.models.reference.spec import FINDINGS, REGRESSIONS, VIEWS, ZONES
+from radloop.models.reference.spec import FINDINGS, INPUT_SIZE, REGRESSIONS, VIEWS, ZONES
 
 __all__ = ["OUTPUTS", "NetworkConfig", "ReferenceNetwork"]
 
@@ -31,13 +31,17 @@ OUTPUTS: tuple[str, ...] = ("presence", "zones", "heatmaps", "regression", "view
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Widths of the stem and the four stages, blocks per stage, the spatial head's width."""
+    """Widths of the stem and the four stages, blocks per stage, the spatial head's width.
+
+    ``input_size`` (a multiple of 32) fixes the stride-32 grid the spatial head flattens.
+    """
 
     widths: tuple[int, int, int, int, int] = (16, 32, 48, 96, 160)
     blocks: tuple[int, int, int, int] = (1, 2, 2, 1)
     pyramid: int = 64
     head: int = 256
     lse_r: float = 4.0
+    input_size: int = INPUT_SIZE
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,7 +89,8 @@ class ReferenceNetwork(nn.Module):
         self.lateral = nn.ModuleList(nn.Conv2d(w[i], p, 1) for i in (2, 3, 4))
         self.heat = nn.Sequential(_conv(p, p), nn.Conv2d(p, nf, 1))
         self.reduce = _conv(w[4], 32, k=1)
-        self.spatial = nn.Sequential(nn.Flatten(), nn.Linear(32 * 7 * 7, config.head),
+        grid = config.input_size // 32
+        self.spatial = nn.Sequential(nn.Flatten(), nn.Linear(32 * grid * grid, config.head),
                                      nn.ReLU(True), nn.Dropout(0.1))  # fmt: skip
         self.global_presence = nn.Linear(w[4], nf)
         self.zone_head = nn.Linear(config.head, nf * nz)

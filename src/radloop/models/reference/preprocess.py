@@ -20,13 +20,15 @@ F32 = npt.NDArray[np.float32]
 
 
 def field_crop(
-    pixels: npt.NDArray[np.generic], spacing_mm: tuple[float, float] | None
+    pixels: npt.NDArray[np.generic],
+    spacing_mm: tuple[float, float] | None,
+    field_mm: float = FIELD_MM,
 ) -> npt.NDArray[np.generic]:
-    """The ``FIELD_MM`` square about the image centre (zero-padded where the image is smaller)."""
+    """The ``field_mm`` square about the image centre (zero-padded where the image is smaller)."""
     if spacing_mm is None or min(spacing_mm) <= 0:
         return pixels
     rows, cols = pixels.shape
-    want = (round(FIELD_MM / spacing_mm[0]), round(FIELD_MM / spacing_mm[1]))
+    want = (round(field_mm / spacing_mm[0]), round(field_mm / spacing_mm[1]))
     if want == (rows, cols):
         return pixels
     out = np.zeros(want, dtype=pixels.dtype)
@@ -50,6 +52,12 @@ def standardise(pixels: F32) -> F32:
     return ((pixels - mean) / max(std, 1e-3)).astype(np.float32)
 
 
-def preprocess(pixels: npt.NDArray[np.generic], spacing_mm: tuple[float, float] | None) -> F32:
-    """Float32 ``INPUT_SIZE`` square, standardised, from display pixels in [0, 1]."""
-    return standardise(resize_area(field_crop(pixels, spacing_mm), INPUT_SIZE))
+def preprocess(
+    pixels: npt.NDArray[np.generic],
+    spacing_mm: tuple[float, float] | None,
+    size: int = INPUT_SIZE,
+    field_mm: float = FIELD_MM,
+) -> F32:
+    """Float32 ``size`` square (default ``INPUT_SIZE``), standardised, from display pixels in
+    [0, 1]; a model's sidecar gives its own ``input.size`` and ``input.field_mm``."""
+    return standardise(resize_area(field_crop(pixels, spacing_mm, field_mm), size))

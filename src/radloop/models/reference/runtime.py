@@ -1,9 +1,11 @@
 """Run the exported reference network with onnxruntime (no torch needed).
 
 ``ReferenceRuntime(onnx_path, sidecar_path).run(images)`` preprocesses radloop ``Image``
-objects to the fixed input (``preprocess.preprocess``), runs one batch and returns one
-:class:`ReferenceOutput` per image: probabilities, zone probabilities, heatmaps (upsampled to
-image coordinates on demand), decoded regressions, view probabilities and the embedding.
+objects to the model's fixed input (``preprocess.preprocess`` at the sidecar's ``input.size``
+and ``input.field_mm``, so a model trained at another resolution keeps working), runs one
+batch and returns one :class:`ReferenceOutput` per image: probabilities, zone probabilities,
+heatmaps (upsampled to image coordinates on demand), decoded regressions, view probabilities
+and the embedding.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.models.reference.preprocess import preprocess
-from radloop.models.reference.spec import FIELD_MM, FINDINGS, REGRESSIONS, VIEWS, ZONES
+from radloop.models.reference.spec import (
+    FIELD_MM,
+    FINDINGS,
+    INPUT_SIZE,
+    REGRESSIONS,
+    VIEWS,
+    ZONES,
+)
 from radloop.study import Image
 from radloop.vocabulary import Zone
 
@@ -43,6 +52,7 @@ class ReferenceOutput:
     embedding: F32
     image_shape: tuple[int, int]
     pixel_spacing_mm: tuple[float, float] | None
+    field_mm: float = FIELD_MM
 
     @property
     def view(self) -> str:
@@ -62,7 +72,7 @@ class ReferenceOutput:
         if spacing is None or shape is not None:
             field = (rows, cols)
         else:
-            field = (round(FIELD_MM / spacing[0]), round(FIELD_MM / spacing[1]))
+            field = (round(self.field_mm / spacing[0]), round(self.field_mm / spacing[1]))
         big = PILImage.fromarray(small.astype(np.float32), mode="F").resize(
             (field[1], field[0]), PILImage.Resampling.BILINEAR
         )
@@ -94,6 +104,9 @@ class ReferenceRuntime:
                 f"expected a sidecar for findings {list(FINDINGS)}, "
                 f"got {self.sidecar['findings']} in {sidecar_path}"
             )
+        geometry = self.sidecar.get("input", {})
+        self.input_size = int(geometry.get("size", INPUT_SIZE))
+        self.field_mm = float(geometry.get("field_mm", FIELD_MM))
 
     def raw(self, batch: F32) -> dict[str, npt.NDArray[Any]]:
         """The network's outputs by name for a preprocessed (B, 1, S, S) batch."""
@@ -104,7 +117,12 @@ class ReferenceRuntime:
     def run(self, images: Sequence[Image]) -> list[ReferenceOutput]:
         if not images:
             return []
-        batch = np.stack([preprocess(im.pixels, im.pixel_spacing_mm) for im in images])[:, None]
+        batch = np.stack(
+            [
+                preprocess(im.pixels, im.pixel_spacing_mm, self.input_size, self.field_mm)
+                for im in images
+            ]
+        )[:, None]
         raw = self.raw(batch.astype(np.float32))
         presence = _sigmoid(raw["presence"])
         zones = _sigmoid(raw["zones"])
@@ -129,6 +147,7 @@ class ReferenceRuntime:
                     embedding=np.asarray(raw["embedding"][i], dtype=np.float32),
                     image_shape=image.shape,
                     pixel_spacing_mm=image.pixel_spacing_mm,
+                    field_mm=self.field_mm,
                 )
             )
         return outputs
