@@ -29,6 +29,7 @@ import numpy as np
 from radloop.report import Finding, Presence
 from radloop.report.types import Change
 from radloop.safety.triage import critical_reason
+from radloop.synth.findings import FINDING_TYPES
 from radloop.vocabulary import Lobe, Side, Zone
 
 __all__ = [
@@ -42,18 +43,7 @@ __all__ = [
 ]
 
 # Finding types a false finding is drawn from (those the synthetic lab inserts).
-DEFAULT_FALSE_FINDINGS: tuple[str, ...] = (
-    "nodule",
-    "mass",
-    "consolidation",
-    "pleural_effusion",
-    "pneumothorax",
-    "cardiomegaly",
-    "edema",
-    "endotracheal_tube",
-    "central_venous_catheter",
-    "rib_fracture",
-)
+DEFAULT_FALSE_FINDINGS: tuple[str, ...] = FINDING_TYPES
 _SIDED = {"nodule", "mass", "consolidation", "pleural_effusion", "pneumothorax", "rib_fracture"}
 _SIZED = {"nodule": 12.0, "mass": 45.0}
 _LOBE_MIRROR = {

@@ -5,6 +5,7 @@ This module needs only numpy, so the runtime (onnxruntime) and the trainer (torc
 
 from __future__ import annotations
 
+from radloop.synth.findings import FINDING_TYPES
 from radloop.vocabulary import Zone
 
 __all__ = [
@@ -19,18 +20,8 @@ __all__ = [
     "Regression",
 ]
 
-FINDINGS: tuple[str, ...] = (
-    "nodule",
-    "mass",
-    "consolidation",
-    "pleural_effusion",
-    "pneumothorax",
-    "cardiomegaly",
-    "edema",
-    "endotracheal_tube",
-    "central_venous_catheter",
-    "rib_fracture",
-)
+# The network has one head per finding type the synthetic lab inserts, in the lab's order.
+FINDINGS: tuple[str, ...] = FINDING_TYPES
 ZONES: tuple[Zone, ...] = tuple(Zone)
 # Findings whose truth lists lung zones (devices and the heart have none).
 ZONED: tuple[str, ...] = tuple(
