@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
+
+from radloop.errors import InputError
 
 from radloop.vocabulary import Lobe, Side, VertebralLevel, Zone, finding
 
@@ -153,9 +157,39 @@ class Finding:
             out[name] = value
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Finding:
+        """The inverse of :meth:`to_dict` (for findings stored as JSON)."""
+        if not isinstance(data, Mapping) or "code" not in data:
+            raise InputError("a finding object with at least a 'code'", repr(data)[:200])
+        evidence = data.get("evidence")
+        level = data.get("vertebral_level")
+        return cls(
+            code=str(data["code"]),
+            presence=Presence(data.get("presence", Presence.PRESENT)),
+            side=Side(data["side"]) if data.get("side") else None,
+            zones=tuple(Zone(z) for z in data.get("zones", ())),
+            lobes=tuple(Lobe(lobe) for lobe in data.get("lobes", ())),
+            vertebral_level=VertebralLevel(level) if level else None,
+            size_mm=_number(data.get("size_mm")),
+            dimensions_mm=tuple(float(d) for d in data.get("dimensions_mm", ())),
+            severity=Severity(data["severity"]) if data.get("severity") else None,
+            change=Change(data["change"]) if data.get("change") else None,
+            tip_distance_mm=_number(data.get("tip_distance_mm")),
+            tip_reference=data.get("tip_reference"),
+            evidence=Evidence(**evidence) if isinstance(evidence, Mapping) else None,
+            probability=_number(data.get("probability")),
+            verdict=Verdict(data["verdict"]) if data.get("verdict") else None,
+            source=data.get("source"),
+        )
+
     def with_(self, **changes: object) -> Finding:
         """A copy with some fields changed."""
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _number(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
