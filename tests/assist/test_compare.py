@@ -6,9 +6,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from radloop.assist import OutputMode, compare, diff_findings
 from radloop.models.mock import MockModel
 from radloop.report import Change, Finding, Presence, Severity
+from radloop.report.measure import extent_change
 from radloop.study import Study
 from radloop.vocabulary import Side, Zone
 
@@ -88,3 +91,41 @@ def test_differences_by_presence_size_severity_and_extent() -> None:
         "consolidation": Change.INCREASED,
         "cardiomegaly": Change.RESOLVED,
     }
+
+
+def test_measured_extents_decide_over_categories() -> None:
+    # Both effusions are "moderate": only the volumes say it shrank; the consolidation's
+    # zone count grew but its measured extent did not change beyond measurement variability.
+    current = [
+        Finding("pleural_effusion", side=Side.RIGHT, severity=Severity.MODERATE),
+        Finding("consolidation", side=Side.LEFT, zones=(Zone.LEFT_MIDDLE, Zone.LEFT_LOWER)),
+    ]
+    prior = [
+        Finding("pleural_effusion", side=Side.RIGHT, severity=Severity.MODERATE),
+        Finding("consolidation", side=Side.LEFT, zones=(Zone.LEFT_LOWER,)),
+    ]
+    extents = ({"pleural_effusion": 520.0, "consolidation": 210.0},
+               {"pleural_effusion": 800.0, "consolidation": 200.0})  # fmt: skip
+    changes = {c.code: c for c in diff_findings(current, prior, extents=extents)}
+    assert changes["pleural_effusion"].direction is Change.DECREASED
+    assert "×0.65" in changes["pleural_effusion"].details
+    assert changes["consolidation"].direction is Change.STABLE
+    # Without extents the categories decide, as before.
+    fallback = {c.code: c.direction for c in diff_findings(current, prior)}
+    assert fallback == {"pleural_effusion": Change.STABLE, "consolidation": Change.INCREASED}
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "expected"),
+    [(100.0, 120.0, "increased"), (100.0, 119.0, "stable"), (120.0, 100.0, "decreased"),
+     (119.0, 100.0, "stable")],
+)  # fmt: skip
+def test_extent_change_needs_twenty_percent_either_way(
+    before: float, now: float, expected: str
+) -> None:
+    assert extent_change(before, now) == expected
+
+
+def test_extent_change_refuses_non_positive_extents() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        extent_change(0.0, 3.0)

@@ -20,6 +20,7 @@ from radloop.safety import (
     save_reliability_diagram,
     write_labelled_claims,
 )
+from radloop.safety.calibration import FEATURES
 
 
 def miscalibrated_claims(n_studies: int = 300, seed: int = 0) -> list[LabelledClaim]:
@@ -67,10 +68,39 @@ def test_negative_claim_probability_is_the_probability_of_presence() -> None:
 
 
 def test_missing_signals_contribute_nothing_to_the_combined_score() -> None:
-    calibrator = Calibrator(weights=(1.0, 2.0, 0.5))
+    calibrator = Calibrator(weights=(1.0, 2.0, 0.5, -3.0))
     bare = calibrator.presence_probability(ClaimSignals(True, 0.7))
-    full = calibrator.presence_probability(ClaimSignals(True, 0.7, 1.0, 0.0))
+    full = calibrator.presence_probability(ClaimSignals(True, 0.7, 1.0, 0.0, False))
     assert bare == pytest.approx(full)
+
+
+def test_a_contradicted_detail_lowers_the_probability_the_claim_is_right() -> None:
+    calibrator = Calibrator(weights=(1.0, 0.0, 0.0, -3.0))
+    plain = calibrator.presence_probability(ClaimSignals(True, 0.9))
+    objected = calibrator.presence_probability(ClaimSignals(True, 0.9, contradicted=True))
+    assert objected < plain / 2
+
+
+def test_the_fitted_combiner_learns_that_contradicted_claims_are_wrong() -> None:
+    # Verifier probability says nothing here; only the contradiction flag separates the claims.
+    rng = np.random.default_rng(3)
+    claims = []
+    for i in range(400):
+        wrong = bool(rng.random() < 0.3)
+        signals = ClaimSignals(True, float(rng.uniform(0.6, 0.95)), contradicted=wrong)
+        claims.append(LabelledClaim(f"s{i // 4}", "pneumothorax", signals, present=not wrong))
+    fitted = fit_calibrator(claims, seed=1)
+    assert fitted.calibrator.weights[3] < -1.0
+    assert fitted.metrics["temperature"]["ece"] < fitted.metrics["identity"]["ece"]
+
+
+def test_version_1_calibration_files_still_load() -> None:
+    data = Calibrator().to_json() | {"version": 1, "features": list(FEATURES[:3])}
+    data["combiner"] = {"weights": [1.5, 0.0, 0.0], "bias": 0.1}
+    loaded = Calibrator.from_json(data)
+    assert loaded.weights == (1.5, 0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="4 weights"):
+        Calibrator(weights=(1.0, 0.0, 0.0))  # type: ignore[arg-type]
 
 
 def test_calibrator_round_trips_through_json_without_pickle(tmp_path) -> None:

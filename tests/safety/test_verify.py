@@ -9,7 +9,7 @@ import pytest
 from safety_builders import make_study
 
 from radloop.models.errors import MissingReferenceModelError
-from radloop.report import Finding, Presence, Verdict
+from radloop.report import Change, Finding, Presence, Verdict
 from radloop.safety import (
     TableVerifier,
     Thresholds,
@@ -219,3 +219,60 @@ def test_a_registered_verifier_can_be_loaded_by_name() -> None:
             return VerifierOutput("always-sure", presence={"pneumothorax": 1.0})
 
     assert load_verifier("always-sure-test").verify(make_study()).presence == {"pneumothorax": 1.0}
+
+
+# --- claimed change against the prior study --------------------------------------------------
+
+PRIOR_SMALLER = VerifierOutput(
+    "test",
+    presence={"pleural_effusion": 0.9, "pneumothorax": 0.02, "nodule": 0.9},
+    zones=EFFUSION_LEFT.zones,
+    extents={"pleural_effusion": 300.0, "nodule": 11.0},
+)
+NOW_LARGER = VerifierOutput(
+    "test",
+    presence=EFFUSION_LEFT.presence,
+    zones=EFFUSION_LEFT.zones,
+    extents={"pleural_effusion": 520.0, "nodule": 11.5},
+)
+
+
+def _change(change: Change, code: str = "pleural_effusion", side: Side = Side.LEFT):
+    claim = Finding(code, side=side, change=change)
+    return verify_claims([claim], NOW_LARGER, prior_output=PRIOR_SMALLER)[0]
+
+
+def test_a_change_the_two_readings_agree_with_is_supported() -> None:
+    check = _change(Change.INCREASED)
+    assert check.verdict is Verdict.SUPPORTED
+    assert (check.numbers.extent_prior, check.numbers.extent_current) == (300.0, 520.0)
+    assert _change(Change.STABLE, "nodule", Side.RIGHT).verdict is Verdict.SUPPORTED
+
+
+@pytest.mark.parametrize("claimed", [Change.DECREASED, Change.STABLE, Change.NEW])
+def test_a_wrong_change_direction_is_contradicted_with_both_measurements(claimed: Change) -> None:
+    check = _change(claimed)
+    assert check.verdict is Verdict.CONTRADICTED
+    assert check.reasons[0].startswith(f"change: claimed {claimed.value}")
+    assert check.numbers.p_prior == pytest.approx(0.9)
+
+
+def test_an_increase_of_something_absent_on_the_prior_is_contradicted() -> None:
+    prior = VerifierOutput("test", presence={"pneumothorax": 0.01})
+    now = VerifierOutput("test", presence={"pneumothorax": 0.95})
+    claim = Finding("pneumothorax", side=Side.RIGHT, change=Change.INCREASED)
+    check = verify_claims([claim], now, prior_output=prior)[0]
+    assert check.verdict is Verdict.CONTRADICTED
+    assert "new?" in check.reasons[0]
+
+
+def test_without_a_prior_reading_changes_are_not_judged() -> None:
+    check = verify_claims([Finding("pleural_effusion", side=Side.LEFT, change=Change.DECREASED)],
+                          NOW_LARGER)[0]  # fmt: skip
+    assert check.verdict is Verdict.SUPPORTED
+    assert check.numbers.p_prior is None
+
+
+def test_extents_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="positive extent"):
+        VerifierOutput("test", presence={"nodule": 0.5}, extents={"nodule": 0.0})

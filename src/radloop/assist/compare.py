@@ -9,15 +9,15 @@ structured outputs are compared by presence, size and extent (:func:`diff_findin
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from radloop.assist.prompts import COMPARE_VERSION, SYSTEM, compare_prompt
 from radloop.assist.schema import changes_schema, extract_json
 from radloop.assist.types import Change, Comparison, OutputMode
-from radloop.models import FindingsPredictor, VisionLanguageModel
+from radloop.models import ExtentPredictor, FindingsPredictor, VisionLanguageModel
 from radloop.report import Change as Direction
 from radloop.report import Finding, parse
-from radloop.report.measure import format_mm
+from radloop.report.measure import extent_change, extent_min_ratio, format_mm
 from radloop.study import Study
 from radloop.vocabulary import Side, lookup_term
 
@@ -44,8 +44,11 @@ def compare(
         start = time.perf_counter()
         now = model.predict_findings(current.images)
         before = model.predict_findings(prior.images)
+        extents: tuple[dict[str, float], dict[str, float]] | None = None
+        if isinstance(model, ExtentPredictor):
+            extents = model.predict_extents(current.images), model.predict_extents(prior.images)
         return Comparison(
-            changes=tuple(diff_findings(now, before)),
+            changes=tuple(diff_findings(now, before, extents=extents)),
             current_uid=current.study_instance_uid,
             prior_uid=prior.study_instance_uid,
             generations=(),
@@ -139,12 +142,19 @@ def _key(found: Finding) -> tuple[str, Side | None]:
     return found.code, found.side
 
 
-def diff_findings(current: Iterable[Finding], prior: Iterable[Finding]) -> list[Change]:
+def diff_findings(
+    current: Iterable[Finding],
+    prior: Iterable[Finding],
+    *,
+    extents: tuple[Mapping[str, float], Mapping[str, float]] | None = None,
+) -> list[Change]:
     """Changes between two structured outputs, by finding code and side.
 
-    Present now but not before is new; present before but not now is resolved; present in
-    both is increased or decreased when the size (see ``GROWTH_MIN_MM``), the severity or the
-    number of lung zones (extent) changed, else stable.
+    Present now but not before is new; present before but not now is resolved. Present in
+    both: when the model measured the finding's extent on both studies (``extents``: current,
+    prior; see ``ExtentPredictor``), the ratio decides (``report.measure.extent_change``);
+    otherwise increased or decreased when the size (see ``GROWTH_MIN_MM``), the severity or the
+    number of lung zones changed, else stable.
     """
     now = {_key(f): f for f in current if f.is_positive}
     before = {_key(f): f for f in prior if f.is_positive}
@@ -154,7 +164,12 @@ def diff_findings(current: Iterable[Finding], prior: Iterable[Finding]) -> list[
         if old is None:
             changes.append(Change(key[0], Direction.NEW, "not on the prior study", key[1], found))
         else:
-            direction, details = _direction(found, old)
+            measured = _measured(key[0], extents)
+            direction, details = (
+                _direction(found, old)
+                if measured is None
+                else _extent_direction(*measured, extent_min_ratio(key[0]))
+            )
             changes.append(Change(key[0], direction, details, key[1], found, old))
     for key, old in before.items():
         if key not in now:
@@ -162,6 +177,19 @@ def diff_findings(current: Iterable[Finding], prior: Iterable[Finding]) -> list[
                 Change(key[0], Direction.RESOLVED, "not on the current study", key[1], None, old)
             )
     return changes
+
+
+def _measured(
+    code: str, extents: tuple[Mapping[str, float], Mapping[str, float]] | None
+) -> tuple[float, float] | None:
+    if extents is None or code not in extents[0] or code not in extents[1]:
+        return None
+    return extents[0][code], extents[1][code]
+
+
+def _extent_direction(now: float, before: float, min_ratio: float) -> tuple[Direction, str]:
+    details = f"extent {before:.3g} → {now:.3g} (×{now / before:.2f})"
+    return Direction(extent_change(before, now, min_ratio=min_ratio)), details
 
 
 def _direction(now: Finding, before: Finding) -> tuple[Direction, str]:

@@ -77,6 +77,9 @@ class _Cached:
             self.cache[key] = self.model.predict_findings(images)
         return self.cache[key]
 
+    def predict_extents(self, images: Sequence[Image]) -> dict[str, float]:
+        return dict(self.model.predict_extents(images))
+
 
 def _question_name(code: str) -> str:
     from radloop.vocabulary import finding

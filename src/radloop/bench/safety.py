@@ -213,11 +213,11 @@ def run_safety_benchmark(
     """
     from radloop.safety import check, fit_calibrator, load_verifier
     from radloop.safety.calibration import (
-        ClaimSignals,
         LabelledClaim,
         read_labelled_claims,
         write_labelled_claims,
     )
+    from radloop.safety.pipeline import claim_signals
     from radloop.safety.reliability import brier_score, expected_calibration_error
     from radloop.safety.scope import assess_study
 
@@ -253,7 +253,8 @@ def run_safety_benchmark(
         pair_manifest = render(n_pairs, seeds["pairs"], root / "pairs", profile=SAFETY_PROFILES[0],
                                pairs=True, workers=workers, progress=advance("render"))  # fmt: skip
         pair_current = [
-            (root / "pairs" / p["current"]) for _, p in sorted(pair_folders(pair_manifest).items())
+            (root / "pairs" / p["current"], root / "pairs" / p["prior"])
+            for _, p in sorted(pair_folders(pair_manifest).items())
         ]
         render_seconds = time.perf_counter() - started
 
@@ -286,10 +287,7 @@ def run_safety_benchmark(
                     LabelledClaim(
                         study_id=study.study_instance_uid,
                         code=claim.finding.code,
-                        signals=ClaimSignals(
-                            positive=claim.finding.is_positive,
-                            verifier_probability=claim.numbers.p_claim,
-                        ),
+                        signals=claim_signals(claim),
                         present=_label(claim.finding, challenge.correct(claim.index)),
                     )
                 )
@@ -315,10 +313,14 @@ def run_safety_benchmark(
         scope_reasons: Counter[str] = Counter()
         stage_time: defaultdict[str, float] = defaultdict(float)
         misses: list[dict[str, Any]] = []
-        jobs: list[tuple[Path, Sequence[ErrorKind]]] = [(f, _SINGLE_KINDS) for f in test_folders]
-        jobs += [(f, [ErrorKind.WRONG_CHANGE]) for f in pair_current]
-        for i, (folder, kinds) in enumerate(jobs):
+        jobs: list[tuple[Path, Sequence[ErrorKind], Path | None]] = [
+            (f, _SINGLE_KINDS, None) for f in test_folders
+        ]
+        # A current study is checked with its prior, as in production after a comparison.
+        jobs += [(f, [ErrorKind.WRONG_CHANGE], prior) for f, prior in pair_current]
+        for i, (folder, kinds, prior_folder) in enumerate(jobs):
             study, truth = load_rendered(folder)
+            prior_study = load_rendered(prior_folder)[0] if prior_folder is not None else None
             t0 = time.perf_counter()
             decisions = assess_study(study)
             stage_time["scope"] += time.perf_counter() - t0
@@ -332,7 +334,7 @@ def run_safety_benchmark(
             if assessed is None:
                 assessed = frozenset(verifier.verify(study).presence)
             draft = _as_draft(challenge.findings, study, "challenge")
-            checked = check(draft, study, verifier, calibrator, scope=scope)
+            checked = check(draft, study, verifier, calibrator, scope=scope, prior=prior_study)
             for stage, seconds in checked.timings_s.items():
                 stage_time[stage] += seconds
             error = challenge.error
@@ -377,8 +379,7 @@ def run_safety_benchmark(
                 p = claim.numbers.p_claim
                 if p is not None:
                     present = _label(claim.finding, correct)
-                    signals = ClaimSignals(positive=claim.finding.is_positive,
-                                           verifier_probability=p)  # fmt: skip
+                    signals = claim_signals(claim)
                     claims.present.append(present)
                     claims.raw.append(p)
                     claims.calibrated.append(calibrator.presence_probability(signals))
@@ -466,7 +467,7 @@ def _own_drafts(
     from radloop.assist import draft
     from radloop.models.builtin import load_reference_model
     from radloop.safety import check
-    from radloop.safety.calibration import ClaimSignals
+    from radloop.safety.pipeline import claim_signals
     from radloop.safety.reliability import brier_score, expected_calibration_error
     from radloop.synth.truth import truth_findings
 
@@ -496,8 +497,7 @@ def _own_drafts(
             ok = ok if f.is_positive else not same
             (correct_flags if ok else wrong_flags).append(claim.flagged)
             if claim.numbers.p_claim is not None:
-                signals = ClaimSignals(positive=f.is_positive,
-                                       verifier_probability=claim.numbers.p_claim)  # fmt: skip
+                signals = claim_signals(claim)
                 labels.append(int(_label(f, ok)))
                 raw.append(claim.numbers.p_claim)
                 calibrated.append(calibrator.presence_probability(signals))

@@ -11,6 +11,7 @@ when loaded; see ``docs/models.md``.
 """
 
 from radloop.models.base import (
+    ExtentPredictor,
     FindingsPredictor,
     Generation,
     JsonSchema,
@@ -40,6 +41,7 @@ from radloop.models.registry import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "CheckpointNotFoundError",
+    "ExtentPredictor",
     "FindingsPredictor",
     "Generation",
     "JsonSchema",

@@ -130,6 +130,18 @@ class FindingsPredictor(Protocol):
     def predict_findings(self, images: Sequence[Image]) -> tuple[Finding, ...]: ...
 
 
+@runtime_checkable
+class ExtentPredictor(Protocol):
+    """A model that measures each finding's extent on a continuous scale.
+
+    ``predict_extents`` maps finding codes to a positive amount in the finding's own unit
+    (a volume, a rim width, a ratio); only ratios between two studies of one patient are
+    compared, so ``compare`` can tell a smaller effusion from a stable one.
+    """
+
+    def predict_extents(self, images: Sequence[Image]) -> dict[str, float]: ...
+
+
 def check_generate_arguments(
     n: int, temperature: float, max_tokens: int, top_logprobs: int
 ) -> None:

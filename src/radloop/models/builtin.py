@@ -69,6 +69,7 @@ class ReferenceModel(VisionLanguageModel):
             raise MissingExtraError("onnxruntime", "core", "The builtin model") from error
         self.directory = directory
         self.runtime = ReferenceRuntime(onnx_path, sidecar_path)
+        self._last_read: tuple[tuple[Image, ...], Any] | None = None
         self.version = str(self.runtime.sidecar.get("version", "unknown"))
 
     @property
@@ -85,11 +86,20 @@ class ReferenceModel(VisionLanguageModel):
 
         if not images:
             return None
+        last = self._last_read
+        if (
+            last is not None
+            and len(last[0]) == len(images)
+            and all(a is b for a, b in zip(last[0], images, strict=True))
+        ):
+            return last[1]  # draft, extents and verification of one study share one reading
         # Prefer images the header calls frontal; fall back on the view head.
         tagged = [im for im in images if (im.view_position or "").upper() in {"PA", "AP"}]
         candidates = tagged or list(images)
         outputs: list[ReferenceOutput] = self.runtime.run(candidates[:1] if tagged else candidates)
-        return max(outputs, key=lambda o: 1.0 - o.view_probabilities["LL"])
+        best = max(outputs, key=lambda o: 1.0 - o.view_probabilities["LL"])
+        self._last_read = (tuple(images), best)
+        return best
 
     def predict_findings(self, images: Sequence[Image]) -> tuple[Finding, ...]:
         from radloop.models.reference.predictor import findings_from_output
@@ -100,6 +110,12 @@ class ReferenceModel(VisionLanguageModel):
         return tuple(
             f.with_(source=self.model_id) for f in findings_from_output(output, self.sidecar)
         )
+
+    def predict_extents(self, images: Sequence[Image]) -> dict[str, float]:
+        from radloop.models.reference.predictor import extents_from_output
+
+        output = self.read(images)
+        return {} if output is None else extents_from_output(output, self.sidecar)
 
     def generate(
         self,

@@ -8,10 +8,14 @@ from dataclasses import dataclass
 from radloop.vocabulary import VertebralLevel
 
 __all__ = [
+    "EXTENT_MIN_RATIO",
+    "HEART_MIN_RATIO",
     "TIP_REFERENCES",
     "LevelMention",
     "SizeMention",
     "TipMention",
+    "extent_change",
+    "extent_min_ratio",
     "find_levels",
     "find_sizes",
     "find_tips",
@@ -36,6 +40,32 @@ TIP_REFERENCES: dict[str, str] = {
     "stomach": "stomach",
 }
 _REFERENCE = "|".join(sorted((re.escape(k) for k in TIP_REFERENCES), key=len, reverse=True))
+
+EXTENT_MIN_RATIO = 1.2
+"""Two measurements of one finding's extent (a volume, a rim width, a density) differ when one
+is at least 20 % larger than the other: below that, radiographic estimates do not separate
+real change from measurement variability."""
+
+HEART_MIN_RATIO = 1.05
+"""The cardiothoracic ratio is measured more precisely (about ±0.02 on 0.5) and changes less:
+5 % either way is a change."""
+
+
+def extent_min_ratio(code: str) -> float:
+    """The smallest ratio between two extents of ``code`` that counts as a change."""
+    return HEART_MIN_RATIO if code == "cardiomegaly" else EXTENT_MIN_RATIO
+
+
+def extent_change(before: float, now: float, *, min_ratio: float = EXTENT_MIN_RATIO) -> str:
+    """``"increased"``, ``"decreased"`` or ``"stable"`` between two positive extents."""
+    if before <= 0 or now <= 0:
+        raise ValueError(f"expected two positive extents, got {before} and {now}")
+    if now >= before * min_ratio:
+        return "increased"
+    if now * min_ratio <= before:
+        return "decreased"
+    return "stable"
+
 
 _UNIT_MM = {"mm": 1.0, "millimeter": 1.0, "millimeters": 1.0, "cm": 10.0, "centimeter": 10.0}
 _UNIT_MM["centimeters"] = 10.0

@@ -8,7 +8,6 @@ from enum import StrEnum
 from typing import Any
 
 from radloop.errors import InputError
-
 from radloop.vocabulary import Lobe, Side, VertebralLevel, Zone, finding
 
 __all__ = [

@@ -5,13 +5,15 @@ Signals of a claim (each may be missing):
 - the verifier's probability of the finding,
 - the share of k sampled drafts that state the claim (self-consistency; Wang et al., ICLR
   2023), and
-- the mean token log-probability of the draft, when the backend returns log-probabilities.
+- the mean token log-probability of the draft, when the backend returns log-probabilities,
+- whether the verifier contradicted the claim's details (side, zone, size, tube tip, change
+  against the prior, an internal contradiction) although it sees the finding.
 
 A logistic combiner turns them into the log-odds that the *claim* is correct, over the
 features ``[logit(verifier probability of the claim), sample agreement - 1, mean token
-logprob]``; a missing signal contributes 0, so a calibrator fitted on drafts without samples
-applies to them unchanged. Two calibrators are then fitted on the combined score: temperature
-scaling (Guo et al., ICML 2017) and isotonic regression (Zadrozny and Elkan, KDD 2002,
+logprob, contradicted]``; a missing signal contributes 0, so a calibrator fitted on drafts
+without samples applies to them unchanged. Two calibrators are then fitted on the combined
+score: temperature scaling (Guo et al., ICML 2017) and isotonic regression (Zadrozny and Elkan, KDD 2002,
 scikit-learn's ``IsotonicRegression``). The probability that the finding is *present* is the
 claim's probability for a positive claim and one minus it for a negative one.
 
@@ -51,8 +53,9 @@ __all__ = [
 ]
 
 CALIBRATION_FORMAT = "radloop-calibration"
-CALIBRATION_VERSION = 1
-FEATURES = ("verifier_logit", "sample_agreement", "mean_token_logprob")
+CALIBRATION_VERSION = 2
+FEATURES = ("verifier_logit", "sample_agreement", "mean_token_logprob", "contradicted")
+_V1_FEATURES = FEATURES[:3]  # version 1 files: no contradiction feature (its weight is 0)
 Method = Literal["identity", "temperature", "isotonic"]
 FloatArray = npt.NDArray[np.float64]
 _EPS = 1e-4
@@ -81,13 +84,14 @@ class ClaimSignals:
     verifier_probability: float | None = None
     sample_agreement: float | None = None
     mean_token_logprob: float | None = None
+    contradicted: bool | None = None
 
-    def features(self) -> tuple[float, float, float]:
+    def features(self) -> tuple[float, float, float, float]:
         p = self.verifier_probability
         verifier = 0.0 if p is None else _logit(p if self.positive else 1 - p)
         agreement = 0.0 if self.sample_agreement is None else self.sample_agreement - 1.0
         logprob = 0.0 if self.mean_token_logprob is None else self.mean_token_logprob
-        return verifier, agreement, logprob
+        return verifier, agreement, logprob, 1.0 if self.contradicted else 0.0
 
     @property
     def has_signal(self) -> bool:
@@ -115,7 +119,7 @@ class LabelledClaim:
 class Calibrator:
     """A fitted combiner and calibrator; ``Calibrator()`` passes the verifier through."""
 
-    weights: tuple[float, float, float] = (1.0, 0.0, 0.0)
+    weights: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
     bias: float = 0.0
     temperature: float = 1.0
     isotonic_x: tuple[float, ...] = ()
@@ -124,6 +128,10 @@ class Calibrator:
     metrics: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if len(self.weights) != len(FEATURES):
+            raise ValueError(
+                f"expected {len(FEATURES)} weights ({', '.join(FEATURES)}), got {self.weights}"
+            )
         if self.temperature <= 0:
             raise ValueError(f'Argument "temperature" must be positive, got {self.temperature}.')
         if self.method == "isotonic" and len(self.isotonic_x) < 2:
@@ -133,7 +141,7 @@ class Calibrator:
 
     def score(self, signals: Sequence[ClaimSignals]) -> FloatArray:
         """Combined log-odds that each claim is correct (before temperature or isotonic)."""
-        x = np.array([s.features() for s in signals], dtype=np.float64).reshape(-1, 3)
+        x = np.array([s.features() for s in signals], dtype=np.float64).reshape(-1, len(FEATURES))
         return x @ np.asarray(self.weights, dtype=np.float64) + self.bias
 
     def claim_probabilities(self, signals: Sequence[ClaimSignals]) -> FloatArray:
@@ -172,19 +180,23 @@ class Calibrator:
                 repr(data)[:80],
                 source=source,
             )
-        if data.get("version") != CALIBRATION_VERSION or data.get("features") != list(FEATURES):
+        known = {(CALIBRATION_VERSION, FEATURES), (1, _V1_FEATURES)}
+        if (data.get("version"), tuple(data.get("features") or ())) not in known:
             raise CalibrationDataError(
-                f"version {CALIBRATION_VERSION} with features {list(FEATURES)}",
+                f"version {CALIBRATION_VERSION} with features {list(FEATURES)} "
+                f"(or version 1 with {list(_V1_FEATURES)})",
                 f"version {data.get('version')!r} with features {data.get('features')!r}",
                 source=source,
                 fix="refit with `radloop calibrate`",
             )
         try:
             weights = tuple(float(w) for w in data["combiner"]["weights"])
-            if len(weights) != 3:
-                raise ValueError(f"expected 3 combiner weights, got {len(weights)}")
+            expected = len(data["features"])
+            if len(weights) != expected:
+                raise ValueError(f"expected {expected} combiner weights, got {len(weights)}")
+            weights = (*weights, 0.0)[: len(FEATURES)]
             return cls(
-                weights=(weights[0], weights[1], weights[2]),
+                weights=(weights[0], weights[1], weights[2], weights[3]),
                 bias=float(data["combiner"]["bias"]),
                 temperature=float(data["temperature"]),
                 isotonic_x=tuple(float(v) for v in data["isotonic"]["x"]),
@@ -220,6 +232,7 @@ _COLUMNS = (
     "verifier_probability",
     "sample_agreement",
     "mean_token_logprob",
+    "contradicted",
     "label",
 )
 _TRUE = {"1", "true", "yes", "present"}
@@ -235,6 +248,15 @@ def _optional_float(value: Any, name: str, *, probability: bool) -> float | None
     if not probability and number > 0:
         raise ValueError(f"{name} must be a log-probability (<= 0), got {value!r}")
     return number
+
+
+def _optional_bool(value: Any, name: str) -> bool | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    text = str(value).strip().lower()
+    if text not in _TRUE | _FALSE:
+        raise ValueError(f"{name} must be 1 or 0 (or empty), got {value!r}")
+    return text in _TRUE
 
 
 def _row_claim(row: dict[str, Any]) -> LabelledClaim:
@@ -257,6 +279,7 @@ def _row_claim(row: dict[str, Any]) -> LabelledClaim:
         mean_token_logprob=_optional_float(
             row.get("mean_token_logprob"), "mean_token_logprob", probability=False
         ),
+        contradicted=_optional_bool(row.get("contradicted"), "contradicted"),
     )
     return LabelledClaim(str(row.get("study_id", "")), code, signals, label in _TRUE)
 
@@ -318,6 +341,7 @@ def write_labelled_claims(path: str | Path, claims: Iterable[LabelledClaim]) -> 
                     "" if s.verifier_probability is None else s.verifier_probability,
                     "" if s.sample_agreement is None else s.sample_agreement,
                     "" if s.mean_token_logprob is None else s.mean_token_logprob,
+                    "" if s.contradicted is None else int(s.contradicted),
                     int(c.present),
                 ]
             )
@@ -431,7 +455,7 @@ def fit_calibrator(
     x = np.array([c.signals.features() for c in fit], dtype=np.float64)
     y = np.array([c.correct for c in fit], dtype=np.float64)
     weights, bias = _fit_logistic(x, y)
-    w = (float(weights[0]), float(weights[1]), float(weights[2]))
+    w = (float(weights[0]), float(weights[1]), float(weights[2]), float(weights[3]))
     z = x @ weights + bias
     temperature = _fit_temperature(z, y)
     iso_x, iso_y = _isotonic(_sigmoid(z), y)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from radloop.assist import DraftReport, read_findings
-from radloop.report import Finding, Presence
+from radloop.report import Finding, Presence, Verdict
 from radloop.safety.calibration import Calibrator, ClaimSignals
 from radloop.safety.certainty import write_with_certainty
 from radloop.safety.scope import ScopeDecision
@@ -89,15 +89,25 @@ def sampled_findings(draft: DraftReport) -> list[tuple[Finding, ...]] | None:
     return [read_findings(g.text, expected_json=structured)[0] for g in draft.generations]
 
 
-def _probability(
-    check: ClaimCheck, calibrator: Calibrator | None, logprob: float | None
-) -> float | None:
-    signals = ClaimSignals(
+def claim_signals(check: ClaimCheck, mean_token_logprob: float | None = None) -> ClaimSignals:
+    """The calibrator's inputs for one checked claim.
+
+    ``contradicted`` holds when the verifier sees a positive claim's finding but contradicts a
+    detail of it (side, zone, size, tube tip, change, an internal contradiction).
+    """
+    return ClaimSignals(
         positive=check.finding.is_positive,
         verifier_probability=check.numbers.p_claim,
         sample_agreement=check.numbers.sample_agreement,
-        mean_token_logprob=logprob,
+        mean_token_logprob=mean_token_logprob,
+        contradicted=check.finding.is_positive and check.verdict is Verdict.CONTRADICTED,
     )
+
+
+def _probability(
+    check: ClaimCheck, calibrator: Calibrator | None, logprob: float | None
+) -> float | None:
+    signals = claim_signals(check, logprob)
     if calibrator is None:
         # Uncalibrated: the verifier's probability as it is, or nothing to state.
         return check.numbers.p_claim
@@ -113,17 +123,23 @@ def check(
     thresholds: Thresholds | None = None,
     scope: ScopeDecision | None = None,
     samples: Sequence[Sequence[Finding]] | None = None,
+    prior: Study | None = None,
 ) -> CheckedReport:
-    """Check a draft of ``study`` against ``verifier``; see the module docstring."""
+    """Check a draft of ``study`` against ``verifier``; see the module docstring.
+
+    With ``prior`` (the prior study the draft was compared with) the verifier reads it too
+    and every claimed change is checked against its two readings.
+    """
     timings: dict[str, float] = {}
     start = time.perf_counter()
     output = verifier.verify(study)
+    prior_output = verifier.verify(prior) if prior is not None else None
     timings["verifier_inference"] = time.perf_counter() - start
 
     start = time.perf_counter()
     if samples is None:
         samples = sampled_findings(draft)
-    checks = verify_claims(draft.findings, output, samples, thresholds)
+    checks = verify_claims(draft.findings, output, samples, thresholds, prior_output)
     timings["verify"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -107,7 +107,7 @@ class ReferenceVerifier:
         """
         import time
 
-        from radloop.models.reference.predictor import reliable_findings
+        from radloop.models.reference.predictor import extents_from_output, reliable_findings
 
         started = time.perf_counter()
         images = study.images
@@ -137,6 +137,7 @@ class ReferenceVerifier:
             view=views,
             embedding=output.embedding,
             latency_s=time.perf_counter() - started,
+            extents=extents_from_output(output, self._model.sidecar),
         )  # fmt: skip
 
 

@@ -32,7 +32,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
-from radloop.report import Finding, Presence, Verdict
+from radloop.report import Change, Finding, Presence, Verdict
+from radloop.report.measure import EXTENT_MIN_RATIO, HEART_MIN_RATIO, extent_change
 from radloop.safety.contradictions import Contradiction, claim_zones, find_contradictions
 from radloop.study import Study
 from radloop.vocabulary import Criticality, Side, Zone, ancestors, finding
@@ -60,7 +61,9 @@ class VerifierOutput:
     on the image's left). ``sizes_mm`` is the largest lesion of a code (nodule, mass) in mm;
     ``tube_tip_to_carina_mm`` is positive above the carina. ``view`` maps view labels
     (``PA``, ``AP``, ``LATERAL``, ...) to probabilities; ``embedding`` feeds the scope guard's
-    out-of-distribution score.
+    out-of-distribution score. ``extents`` measure each finding's amount on a continuous scale
+    (a volume, a rim width, a ratio: only the ratio between two studies is read), so that a
+    claimed change against the prior study can be checked.
     """
 
     verifier: str
@@ -73,6 +76,7 @@ class VerifierOutput:
     view: Mapping[str, float] = field(default_factory=dict)
     embedding: npt.NDArray[np.float32] | None = None
     latency_s: float = 0.0
+    extents: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for code, p in self.presence.items():
@@ -85,6 +89,9 @@ class VerifierOutput:
         for code, size in self.sizes_mm.items():
             if size <= 0:
                 raise ValueError(f"expected a positive size in mm for {code!r}, got {size}")
+        for code, extent in self.extents.items():
+            if not extent > 0:
+                raise ValueError(f"expected a positive extent for {code!r}, got {extent}")
 
     def code_for(self, code: str) -> str | None:
         """The code the verifier assesses for a claim: the code itself or its nearest broader
@@ -135,11 +142,16 @@ class Thresholds:
     probability is a possible omission."""
     negative_supported_below: float = 0.5
     """A negative claim the verifier gives less than this is supported."""
+    change_ratio: float = EXTENT_MIN_RATIO
+    """Extents on the two studies differing by this factor are a change (else stable); a
+    claimed direction the verifier's two measurements contradict is flagged."""
+    heart_change_ratio: float = HEART_MIN_RATIO
+    """The same for the cardiothoracic ratio (cardiomegaly), which is measured more precisely."""
 
     def __post_init__(self) -> None:
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if name in ("size_ratio_max",):
+            if name in ("size_ratio_max", "change_ratio", "heart_change_ratio"):
                 if value <= 1:
                     raise ValueError(f'Argument "{name}" must be greater than 1, got {value}.')
             elif name == "tip_tolerance_mm":
@@ -168,6 +180,9 @@ class ClaimNumbers:
     tip_measured_mm: float | None = None
     sample_agreement: float | None = None
     n_samples: int = 0
+    p_prior: float | None = None
+    extent_prior: float | None = None
+    extent_current: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -362,6 +377,45 @@ def _check_measurements(
     return numbers
 
 
+def _check_change(
+    found: Finding, out: VerifierOutput, prior: VerifierOutput, code: str, th: Thresholds,
+    why: _Findings,
+) -> dict[str, Any]:  # fmt: skip
+    """A claimed change against the prior study, from the verifier's reading of both."""
+    numbers: dict[str, Any] = {}
+    change = found.change
+    p_prior = prior.presence.get(code)
+    if change is None or p_prior is None:
+        return numbers
+    numbers["p_prior"] = p_prior
+    if change is Change.NEW and p_prior >= th.omission_at:
+        why.contradicted.append(
+            f"change: claimed new, but the verifier gives {found.name} {p_prior:.2f} on the prior"
+        )
+    if change is Change.RESOLVED and out.presence.get(code, 0.0) >= th.omission_at:
+        why.contradicted.append(
+            f"change: claimed resolved, but the verifier gives {found.name} "
+            f"{out.presence[code]:.2f} on the current study"
+        )
+    before, now = prior.extents.get(code), out.extents.get(code)
+    if change in (Change.INCREASED, Change.DECREASED, Change.STABLE):
+        if p_prior < th.absent_below:
+            why.contradicted.append(
+                f"change: claimed {change.value}, but the verifier gives {found.name} only "
+                f"{p_prior:.2f} on the prior (new?)"
+            )
+        elif before is not None and now is not None:
+            numbers.update(extent_prior=before, extent_current=now)
+            ratio = th.heart_change_ratio if code == "cardiomegaly" else th.change_ratio
+            measured = extent_change(before, now, min_ratio=ratio)
+            if measured != change.value:
+                why.contradicted.append(
+                    f"change: claimed {change.value}, the verifier measures {measured} "
+                    f"(extent ×{now / before:.2f}; a change is ×{ratio:g} either way)"
+                )
+    return numbers
+
+
 def _check_claim(
     index: int,
     found: Finding,
@@ -369,6 +423,7 @@ def _check_claim(
     samples: Sequence[Sequence[Finding]] | None,
     contradictions: Sequence[Contradiction],
     th: Thresholds,
+    prior: VerifierOutput | None = None,
 ) -> ClaimCheck:
     why = _Findings()
     numbers: dict[str, Any] = {}
@@ -393,6 +448,8 @@ def _check_claim(
                 why.unsupported.append(text)
     possible_omission = False
     if code is not None and p is not None:
+        if prior is not None:
+            numbers.update(_check_change(found, out, prior, code, th, why))
         if found.is_positive:
             numbers.update(_check_location(found, out, code, th, why))
             numbers.update(_check_measurements(found, out, code, th, why))
@@ -456,17 +513,19 @@ def verify_claims(
     verifier_output: VerifierOutput,
     samples: Sequence[Sequence[Finding]] | None = None,
     thresholds: Thresholds | None = None,
+    prior_output: VerifierOutput | None = None,
 ) -> list[ClaimCheck]:
     """A check per finding of a draft, in order, then one per finding the draft omits.
 
     ``samples`` are the findings of k drafts sampled from the same backend (temperature > 0),
     when it sampled; agreement is the share of them that state the same finding on an
-    overlapping side.
+    overlapping side. ``prior_output`` is the verifier's reading of the prior study: with it,
+    each claimed change (new, increased, decreased, stable, resolved) is checked too.
     """
     th = thresholds or Thresholds()
     contradictions = find_contradictions(findings)
     checks = [
-        _check_claim(i, found, verifier_output, samples, contradictions, th)
+        _check_claim(i, found, verifier_output, samples, contradictions, th, prior_output)
         for i, found in enumerate(findings)
     ]
     return [*checks, *_unmentioned(findings, verifier_output, th)]

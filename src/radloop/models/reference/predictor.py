@@ -20,7 +20,7 @@ from radloop.report import Finding, Presence
 from radloop.report.types import Severity
 from radloop.vocabulary import Side, Zone
 
-__all__ = ["MODEL_SOURCE", "findings_from_output", "severity_of"]
+__all__ = ["EXTENTS", "MODEL_SOURCE", "extents_from_output", "findings_from_output", "severity_of"]
 
 MODEL_SOURCE = "radloop-reference"
 _RIGHT = {Zone.RIGHT_UPPER, Zone.RIGHT_MIDDLE, Zone.RIGHT_LOWER}
@@ -60,6 +60,28 @@ def _size(code: str, regressions: Mapping[str, float]) -> float | None:
     if code not in name:
         return None
     return round(max(1.0, regressions[name[code]]), 1)
+
+
+EXTENTS: dict[str, str] = {
+    "nodule": "nodule_mm",
+    "mass": "mass_mm",
+    "pneumothorax": "pneumothorax_rim_mm",
+    "pleural_effusion": "effusion_ml",
+    "consolidation": "consolidation_ml",
+    "edema": "edema_hu",
+    "cardiomegaly": "ctr",
+}
+"""The regression head that measures each finding's extent (for comparing two studies)."""
+
+
+def extents_from_output(output: ReferenceOutput, sidecar: Mapping[str, Any]) -> dict[str, float]:
+    """The extent of each reportable finding type, whether or not it is called present."""
+    reliable = reliable_findings(sidecar)
+    return {
+        code: float(output.regressions[name])
+        for code, name in EXTENTS.items()
+        if code in reliable and output.regressions.get(name, 0.0) > 0
+    }
 
 
 MIN_RELIABLE_AUROC = 0.9
