@@ -276,3 +276,12 @@ def test_without_a_prior_reading_changes_are_not_judged() -> None:
 def test_extents_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive extent"):
         VerifierOutput("test", presence={"nodule": 0.5}, extents={"nodule": 0.0})
+
+
+def test_a_critical_finding_is_a_possible_omission_at_a_lower_probability() -> None:
+    output = VerifierOutput("test", presence={"pneumothorax": 0.6, "nodule": 0.6})
+    checks = verify_claims([Finding("cardiomegaly", presence=Presence.ABSENT)], output)
+    omitted = {c.finding.code for c in checks if c.possible_omission}
+    assert omitted == {"pneumothorax"}  # critical at 0.6; a nodule needs 0.8
+    strict = Thresholds(critical_omission_at=0.8)
+    assert not any(c.possible_omission for c in verify_claims([], output, thresholds=strict))

@@ -139,7 +139,10 @@ class Thresholds:
     """...unless the verifier gives it at least this probability."""
     omission_at: float = 0.8
     """A negative claim (or a finding not mentioned) the verifier sees at or above this
-    probability is a possible omission."""
+    probability is a possible omission..."""
+    critical_omission_at: float = 0.5
+    """...and at or above this one for a critical finding (pneumothorax, a large effusion, a
+    tube: missing one costs more than a second look, so the bar to ask for that look is lower)."""
     negative_supported_below: float = 0.5
     """A negative claim the verifier gives less than this is supported."""
     change_ratio: float = EXTENT_MIN_RATIO
@@ -159,6 +162,11 @@ class Thresholds:
                     raise ValueError(f'Argument "{name}" must be positive, got {value}.')
             else:
                 _check_probability(name, value)
+
+    def omission_for(self, code: str) -> float:
+        """The probability at which an unmentioned or denied ``code`` is a possible omission."""
+        critical = finding(code).critical is not Criticality.NEVER
+        return min(self.omission_at, self.critical_omission_at) if critical else self.omission_at
 
 
 @dataclass(frozen=True)
@@ -458,7 +466,7 @@ def _check_claim(
                     f"the verifier gives {found.name} {p:.2f} (below {th.supported_at:.2f}): "
                     "possible hallucination"
                 )
-        elif p >= th.omission_at:
+        elif p >= th.omission_for(code):
             possible_omission = True
             why.contradicted.append(
                 f"possible omission: the report says no {found.name}, the verifier gives {p:.2f}"
@@ -486,7 +494,7 @@ def _unmentioned(
         mentioned.update((found.code, *ancestors(found.code)))
     checks = []
     for code, p in sorted(out.presence.items()):
-        if code in mentioned or code == "no_finding" or p < th.omission_at:
+        if code in mentioned or code == "no_finding" or p < th.omission_for(code):
             continue
         if any(c in mentioned for c in ancestors(code)):
             continue  # a broader statement ("opacity") covers a narrower code
