@@ -96,8 +96,10 @@ def run_benchmark(
     from radloop.assist import ask, compare, draft
     from radloop.assist.ask import ETT_TIP_RANGE_MM
     from radloop.models.builtin import ReferenceModel, shipped_model_dir
+    from radloop.models.reference.predictor import reliable_findings
 
     model = ReferenceModel(model_dir or shipped_model_dir())
+    reportable = reliable_findings(model.sidecar)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="radloop-bench-reference-") as scratch:
         root = Path(scratch)
@@ -169,6 +171,7 @@ def run_benchmark(
                 answer = ask(study, "Is the endotracheal tube well positioned?", cached)
                 vqa["placement"].append(answer.answer is well)
         change_hits: dict[str, list[bool]] = {}
+        change_by_code: dict[str, list[bool]] = {}
         by_pair = pair_folders(pair_manifest)
         for pair_id in tqdm(sorted(by_pair), unit="pair", desc="compare"):
             current, truth = load_rendered(root / "pairs" / by_pair[pair_id]["current"])
@@ -182,6 +185,7 @@ def run_benchmark(
                     continue
                 hit = predicted.get(item["code"]) == item["change"]
                 change_hits.setdefault(item["change"], []).append(hit)
+                change_by_code.setdefault(item["code"], []).append(hit)
     aurocs = {c: auroc(labels[c], scores[c]) for c in FINDINGS}
     finite = [v for v in aurocs.values() if not np.isnan(v)]
     all_vqa = [h for hits in vqa.values() for h in hits]
@@ -214,6 +218,10 @@ def run_benchmark(
         "vqa_questions": len(all_vqa),
         "change_direction_accuracy": mean(all_changes),
         "change_by_direction": {k: mean(v) for k, v in sorted(change_hits.items())},
+        "change_by_finding": {k: mean(v) for k, v in sorted(change_by_code.items())},
+        "change_direction_accuracy_reportable": mean(
+            [h for code, hits in change_by_code.items() if code in reportable for h in hits]
+        ),
         "changes": len(all_changes),
         "draft_latency_p50_ms": round(statistics.median(latencies) * 1000, 1),
         "draft_latency_p95_ms": round(float(np.percentile(latencies, 95)) * 1000, 1),
@@ -240,6 +248,10 @@ def format_benchmark(result: dict[str, Any]) -> str:
         f"{c} {v}" for c, v in result["auroc"].items()))  # fmt: skip
     lines.append(f"  side accuracy {result['side_accuracy']}; VQA by kind {result['vqa_by_kind']}")
     lines.append(f"  change by direction {result['change_by_direction']}")
+    lines.append(
+        f"  change by finding {result['change_by_finding']}; over the types the model reports "
+        f"{result['change_direction_accuracy_reportable']}"
+    )
     return "\n".join(lines)
 
 
