@@ -1,0 +1,581 @@
+"""Scorers: from :class:`~radloop.evaluate.arrays.EvalArrays` to the run's ``MetricTable``.
+
+Pure numpy over per-case arrays (no images, no model), so a 10,000-case run is scored in
+seconds. Every figure comes with a 95 % case-bootstrap interval (:mod:`.bootstrap`); each is
+given twice where the safety layer changes it: ``draft`` (the model alone) and ``safety`` (the
+draft as the safety layer hands it to the reviewer; definitions in :mod:`.arrays`).
+
+Calibration: ECE with 15 equal-width bins (Guo et al., ICML 2017; as ``radloop bench safety``)
+and Brier score over every (case, labelled code) pair. Rare findings: prevalence < 5 % among
+the labelled cases. Fairness: every summary figure per subgroup (sex, age band, site, view)
+through Fairlearn's ``MetricFrame``; the gap is between the best and the worst group of at
+least ``min_group`` cases, with its own bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from radloop.evaluate.arrays import ERROR_TYPES, ZONES, EvalArrays
+from radloop.evaluate.bootstrap import (
+    FloatArray,
+    bootstrap_weights,
+    divide,
+    interval,
+    ratio,
+    weighted_auroc,
+)
+
+__all__ = [
+    "ECE_BINS",
+    "METRICS_SCHEMA",
+    "RARE_PREVALENCE",
+    "SUMMARY_METRICS",
+    "ScoringOptions",
+    "score_arrays",
+    "summary_metrics",
+]
+
+METRICS_SCHEMA = "radloop.evaluate/metrics-v1"
+ECE_BINS = 15
+RARE_PREVALENCE = 0.05
+SIZE_BINS_MM = (0.0, 10.0, 20.0, 30.0, np.inf)
+CONTRAST_BINS = (0.0, 3.0, 10.0, np.inf)  # percent of the display range
+CONTRAST_LABELS = ("faint (<3 %)", "moderate (3–10 %)", "conspicuous (≥10 %)")
+SUMMARY_METRICS = (
+    "macro_auroc",
+    "sensitivity",
+    "specificity",
+    "f1",
+    "ece",
+    "brier",
+    "hallucination_rate",
+    "reports_with_hallucination",
+    "omission_rate",
+    "reports_with_omission",
+    "critical_miss_rate",
+)
+LOWER_IS_BETTER = frozenset(
+    {
+        "ece",
+        "brier",
+        "hallucination_rate",
+        "reports_with_hallucination",
+        "omission_rate",
+        "reports_with_omission",
+        "critical_miss_rate",
+    }
+)
+IntArray = npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How intervals are drawn: ``resamples`` case resamples from ``seed`` for the headline
+    figures (summary, per finding, calibration, spatial), the first ``subgroup_resamples`` of
+    them for the breakdowns (subgroups, sites, zones, lesion bins)."""
+
+    resamples: int = 1000
+    subgroup_resamples: int = 200
+    seed: int = 0
+    min_group: int = 10
+
+
+def _auroc_rows(w: FloatArray, y: FloatArray, s: FloatArray) -> FloatArray:
+    known = ~np.isnan(y)
+    return weighted_auroc(w[:, known], y[known], s[known])
+
+
+def _variant(a: EvalArrays, safe: bool) -> tuple[npt.NDArray[np.bool_], FloatArray]:
+    return (a.claimed_safe, a.score_safe) if safe else (a.claimed, a.score)
+
+
+def per_code_counts(a: EvalArrays, idx: IntArray, safe: bool) -> dict[str, FloatArray]:
+    """n x K indicator arrays of true/false positives/negatives."""
+    claimed, _ = _variant(a, safe)
+    y = a.y[idx]
+    c = claimed[idx]
+    pos, neg = y == 1, y == 0
+    return {
+        "tp": (c & pos).astype(float),
+        "fn": (~c & pos).astype(float),
+        "fp": (c & neg).astype(float),
+        "tn": (~c & neg).astype(float),
+    }
+
+
+def code_aurocs(a: EvalArrays, w: FloatArray, idx: IntArray, safe: bool) -> list[FloatArray]:
+    """Per labelled code, AUROC per row of ``w`` (NaN rows for codes the model never scores)."""
+    _, scores = _variant(a, safe)
+    y, s = a.y[idx], scores[idx]
+    return [
+        _auroc_rows(w, y[:, j], s[:, j]) if a.scored[j] else np.full(len(w), np.nan)
+        for j in range(len(a.codes))
+    ]
+
+
+def summary_metrics(
+    a: EvalArrays,
+    w: FloatArray,
+    idx: IntArray,
+    safe: bool,
+    aurocs: list[FloatArray] | None = None,
+) -> dict[str, FloatArray]:
+    """Every summary figure per row of ``w`` (R x len(idx), the weights of cases ``idx``)."""
+    _, scores = _variant(a, safe)
+    y, s = a.y[idx], scores[idx]
+    counts = per_code_counts(a, idx, safe)
+    tp, fn, fp, tn = (counts[k].sum(axis=1) for k in ("tp", "fn", "fp", "tn"))
+    if aurocs is None:
+        aurocs = code_aurocs(a, w, idx, safe)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            macro = np.nanmean(np.vstack(aurocs), axis=0) if aurocs else np.full(len(w), np.nan)
+    known = ~np.isnan(y)
+    p = np.where(known, s, 0.0)
+    t = np.where(known, y, 0.0)
+    bins = np.clip((p * ECE_BINS).astype(int), 0, ECE_BINS - 1)
+    errors = (a.errors_unflagged if safe else a.errors)[idx]
+    missed = (a.critical_missed_safe if safe else a.critical_missed)[idx]
+    # Every case-additive statistic as one column: one pass over the weights for all.
+    columns = {
+        "tp": tp,
+        "fn": fn,
+        "fp": fp,
+        "tn": tn,
+        "labelled": known.sum(axis=1).astype(float),
+        "squared_error": np.where(known, (p - t) ** 2, 0.0).sum(axis=1),
+        "claims": a.claims[idx],
+        "critical": a.critical[idx],
+        "critical_missed": missed,
+        "any_hallucination": (errors[:, 0] > 0).astype(float),
+        "one": np.ones(len(idx)),
+        "any_omission": (fn > 0).astype(float),
+        "any_present": ((tp + fn) > 0).astype(float),
+    }
+    for e, kind in enumerate(ERROR_TYPES):
+        columns[kind] = errors[:, e]
+    for b in range(ECE_BINS):
+        columns[f"gap{b}"] = np.where(known & (bins == b), p - t, 0.0).sum(axis=1)
+    names = list(columns)
+    sums = w @ np.column_stack([columns[k] for k in names])
+    c = {k: sums[:, i] for i, k in enumerate(names)}
+    gaps = np.abs(np.column_stack([c[f"gap{b}"] for b in range(ECE_BINS)])).sum(axis=1)
+    out = {
+        "macro_auroc": macro,
+        "sensitivity": divide(c["tp"], c["tp"] + c["fn"]),
+        "specificity": divide(c["tn"], c["tn"] + c["fp"]),
+        "f1": divide(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"]),
+        "ece": divide(gaps, c["labelled"]),
+        "brier": divide(c["squared_error"], c["labelled"]),
+        "hallucination_rate": divide(c["false_finding"], c["claims"]),
+        "reports_with_hallucination": divide(c["any_hallucination"], c["one"]),
+        "omission_rate": divide(c["fn"], c["tp"] + c["fn"]),
+        "reports_with_omission": divide(c["any_omission"], c["any_present"]),
+        "critical_miss_rate": divide(c["critical_missed"], c["critical"]),
+    }
+    for kind in ERROR_TYPES:
+        out[f"error_rate_{kind}"] = divide(c[kind], c["claims"])
+    return out
+
+
+def _intervals(values: Mapping[str, FloatArray]) -> dict[str, dict[str, Any]]:
+    return {k: interval(v) for k, v in values.items()}
+
+
+def _per_finding(
+    a: EvalArrays,
+    views: Mapping[str, tuple[FloatArray, IntArray]],
+    aurocs: Mapping[str, list[FloatArray]],
+) -> dict[str, Any]:
+    """Per code: counts, prevalence and, per variant (its weights and cases), the figures."""
+    out: dict[str, Any] = {}
+    y = a.y[views["draft"][1]]
+    sums = {}
+    for variant, safe in (("draft", False), ("safety", True)):
+        wv, iv = views[variant]
+        counts = per_code_counts(a, iv, safe)
+        stacked = wv @ np.hstack([counts[k] for k in ("tp", "fn", "fp", "tn")])
+        k = len(a.codes)
+        sums[variant] = {
+            name: stacked[:, i * k : (i + 1) * k] for i, name in enumerate(("tp", "fn", "fp", "tn"))
+        }
+    for j, code in enumerate(a.codes):
+        known = ~np.isnan(y[:, j])
+        n_pos = int(np.sum(y[known, j] == 1))
+        n_neg = int(np.sum(y[known, j] == 0))
+        entry: dict[str, Any] = {
+            "n_labelled": int(known.sum()),
+            "n_positive": n_pos,
+            "n_negative": n_neg,
+            "prevalence": float(n_pos / known.sum()) if known.any() else None,
+            "scored_by_model": bool(a.scored[j]),
+            "n_claimed": int(a.claimed[views["draft"][1], j].sum()),
+        }
+        prevalence = entry["prevalence"]
+        entry["rare"] = bool(prevalence is not None and 0 < prevalence < RARE_PREVALENCE)
+        for variant in ("draft", "safety"):
+            tp, fn, fp, tn = (sums[variant][k][:, j] for k in ("tp", "fn", "fp", "tn"))
+            figures = {
+                "auroc": aurocs[variant][j],
+                "sensitivity": divide(tp, tp + fn),
+                "specificity": divide(tn, tn + fp),
+                "f1": divide(2 * tp, 2 * tp + fp + fn),
+            }
+            entry[variant] = _intervals(figures)
+        out[code] = entry
+    return out
+
+
+def reliability_bins(a: EvalArrays, idx: IntArray, safe: bool) -> list[dict[str, float | int]]:
+    """Per equal-width bin: count, mean predicted probability, observed frequency."""
+    _, scores = _variant(a, safe)
+    y, s = a.y[idx], scores[idx]
+    known = ~np.isnan(y)
+    p, t = s[known], y[known]
+    bins = np.clip((p * ECE_BINS).astype(int), 0, ECE_BINS - 1)
+    out: list[dict[str, float | int]] = []
+    for b in range(ECE_BINS):
+        m = bins == b
+        if m.any():
+            out.append(
+                {
+                    "low": b / ECE_BINS,
+                    "high": (b + 1) / ECE_BINS,
+                    "n": int(m.sum()),
+                    "mean_probability": float(p[m].mean()),
+                    "observed": float(t[m].mean()),
+                }
+            )
+    return out
+
+
+def roc_points(y: FloatArray, s: FloatArray, max_points: int = 200) -> dict[str, list[float]]:
+    """The ROC curve (false and true positive rates at each threshold), thinned for plots."""
+    known = ~np.isnan(y)
+    yk, sk = y[known] == 1, s[known]
+    if not yk.any() or yk.all():
+        return {"fpr": [], "tpr": []}
+    order = np.argsort(-sk, kind="mergesort")
+    ys, ss = yk[order], sk[order]
+    last = np.r_[np.flatnonzero(ss[1:] != ss[:-1]), ys.size - 1]
+    tpr = np.r_[0.0, np.cumsum(ys)[last] / ys.sum()]
+    fpr = np.r_[0.0, np.cumsum(~ys)[last] / (~ys).sum()]
+    if tpr.size > max_points:
+        keep = np.unique(np.linspace(0, tpr.size - 1, max_points).astype(int))
+        tpr, fpr = tpr[keep], fpr[keep]
+    return {"fpr": [round(float(v), 5) for v in fpr], "tpr": [round(float(v), 5) for v in tpr]}
+
+
+def _spatial(a: EvalArrays, w: FloatArray, idx: IntArray) -> dict[str, Any]:
+    sp = {k: v[idx] for k, v in a.spatial.items()}
+    figures = {
+        "side_accuracy": (sp["side_ok"], sp["side_n"]),
+        "zone_exact_accuracy": (sp["zone_ok"], sp["zone_n"]),
+        "zone_jaccard": (sp["zone_jaccard"], sp["zone_n"]),
+        "lobe_accuracy": (sp["lobe_ok"], sp["lobe_n"]),
+        "vertebral_level_accuracy": (sp["level_ok"], sp["level_n"]),
+        "vertebral_level_within_one": (sp["level_within1"], sp["level_n"]),
+        "size_mae_mm": (sp["size_abs_error_mm"], sp["size_n"]),
+    }
+    out: dict[str, Any] = {}
+    for name, (num, den) in figures.items():
+        out[name] = {**interval(ratio(w, num, den)), "n": int(den.sum())}
+    return out
+
+
+def _zones(a: EvalArrays, w: FloatArray, idx: IntArray) -> dict[str, Any]:
+    """Zone-level AUROC per code, pooled over the six zones (cluster bootstrap by case); per
+    zone the figure alone."""
+    out: dict[str, Any] = {}
+    wz = w
+    for code, (zy, zs) in a.zone.items():
+        y, s = zy[idx], zs[idx]
+        known = ~np.isnan(y)
+        if not known.any():
+            continue
+        rows, cols = np.nonzero(known)
+        pooled = weighted_auroc(wz[:, rows], y[rows, cols], s[rows, cols])
+        per_zone = {
+            zone: interval(_auroc_rows(wz[:1], y[:, k], s[:, k]))["value"]
+            for k, zone in enumerate(ZONES)
+        }
+        out[code] = {
+            "auroc": interval(pooled),
+            "per_zone": per_zone,
+            "n_cases": int(known.any(axis=1).sum()),
+            "n_positive_zones": int(np.sum(y[known] == 1)),
+        }
+    return out
+
+
+def _bin_index(values: FloatArray, edges: Sequence[float]) -> IntArray:
+    return np.asarray(np.digitize(values, edges[1:-1]), dtype=np.int64)
+
+
+def _subtle(a: EvalArrays, w: FloatArray, idx: IntArray) -> dict[str, Any]:
+    """Lesion sensitivity by size and contrast bin (synthetic lab: exact per-lesion truth)."""
+    lesions = a.lesions
+    codes = list(lesions.get("code", []))
+    if not codes:
+        return {}
+    keep = np.isin(np.asarray(lesions["case"], dtype=np.int64), idx)
+    position = {int(c): k for k, c in enumerate(idx)}
+    case = np.asarray(lesions["case"], dtype=np.int64)
+    size = np.asarray(lesions["size_mm"])
+    contrast = np.asarray(lesions["contrast"])
+    out: dict[str, Any] = {}
+    size_labels = ["<10 mm", "10–20 mm", "20–30 mm", "≥30 mm"]
+    for code in sorted(set(codes)):
+        mine = keep & (np.asarray(codes) == code)
+        entry: dict[str, Any] = {"n": int(mine.sum())}
+        for axis, values, edges, labels in (
+            ("by_size", size, SIZE_BINS_MM, size_labels),
+            ("by_contrast", contrast, CONTRAST_BINS, list(CONTRAST_LABELS)),
+        ):
+            rows = []
+            b = _bin_index(values, edges)
+            for k, label in enumerate(labels):
+                sel = mine & (b == k) & ~np.isnan(values)
+                if not sel.any():
+                    continue
+                cols = np.asarray([position[int(c)] for c in case[sel]])
+                row: dict[str, Any] = {"bin": label, "n": int(sel.sum())}
+                for variant, key in (("draft", "detected"), ("safety", "detected_safe")):
+                    num = np.bincount(
+                        cols, weights=np.asarray(lesions[key])[sel], minlength=len(idx)
+                    )
+                    den = np.bincount(cols, minlength=len(idx)).astype(float)
+                    row[variant] = interval(ratio(w, num, den))
+                rows.append(row)
+            entry[axis] = rows
+        out[code] = entry
+    return out
+
+
+def _groups(labels: Sequence[str], idx: IntArray, min_group: int) -> dict[str, IntArray]:
+    values = np.asarray(labels, dtype=object)[idx]
+    out = {}
+    for g in sorted(set(values.tolist())):
+        members = idx[values == g]
+        if len(members) >= min_group and g != "unknown":
+            out[str(g)] = members
+    return out
+
+
+def _metric_frame(
+    a: EvalArrays, groups: Mapping[str, IntArray], feature: str, safe: bool
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Group figures and between-group differences through Fairlearn's MetricFrame."""
+    try:
+        from fairlearn.metrics import MetricFrame  # type: ignore[import-untyped]
+    except ImportError:
+        from radloop.errors import MissingExtraError
+
+        raise MissingExtraError("fairlearn", "evaluate", "Subgroup figures") from None
+    members = np.concatenate(list(groups.values()))
+    sensitive = np.asarray(a.attributes[feature], dtype=object)[members]
+    points: dict[bytes, dict[str, FloatArray]] = {}
+
+    def point(name: str) -> Callable[[Any, Any], float]:
+        def metric(y_true: Any, y_pred: Any) -> float:
+            # MetricFrame hands each group's cases; their figures are computed once (all
+            # names at a time) from the cases alone, without the bootstrap.
+            cases = np.sort(np.asarray(y_true, dtype=np.int64))
+            key = cases.tobytes()
+            if key not in points:
+                points[key] = summary_metrics(a, np.ones((1, len(cases))), cases, safe)
+            return float(points[key][name][0])
+
+        return metric
+
+    frame = MetricFrame(
+        metrics={name: point(name) for name in SUMMARY_METRICS},
+        y_true=members,
+        y_pred=members,
+        sensitive_features=sensitive,
+    )
+    by_group = {
+        str(g): {name: float(frame.by_group.loc[g, name]) for name in SUMMARY_METRICS}
+        for g in groups
+    }
+    difference = frame.difference(method="between_groups")
+    return by_group, {name: float(difference[name]) for name in SUMMARY_METRICS}
+
+
+def _fairness(
+    a: EvalArrays, w: FloatArray, idx: IntArray, min_group: int, safe: bool, features: Sequence[str]
+) -> dict[str, Any]:
+    """Every summary figure per subgroup, and the largest gap with its interval.
+
+    The draft's group figures come from Fairlearn's ``MetricFrame`` (its ``by_group`` and
+    ``difference``); the figures with the safety layer are the same computation without it,
+    which halves the time on 10,000 cases (both are checked against Fairlearn in the tests).
+    """
+    position = np.full(a.n, -1, dtype=np.int64)
+    position[idx] = np.arange(len(idx))
+    out: dict[str, Any] = {}
+    for feature in features:
+        groups = _groups(a.attributes[feature], idx, min_group)
+        if len(groups) < 2:
+            out[feature] = {
+                "groups": {},
+                "gaps": {},
+                "note": f"fewer than two groups of ≥ {min_group} cases",
+            }
+            continue
+        rows = {g: summary_metrics(a, w[:, position[m]], m, safe) for g, m in groups.items()}
+        if safe:
+            by_group = {g: {n: float(r[n][0]) for n in SUMMARY_METRICS} for g, r in rows.items()}
+            differences = None
+        else:
+            by_group, differences = _metric_frame(a, groups, feature, safe)
+        table: dict[str, Any] = {
+            g: {
+                "n": len(groups[g]),
+                **{name: interval(rows[g][name]) for name in SUMMARY_METRICS},
+            }
+            for g in groups
+        }
+        gaps: dict[str, Any] = {}
+        for name in SUMMARY_METRICS:
+            group_values = {g: by_group[g][name] for g in groups}
+            finite = {g: v for g, v in group_values.items() if not np.isnan(v)}
+            if len(finite) < 2:
+                continue
+            hi = max(finite, key=lambda g: finite[g])
+            lo = min(finite, key=lambda g: finite[g])
+            gap = interval(rows[hi][name] - rows[lo][name])
+            excludes = bool(gap["low"] is not None and gap["low"] > 0)
+            better, worse = (lo, hi) if name in LOWER_IS_BETTER else (hi, lo)
+            gaps[name] = {
+                "highest": hi,
+                "lowest": lo,
+                "better_group": better,
+                "worse_group": worse,
+                "gap": gap,
+                "interval_excludes_zero": excludes,
+                "fairlearn_difference": None if differences is None else differences[name],
+            }
+        out[feature] = {"groups": table, "gaps": gaps}
+    return out
+
+
+def _shift(a: EvalArrays, idx: IntArray) -> dict[str, Any]:
+    """Out-of-distribution score per site (the accuracy per site is under fairness → site)."""
+    sites: dict[str, Any] = {}
+    labels = np.asarray(a.attributes["site"], dtype=object)
+    for site in sorted(set(labels[idx].tolist())):
+        members = idx[labels[idx] == site]
+        scores = a.ood[members]
+        scores = scores[~np.isnan(scores)]
+        sites[str(site)] = {
+            "n": len(members),
+            "ood_mean": float(scores.mean()) if scores.size else None,
+            "ood_median": float(np.median(scores)) if scores.size else None,
+            "ood_flagged_share": float(a.ood_flagged[members].mean()),
+        }
+    return {"sites": sites}
+
+
+def _scope(a: EvalArrays) -> dict[str, Any]:
+    outcomes: dict[str, int] = {}
+    for s in a.scope:
+        outcomes[s] = outcomes.get(s, 0) + 1
+    expected = [(e, s) for e, s in zip(a.expected_scope, a.scope, strict=True) if e]
+    refused_expected = [s for e, s in expected if e == "refused"]
+    accepted_expected = [s for e, s in expected if e == "accepted"]
+    unavailable = [s for s in a.scope_problems if s]
+    return {
+        "unavailable": len(unavailable),
+        "unavailable_reason": unavailable[0] if unavailable else None,
+        "outcomes": outcomes,
+        "expected_refused": len(refused_expected),
+        "refused_when_expected": sum(s == "refused" for s in refused_expected),
+        "expected_in_scope": len(accepted_expected),
+        "refused_when_in_scope": sum(s == "refused" for s in accepted_expected),
+    }
+
+
+def _latency(a: EvalArrays) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, values in a.latency.items():
+        v = values[~np.isnan(values)]
+        if v.size:
+            out[key] = {
+                "p50_ms": float(np.median(v) * 1000),
+                "p95_ms": float(np.percentile(v, 95) * 1000),
+            }
+    return out
+
+
+def score_arrays(a: EvalArrays, options: ScoringOptions | None = None) -> dict[str, Any]:
+    """The MetricTable of a run: every figure with its interval (see the module docstring)."""
+    options = options or ScoringOptions()
+    started = time.perf_counter()
+    idx_draft = np.flatnonzero(a.valid & ~np.all(np.isnan(a.y), axis=1))
+    idx_safe = np.flatnonzero(a.valid & a.in_scope & ~np.all(np.isnan(a.y), axis=1))
+    w_all = bootstrap_weights(a.n, options.resamples, options.seed)
+    w_draft, w_safe = w_all[:, idx_draft], w_all[:, idx_safe]
+    sub = min(options.subgroup_resamples, options.resamples) + 1
+    aurocs = {
+        "draft": code_aurocs(a, w_draft, idx_draft, False),
+        "safety": code_aurocs(a, w_safe, idx_safe, True),
+    }
+    summary = {
+        "draft": _intervals(summary_metrics(a, w_draft, idx_draft, False, aurocs["draft"])),
+        "safety": _intervals(summary_metrics(a, w_safe, idx_safe, True, aurocs["safety"])),
+    }
+    views = {"draft": (w_draft, idx_draft), "safety": (w_safe, idx_safe)}
+    per_finding = _per_finding(a, views, aurocs)
+    features = ("sex", "age_band", "site", "view")
+    table: dict[str, Any] = {
+        "schema": METRICS_SCHEMA,
+        "n_cases": a.n,
+        "n_errors": int((~a.valid).sum()),
+        "first_error": next((e for e in a.error_messages if e), None),
+        "n_labelled": len(idx_draft),
+        "n_labelled_in_scope": len(idx_safe),
+        "codes": list(a.codes),
+        "bootstrap": {
+            "resamples": options.resamples,
+            "subgroup_resamples": sub - 1,
+            "seed": options.seed,
+            "draws": "numpy.random.default_rng(seed).integers(0, n, size=(B, n))",
+        },
+        "summary": summary,
+        "per_finding": per_finding,
+        "rare_findings": [c for c, e in per_finding.items() if e["rare"]],
+        "roc": {
+            code: roc_points(a.y[idx_draft, j], a.score[idx_draft, j])
+            for j, code in enumerate(a.codes)
+            if a.scored[j]
+        },
+        "calibration": {
+            "bins": ECE_BINS,
+            "draft": reliability_bins(a, idx_draft, False),
+            "safety": reliability_bins(a, idx_safe, True),
+        },
+        "spatial": _spatial(a, w_draft, idx_draft),
+        "zones": _zones(a, w_draft[:sub], idx_draft),
+        "subtle": _subtle(a, w_draft[:sub], idx_draft),
+        "fairness": {
+            "min_group": options.min_group,
+            "draft": _fairness(a, w_draft[:sub], idx_draft, options.min_group, False, features),
+            "safety": _fairness(a, w_safe[:sub], idx_safe, options.min_group, True, features),
+        },
+        "shift": _shift(a, np.flatnonzero(a.valid)),
+        "scope": _scope(a),
+        "latency": _latency(a),
+    }
+    table["scoring_seconds"] = round(time.perf_counter() - started, 3)
+    return table
