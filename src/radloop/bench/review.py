@@ -1,0 +1,369 @@
+"""``radloop bench review``: the workstation under load (protocol in BENCHMARKS.md).
+
+A store with 10,000 studies is written straight into the database (one shared placeholder
+image; a tenth carry a flagged draft, one in twenty is urgent), ``radloop serve`` is started
+as a separate process on loopback, and 50 concurrent signed-in clients request the worklist
+page and random study pages, back to back, for 30 s. Every request goes through the whole
+stack: session lookup, queries, the audit-trail append and template rendering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["ReviewLoadResult", "bench_review", "fill_load_store", "run_review_benchmark"]
+
+_DRAFT_FINDINGS = [
+    {
+        "code": "pleural_effusion",
+        "presence": "present",
+        "side": "right",
+        "probability": 0.91,
+        "verdict": "supported",
+    },
+    {
+        "code": "mass",
+        "presence": "present",
+        "side": "left",
+        "size_mm": 23.0,
+        "probability": 0.08,
+        "verdict": "unsupported",
+    },
+]
+_DRAFT_CHECKS = [
+    {
+        "finding": _DRAFT_FINDINGS[0],
+        "verdict": "supported",
+        "reasons": [],
+        "index": 0,
+        "numbers": {"verifier_code": "pleural_effusion"},
+        "possible_omission": False,
+    },
+    {
+        "finding": _DRAFT_FINDINGS[1],
+        "verdict": "unsupported",
+        "index": 1,
+        "reasons": ["the verifier gives it 0.08 (minimum 0.30)"],
+        "numbers": {"verifier_code": "mass"},
+        "possible_omission": False,
+    },
+]
+
+
+@dataclass(frozen=True)
+class ReviewLoadResult:
+    """Latency and throughput of the load run."""
+
+    studies: int
+    clients: int
+    seconds: float
+    requests: int
+    errors: int
+    requests_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    worklist_p95_ms: float
+    study_p95_ms: float
+    server_workers: int
+    database: str
+    server_cpu_ms_per_request: float | None
+    load_average: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fill_load_store(data_dir: Path, n: int, *, seed: int = 0) -> tuple[list[str], str]:
+    """Write ``n`` studies as rows (shared placeholder image); returns (ids, a session token)."""
+    import numpy as np
+    from sqlalchemy import insert
+
+    from radloop.review.accounts import create_session, create_user
+    from radloop.review.db import Draft, ImageRow, StudyRow, User, utcnow
+    from radloop.review.render import image_png
+    from radloop.review.settings import settings_from_env
+    from radloop.review.store import open_store
+
+    settings = settings_from_env(data_dir)
+    store = open_store(settings)
+    rng = random.Random(seed)
+    placeholder = data_dir / "studies" / "placeholder.png"
+    placeholder.parent.mkdir(parents=True, exist_ok=True)
+    gradient = np.linspace(0, 1, 512 * 512, dtype=np.float32).reshape(512, 512)
+    placeholder.write_bytes(image_png(gradient, 512))
+    start = utcnow() - datetime.timedelta(hours=n / 100)
+    ids = [secrets.token_hex(8) for _ in range(n)]
+    studies: list[dict[str, Any]] = []
+    images: list[dict[str, Any]] = []
+    drafts: list[dict[str, Any]] = []
+    for i, study_id in enumerate(ids):
+        flagged = rng.random() < 0.1
+        urgent = rng.random() < 0.05
+        studies.append(
+            {
+                "id": study_id,
+                "study_instance_uid": f"2.25.{seed}{i:08d}{rng.getrandbits(40)}",
+                "patient_key": f"LOAD-{i}",
+                "study_date": datetime.date(2024, 1, 1),
+                "received_at": start + datetime.timedelta(seconds=36 * i),
+                "status": "ready",
+                "pending": True,
+                "urgent": urgent,
+                "triage_reasons": ["pneumothorax (always critical)"] if urgent else [],
+                "flag_count": int(flagged),
+                "out_of_scope": False,
+                "scope_outcome": "accepted",
+                "scope": [],
+                "ood": False,
+                "site": f"Site {i % 4}",
+                "manufacturer": "Load",
+                "age": 20 + i % 60,
+                "sex": "MF"[i % 2],
+                "view": "PA",
+                "modality": "DX",
+                "source": "studies/placeholder.png",
+                "source_kind": "png",
+                "image_stats": {"mean": 0.5, "std": 0.29, "p05": 0.05, "p95": 0.95},
+            }
+        )
+        images.append(
+            {
+                "study_id": study_id,
+                "position": 0,
+                "sop_instance_uid": f"2.25.{i}",
+                "view": "PA",
+                "rows": 512,
+                "columns": 512,
+                "png": "studies/placeholder.png",
+            }
+        )
+        drafts.append(
+            {
+                "study_id": study_id,
+                "model": "load-test",
+                "verifier": "load-test",
+                "text": "FINDINGS:\nPleura: Right pleural effusion.\n",
+                "findings": _DRAFT_FINDINGS if flagged else _DRAFT_FINDINGS[:1],
+                "checks": _DRAFT_CHECKS if flagged else _DRAFT_CHECKS[:1],
+                "heatmaps": {},
+                "notice": None,
+                "created_at": utcnow(),
+            }
+        )
+    with store.engine.begin() as connection:
+        for table, rows in ((StudyRow, studies), (ImageRow, images), (Draft, drafts)):
+            for chunk in range(0, len(rows), 2000):
+                connection.execute(insert(table), rows[chunk : chunk + 2000])
+    with store.sessions() as session:
+        user = create_user(
+            session,
+            f"load{secrets.token_hex(3)}",
+            secrets.token_urlsafe(16),
+            "radiologist",
+            "Load Tester",
+        )
+        session.commit()
+        token = create_session(session, settings, session.get(User, user.id) or user)
+    store.close()
+    return ids, token
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) of a process and its children, from /proc (Linux only)."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    total = 0.0
+    try:
+        pids = [pid] + [
+            int(p.name)
+            for p in Path("/proc").iterdir()
+            if p.name.isdigit() and _parent(int(p.name)) == pid
+        ]
+        for each in pids:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with status {process.returncode}")
+        try:
+            if httpx.get(f"{url}/login", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError("the server did not answer within 60 s")
+
+
+async def _load(
+    url: str, token: str, ids: list[str], clients: int, seconds: float
+) -> list[tuple[str, float, bool]]:
+    import httpx
+
+    samples: list[tuple[str, float, bool]] = []
+    stop_at = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, timeout=30, headers={"Cookie": f"radloop_session={token}"}
+    ) as client:
+
+        async def one_client(k: int) -> None:
+            rng = random.Random(k)
+            while time.perf_counter() < stop_at:
+                kind = "worklist" if rng.random() < 0.5 else "study"
+                if kind == "worklist":
+                    path = f"/?page={rng.randint(1, 20)}"
+                else:
+                    path = f"/studies/{rng.choice(ids)}"
+                started = time.perf_counter()
+                try:
+                    response = await client.get(path)
+                    ok = response.status_code == 200 and b"radloop" in response.content
+                except httpx.HTTPError:
+                    ok = False
+                samples.append((kind, time.perf_counter() - started, ok))
+
+        await asyncio.gather(*(one_client(k) for k in range(clients)))
+    return samples
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return round(ordered[index] * 1000, 1)
+
+
+def run_review_benchmark(
+    n: int = 10_000,
+    clients: int = 50,
+    seconds: float = 30.0,
+    workers: int = 1,
+    data_dir: Path | None = None,
+) -> ReviewLoadResult:
+    """Fill a store, start ``radloop serve`` on loopback, run the clients; the figures."""
+    with tempfile.TemporaryDirectory(prefix="radloop-bench-review-") as scratch:
+        folder = data_dir or Path(scratch)
+        ids, token = fill_load_store(folder, n)
+        port = _free_port()
+        env = {**os.environ, "RADLOOP_DATA_DIR": str(folder)}
+        command = [
+            sys.executable,
+            "-m",
+            "radloop",
+            "serve",
+            "--data-dir",
+            str(folder),
+            "--port",
+            str(port),
+            "--no-worker",
+            "--workers",
+            str(workers),
+        ]
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_ready(url, process)
+            asyncio.run(_load(url, token, ids, clients, min(seconds, 2.0)))  # warm-up
+            cpu_before = _cpu_seconds(process.pid)
+            started = time.perf_counter()
+            samples = asyncio.run(_load(url, token, ids, clients, seconds))
+            elapsed = time.perf_counter() - started
+            cpu_after = _cpu_seconds(process.pid)
+            load_average = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    times = [t for _, t, _ in samples]
+    database = "sqlite" if not os.environ.get("RADLOOP_DATABASE_URL") else "postgresql"
+    # (the server process reads the same RADLOOP_* variables, so it opens the same database)
+    return ReviewLoadResult(
+        studies=n,
+        clients=clients,
+        seconds=round(elapsed, 1),
+        requests=len(samples),
+        errors=sum(not ok for *_, ok in samples),
+        requests_per_s=round(len(samples) / elapsed, 1),
+        p50_ms=_percentile(times, 50),
+        p95_ms=_percentile(times, 95),
+        p99_ms=_percentile(times, 99),
+        worklist_p95_ms=_percentile([t for k, t, _ in samples if k == "worklist"], 95),
+        study_p95_ms=_percentile([t for k, t, _ in samples if k == "study"], 95),
+        server_workers=workers,
+        database=database,
+        server_cpu_ms_per_request=(
+            round((cpu_after - cpu_before) * 1000 / len(samples), 2)
+            if cpu_before is not None and cpu_after is not None and samples
+            else None
+        ),
+        load_average=None if load_average is None else round(load_average, 1),
+    )
+
+
+def format_review_benchmark(result: ReviewLoadResult) -> str:
+    verdict = "meets" if result.p95_ms <= 200 and result.errors == 0 else "misses"
+    return "\n".join(
+        [
+            f"review workstation, {result.studies:,} studies, {result.clients} concurrent clients, "
+            f"{result.seconds} s ({result.database}, {result.server_workers} server process(es))",
+            f"  requests {result.requests:,} ({result.requests_per_s}/s), errors {result.errors}",
+            f"  latency p50 {result.p50_ms} ms  p95 {result.p95_ms} ms  p99 {result.p99_ms} ms",
+            f"  p95 worklist {result.worklist_p95_ms} ms, study page {result.study_p95_ms} ms",
+            f"  server CPU {result.server_cpu_ms_per_request} ms a request; machine load "
+            f"average {result.load_average} at the end of the run",
+            f"  {verdict} the bar (p95 <= 200 ms, no errors)",
+        ]
+    )
+
+
+@click.command()
+@click.option("--studies", default=10_000, show_default=True, help="Studies in the store.")
+@click.option("--clients", default=50, show_default=True, help="Concurrent clients.")
+@click.option("--seconds", default=30.0, show_default=True, help="Length of the run.")
+@click.option("--workers", default=1, show_default=True, help="Server processes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench_review(studies: int, clients: int, seconds: float, workers: int, as_json: bool) -> None:
+    """Load on the review workstation: worklist and study pages (BENCHMARKS.md)."""
+    result = run_review_benchmark(studies, clients, seconds, workers)
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+    else:
+        click.echo(format_review_benchmark(result))

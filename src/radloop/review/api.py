@@ -1,0 +1,318 @@
+"""The JSON API (``/api``; OpenAPI at ``/openapi.json`` for signed-in users).
+
+Reading needs any role; deciding, editing and signing need ``radiologist``; uploads need
+``radiologist`` or ``admin``; the audit trail needs ``auditor`` or ``admin``. Every study view,
+edit, sign-off and export is written to the audit trail.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, UploadFile
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from radloop.review import worksheet
+from radloop.review.accounts import AuthenticatedUser, create_user
+from radloop.review.app import AppContext, Ctx, CurrentUser, require_role
+from radloop.review.db import AuditEntry, Draft, ImageRow
+from radloop.review.ingest import IngestResult, ingest_path, safe_name, staging_dir
+from radloop.review.queries import (
+    STATUS_FILTERS,
+    WorklistFilter,
+    export_content,
+    study_detail,
+    worklist,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["workstation"])
+StatusFilter = Literal["to_review", "ready", "signed", "failed", "all"]
+assert set(StatusFilter.__args__) == set(STATUS_FILTERS)  # type: ignore[attr-defined]
+
+
+Radiologist = Annotated[AuthenticatedUser, Depends(require_role("radiologist"))]
+Ingester = Annotated[AuthenticatedUser, Depends(require_role("radiologist", "admin"))]
+Auditor = Annotated[AuthenticatedUser, Depends(require_role("auditor", "admin"))]
+Admin = Annotated[AuthenticatedUser, Depends(require_role("admin"))]
+
+
+def _check_id(study_id: str) -> str:
+    if not study_id or len(study_id) > 32 or not all(c in "0123456789abcdef" for c in study_id):
+        raise HTTPException(404, f"no such study: {study_id[:40]!r}")
+    return study_id
+
+
+class DecisionIn(BaseModel):
+    decision: Literal["accepted", "rejected", "edited"]
+    sentence: str | None = Field(default=None, max_length=500)
+
+
+class TextIn(BaseModel):
+    text: str | None = Field(default=None, max_length=20_000)
+
+
+class AddendumIn(BaseModel):
+    text: str = Field(min_length=1, max_length=20_000)
+
+
+class QuestionIn(BaseModel):
+    question: str = Field(min_length=1, max_length=500)
+
+
+class UserIn(BaseModel):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=10, max_length=200)
+    role: Literal["radiologist", "admin", "auditor"]
+    full_name: str = Field(default="", max_length=200)
+
+
+@router.get("/me")
+def me(user: CurrentUser) -> dict[str, str]:
+    """Who is signed in, and the CSRF token to send with state-changing calls."""
+    return {
+        "username": user.username,
+        "full_name": user.full_name,
+        "role": user.role,
+        "csrf_token": user.csrf_token,
+    }
+
+
+@router.get("/worklist")
+def get_worklist(
+    ctx: Ctx,
+    user: CurrentUser,
+    status: StatusFilter = "to_review",
+    urgent: bool | None = None,
+    flagged: bool | None = None,
+    out_of_scope: bool | None = None,
+    site: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    """Studies, urgent first then by arrival, with their badges."""
+    filters = WorklistFilter(status, urgent, flagged, out_of_scope, site, limit, offset)
+    with ctx.store.sessions() as session:
+        total, studies = worklist(session, filters)
+    ctx.audit(user.username, "view_worklist", "", {"status": status, "offset": offset})
+    return {"total": total, "studies": studies}
+
+
+@router.get("/studies/{study_id}")
+def get_study(study_id: str, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
+    """One study: scope, draft findings with verdicts and reasons, text, signatures."""
+    with ctx.store.sessions() as session:
+        detail = study_detail(session, _check_id(study_id))
+    ctx.audit(user.username, "view", study_id)
+    return detail
+
+
+@router.get("/studies/{study_id}/images/{position}.png", response_class=FileResponse)
+def get_image(study_id: str, position: int, ctx: Ctx, _user: CurrentUser) -> FileResponse:
+    with ctx.store.sessions() as session:
+        image = session.execute(
+            select(ImageRow).where(
+                ImageRow.study_id == _check_id(study_id), ImageRow.position == position
+            )
+        ).scalar_one_or_none()
+    if image is None:
+        raise HTTPException(404, "no such image")
+    return FileResponse(
+        ctx.store.path(image.png),
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=3600"},
+    )
+
+
+@router.get("/studies/{study_id}/heatmaps/{code}.png", response_class=FileResponse)
+def get_heatmap(study_id: str, code: str, ctx: Ctx, _user: CurrentUser) -> FileResponse:
+    with ctx.store.sessions() as session:
+        draft = session.get(Draft, _check_id(study_id))
+    if draft is None or code not in draft.heatmaps:
+        raise HTTPException(404, "no heatmap for this finding")
+    return FileResponse(ctx.store.path(draft.heatmaps[code]), media_type="image/png")
+
+
+@router.post("/studies/{study_id}/findings/{key}")
+def post_decision(
+    study_id: str, key: str, body: DecisionIn, ctx: Ctx, user: Radiologist
+) -> dict[str, Any]:
+    """Accept, reject or edit (with a replacement sentence) one finding of the draft."""
+    with ctx.store.sessions() as session:
+        entry = worksheet.decide(
+            session, _check_id(study_id), key[:16], body.decision, user.username, body.sentence
+        )
+    ctx.audit(user.username, "edit", study_id, {"key": key[:16], **entry})
+    return {"key": key, **entry}
+
+
+@router.put("/studies/{study_id}/text")
+def put_text(study_id: str, body: TextIn, ctx: Ctx, user: Radiologist) -> dict[str, Any]:
+    """Replace the report text by hand; ``null`` goes back to the text from the findings."""
+    with ctx.store.sessions() as session:
+        worksheet.set_text(session, _check_id(study_id), body.text, user.username)
+        text = study_detail(session, study_id)["text"]
+    ctx.audit(user.username, "edit_text", study_id, {"text": body.text})
+    return {"text": text}
+
+
+@router.post("/studies/{study_id}/sign")
+def post_sign(study_id: str, ctx: Ctx, user: Radiologist) -> dict[str, Any]:
+    """Sign the report as it stands (radiologists only). A signed report never changes."""
+    with ctx.store.sessions() as session:
+        signed = worksheet.sign(session, _check_id(study_id), user.username, user.full_name)
+    ctx.audit(user.username, "sign", study_id, {"text": signed.text, "flags": signed.flags})
+    return {
+        "status": "signed",
+        "signed_by": signed.signed_by_name,
+        "signed_at": signed.signed_at.isoformat(),
+    }
+
+
+@router.post("/studies/{study_id}/addenda")
+def post_addendum(study_id: str, body: AddendumIn, ctx: Ctx, user: Radiologist) -> dict[str, Any]:
+    """Add a signed addendum to a signed report."""
+    with ctx.store.sessions() as session:
+        added = worksheet.add_addendum(
+            session, _check_id(study_id), body.text, user.username, user.full_name
+        )
+    ctx.audit(user.username, "addendum", study_id, {"text": added.text})
+    return {"status": "amended", "signed_at": added.signed_at.isoformat()}
+
+
+@router.post("/studies/{study_id}/ask")
+def post_question(study_id: str, body: QuestionIn, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
+    """Ask the assistant about the study. The answer is assistant output, not a diagnosis."""
+    from radloop.assist import ask
+    from radloop.review.ingest import load_stored_study
+    from radloop.review.worker import DraftingWorker
+
+    with ctx.store.sessions() as session:
+        from radloop.review.db import StudyRow
+
+        row = session.get(StudyRow, _check_id(study_id))
+        if row is None:
+            raise KeyError(study_id)
+        study = load_stored_study(ctx.store, row)
+    worker = ctx.worker if ctx.worker is not None else DraftingWorker(ctx.store)
+    ctx.worker = worker
+    model, _ = worker.backends()
+    answer = ask(study, body.question, model)
+    ctx.audit(user.username, "ask", study_id, {"question": body.question, "answer": answer.text})
+    return {
+        "label": answer.label,
+        "question": answer.question,
+        "text": answer.text,
+        "answer": answer.answer,
+        "model": answer.model_id,
+    }
+
+
+@router.get("/studies/{study_id}/export/fhir")
+def export_fhir(study_id: str, ctx: Ctx, user: CurrentUser) -> Response:
+    """The report as a FHIR R4 DiagnosticReport (preliminary until signed)."""
+    import json
+
+    from radloop.review.export import fhir_diagnostic_report
+
+    with ctx.store.sessions() as session:
+        content = export_content(session, _check_id(study_id))
+    resource = fhir_diagnostic_report(content)
+    ctx.audit(user.username, "export", study_id, {"format": "fhir", "status": resource["status"]})
+    return Response(
+        json.dumps(resource, indent=1),
+        media_type="application/fhir+json",
+        headers={"Content-Disposition": f'attachment; filename="{study_id}-report.fhir.json"'},
+    )
+
+
+@router.get("/studies/{study_id}/export/sr")
+def export_sr(study_id: str, ctx: Ctx, user: CurrentUser) -> Response:
+    """The report as DICOM Comprehensive SR (flags PARTIAL/UNVERIFIED until signed)."""
+    from radloop.review.export import dicom_sr
+    from radloop.review.ingest import load_stored_study
+
+    with ctx.store.sessions() as session:
+        from radloop.review.db import StudyRow
+
+        content = export_content(session, _check_id(study_id))
+        row = session.get(StudyRow, study_id)
+        assert row is not None
+        sources = [image.source for image in load_stored_study(ctx.store, row).images]
+    data = dicom_sr(content, sources)
+    ctx.audit(
+        user.username, "export", study_id, {"format": "dicom-sr", "status": content.status.value}
+    )
+    return Response(
+        data,
+        media_type="application/dicom",
+        headers={"Content-Disposition": f'attachment; filename="{study_id}-report-sr.dcm"'},
+    )
+
+
+def ingest_upload(ctx: AppContext, files: list[UploadFile], username: str) -> IngestResult:
+    """Stage uploaded files under safe names and ingest them; the staging goes either way.
+
+    One file (an image or a zip) is ingested as that file; several are ingested as a folder
+    of images (a zip among several files is refused by the loader: send zips one at a time).
+    """
+    staging = staging_dir(ctx.store)
+    try:
+        names: set[str] = set()
+        for upload in files:
+            name = safe_name(upload.filename or "")
+            if name in names:
+                name = f"{len(names)}-{name}"
+            names.add(name)
+            with (staging / name).open("wb") as out:
+                shutil.copyfileobj(upload.file, out, length=1024 * 1024)
+        single = staging / next(iter(names)) if len(names) == 1 else staging
+        result = ingest_path(ctx.store, single, move=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    ctx.audit(username, "ingest", "", result.to_json() | {"files": sorted(names)})
+    if ctx.worker is not None:
+        ctx.worker.wake.set()
+    return result
+
+
+@router.post("/upload")
+def upload(files: list[UploadFile], ctx: Ctx, user: Ingester) -> dict[str, list[str]]:
+    """Upload DICOM, PNG or JPEG files or a zip; each new study is queued for drafting."""
+    if not files:
+        raise HTTPException(422, "expected at least one file")
+    return ingest_upload(ctx, files, user.username).to_json()
+
+
+@router.get("/audit")
+def get_audit(
+    ctx: Ctx, user: Auditor, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> dict[str, Any]:
+    """The newest audit entries and whether the chain is intact."""
+    from radloop.review.audit import verify_chain
+
+    with ctx.store.sessions() as session:
+        checked, problems = verify_chain(session)
+        entries = session.execute(
+            select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)
+        ).scalars()
+        rows = [
+            {"seq": e.seq, "at": e.at, "user": e.username, "action": e.action, "target": e.target}
+            for e in entries
+        ]
+    ctx.audit(user.username, "view_audit")
+    return {"checked": checked, "problems": [str(p) for p in problems], "entries": rows}
+
+
+@router.post("/users", status_code=201)
+def post_user(body: UserIn, ctx: Ctx, user: Admin) -> dict[str, str]:
+    """Add a user (admins only)."""
+    with ctx.store.sessions() as session:
+        created = create_user(session, body.username, body.password, body.role, body.full_name)
+        session.commit()
+    ctx.audit(user.username, "add_user", body.username, {"role": body.role})
+    return {"username": created.username, "role": created.role}

@@ -1,0 +1,195 @@
+"""The audit trail: append-only, hash-chained, so that an edited or deleted row is detectable.
+
+Each entry's hash is SHA-256 over the previous entry's hash and the entry's own canonical JSON
+(sequence number, time, user, action, target, detail). ``prev_hash`` is UNIQUE, so two writers
+racing to extend the chain cannot fork it: one insert fails and is retried on the new tip.
+Database triggers (see the migrations) refuse UPDATE and DELETE; :func:`verify_chain` catches
+what gets past them (someone with the database file and a text editor).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+from sqlalchemy import text as sql
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from radloop.review.db import AuditEntry, utcnow
+
+__all__ = ["GENESIS", "AuditProblem", "ChainWriter", "entry_hash", "record", "verify_chain"]
+
+GENESIS = "0" * 64
+_RETRIES = 20
+_ADVISORY_KEY = 0x7261646C6F6F70  # "radloop"
+
+
+@dataclass(frozen=True)
+class AuditProblem:
+    """One place where the chain does not hold."""
+
+    seq: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"entry {self.seq}: {self.problem}"
+
+
+def entry_hash(
+    prev_hash: str, seq: int, at: str, username: str, action: str, target: str, detail: str
+) -> str:
+    """The chain hash of one entry (hex SHA-256)."""
+    body = json.dumps([seq, at, username, action, target, detail], separators=(",", ":"))
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def record(
+    sessions: sessionmaker[Session],
+    username: str,
+    action: str,
+    target: str = "",
+    detail: Mapping[str, Any] | None = None,
+    *,
+    lock: threading.Lock | None = None,
+) -> int:
+    """Append one event in its own transaction; returns its sequence number.
+
+    ``lock`` serialises appends within a process (the app passes one), so that threads do
+    not spend their time retrying; the UNIQUE ``prev_hash`` still guards other processes.
+    """
+    text = _canonical(detail)
+    for _ in range(_RETRIES):
+        with lock or contextlib.nullcontext(), sessions() as session:
+            last = session.execute(
+                select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+            ).first()
+            seq, prev = (1, GENESIS) if last is None else (last[0] + 1, last[1])
+            at = utcnow().isoformat(timespec="microseconds")
+            digest = entry_hash(prev, seq, at, username, action, target[:200], text)
+            session.add(
+                AuditEntry(
+                    seq=seq,
+                    at=at,
+                    username=username,
+                    action=action,
+                    target=target[:200],
+                    detail=text,
+                    prev_hash=prev,
+                    hash=digest,
+                )
+            )
+            try:
+                session.commit()
+            except IntegrityError:  # another writer took this place in the chain
+                session.rollback()
+                continue
+            return seq
+    raise RuntimeError(f"could not append to the audit chain after {_RETRIES} attempts")
+
+
+class ChainWriter:
+    """Appends for one process: serialised by a lock, remembering the chain's tip.
+
+    Knowing the tip saves reading it back on every append; when another process has
+    extended the chain meanwhile, the insert breaks a UNIQUE constraint (seq or prev_hash),
+    the tip is read again and the append retried, so the chain never forks. On PostgreSQL,
+    where several server processes are the normal case, appends take a transaction-level
+    advisory lock and read the tip fresh instead, so busy processes do not keep colliding.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.lock = threading.Lock()
+        self._tip: tuple[int, str] | None = None  # (next seq, previous hash)
+
+    def append(
+        self, username: str, action: str, target: str = "", detail: Mapping[str, Any] | None = None
+    ) -> int:
+        """Append one event in its own transaction; returns its sequence number."""
+        text = _canonical(detail)
+        with self.lock:
+            for _ in range(_RETRIES):
+                with self.engine.connect() as connection:
+                    if connection.dialect.name == "postgresql":
+                        connection.execute(
+                            sql("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY}
+                        )
+                        self._tip = None
+                    if self._tip is None:
+                        last = connection.execute(
+                            select(AuditEntry.seq, AuditEntry.hash)
+                            .order_by(AuditEntry.seq.desc())
+                            .limit(1)
+                        ).first()
+                        self._tip = (1, GENESIS) if last is None else (last[0] + 1, last[1])
+                    seq, prev = self._tip
+                    at = utcnow().isoformat(timespec="microseconds")
+                    digest = entry_hash(prev, seq, at, username, action, target[:200], text)
+                    try:
+                        connection.execute(
+                            insert(AuditEntry).values(
+                                seq=seq,
+                                at=at,
+                                username=username,
+                                action=action,
+                                target=target[:200],
+                                detail=text,
+                                prev_hash=prev,
+                                hash=digest,
+                            )
+                        )
+                        connection.commit()
+                    except IntegrityError:  # another process extended the chain meanwhile
+                        connection.rollback()
+                        self._tip = None
+                        continue
+                    self._tip = (seq + 1, digest)
+                    return seq
+        raise RuntimeError(f"could not append to the audit chain after {_RETRIES} attempts")
+
+
+def _canonical(detail: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(detail or {}), sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _entries(session: Session) -> Iterator[AuditEntry]:
+    yield from session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars()
+
+
+def verify_chain(session: Session) -> tuple[int, list[AuditProblem]]:
+    """Recompute the chain; returns (entries checked, problems). No problems: intact."""
+    problems: list[AuditProblem] = []
+    prev = GENESIS
+    expected_seq = 1
+    count = 0
+    for entry in _entries(session):
+        count += 1
+        if entry.seq != expected_seq:
+            problems.append(
+                AuditProblem(entry.seq, f"expected entry {expected_seq} here (entries are missing)")
+            )
+        if entry.prev_hash != prev:
+            problems.append(AuditProblem(entry.seq, "does not link to the entry before it"))
+        digest = entry_hash(
+            entry.prev_hash,
+            entry.seq,
+            entry.at,
+            entry.username,
+            entry.action,
+            entry.target,
+            entry.detail,
+        )
+        if digest != entry.hash:
+            problems.append(
+                AuditProblem(entry.seq, "its content does not match its hash (the row was edited)")
+            )
+        prev = entry.hash
+        expected_seq = entry.seq + 1
+    return count, problems

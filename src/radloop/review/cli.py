@@ -1,0 +1,253 @@
+"""``radloop serve``, ``radloop worker``, ``radloop users``, ``radloop audit``, and ingest into
+the workstation's store."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+__all__ = ["audit", "ingest_into_store", "serve", "users", "worker"]
+
+_DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The workstation's data directory (default: $RADLOOP_DATA_DIR or ./radloop-data). "
+    "RADLOOP_DATABASE_URL=postgresql+psycopg://… puts the database in PostgreSQL.",
+)
+
+
+def _settings(data_dir: Path | None, **overrides: Any) -> Any:
+    from radloop.review.settings import settings_from_env
+
+    return settings_from_env(data_dir, **overrides)
+
+
+def _get(app: Any, path: str, as_user: str | None) -> int:
+    """One in-process request (a smoke test); prints the body, returns the exit status."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import select
+
+    from radloop.review.accounts import create_session
+    from radloop.review.app import SESSION_COOKIE
+    from radloop.review.db import User
+
+    ctx = app.state.ctx
+    with TestClient(app, base_url="https://localhost") as client:
+        if as_user is not None:
+            with ctx.store.sessions() as session:
+                user = session.execute(
+                    select(User).where(User.username == as_user)
+                ).scalar_one_or_none()
+                if user is None:
+                    raise click.UsageError(f"--as-user: no user {as_user!r}")
+                client.cookies.set(SESSION_COOKIE, create_session(session, ctx.settings, user))
+        response = client.get(path, follow_redirects=False)
+    click.echo(response.text)
+    if response.status_code != 200:
+        click.echo(f"GET {path}: HTTP {response.status_code}", err=True)
+        return 1
+    return 0
+
+
+@click.command()
+@_DATA_DIR
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", "-p", default=8000, show_default=True, help="Port to listen on.")
+@click.option(
+    "--get",
+    "get_path",
+    default=None,
+    metavar="PATH",
+    help="Run one GET request in-process, print the body and exit (0 on HTTP 200).",
+)
+@click.option("--as-user", default=None, help="With --get: make the request as this user.")
+@click.option(
+    "--demo",
+    is_flag=True,
+    help="Fill the store with synthetic demo studies and a demo radiologist account.",
+)
+@click.option(
+    "--no-worker",
+    is_flag=True,
+    help="Do not draft inside the server (run `radloop worker` processes instead).",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    help="Server processes (more than 1 needs PostgreSQL or a busy SQLite file).",
+)
+def serve(
+    data_dir: Path | None,
+    host: str,
+    port: int,
+    get_path: str | None,
+    as_user: str | None,
+    demo: bool,
+    no_worker: bool,
+    workers: int,
+) -> None:
+    """Run the review workstation: worklist, viewer, edit, sign, audit, export.
+
+    The embedded default is one SQLite file and the images under --data-dir, with drafting
+    in a background worker inside the server. Every draft is assistant output for review by
+    a qualified reader, not a diagnosis.
+    """
+    from radloop.review.app import create_app
+    from radloop.review.store import open_store
+
+    settings = _settings(data_dir, in_process_worker=not no_worker and get_path is None)
+    store = open_store(settings)
+    app = create_app(settings, store=store)  # creates the first admin on a fresh store
+    login = None
+    if demo:
+        from radloop.review.demo import demo_login, fill_demo
+
+        fill_demo(store, progress=lambda m: click.echo(m, err=True))
+        login = demo_login(store)
+    first = app.state.ctx.first_admin_password
+    if first:
+        click.secho(
+            f"First start: created user 'admin' with the one-time password {first} "
+            "(shown only now; add users with `radloop users add`).",
+            fg="yellow",
+            err=get_path is not None,
+        )
+    if get_path is not None:
+        sys.exit(_get(app, get_path, as_user))
+    import uvicorn
+
+    address = f"http://{host}:{port}/"
+    click.secho(f"radloop review workstation at {address}", bold=True)
+    click.echo(
+        f"data: {settings.data_dir.resolve()}  database: "
+        f"{'SQLite (embedded)' if settings.is_sqlite else 'PostgreSQL'}"
+    )
+    if login is not None:
+        click.secho(
+            f"demo radiologist: user {login.username}  password {login.password}", fg="green"
+        )
+    click.secho(
+        "Drafts are assistant output, not a diagnosis; the reference model is trained "
+        "on synthetic images only.",
+        fg="yellow",
+    )
+    if workers > 1:
+        # Each process builds its own app from the same settings, passed through RADLOOP_*.
+        import os
+
+        store.close()
+        os.environ["RADLOOP_DATA_DIR"] = str(settings.data_dir)
+        os.environ["RADLOOP_IN_PROCESS_WORKER"] = "1" if settings.in_process_worker else "0"
+        uvicorn.run(
+            "radloop.review.app:app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+        )
+        return
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@click.command()
+@_DATA_DIR
+@click.option("--once", is_flag=True, help="Draft what is queued now, then exit.")
+def worker(data_dir: Path | None, once: bool) -> None:
+    """Draft queued studies in this process, against the same database as the server.
+
+    Run several (e.g. with PostgreSQL) for larger sites; each claims jobs atomically.
+    """
+    import threading
+
+    from radloop.review.store import open_store
+    from radloop.review.worker import DraftingWorker
+
+    store = open_store(_settings(data_dir))
+    drafting = DraftingWorker(store)
+    if once:
+        click.echo(f"drafted {drafting.run_pending()} studies")
+        return
+    click.echo(f"worker {drafting.name} waiting for studies (Ctrl-C to stop)")
+    with contextlib.suppress(KeyboardInterrupt):
+        drafting.serve(threading.Event())
+
+
+@click.group()
+def users() -> None:
+    """Workstation accounts (roles: radiologist, admin, auditor)."""
+
+
+@users.command("add")
+@_DATA_DIR
+@click.argument("username")
+@click.option("--role", type=click.Choice(["radiologist", "admin", "auditor"]), required=True)
+@click.option("--full-name", default="", help="The name shown on signed reports.")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="At least 10 characters (prompted for when not given).",
+)
+def users_add(
+    data_dir: Path | None, username: str, role: str, full_name: str, password: str
+) -> None:
+    """Add a user."""
+    from radloop.review import audit as audit_trail
+    from radloop.review.accounts import create_user
+    from radloop.review.store import open_store
+
+    store = open_store(_settings(data_dir))
+    with store.sessions() as session:
+        create_user(session, username, password, role, full_name)
+        session.commit()
+    audit_trail.record(store.sessions, "cli", "add_user", username, {"role": role})
+    click.echo(f"added {username} ({role})")
+
+
+@click.group()
+def audit() -> None:
+    """The audit trail."""
+
+
+@audit.command("verify")
+@_DATA_DIR
+def audit_verify(data_dir: Path | None) -> None:
+    """Recompute the audit trail's hash chain; exit 1 if any entry was edited or removed."""
+    from sqlalchemy import select
+
+    from radloop.review.audit import verify_chain
+    from radloop.review.db import AuditEntry
+    from radloop.review.store import open_store
+
+    store = open_store(_settings(data_dir))
+    with store.sessions() as session:
+        checked, problems = verify_chain(session)
+        head = session.execute(
+            select(AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
+        ).scalar_one_or_none()
+    if problems:
+        for problem in problems:
+            click.secho(f"TAMPERED {problem}", fg="red")
+        click.secho(f"audit trail broken: {len(problems)} problems in {checked} entries", fg="red")
+        sys.exit(1)
+    click.secho(f"audit trail intact: {checked} entries; head {head or '-'}", fg="green")
+
+
+def ingest_into_store(path: Path, data_dir: Path | None) -> dict[str, list[str]]:
+    """``radloop ingest PATH --data-dir DIR``: put studies onto the workstation's worklist."""
+    from radloop.review import audit as audit_trail
+    from radloop.review.ingest import ingest_path
+    from radloop.review.store import open_store
+
+    store = open_store(_settings(data_dir))
+    result = ingest_path(store, path)
+    audit_trail.record(store.sessions, "cli", "ingest", str(path)[:200], result.to_json())
+    return result.to_json()

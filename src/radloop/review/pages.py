@@ -1,0 +1,279 @@
+"""Server-rendered pages: login, worklist, review, audit trail, users.
+
+The login form is protected against login CSRF by a double-submit cookie (the form's token
+must match a cookie set with the form); every other form carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from radloop.review.accounts import (
+    LoginThrottledError,
+    authenticate,
+    change_password,
+    create_session,
+    create_user,
+    end_session,
+)
+from radloop.review.app import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    AppContext,
+    Ctx,
+    CurrentUser,
+    csrf_protect,
+    require_role,
+)
+from radloop.review.queries import STATUS_FILTERS, WorklistFilter, sites, study_detail, worklist
+from radloop.review.settings import ROLES
+
+__all__ = ["router"]
+
+router = APIRouter(include_in_schema=False)
+PAGE = 50
+
+
+def _render(
+    ctx: AppContext, request: Request, name: str, status: int = 200, **values: Any
+) -> HTMLResponse:
+    response = ctx.render(request, name, status, **values)
+    assert isinstance(response, HTMLResponse)
+    return response
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@router.get("/login")
+def login_page(request: Request, ctx: Ctx, error: str | None = None) -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = _render(ctx, request, "login.html", 200, login_csrf=token, error=error)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=ctx.settings.cookie_secure,
+        max_age=3600,
+    )
+    return response
+
+
+@router.post("/login")
+def login(
+    request: Request,
+    ctx: Ctx,
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=200)],
+    csrf_token: Annotated[str, Form(max_length=100)],
+) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(expected, csrf_token):
+        raise HTTPException(403, "the login form expired; reload the page and try again")
+    with ctx.store.sessions() as session:
+        try:
+            user = authenticate(session, ctx.settings, username, password, _client(request))
+        except LoginThrottledError as throttled:
+            ctx.audit(username[:64] or "-", "login_throttled", _client(request))
+            return _render(
+                ctx,
+                request,
+                "login.html",
+                429,
+                login_csrf=expected,
+                error=f"Too many failed attempts. Try again in "
+                f"{throttled.retry_after_s // 60} minutes.",
+            )
+        if user is None:
+            ctx.audit(username[:64] or "-", "login_failed", _client(request))
+            return _render(
+                ctx,
+                request,
+                "login.html",
+                401,
+                login_csrf=expected,
+                error="Wrong user name or password.",
+            )
+        token = create_session(session, ctx.settings, user)
+    ctx.audit(user.username, "login", _client(request))
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=ctx.settings.cookie_secure,
+        max_age=int(ctx.settings.session_hours * 3600),
+    )
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.post("/logout", dependencies=[Depends(csrf_protect)])
+def logout(request: Request, ctx: Ctx, user: CurrentUser) -> Response:
+    with ctx.store.sessions() as session:
+        end_session(session, request.cookies.get(SESSION_COOKIE))
+    ctx.session_cache.drop(request.cookies.get(SESSION_COOKIE))
+    ctx.audit(user.username, "logout")
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+def _flag(value: str | None) -> bool | None:
+    return {"yes": True, "no": False}.get(value or "")
+
+
+@router.get("/")
+def worklist_page(
+    request: Request,
+    ctx: Ctx,
+    user: CurrentUser,
+    status: Annotated[str, Query(max_length=20)] = "to_review",
+    urgent: Annotated[str | None, Query(max_length=3)] = None,
+    flagged: Annotated[str | None, Query(max_length=3)] = None,
+    out_of_scope: Annotated[str | None, Query(max_length=3)] = None,
+    site: Annotated[str | None, Query(max_length=200)] = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
+    if status not in STATUS_FILTERS:
+        status = "to_review"
+    filters = WorklistFilter(
+        status,
+        _flag(urgent),
+        _flag(flagged),
+        _flag(out_of_scope),
+        site or None,
+        PAGE,
+        (page - 1) * PAGE,
+    )
+    with ctx.store.sessions() as session:
+        total, studies = worklist(session, filters)
+        site_names = sites(session)
+    ctx.audit(user.username, "view_worklist", "", {"status": status, "page": page})
+    args = {
+        "status": status,
+        "urgent": urgent or "",
+        "flagged": flagged or "",
+        "out_of_scope": out_of_scope or "",
+        "site": site or "",
+    }
+    return _render(
+        ctx,
+        request,
+        "worklist.html",
+        studies=studies,
+        total=total,
+        page=page,
+        pages=max(1, -(-total // PAGE)),
+        filters=args,
+        sites=site_names,
+        statuses=list(STATUS_FILTERS),
+    )
+
+
+@router.get("/studies/{study_id}")
+def study_page(study_id: str, request: Request, ctx: Ctx, user: CurrentUser) -> HTMLResponse:
+    if len(study_id) > 32:
+        raise HTTPException(404, "no such study")
+    with ctx.store.sessions() as session:
+        try:
+            detail = study_detail(session, study_id)
+        except KeyError:
+            return _render(
+                ctx, request, "error.html", 404, code=404, message=f"No study {study_id!r}."
+            )
+        prior = study_detail(session, detail["prior_id"]) if detail["prior_id"] else None
+    ctx.audit(user.username, "view", study_id)
+    return _render(
+        ctx, request, "study.html", study=detail, prior=prior, can_sign=user.role == "radiologist"
+    )
+
+
+@router.get("/account/password")
+def password_page(
+    request: Request, ctx: Ctx, user: CurrentUser, error: str | None = None
+) -> HTMLResponse:
+    return _render(ctx, request, "password.html", error=error, forced=user.must_change_password)
+
+
+@router.post("/account/password", dependencies=[Depends(csrf_protect)])
+def password_change(
+    request: Request,
+    ctx: Ctx,
+    user: CurrentUser,
+    current: Annotated[str, Form(max_length=200)],
+    new: Annotated[str, Form(max_length=200)],
+    repeat: Annotated[str, Form(max_length=200)],
+) -> Response:
+    from radloop.errors import InputError
+
+    try:
+        if new != repeat:
+            raise InputError("the new password twice", "two different ones", source="repeat")
+        with ctx.store.sessions() as session:
+            change_password(session, user.id, current, new)
+    except InputError as error:
+        return _render(
+            ctx, request, "password.html", 422, error=str(error), forced=user.must_change_password
+        )
+    ctx.session_cache.drop(request.cookies.get(SESSION_COOKIE))
+    ctx.audit(user.username, "change_password")
+    return RedirectResponse("/", status_code=303)
+
+
+@router.get("/audit")
+def audit_page(
+    request: Request, ctx: Ctx, user: Annotated[Any, Depends(require_role("auditor", "admin"))]
+) -> HTMLResponse:
+    from sqlalchemy import select
+
+    from radloop.review.audit import verify_chain
+    from radloop.review.db import AuditEntry
+
+    with ctx.store.sessions() as session:
+        checked, problems = verify_chain(session)
+        entries = list(
+            session.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(200)).scalars()
+        )
+    ctx.audit(user.username, "view_audit")
+    return _render(ctx, request, "audit.html", entries=entries, checked=checked, problems=problems)
+
+
+@router.get("/admin/users")
+def users_page(
+    request: Request,
+    ctx: Ctx,
+    _user: Annotated[Any, Depends(require_role("admin"))],
+    message: str | None = None,
+) -> HTMLResponse:
+    from sqlalchemy import select
+
+    from radloop.review.db import User
+
+    with ctx.store.sessions() as session:
+        users = list(session.execute(select(User).order_by(User.username)).scalars())
+    return _render(ctx, request, "users.html", users=users, roles=ROLES, message=message)
+
+
+@router.post("/admin/users", dependencies=[Depends(csrf_protect)])
+def users_add(
+    request: Request,
+    ctx: Ctx,
+    user: Annotated[Any, Depends(require_role("admin"))],
+    username: Annotated[str, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=200)],
+    role: Annotated[str, Form(max_length=20)],
+    full_name: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    with ctx.store.sessions() as session:
+        create_user(session, username, password, role, full_name)
+        session.commit()
+    ctx.audit(user.username, "add_user", username, {"role": role})
+    return RedirectResponse(f"/admin/users?message=added+{username}", status_code=303)

@@ -1,0 +1,108 @@
+"""Workstation settings: one explicit object, built by one factory that reads the environment.
+
+Nothing else in :mod:`radloop.review` reads ``os.environ``: the app, the store and the worker
+receive a :class:`Settings`. ``RADLOOP_DATABASE_URL`` switches the embedded SQLite default to
+PostgreSQL (``postgresql+psycopg://user@host:5432/db``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from radloop.errors import InputError
+from radloop.study import IngestLimits
+
+__all__ = ["DEFAULT_DATA_DIR", "ROLES", "Settings", "settings_from_env"]
+
+DEFAULT_DATA_DIR = Path("radloop-data")
+ROLES = ("radiologist", "admin", "auditor")
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the workstation needs to know, passed explicitly.
+
+    ``database_url`` None means the embedded default: ``<data_dir>/radloop.db`` (SQLite).
+    ``scope_options`` are passed to :func:`radloop.safety.assess_study` as they are (empty:
+    the safety layer's defaults). ``cookie_secure`` marks the session cookie Secure (browsers
+    still send it to ``http://localhost`` and ``127.0.0.1``); switch it off only behind plain
+    HTTP on a trusted network. ``db_schema`` puts every table in one PostgreSQL schema (the
+    tests use one per run).
+    """
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    database_url: str | None = None
+    db_schema: str | None = None
+    model: str = "builtin"
+    verifier: str = "reference"
+    in_process_worker: bool = True
+    worker_poll_s: float = 0.5
+    cookie_secure: bool = True
+    session_hours: float = 12.0
+    max_upload_bytes: int = 200 * MiB
+    limits: IngestLimits = field(
+        default_factory=lambda: IngestLimits(
+            max_file_bytes=100 * MiB, max_study_bytes=200 * MiB, max_archive_members=500
+        )
+    )
+    login_max_failures: int = 5
+    login_window_s: float = 300.0
+    viewer_max_side: int = 2048
+    scope_options: Mapping[str, Any] = field(default_factory=dict)
+    ood_scorer: Path | None = None
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL: the setting, or the embedded SQLite file under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'radloop.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def settings_from_env(
+    data_dir: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    **overrides: object,
+) -> Settings:
+    """Settings from arguments first, then ``RADLOOP_*`` variables, then defaults.
+
+    Read: ``RADLOOP_DATA_DIR``, ``RADLOOP_DATABASE_URL``, ``RADLOOP_DB_SCHEMA`` (a PostgreSQL
+    schema for every table, created if missing), ``RADLOOP_OOD_SCORER`` (a fitted
+    ``MahalanobisScorer`` as JSON, for the out-of-distribution flag), ``RADLOOP_MODEL``,
+    ``RADLOOP_INSECURE_COOKIES`` (``1`` to drop the Secure flag), ``RADLOOP_IN_PROCESS_WORKER``
+    (``0``: leave drafting to ``radloop worker`` processes).
+    """
+    environ = os.environ if env is None else env
+    url = environ.get("RADLOOP_DATABASE_URL") or None
+    if url is not None and not url.startswith(("sqlite", "postgresql")):
+        raise InputError(
+            "a SQLAlchemy URL for SQLite or PostgreSQL (postgresql+psycopg://user@host/db)",
+            repr(url),
+            source="RADLOOP_DATABASE_URL",
+        )
+    values: dict[str, object] = {
+        "data_dir": data_dir or Path(environ.get("RADLOOP_DATA_DIR") or DEFAULT_DATA_DIR),
+        "database_url": url,
+        "db_schema": environ.get("RADLOOP_DB_SCHEMA") or None,
+        "ood_scorer": Path(environ["RADLOOP_OOD_SCORER"])
+        if environ.get("RADLOOP_OOD_SCORER")
+        else None,
+        "model": environ.get("RADLOOP_MODEL") or "builtin",
+        "cookie_secure": environ.get("RADLOOP_INSECURE_COOKIES", "") not in ("1", "true"),
+        "in_process_worker": environ.get("RADLOOP_IN_PROCESS_WORKER", "1") not in ("0", "false"),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,303 @@
+// radloop review workstation: viewer, finding decisions, report editing, sign-off, questions.
+// Server-rendered pages do the rest; every state-changing call sends the CSRF token.
+"use strict";
+
+const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+async function api(method, url, body) {
+  const init = { method, headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" };
+  if (body instanceof FormData) init.body = body;
+  else if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(url, init);
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+    throw new Error(`${response.status}: ${detail || response.statusText}`);
+  }
+  return data;
+}
+
+function say(message, isError) {
+  const line = document.getElementById("action-status") || document.getElementById("upload-status");
+  if (!line) return;
+  line.textContent = message;
+  line.classList.toggle("error", Boolean(isError));
+}
+
+// --- upload -------------------------------------------------------------------------------
+function setupUpload() {
+  const form = document.getElementById("upload");
+  if (!form) return;
+  const input = form.querySelector("input[type=file]");
+  input.addEventListener("change", async () => {
+    if (!input.files.length) return;
+    const data = new FormData();
+    for (const file of input.files) data.append("files", file);
+    say(`Uploading ${input.files.length} file(s)…`);
+    try {
+      const result = await api("POST", "/api/upload", data);
+      say(`Added ${result.added.length} study(ies); ${result.existing.length} already here. Drafting…`);
+      setTimeout(() => location.reload(), 1500);
+    } catch (error) {
+      say(`Upload refused: ${error.message}`, true);
+    }
+    input.value = "";
+  });
+}
+
+// --- viewer -------------------------------------------------------------------------------
+class Viewer {
+  constructor(root, studyId, images) {
+    this.root = root;
+    this.stage = root.querySelector(".stage");
+    this.canvas = root.querySelector("canvas.image");
+    this.overlay = root.querySelector("img.overlay");
+    this.readout = root.querySelector(".readout");
+    this.studyId = studyId;
+    const frontal = images.findIndex((im) => ["PA", "AP"].includes((im.view || "").toUpperCase()));
+    this.position = images.length ? images[Math.max(frontal, 0)].position : 0;
+    this.scale = 1; this.tx = 0; this.ty = 0;
+    this.width = 255; this.level = 127.5; this.invert = false;
+    this.source = null;
+    this.load();
+    this.bindMouse();
+  }
+
+  load() {
+    const img = new Image();
+    img.onload = () => {
+      const off = document.createElement("canvas");
+      off.width = img.naturalWidth; off.height = img.naturalHeight;
+      const ctx = off.getContext("2d");
+      ctx.drawImage(img, 0, 0);
+      this.source = ctx.getImageData(0, 0, off.width, off.height);
+      this.canvas.width = off.width; this.canvas.height = off.height;
+      this.overlay.style.width = `${off.width}px`; this.overlay.style.height = `${off.height}px`;
+      this.render(); this.fit();
+      this.root.classList.add("loaded");
+    };
+    img.src = `/api/studies/${this.studyId}/images/${this.position}.png`;
+  }
+
+  render() {
+    if (!this.source) return;
+    const out = new ImageData(this.source.width, this.source.height);
+    const lut = new Uint8ClampedArray(256);
+    const low = this.level - this.width / 2;
+    for (let v = 0; v < 256; v++) {
+      let y = ((v - low) / Math.max(this.width, 1)) * 255;
+      y = Math.min(255, Math.max(0, y));
+      lut[v] = this.invert ? 255 - y : y;
+    }
+    const src = this.source.data, dst = out.data;
+    for (let i = 0; i < src.length; i += 4) {
+      const g = lut[src[i]];
+      dst[i] = g; dst[i + 1] = g; dst[i + 2] = g; dst[i + 3] = 255;
+    }
+    this.canvas.getContext("2d").putImageData(out, 0, 0);
+    this.readout.textContent = `W ${Math.round(this.width)} L ${Math.round(this.level)} · ${Math.round(this.scale * 100)}%${this.invert ? " · inverted" : ""}`;
+  }
+
+  transform() {
+    const t = `translate(${this.tx}px, ${this.ty}px) scale(${this.scale})`;
+    this.canvas.style.transform = t;
+    this.overlay.style.transform = t;
+    this.render();
+  }
+
+  fit() {
+    if (!this.source) return;
+    const box = this.stage.getBoundingClientRect();
+    this.scale = Math.min(box.width / this.source.width, box.height / this.source.height) || 1;
+    this.tx = (box.width - this.source.width * this.scale) / 2;
+    this.ty = (box.height - this.source.height * this.scale) / 2;
+    this.transform();
+  }
+
+  zoom(factor, cx, cy) {
+    const box = this.stage.getBoundingClientRect();
+    const x = cx === undefined ? box.width / 2 : cx, y = cy === undefined ? box.height / 2 : cy;
+    this.tx = x - (x - this.tx) * factor;
+    this.ty = y - (y - this.ty) * factor;
+    this.scale *= factor;
+    this.transform();
+  }
+
+  resetWindow() { this.width = 255; this.level = 127.5; this.render(); }
+  toggleInvert() { this.invert = !this.invert; this.render(); }
+
+  showHeatmap(code) {
+    if (!code) { this.overlay.hidden = true; return; }
+    this.overlay.src = `/api/studies/${this.studyId}/heatmaps/${code}.png`;
+    this.overlay.hidden = false;
+  }
+
+  bindMouse() {
+    let drag = null;
+    this.stage.addEventListener("contextmenu", (e) => e.preventDefault());
+    this.stage.addEventListener("mousedown", (e) => {
+      drag = { x: e.clientX, y: e.clientY, windowing: e.button === 2 || e.shiftKey };
+    });
+    window.addEventListener("mouseup", () => { drag = null; });
+    window.addEventListener("mousemove", (e) => {
+      if (!drag) return;
+      const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
+      drag.x = e.clientX; drag.y = e.clientY;
+      if (drag.windowing) {
+        this.width = Math.max(1, this.width + dx); this.level = this.level + dy; this.render();
+      } else {
+        this.tx += dx; this.ty += dy; this.transform();
+      }
+    });
+    this.stage.addEventListener("wheel", (e) => {
+      e.preventDefault();
+      const box = this.stage.getBoundingClientRect();
+      this.zoom(e.deltaY < 0 ? 1.15 : 1 / 1.15, e.clientX - box.left, e.clientY - box.top);
+    }, { passive: false });
+  }
+}
+
+// --- review page ----------------------------------------------------------------------------
+function setupReview() {
+  const dataNode = document.getElementById("study-data");
+  if (!dataNode) return;
+  const data = JSON.parse(dataNode.textContent);
+  const viewers = [];
+  const current = document.querySelector('.viewer[data-which="current"]');
+  if (current) viewers.push(new Viewer(current, data.id, data.images));
+  const priorRoot = document.querySelector('.viewer[data-which="prior"]');
+  let prior = null;
+  const visible = () => viewers.filter((v) => !v.root.closest("[hidden]"));
+  const each = (fn) => visible().forEach(fn);
+  const heatmapSelect = document.getElementById("heatmap-select");
+
+  const actions = {
+    "zoom-in": () => each((v) => v.zoom(1.25)),
+    "zoom-out": () => each((v) => v.zoom(0.8)),
+    "fit": () => each((v) => v.fit()),
+    "invert": () => each((v) => v.toggleInvert()),
+    "reset-wl": () => each((v) => v.resetWindow()),
+    "prior": () => {
+      const wrap = document.querySelector(".prior-wrap");
+      if (!wrap) return;
+      wrap.hidden = !wrap.hidden;
+      document.querySelector(".viewers").classList.toggle("side-by-side", !wrap.hidden);
+      document.querySelector('[data-act="prior"]').setAttribute("aria-pressed", String(!wrap.hidden));
+      if (!prior && priorRoot) { prior = new Viewer(priorRoot, data.prior, data.prior_images); viewers.push(prior); }
+      setTimeout(() => each((v) => v.fit()), 50);
+    },
+  };
+  document.querySelectorAll("[data-act]").forEach((b) => b.addEventListener("click", () => actions[b.dataset.act]()));
+  if (heatmapSelect) heatmapSelect.addEventListener("change", () => viewers[0] && viewers[0].showHeatmap(heatmapSelect.value));
+
+  // Findings: select, decide, edit.
+  const items = Array.from(document.querySelectorAll("li.finding"));
+  let selected = 0;
+  const select = (i) => {
+    if (!items.length) return;
+    selected = (i + items.length) % items.length;
+    items.forEach((li, k) => li.classList.toggle("selected", k === selected));
+    items[selected].focus();
+  };
+  const decide = async (li, decision, sentence) => {
+    try {
+      await api("POST", `/api/studies/${data.id}/findings/${li.dataset.key}`, { decision, sentence });
+      location.reload();
+    } catch (error) { say(`Not saved: ${error.message}`, true); }
+  };
+  const openEdit = (li) => {
+    if (li.querySelector("form.edit")) return;
+    const form = document.createElement("form");
+    form.className = "edit";
+    form.innerHTML = '<input name="sentence" maxlength="500" placeholder="Replacement sentence, e.g. Small left pleural effusion." required><button type="submit">Save edit</button>';
+    form.querySelector("input").value = li.querySelector(".finding-text").textContent.trim();
+    form.addEventListener("submit", (e) => { e.preventDefault(); decide(li, "edited", form.sentence.value); });
+    li.appendChild(form);
+    form.querySelector("input").focus();
+  };
+  items.forEach((li, k) => {
+    li.addEventListener("click", () => { selected = k; items.forEach((x, j) => x.classList.toggle("selected", j === k)); });
+    li.querySelectorAll("[data-decide]").forEach((b) => b.addEventListener("click", (e) => {
+      e.stopPropagation();
+      if (b.dataset.decide === "edited") openEdit(li); else decide(li, b.dataset.decide);
+    }));
+  });
+
+  const text = document.getElementById("report-text");
+  const save = document.getElementById("text-save");
+  if (save) save.addEventListener("click", async () => {
+    try { await api("PUT", `/api/studies/${data.id}/text`, { text: text.value }); location.reload(); }
+    catch (error) { say(`Not saved: ${error.message}`, true); }
+  });
+  const reset = document.getElementById("text-reset");
+  if (reset) reset.addEventListener("click", async () => {
+    await api("PUT", `/api/studies/${data.id}/text`, { text: null }); location.reload();
+  });
+  const sign = document.getElementById("sign");
+  const doSign = async () => {
+    if (!sign) return;
+    if (text && text.value !== text.defaultValue) {
+      try { await api("PUT", `/api/studies/${data.id}/text`, { text: text.value }); }
+      catch (error) { say(`Not saved: ${error.message}`, true); return; }
+    }
+    if (!window.confirm("Sign this report? A signed report cannot be changed; later changes are addenda.")) return;
+    try { await api("POST", `/api/studies/${data.id}/sign`); location.reload(); }
+    catch (error) { say(`Not signed: ${error.message}`, true); }
+  };
+  if (sign) sign.addEventListener("click", doSign);
+  const addendum = document.getElementById("addendum-form");
+  if (addendum) addendum.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try { await api("POST", `/api/studies/${data.id}/addenda`, { text: addendum.text.value }); location.reload(); }
+    catch (error) { say(`Not signed: ${error.message}`, true); }
+  });
+
+  const ask = document.getElementById("ask-form");
+  ask.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const out = document.getElementById("answers");
+    const box = document.createElement("div");
+    box.className = "answer";
+    box.textContent = "…";
+    out.prepend(box);
+    try {
+      const answer = await api("POST", `/api/studies/${data.id}/ask`, { question: ask.question.value });
+      box.innerHTML = "";
+      const label = document.createElement("div"); label.className = "answer-label"; label.textContent = answer.label;
+      const q = document.createElement("div"); q.className = "question"; q.textContent = `Q: ${answer.question}`;
+      const a = document.createElement("div"); a.textContent = answer.text;
+      const m = document.createElement("div"); m.className = "muted"; m.textContent = `model: ${answer.model}`;
+      box.append(label, q, a, m);
+    } catch (error) { box.textContent = `No answer: ${error.message}`; box.classList.add("error"); }
+  });
+
+  document.addEventListener("keydown", (e) => {
+    if (e.target.closest("input, textarea, select") || e.ctrlKey || e.metaKey || e.altKey) return;
+    const li = items[selected];
+    const keys = {
+      j: () => select(selected + 1), k: () => select(selected - 1),
+      a: () => li && li.querySelector('[data-decide="accepted"]') && decide(li, "accepted"),
+      r: () => li && li.querySelector('[data-decide="rejected"]') && decide(li, "rejected"),
+      e: () => li && li.querySelector('[data-decide="edited"]') && openEdit(li),
+      "+": () => actions["zoom-in"](), "=": () => actions["zoom-in"](), "-": () => actions["zoom-out"](),
+      f: () => actions.fit(), i: () => actions.invert(), w: () => actions["reset-wl"](),
+      p: () => actions.prior(), s: () => doSign(),
+      h: () => {
+        if (!heatmapSelect || !li) return;
+        const code = li.dataset.heatmap;
+        heatmapSelect.value = heatmapSelect.value === code ? "" : code;
+        heatmapSelect.dispatchEvent(new Event("change"));
+      },
+      "?": () => document.getElementById("help").showModal(),
+    };
+    if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
+  });
+  window.addEventListener("resize", () => each((v) => v.fit()));
+  if (items.length) items[0].classList.add("selected");
+}
+
+setupUpload();
+setupReview();

@@ -1,0 +1,288 @@
+"""Drafting: each queued study goes through scope → draft → safety layer onto the worklist.
+
+The app holds no safety or model logic: a job calls :func:`radloop.safety.assess_study`,
+:func:`radloop.assist.draft` and :func:`radloop.safety.check` and stores what they return.
+A worker claims a job by moving it from ``queued`` to ``running`` with one conditional UPDATE,
+so several worker processes (``radloop worker``) can share one PostgreSQL database; the
+embedded default runs one worker thread inside the server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+
+from radloop.review.db import Draft, Job, StudyRow, utcnow
+from radloop.review.ingest import load_stored_study
+from radloop.review.render import heatmap_png
+from radloop.review.store import Store
+from radloop.study import Study
+
+__all__ = ["DraftingWorker", "draft_study", "load_ood_scorer"]
+
+log = logging.getLogger("radloop.review.worker")
+
+
+@dataclass
+class _RecordingVerifier:
+    """Passes calls to a verifier and keeps its output: for the heatmaps, and so that the
+    scope guard's OOD score and the claim check share one reading of the study."""
+
+    inner: Any
+    output: Any = None
+    uid: str | None = None
+
+    @property
+    def verifier_id(self) -> str:
+        return str(self.inner.verifier_id)
+
+    def verify(self, study: Study) -> Any:
+        if self.output is None or self.uid != study.study_instance_uid:
+            self.output = self.inner.verify(study)
+            self.uid = study.study_instance_uid
+        return self.output
+
+
+def _scope(
+    study: Study, options: Mapping[str, Any]
+) -> tuple[str, list[dict[str, Any]], float | None]:
+    """The study's scope outcome (the strictest of its images), reasons, and OOD score."""
+    from radloop.errors import RadloopError
+    from radloop.safety import assess_study
+
+    try:
+        decisions = assess_study(study, **options)
+    except RadloopError as error:
+        # The guard itself could not run (a missing model file, say): the study is not
+        # confirmed in scope, so the reader is told so on the worklist; drafting goes on.
+        reason = {
+            "code": "scope_check_failed",
+            "text": f"the scope check could not run: {error}",
+            "outcome": "flagged",
+            "values": {},
+        }
+        return "flagged", [reason], None
+    order = ["accepted", "flagged", "refused"]
+    frontal = [d for d in decisions if not d.refused]
+    # A PA + lateral study is in scope through its PA; it is refused only if every image is.
+    chosen = frontal or decisions
+    outcome = max((d.outcome.value for d in chosen), key=order.index, default="accepted")
+    # Each reason names its image: a PA + lateral study lists the lateral's refusal too.
+    reasons = [
+        r.to_json() | {"image": image.view_position or f"image {i + 1}"}
+        for i, (image, d) in enumerate(zip(study.images, decisions, strict=True))
+        for r in d.reasons
+    ]
+    ood = next(
+        (
+            float(r["values"]["score"])
+            for r in reasons
+            if r["code"] == "out_of_distribution" and "score" in r["values"]
+        ),
+        None,
+    )
+    return outcome, reasons, ood
+
+
+def _save_heatmaps(store: Store, study_id: str, checks: Any, output: Any) -> dict[str, str]:
+    saved: dict[str, str] = {}
+    heatmaps = getattr(output, "heatmaps", {}) or {}
+    for check in checks:
+        code = check.numbers.verifier_code
+        if code is None or code in saved or code not in heatmaps:
+            continue
+        name = f"heatmap-{code}.png"
+        (store.study_dir(study_id) / name).write_bytes(heatmap_png(heatmaps[code]))
+        saved[code] = f"studies/{study_id}/{name}"
+    return saved
+
+
+def _ood_options(study: Study, recording: _RecordingVerifier, scorer: Any) -> dict[str, Any]:
+    """The scope guard's OOD inputs: the scorer and the verifier's embedding of the image it
+    reads (the study's frontal image), or nothing when either is missing."""
+    if scorer is None:
+        return {}
+    embedding = getattr(recording.verify(study), "embedding", None)
+    if embedding is None:
+        return {}
+    frontal = next(
+        (
+            i
+            for i, image in enumerate(study.images)
+            if (image.view_position or "").upper() in ("PA", "AP")
+        ),
+        0,
+    )
+    embeddings = [embedding if i == frontal else None for i in range(len(study.images))]
+    return {"ood_scorer": scorer, "embeddings": embeddings}
+
+
+def load_ood_scorer(path: Path | None) -> Any:
+    """A fitted :class:`radloop.safety.MahalanobisScorer` from its JSON file, or None."""
+    if path is None:
+        return None
+    import json
+
+    from radloop.safety import MahalanobisScorer
+
+    return MahalanobisScorer.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+def draft_study(
+    store: Store, study_id: str, model: Any, verifier: Any, *, ood_scorer: Any = None
+) -> None:
+    """Scope-check, draft and check one stored study, and put the result on the worklist.
+
+    With ``ood_scorer`` (fitted on the verifier's embeddings of training images) the scope
+    guard also flags images far from the training data.
+    """
+    from radloop.assist import draft
+    from radloop.safety import check
+
+    with store.sessions() as session:
+        row = session.get(StudyRow, study_id)
+        if row is None:
+            raise KeyError(study_id)
+        study = load_stored_study(store, row)
+        prior_row = session.get(StudyRow, row.prior_id) if row.prior_id else None
+        prior = load_stored_study(store, prior_row) if prior_row is not None else None
+        recording = _RecordingVerifier(verifier)
+        options = {**store.settings.scope_options, **_ood_options(study, recording, ood_scorer)}
+        outcome, reasons, ood = _scope(study, options)
+        row.scope_outcome, row.scope, row.ood_score = outcome, reasons, ood
+        row.out_of_scope = outcome == "refused"
+        row.ood = any(r["code"] == "out_of_distribution" for r in reasons)
+        if row.out_of_scope:
+            # Refused: no draft; the reader sees why and reports by hand if at all.
+            row.urgent, row.flag_count = False, 0
+            row.triage_reasons = [
+                "outside radloop's intended use: "
+                + "; ".join(r["text"] for r in reasons if r["outcome"] == "refused")
+            ]
+            row.status = "ready"
+            session.commit()
+            return
+        drafted = draft(study, model, prior=prior)
+        checked = check(drafted, study, recording)
+        notice = getattr(model, "notice", None)
+        session.merge(
+            Draft(
+                study_id=study_id,
+                model=drafted.model_id,
+                verifier=checked.verifier,
+                text=checked.text,
+                findings=[f.to_dict() for f in checked.findings],
+                checks=[c.to_json() for c in checked.checks],
+                heatmaps=_save_heatmaps(store, study_id, checked.checks, recording.output),
+                notice=notice if isinstance(notice, str) else None,
+            )
+        )
+        row.urgent = checked.triage.urgent
+        row.triage_reasons = list(checked.triage.reasons)
+        row.flag_count = len(checked.flags)
+        row.status = "ready"
+        session.commit()
+
+
+class DraftingWorker:
+    """Claims queued jobs and drafts them, one at a time, with one model and verifier."""
+
+    def __init__(self, store: Store, *, model: Any = None, verifier: Any = None) -> None:
+        self.store = store
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+        self._model = model
+        self._verifier = verifier
+        self._ood_scorer = load_ood_scorer(store.settings.ood_scorer)
+        self.wake = threading.Event()
+
+    def backends(self) -> tuple[Any, Any]:
+        """The drafting model and the verifier, loaded on first use and kept."""
+        if self._model is None:
+            from radloop.models import load_model
+
+            self._model = load_model(self.store.settings.model)
+        if self._verifier is None:
+            from radloop.safety import load_verifier
+
+            self._verifier = load_verifier(self.store.settings.verifier)
+        return self._model, self._verifier
+
+    def claim(self) -> Job | None:
+        """The oldest queued job, now ours; None when the queue is empty."""
+        with self.store.sessions() as session:
+            queued = list(
+                session.execute(
+                    select(Job).where(Job.state == "queued").order_by(Job.id).limit(5)
+                ).scalars()
+            )
+            for job in queued:
+                taken = session.execute(
+                    update(Job)
+                    .where(Job.id == job.id, Job.state == "queued")
+                    .values(
+                        state="running",
+                        worker=self.name,
+                        claimed_at=utcnow(),
+                        attempts=Job.attempts + 1,
+                    )
+                ).rowcount  # type: ignore[attr-defined]
+                session.commit()
+                if taken == 1:
+                    return job
+        return None
+
+    def run_job(self, job: Job) -> None:
+        with self.store.sessions() as session:
+            session.execute(
+                update(StudyRow).where(StudyRow.id == job.study_id).values(status="drafting")
+            )
+            session.commit()
+        try:
+            model, verifier = self.backends()
+            draft_study(self.store, job.study_id, model, verifier, ood_scorer=self._ood_scorer)
+            state, error = "done", None
+        except Exception as exc:  # one bad study must not stop the queue
+            log.exception("drafting study %s failed", job.study_id)
+            state, error = "failed", f"{type(exc).__name__}: {exc}"
+        with self.store.sessions() as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == job.id)
+                .values(state=state, error=error, finished_at=utcnow())
+            )
+            if error is not None:
+                session.execute(
+                    update(StudyRow)
+                    .where(StudyRow.id == job.study_id)
+                    .values(status="failed", error=error[:2000])
+                )
+            session.commit()
+
+    def run_pending(self, limit: int | None = None) -> int:
+        """Draft queued studies until the queue is empty (or ``limit``); how many ran."""
+        done = 0
+        while limit is None or done < limit:
+            job = self.claim()
+            if job is None:
+                break
+            self.run_job(job)
+            done += 1
+        return done
+
+    def serve(self, stop: threading.Event) -> None:
+        """Poll (or wake on ingest) until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                self.run_pending()
+            except Exception:  # the database went away for a moment: keep serving
+                log.exception("drafting worker loop")
+            self.wake.wait(self.store.settings.worker_poll_s)
+            self.wake.clear()

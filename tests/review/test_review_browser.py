@@ -1,0 +1,178 @@
+"""The workstation in a real browser: Debian's Chromium, headless, driven by Playwright.
+
+One session walks the flow a radiologist follows: log in; the urgent study is first; open
+the flagged draft, look at the heatmap, reject the fabricated finding with the keyboard, edit
+another, edit the text, sign; export FHIR and DICOM SR; then an auditor cannot sign.
+Screenshots go to tests/artifacts/review/. Runs against SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reviewkit import PASSWORD, Seeded
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "review"
+pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def server(app: Any) -> Iterator[str]:
+    import uvicorn
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=running.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not running.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    running.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield launched
+        launched.close()
+
+
+def _login(page: Any, base: str, username: str) -> None:
+    page.goto(f"{base}/login")
+    page.fill('input[name="username"]', username)
+    page.fill('input[name="password"]', PASSWORD)
+    page.click('button[type="submit"]')
+    page.wait_for_url(f"{base}/")
+
+
+def test_radiologist_reviews_edits_signs_and_exports_and_an_auditor_cannot_sign(
+    server: str, browser: Any, seeded: Seeded, backend: str, store: Any, tmp_path: Path
+) -> None:
+    import pydicom
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = lambda page, name: page.screenshot(path=str(ARTIFACTS / f"{name}-{backend}.png"))  # noqa: E731
+    context = browser.new_context(viewport={"width": 1500, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    page.goto(f"{server}/login")
+    shot(page, "01-login")
+    _login(page, server, "rad")
+    first_row = page.locator("table.studies tbody tr").first
+    assert first_row.get_attribute("data-study") == seeded.ids["urgent"]
+    assert "URGENT" in first_row.inner_text()
+    shot(page, "02-worklist")
+
+    # Upload a PNG in the browser: it lands on the worklist, queued for drafting.
+    png = tmp_path / "upload.png"
+    from PIL import Image as PILImage
+
+    PILImage.new("L", (64, 64), 128).save(png)
+    page.set_input_files('#upload input[type="file"]', str(png))
+    page.wait_for_function(
+        "/Added|refused/.test(document.getElementById('upload-status').textContent)"
+    )
+    assert "Added 1 study" in page.locator("#upload-status").inner_text()
+    page.wait_for_selector("span.status-queued")
+
+    # The flagged draft: look at the evidence, reject the fabricated mass by keyboard.
+    page.click(f'tr[data-study="{seeded.ids["flagged"]}"] a')
+    page.wait_for_selector(".viewer.loaded")
+    page.select_option("#heatmap-select", "mass")
+    page.wait_for_function("document.querySelector('img.overlay').complete")
+    shot(page, "03-review-flagged")
+    mass = page.locator('li.finding:has-text("mass")')
+    assert "flagged" in (mass.get_attribute("class") or "")
+    assert page.locator(".model-banner").inner_text().startswith("Assistant output")
+    mass.click()
+    page.keyboard.press("r")
+    page.wait_for_selector('li.finding.decision-rejected:has-text("mass")')
+
+    # Edit the other finding, then the text, then sign.
+    heart = page.locator('li.finding:has-text("ardiomegaly")')
+    heart.locator('button[data-decide="edited"]').click()
+    heart.locator('form.edit input[name="sentence"]').fill("Mild cardiomegaly.")
+    heart.locator('form.edit button[type="submit"]').click()
+    page.wait_for_selector("li.finding.decision-edited")
+    text = page.locator("#report-text")
+    assert "mass" not in text.input_value().lower()
+    text.fill(text.input_value() + "\nNo prior for comparison.")
+    page.click("#sign")
+    page.wait_for_selector("article.signed")
+    signed = page.locator("article.signed").inner_text()
+    assert "Dr Rad" in signed and "No prior for comparison." in signed
+    shot(page, "04-signed")
+
+    with page.expect_download() as fhir_download:
+        page.click("#export-fhir")
+    fhir_path = ARTIFACTS / f"report-{backend}.fhir.json"
+    fhir_download.value.save_as(fhir_path)
+    resource = json.loads(fhir_path.read_text())
+    assert resource["resourceType"] == "DiagnosticReport" and resource["status"] == "final"
+    with page.expect_download() as sr_download:
+        page.click("#export-sr")
+    sr_path = ARTIFACTS / f"report-{backend}-sr.dcm"
+    sr_download.value.save_as(sr_path)
+    sr = pydicom.dcmread(io.BytesIO(sr_path.read_bytes()))
+    assert (sr.CompletionFlag, sr.VerificationFlag) == ("COMPLETE", "VERIFIED")
+
+    # The prior side by side, with window/level and invert.
+    page.goto(f"{server}/studies/{seeded.ids['current']}")
+    page.wait_for_selector(".viewer.loaded")
+    page.keyboard.press("p")
+    page.wait_for_selector('.viewer[data-which="prior"].loaded')
+    page.keyboard.press("i")
+    readout = page.locator('.viewer[data-which="current"] .readout').inner_text()
+    assert "inverted" in readout
+    shot(page, "05-prior-side-by-side")
+    page.click("button.link:has-text('Sign out')")
+    page.wait_for_url(f"{server}/login")
+
+    # An auditor sees the study but cannot sign it, not even by calling the API directly.
+    _login(page, server, "aud")
+    page.goto(f"{server}/studies/{seeded.ids['urgent']}")
+    assert page.locator("#sign").count() == 0
+    status = page.evaluate(
+        """async (id) => (await fetch(`/api/studies/${id}/sign`, {method: 'POST',
+             headers: {'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content}}
+           )).status""",
+        seeded.ids["urgent"],
+    )
+    assert status == 403
+    shot(page, "06-auditor-cannot-sign")
+
+    # The auditor's monitoring dashboard (radloop.monitor, plugged into the app) counts the
+    # study signed above.
+    page.click("nav a:has-text('Monitoring')")
+    page.wait_for_url(f"{server}/monitor")
+    assert "Monitoring: drafts compared with signed reports" in page.content()
+    signed = page.evaluate("async () => (await (await fetch('/monitor/data.json')).json())")
+    assert signed["summary"]["n"] >= 1, signed["summary"]["n"]
+    shot(page, "07-monitoring-dashboard")
+    assert errors == []
+    context.close()
+    assert len(list(ARTIFACTS.glob(f"0*-{backend}.png"))) == 7

@@ -1,0 +1,416 @@
+"""Storage, accounts, audit chain, drafting, worksheet, sign-off and export, without HTTP.
+
+Runs against SQLite and PostgreSQL (the ``backend`` fixture)."""
+
+from __future__ import annotations
+
+import datetime
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from reviewkit import Seeded, write_sample_copy
+from sqlalchemy import func, select, text
+
+from radloop.review.worker import draft_study
+
+
+def _count_studies(store: Any) -> int:
+    from radloop.review.db import StudyRow
+
+    with store.sessions() as session:
+        return int(session.execute(select(func.count(StudyRow.id))).scalar_one())
+
+
+def test_migrations_create_every_table(store: Any) -> None:
+    from sqlalchemy import inspect
+
+    tables = set(inspect(store.engine).get_table_names(schema=store.settings.db_schema))
+    expected = {
+        "users",
+        "web_sessions",
+        "login_attempts",
+        "studies",
+        "images",
+        "drafts",
+        "worksheets",
+        "signed_reports",
+        "jobs",
+        "audit_log",
+        "alembic_version",
+    }
+    assert expected <= tables
+
+
+def test_passwords_are_argon2_hashed_and_verified(store: Any) -> None:
+    from radloop.review.accounts import create_user, hash_password, verify_password
+
+    stored = hash_password("a long password")
+    assert stored.startswith("$argon2id$")
+    assert verify_password(stored, "a long password")
+    assert not verify_password(stored, "a long passworD")
+    with store.sessions() as session, pytest.raises(ValueError, match="at least 10 characters"):
+        create_user(session, "shorty", "short", "radiologist")
+
+
+def test_first_start_creates_one_admin_with_a_one_time_password(store: Any) -> None:
+    from radloop.review.accounts import authenticate, ensure_first_admin
+
+    with store.sessions() as session:
+        first = ensure_first_admin(session)
+        again = ensure_first_admin(session)
+        assert first is not None and again is None
+        admin = authenticate(session, store.settings, "admin", first, "127.0.0.9")
+        assert admin is not None and admin.role == "admin"
+
+
+def test_login_is_throttled_after_repeated_failures(store: Any, accounts: dict[str, str]) -> None:
+    from radloop.review.accounts import LoginThrottledError, authenticate
+
+    with store.sessions() as session:
+        for _ in range(store.settings.login_max_failures):
+            assert authenticate(session, store.settings, "nobody", "wrong pass", "10.9.9.9") is None
+        with pytest.raises(LoginThrottledError, match="too many failed logins"):
+            authenticate(session, store.settings, "nobody", "wrong pass", "10.9.9.9")
+
+
+def test_audit_chain_verifies_and_detects_an_edited_row(store: Any) -> None:
+    from radloop.review import audit
+
+    seqs = [
+        audit.record(store.sessions, "tester", "view", f"study-{i}", {"i": i}) for i in range(3)
+    ]
+    middle = seqs[1]
+    with store.sessions() as session:
+        count, problems = audit.verify_chain(session)
+    assert count >= 3 and problems == []
+    # The database refuses edits outright ...
+    with store.engine.connect() as connection, pytest.raises(Exception, match="append-only"):
+        connection.execute(text(f"UPDATE audit_log SET username = 'mallory' WHERE seq = {middle}"))
+        connection.commit()
+    # ... and someone who gets past the trigger is still caught by the chain.
+    _tamper(store, f"UPDATE audit_log SET username = 'mallory' WHERE seq = {middle}")
+    with store.sessions() as session:
+        _, problems = audit.verify_chain(session)
+    assert [p.seq for p in problems] == [middle]
+    assert "edited" in problems[0].problem
+    _tamper(store, f"UPDATE audit_log SET username = 'tester' WHERE seq = {middle}")
+
+
+def _tamper(store: Any, statement: str) -> None:
+    """Run an UPDATE past the append-only trigger, as an attacker with the database would."""
+    with store.engine.begin() as connection:
+        if connection.dialect.name == "sqlite":
+            connection.execute(text("DROP TRIGGER audit_log_no_update"))
+            connection.execute(text(statement))
+            connection.execute(
+                text(
+                    "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+                    "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+                )
+            )
+        else:
+            connection.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+            connection.execute(text(statement))
+            connection.execute(text("ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only"))
+
+
+def test_radloop_audit_verify_exits_1_on_an_edited_row(store: Any, backend: str) -> None:
+    from click.testing import CliRunner
+
+    from radloop.cli import main
+
+    url = store.settings.database_url or ""
+    if backend == "postgresql":  # the test's own schema, through libpq's options
+        url += f"?options=-csearch_path%3D{store.settings.db_schema}"
+    env = {"RADLOOP_DATABASE_URL": url}
+    from radloop.review import audit
+
+    seq = audit.record(store.sessions, "tester", "export", "study-x")
+    runner = CliRunner()
+    args = ["audit", "verify", "--data-dir", str(store.data_dir)]
+    ok = runner.invoke(main, args, env=env)
+    assert ok.exit_code == 0, ok.output
+    assert "intact" in ok.output
+    _tamper(store, f"UPDATE audit_log SET action = 'nothing' WHERE seq = {seq}")
+    broken = runner.invoke(main, args, env=env)
+    assert broken.exit_code == 1
+    assert f"TAMPERED entry {seq}" in broken.output
+    _tamper(store, f"UPDATE audit_log SET action = 'export' WHERE seq = {seq}")
+
+
+def test_corrupt_dicom_and_traversal_zip_leave_nothing_stored(store: Any, tmp_path: Path) -> None:
+    import zipfile
+
+    from radloop.errors import CorruptFileError, UnsafeArchiveError
+    from radloop.review.ingest import ingest_path
+
+    before = _count_studies(store)
+    originals = sorted((store.data_dir / "originals").glob("*"))
+    corrupt = tmp_path / "broken.dcm"
+    corrupt.write_bytes(b"\x00" * 128 + b"DICM" + b"\x02\x00\x10\x00UI\x40\x00" + b"1.2" * 5)
+    with pytest.raises(CorruptFileError):
+        ingest_path(store, corrupt)
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as zf:
+        zf.writestr("../../escape.dcm", b"x" * 10)
+    with pytest.raises(UnsafeArchiveError):
+        ingest_path(store, evil)
+    assert _count_studies(store) == before
+    assert sorted((store.data_dir / "originals").glob("*")) == originals
+
+
+def test_ingest_links_a_prior_and_skips_a_known_study(
+    store: Any, seeded: Seeded, tmp_path: Path
+) -> None:
+    from radloop.review.db import StudyRow
+    from radloop.review.ingest import ingest_path
+
+    with store.sessions() as session:
+        current = session.get(StudyRow, seeded.ids["current"])
+        assert current is not None and current.prior_id == seeded.ids["prior"]
+        assert current.image_stats.keys() == {"mean", "std", "p05", "p95"}
+    again = write_sample_copy(
+        tmp_path / "again", uid=seeded.uids["routine"], patient="X", date=datetime.date(2024, 1, 15)
+    )
+    result = ingest_path(store, again.parent)
+    assert result.added == [] and result.existing == [seeded.uids["routine"]]
+
+
+def test_drafts_carry_verdicts_triage_and_heatmaps(store: Any, seeded: Seeded) -> None:
+    from radloop.review.db import Draft, StudyRow
+
+    with store.sessions() as session:
+        urgent = session.get(StudyRow, seeded.ids["urgent"])
+        flagged = session.get(StudyRow, seeded.ids["flagged"])
+        routine = session.get(StudyRow, seeded.ids["routine"])
+        draft = session.get(Draft, seeded.ids["flagged"])
+        assert urgent is not None and flagged is not None and routine is not None
+        assert draft is not None
+        assert urgent.urgent and any("pneumothorax" in r for r in urgent.triage_reasons)
+        assert not routine.urgent and routine.flag_count == 0
+        assert flagged.flag_count >= 1
+        verdicts = {c["finding"]["code"]: c["verdict"] for c in draft.checks}
+        assert verdicts["mass"] in ("unsupported", "contradicted")
+        assert verdicts["cardiomegaly"] == "supported"
+        assert {"mass", "cardiomegaly"} <= set(draft.heatmaps)
+        assert store.path(draft.heatmaps["mass"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_worker_drafts_queued_studies_with_the_reference_model(
+    store: Any, seeded: Seeded, tmp_path: Path
+) -> None:
+    from pydicom.uid import generate_uid
+
+    from radloop.review.db import Draft, Job, StudyRow
+    from radloop.review.ingest import ingest_path
+    from radloop.review.worker import DraftingWorker
+
+    folder = write_sample_copy(
+        tmp_path / "w", uid=generate_uid(), patient="W", date=datetime.date(2024, 2, 1)
+    ).parent
+    study_id = ingest_path(store, folder).added[0]
+    assert DraftingWorker(store).run_pending() == 1
+    with store.sessions() as session:
+        row = session.get(StudyRow, study_id)
+        draft = session.get(Draft, study_id)
+        job = session.execute(select(Job).where(Job.study_id == study_id)).scalar_one()
+        assert row is not None and row.status == "ready" and job.state == "done"
+        assert draft is not None and "reference" in draft.verifier
+        assert draft.notice is not None and "synthetic" in draft.notice
+
+
+def test_sign_needs_a_decision_on_every_flagged_claim_and_is_immutable(
+    store: Any, seeded: Seeded
+) -> None:
+    from radloop.review import worksheet
+    from radloop.review.db import SignedReport
+    from radloop.review.store import signed_cases
+
+    study_id = seeded.ids["flagged"]
+    with store.sessions() as session:
+        with pytest.raises(ValueError, match="decision on every flagged claim"):
+            worksheet.sign(session, study_id, "rad", "Dr Rad")
+        items = worksheet.review_items(*_draft_and_sheet(session, study_id))
+        mass = next(i for i in items if i.finding["code"] == "mass")
+        worksheet.decide(session, study_id, mass.key, "rejected", "rad")
+        with pytest.raises(ValueError, match="a sentence stating a finding"):
+            worksheet.decide(session, study_id, "f1", "edited", "rad", "lorem ipsum")
+        worksheet.decide(session, study_id, "f1", "edited", "rad", "Mild cardiomegaly.")
+        signed = worksheet.sign(session, study_id, "rad", "Dr Rad")
+    assert "mass" not in signed.text.lower()
+    assert [f["code"] for f in signed.findings] == ["cardiomegaly"]
+    with store.engine.connect() as connection, pytest.raises(Exception, match="append-only"):
+        connection.execute(text(f"UPDATE signed_reports SET text = 'x' WHERE id = {signed.id}"))
+        connection.commit()
+    with store.sessions() as session, pytest.raises(ValueError, match="not yet signed"):
+        worksheet.decide(session, study_id, "f1", "accepted", "rad")
+    with store.sessions() as session:
+        worksheet.add_addendum(session, study_id, "Also a small left effusion.", "rad", "Dr Rad")
+        kinds = [
+            r.kind
+            for r in session.execute(
+                select(SignedReport).where(SignedReport.study_id == study_id)
+            ).scalars()
+        ]
+    assert kinds == ["final", "addendum"]
+    cases = [c for c in signed_cases(store.engine) if c["study_id"] == study_id]
+    assert len(cases) == 1
+    case = cases[0]
+    assert set(case) == {
+        "study_id",
+        "received_at",
+        "signed_at",
+        "age",
+        "sex",
+        "site",
+        "manufacturer",
+        "view",
+        "model",
+        "draft_findings",
+        "signed_findings",
+        "draft_text",
+        "signed_text",
+        "flags",
+        "ood_score",
+        "image_stats",
+    }
+    assert case["flags"] == [
+        {"code": "mass", "reason": case["flags"][0]["reason"], "decision": "rejected"}
+    ]
+    assert {f["code"] for f in case["draft_findings"]} == {"mass", "cardiomegaly"}
+    assert datetime.datetime.fromisoformat(case["signed_at"]).tzinfo is not None
+    later = datetime.datetime.fromisoformat(case["signed_at"]) + datetime.timedelta(seconds=1)
+    assert [c for c in signed_cases(store.engine, since=later) if c["study_id"] == study_id] == []
+
+
+def _draft_and_sheet(session: Any, study_id: str) -> tuple[Any, Any]:
+    from radloop.review.db import Draft, Worksheet
+
+    return session.get(Draft, study_id), session.get(Worksheet, study_id)
+
+
+def test_exports_map_status_to_fhir_and_sr_flags(store: Any, seeded: Seeded) -> None:
+    import pydicom
+
+    from radloop.review.db import StudyRow
+    from radloop.review.export import dicom_sr, fhir_diagnostic_report
+    from radloop.review.ingest import load_stored_study
+    from radloop.review.queries import export_content
+
+    with store.sessions() as session:
+        draft = export_content(session, seeded.ids["routine"])
+        row = session.get(StudyRow, seeded.ids["routine"])
+        assert row is not None
+        sources = [i.source for i in load_stored_study(store, row).images]
+    resource = fhir_diagnostic_report(draft)
+    assert resource["status"] == "preliminary"
+    assert all(o["status"] == "preliminary" for o in resource["contained"])
+    sr = pydicom.dcmread(io.BytesIO(dicom_sr(draft, sources)))
+    assert (sr.CompletionFlag, sr.VerificationFlag, sr.PreliminaryFlag) == (
+        "PARTIAL",
+        "UNVERIFIED",
+        "PRELIMINARY",
+    )
+    signed = draft.__class__(
+        **{**draft.__dict__, "status": draft.status.__class__("final"), "signed_by": "Reader^Rad"}
+    )
+    assert fhir_diagnostic_report(signed)["status"] == "final"
+    sr_final = pydicom.dcmread(io.BytesIO(dicom_sr(signed, sources)))
+    assert (sr_final.CompletionFlag, sr_final.VerificationFlag) == ("COMPLETE", "VERIFIED")
+    assert str(sr_final.VerifyingObserverSequence[0].VerifyingObserverName) == "Reader^Rad"
+    assert sr_final.StudyInstanceUID == seeded.uids["routine"]
+
+
+def test_radloop_worker_drafts_in_a_separate_process(store: Any, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from pydicom.uid import generate_uid
+
+    from radloop.review.db import Draft, Job, StudyRow
+    from radloop.review.ingest import ingest_path
+
+    folder = write_sample_copy(
+        tmp_path / "p", uid=generate_uid(), patient="P", date=datetime.date(2024, 2, 2)
+    ).parent
+    study_id = ingest_path(store, folder).added[0]
+    url = store.settings.database_url or ""
+    if store.settings.db_schema:
+        url += f"?options=-csearch_path%3D{store.settings.db_schema}"
+    env = {**os.environ, "RADLOOP_DATABASE_URL": url}
+    command = [sys.executable, "-m", "radloop", "worker", "--once"]
+    done = subprocess.run(
+        [*command, "--data-dir", str(store.data_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "drafted" in done.stdout
+    with store.sessions() as session:
+        job = session.execute(select(Job).where(Job.study_id == study_id)).scalar_one()
+        row = session.get(StudyRow, study_id)
+        assert job.state == "done" and job.worker is not None
+        assert job.worker.split(":")[1] != str(os.getpid())  # another process drafted it
+        assert row is not None and row.status == "ready"
+        assert session.get(Draft, study_id) is not None
+
+
+def test_two_processes_appending_never_fork_the_audit_chain(store: Any) -> None:
+    """Two writers with their own remembered tips (as two server processes have) interleave;
+    each stale tip is caught by the unique constraints and the chain stays one line."""
+    from radloop.review import audit
+
+    first, second = audit.ChainWriter(store.engine), audit.ChainWriter(store.engine)
+    seqs = []
+    for i in range(6):
+        writer = first if i % 2 == 0 else second
+        seqs.append(writer.append("tester", "view", f"interleaved-{i}"))
+    assert seqs == list(range(seqs[0], seqs[0] + 6))
+    with store.sessions() as session:
+        _, problems = audit.verify_chain(session)
+    assert problems == []
+
+
+def test_an_image_far_from_the_training_embeddings_gets_the_ood_flag(
+    store: Any, tmp_path: Path
+) -> None:
+    import numpy as np
+    from pydicom.uid import generate_uid
+
+    from radloop.models.mock import MockModel
+    from radloop.review.db import StudyRow
+    from radloop.review.ingest import ingest_path
+    from radloop.review.queries import WorklistFilter, worklist
+    from radloop.safety import MahalanobisScorer, TableVerifier
+
+    uids = {"near": generate_uid(), "far": generate_uid()}
+    scorer = MahalanobisScorer.fit(np.random.default_rng(0).normal(0, 1, (300, 4)))
+    verifier = TableVerifier(
+        {
+            uids["near"]: {"presence": {}, "embedding": [0.1, 0, 0, 0]},
+            uids["far"]: {"presence": {}, "embedding": [40.0, -40, 40, 0]},
+        }
+    )
+    ids = {}
+    for role, uid in uids.items():
+        folder = write_sample_copy(
+            tmp_path / role, uid=uid, patient=role, date=datetime.date(2024, 4, 1)
+        ).parent
+        ids[role] = ingest_path(store, folder).added[0]
+        draft_study(
+            store, ids[role], MockModel("The lungs are clear."), verifier, ood_scorer=scorer
+        )
+    with store.sessions() as session:
+        far, near = session.get(StudyRow, ids["far"]), session.get(StudyRow, ids["near"])
+        assert far is not None and near is not None
+        assert far.ood and far.ood_score is not None and far.ood_score > scorer.threshold
+        assert not near.ood and near.ood_score is None
+        assert far.scope_outcome in ("flagged", "refused")
+        _, listed = worklist(session, WorklistFilter(status="all", limit=500))
+    assert {s["id"]: s["ood"] for s in listed}[ids["far"]] is True
