@@ -1,0 +1,266 @@
+"""``radloop monitor check|simulate|report``: drift alerts for schedulers, a simulated stream,
+and the dashboard written to a folder."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from radloop.errors import InputError, MissingExtraError
+
+__all__ = ["monitor"]
+
+
+@click.group()
+def monitor() -> None:
+    """Agreement of drafts with signed reports, by subgroup and over time; drift alerts."""
+
+
+def _source_options(function: Any) -> Any:
+    function = click.option(
+        "--database-url",
+        default=None,
+        help="Read signed cases from the review workstation's database (SQLAlchemy URL).",
+    )(function)
+    return click.option(
+        "--cases",
+        "cases_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="Read signed cases from a JSONL file (one SignedCase.to_dict() per line).",
+    )(function)
+
+
+def _drift_options(function: Any) -> Any:
+    for name, kind, default, text in reversed(
+        (
+            ("--reference-size", int, 400, "Cases in the reference window (the first ones)."),
+            ("--window-size", int, 100, "Cases per tested window."),
+            ("--step", int, 50, "Cases between the starts of consecutive windows."),
+            ("--alpha", float, 0.001, "Family-wise error per window (Bonferroni over tests)."),
+            ("--persistence", int, 2, "Consecutive alarming windows that raise an alert."),
+            ("--f1-threshold", float, 0.7, "F1 under which a case is significantly revised."),
+        )
+    ):
+        function = click.option(name, type=kind, default=default, show_default=True,
+                                 help=text)(function)  # fmt: skip
+    return click.option(
+        "--reference-until",
+        default=None,
+        help="Use the cases received before this ISO-8601 time as the reference instead of "
+        "the first --reference-size ones.",
+    )(function)
+
+
+def _load_cases(cases_file: Path | None, database_url: str | None) -> list[Any]:
+    from radloop.monitor.cases import SignedCase, read_cases
+
+    if (cases_file is None) == (database_url is None):
+        raise click.UsageError("give exactly one of --cases FILE.jsonl or --database-url URL")
+    if cases_file is not None:
+        return list(read_cases(cases_file))
+    try:
+        from radloop.review.store import signed_cases  # type: ignore[import-not-found,unused-ignore]
+    except ImportError as error:
+        raise MissingExtraError(
+            "radloop.review", "review", f"Reading signed cases from a database ({error})"
+        ) from None
+    from sqlalchemy import create_engine
+
+    engine = create_engine(str(database_url))
+    try:
+        return [SignedCase.from_dict(r, source="database") for r in signed_cases(engine)]
+    finally:
+        engine.dispose()
+
+
+def _settings(options: dict[str, Any]) -> Any:
+    from radloop.monitor.analysis import MonitorSettings
+    from radloop.monitor.drift import DriftConfig
+
+    until = options.get("reference_until")
+    reference_until = None
+    if until:
+        try:
+            reference_until = datetime.datetime.fromisoformat(str(until))
+        except ValueError:
+            raise InputError("--reference-until as an ISO-8601 time", repr(until)) from None
+        if reference_until.tzinfo is None:
+            reference_until = reference_until.replace(tzinfo=datetime.UTC)
+    try:
+        drift = DriftConfig(
+            reference_until=reference_until,
+            reference_size=options["reference_size"],
+            window_size=options["window_size"],
+            step=options["step"],
+            alpha=options["alpha"],
+            persistence=options["persistence"],
+        )
+    except ValueError as error:
+        raise InputError("valid drift settings", str(error)) from None
+    return MonitorSettings(f1_threshold=options["f1_threshold"], drift=drift)
+
+
+@monitor.command("check")
+@_source_options
+@_drift_options
+@click.option("--json", "as_json", is_flag=True, help="Print the drift report as one JSON object.")
+def check(cases_file: Path | None, database_url: str | None, as_json: bool, **options: Any
+          ) -> None:  # fmt: skip
+    """Test for drift and print the alerts; exit code 1 while an alert is active."""
+    from radloop.monitor.aggregate import CaseTable
+    from radloop.monitor.drift import detect_drift
+
+    settings = _settings(options)
+    cases = _load_cases(cases_file, database_url)
+    table = CaseTable.build(cases, f1_threshold=settings.f1_threshold)
+    report = detect_drift(table, settings.drift)
+    if as_json:
+        click.echo(json.dumps(report.to_dict() | {"windows": len(report.windows)}))
+    else:
+        click.echo(f"{len(cases)} signed cases; reference: the first {report.reference[1]}; "
+                   f"{len(report.windows)} windows tested")  # fmt: skip
+        for alert in report.alerts:
+            click.secho(("ALERT " if alert.active else "ended ") + alert.message,
+                        fg="red" if alert.active else None)  # fmt: skip
+        if not report.alerts:
+            click.echo("no drift alert")
+    if report.active:
+        raise click.exceptions.Exit(1)
+
+
+@monitor.command("simulate")
+@click.option("--n", "n", type=int, default=2000, show_default=True, help="Studies to stream.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--base", default="standard", show_default=True, help="Site profile at the start.")
+@click.option(
+    "--shift-profile",
+    default=None,
+    help="Site profile to switch to mid-stream (portable, community, enhanced).",
+)
+@click.option("--shift-at", type=int, default=None, help="Study index where the switch happens.")
+@click.option(
+    "--miss-rate",
+    type=float,
+    default=0.15,
+    show_default=True,
+    help="Share of draft omissions the simulated reader misses too.",
+)
+@click.option(
+    "--accept-rate",
+    type=float,
+    default=0.10,
+    show_default=True,
+    help="Share of false draft findings the reader signs anyway (unflagged).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSONL file of signed cases to write.",
+)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the rendered study pools (default ~/.cache/radloop/monitor).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON object.")
+def simulate_command(
+    n: int, seed: int, base: str, shift_profile: str | None, shift_at: int | None,
+    miss_rate: float, accept_rate: float, out: Path, cache: Path | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Stream synthetic studies through draft, a simulated reader and sign-off into a JSONL.
+
+    Studies are rendered by the synthetic lab and drafted by the reference model (trained on
+    synthetic images only); the reader is simulated. Nothing here is a diagnosis.
+    """
+    from tqdm import tqdm
+
+    from radloop.monitor.cases import write_cases
+    from radloop.monitor.simulate import (
+        DEFAULT_CACHE,
+        PUBLIC_NOTICE,
+        ReaderConfig,
+        StreamConfig,
+        load_pools,
+        simulate,
+    )
+
+    if shift_profile is not None and shift_at is None:
+        shift_at = n // 2
+    stream = StreamConfig(n=n, seed=seed, base=base, shift_profile=shift_profile,
+                          shift_at=shift_at)  # fmt: skip
+    reader = ReaderConfig(miss_rate=miss_rate, accept_rate=accept_rate)
+    profiles = [base, *([shift_profile] if shift_profile else [])]
+    with tqdm(unit="study", desc="render pools (cached after the first run)",
+              disable=as_json) as bar:  # fmt: skip
+
+        def advance(k: int) -> None:
+            bar.update(k)
+
+        pools = load_pools(profiles, cache=cache or DEFAULT_CACHE, progress=advance)
+    written = write_cases(tqdm(simulate(pools, stream, reader), total=n, unit="study",
+                               desc="stream", disable=as_json), out)  # fmt: skip
+    result = {
+        "written": written,
+        "out": str(out),
+        "seed": seed,
+        "base": base,
+        "shift_profile": shift_profile,
+        "shift_at": shift_at,
+        "notice": PUBLIC_NOTICE,
+    }
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"wrote {written} signed cases to {out}")
+        click.secho(PUBLIC_NOTICE, fg="yellow")
+
+
+@monitor.command("report")
+@_source_options
+@_drift_options
+@click.option(
+    "--window-days",
+    type=int,
+    default=7,
+    show_default=True,
+    help="Length of the agreement time windows in days.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to write dashboard.html, data.json and the CSV tables into.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
+def report(cases_file: Path | None, database_url: str | None, window_days: int, out: Path,
+           as_json: bool, **options: Any) -> None:  # fmt: skip
+    """Write the monitoring dashboard (HTML), its data (JSON) and CSV tables to a folder."""
+    from dataclasses import replace
+
+    from radloop.monitor.analysis import CSV_TABLES, analyse, csv_table
+    from radloop.monitor.page import render_dashboard
+
+    if window_days < 1:
+        raise InputError("--window-days of at least 1", str(window_days))
+    settings = replace(_settings(options), window_days=window_days)
+    analysis = analyse(_load_cases(cases_file, database_url), settings)
+    out.mkdir(parents=True, exist_ok=True)
+    data = analysis.to_dict()
+    (out / "data.json").write_text(json.dumps(data, default=str), encoding="utf-8")
+    for table in CSV_TABLES:
+        (out / f"{table}.csv").write_text(csv_table(analysis, table), encoding="utf-8")
+    (out / "dashboard.html").write_text(render_dashboard(analysis, export_base=None),
+                                        encoding="utf-8")  # fmt: skip
+    if as_json:
+        click.echo(json.dumps({"out": str(out), "summary": data["summary"]["overall"],
+                               "active_alerts": data["drift"]["active_alerts"]}))  # fmt: skip
+    else:
+        click.echo(f"wrote {out / 'dashboard.html'} ({analysis.summary.n} cases, "
+                   f"{len(analysis.drift.active)} active alerts)")  # fmt: skip

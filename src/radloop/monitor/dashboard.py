@@ -1,0 +1,104 @@
+"""The monitoring dashboard as a FastAPI router, for the review app to mount.
+
+``monitor_router(cases, require_role)`` serves, under its prefix:
+
+- ``GET /monitor``: a self-contained HTML page (inline SVG charts, no scripts or external
+  assets): agreement over time with its 95 % band, a forest plot per subgroup, drift
+  statistics per window against the Bonferroni threshold, active alerts;
+- ``GET /monitor/data.json``: the same figures as JSON (``Analysis.to_dict``);
+- ``GET /monitor/export.csv?table=cases|windows|subgroups|kappa|drift``: CSV export.
+
+Both arguments are injected, so mounting is two lines in the app::
+
+    app.include_router(monitor_router(lambda: signed_cases(engine), require_auditor))
+
+``cases`` is called on each request and returns ``SignedCase`` records; ``require_role`` is a
+FastAPI dependency that raises (401/403) for users who are not auditors or admins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+
+from radloop.monitor.analysis import CSV_TABLES, Analysis, MonitorSettings, analyse, csv_table
+from radloop.monitor.cases import SignedCase
+from radloop.monitor.page import render_dashboard
+
+__all__ = ["monitor_router", "review_extension"]
+
+CaseSource = Callable[[], Iterable[SignedCase]]
+
+
+def monitor_router(
+    cases: CaseSource,
+    require_role: Callable[..., Any],
+    *,
+    settings: MonitorSettings | None = None,
+) -> APIRouter:
+    """The dashboard's routes, every one behind ``require_role``."""
+    base = settings or MonitorSettings()
+    router = APIRouter(dependencies=[Depends(require_role)], tags=["monitor"])
+
+    def current(window_days: int | None) -> Analysis:
+        chosen = base if window_days is None else MonitorSettings(
+            base.f1_threshold, window_days, base.drift)  # fmt: skip
+        return analyse(cases(), chosen)
+
+    @router.get("/monitor", response_class=HTMLResponse)
+    def dashboard(window_days: int | None = Query(None, ge=1, le=366)) -> HTMLResponse:
+        return HTMLResponse(render_dashboard(current(window_days)))
+
+    @router.get("/monitor/data.json")
+    def data(window_days: int | None = Query(None, ge=1, le=366)) -> JSONResponse:
+        return JSONResponse(_finite(current(window_days).to_dict()))
+
+    @router.get("/monitor/export.csv")
+    def export(
+        table: str = Query("cases", description=f"one of {', '.join(CSV_TABLES)}"),
+        window_days: int | None = Query(None, ge=1, le=366),
+    ) -> PlainTextResponse:
+        if table not in CSV_TABLES:
+            raise HTTPException(
+                status_code=422, detail=f"expected table one of {', '.join(CSV_TABLES)}, "
+                f"got {table!r}")  # fmt: skip
+        return PlainTextResponse(
+            csv_table(current(window_days), table),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="monitor-{table}.csv"'},
+        )
+
+    return router
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN: replace non-finite floats with null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def review_extension(app: Any, ctx: Any) -> None:
+    """Mount the dashboard in the review workstation for auditors and admins.
+
+    Registered as the ``monitor`` entry point of ``radloop.review.extensions``, so
+    ``radloop serve`` picks it up; ``ctx`` is the workstation's ``AppContext``.
+    """
+    from radloop.review.app import NavLink
+    from radloop.review.store import signed_cases
+
+    engine = ctx.store.engine
+
+    def cases() -> Iterable[SignedCase]:
+        return (SignedCase.from_dict(row) for row in signed_cases(engine))
+
+    app.include_router(monitor_router(cases, ctx.require_role("auditor", "admin")))
+    ctx.nav.append(NavLink("Monitoring", "/monitor", ("auditor", "admin")))

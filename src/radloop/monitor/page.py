@@ -1,0 +1,221 @@
+"""The monitoring dashboard page: self-contained HTML with inline SVG charts.
+
+Rendered without FastAPI, so ``radloop monitor report`` writes the same page to a folder that
+``radloop.monitor.dashboard`` serves in the review app.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+from radloop.monitor.analysis import CSV_TABLES, NOTICE, Analysis
+from radloop.monitor.charts import Band, ForestRow, Series, forest_plot, line_chart
+
+__all__ = ["render_dashboard"]
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:24px;color:#111827;max-width:1100px}
+h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:28px}
+.notice{background:#fef3c7;border:1px solid #f59e0b;padding:8px 12px;border-radius:6px}
+.alert{background:#fee2e2;border:1px solid #dc2626;padding:8px 12px;border-radius:6px;margin:6px 0}
+.ok{background:#dcfce7;border:1px solid #16a34a;padding:8px 12px;border-radius:6px}
+.chart{width:100%;max-width:900px;height:auto;display:block;margin:8px 0}
+.chart .title{font-size:13px;font-weight:600}.chart .tick{font-size:10px;fill:#374151}
+.chart .grid{stroke:#e5e7eb}.chart .band{fill:#1f5fa8;opacity:.18}
+.chart .threshold{stroke:#dc2626;stroke-dasharray:4 3}.chart .mark{fill:#dc2626}
+table{border-collapse:collapse;font-size:.85rem}td,th{border:1px solid #d1d5db;padding:3px 8px}
+th{background:#f3f4f6}.figures{display:flex;gap:24px;flex-wrap:wrap}
+.figures div{background:#f9fafb;border:1px solid #e5e7eb;border-radius:6px;padding:8px 12px}
+"""
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{100 * value:.1f} %"
+
+
+def render_dashboard(analysis: Analysis, *, export_base: str | None = "monitor/") -> str:
+    """The dashboard page of an analysis (HTML text).
+
+    Export links point at ``{export_base}export.csv?table=…`` and ``{export_base}data.json``
+    (the router's routes); with ``export_base=None`` at files ``{table}.csv`` and ``data.json``
+    beside the page (``radloop monitor report``).
+    """
+    summary, drift = analysis.summary, analysis.drift
+    sections = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>radloop monitor</title>",
+        f"<style>{_STYLE}</style></head><body>",
+        "<h1>Monitoring: drafts compared with signed reports</h1>",
+        f"<p class='notice'>{_e(NOTICE)}</p>",
+        _alerts_html(analysis),
+        _figures_html(analysis),
+    ]
+    if summary.n:
+        sections += [
+            "<h2>Agreement over time</h2>",
+            _agreement_chart(analysis),
+            _revision_chart(analysis),
+            "<h2>Agreement by subgroup</h2>",
+            _forest(analysis),
+            "<h2>Drift against the reference window</h2>",
+            f"<p>Reference: the first {drift.reference[1]} cases. Windows of "
+            f"{drift.config.window_size} cases every {drift.config.step}; a window alarms when a "
+            f"test's p-value is under α/m (α = {drift.config.alpha:g}, m tests, Bonferroni); an "
+            f"alert needs {drift.config.persistence} consecutive alarming windows.</p>",
+            *_drift_charts(analysis),
+            "<h2>Cohen's kappa per finding (draft vs signed)</h2>",
+            _kappa_table(analysis),
+        ]
+    sections += [
+        "<h2>Export</h2><p>",
+        *(f"<a href='{_e(_csv_link(export_base, t))}' download>{t}.csv</a> · " for t in CSV_TABLES),
+        f"<a href='{_e(_json_link(export_base))}'>data.json</a></p></body></html>",
+    ]
+    return "\n".join(sections)
+
+
+def _alerts_html(analysis: Analysis) -> str:
+    active = analysis.drift.active
+    if not active:
+        ended = len(analysis.drift.alerts)
+        suffix = f" ({ended} earlier alert{'s' * (ended != 1)} ended)" if ended else ""
+        return f"<p class='ok' id='alerts'>No active drift alert{suffix}.</p>"
+    items = "".join(f"<div class='alert'>{_e(a.message)}</div>" for a in active)
+    return f"<div id='alerts'><h2>Active alerts</h2>{items}</div>"
+
+
+def _figures_html(analysis: Analysis) -> str:
+    overall = analysis.summary.overall
+    if overall is None:
+        return "<p id='figures'>No signed cases yet.</p>"
+    low, high = overall.f1_ci
+    items = [
+        ("signed cases", f"{overall.n}"),
+        ("mean F1 (draft vs signed)", f"{overall.f1:.3f} [{low:.3f}, {high:.3f}]"),
+        ("significantly revised", f"{_pct(overall.revised_rate)}"),
+        ("signed unchanged", _pct(overall.unchanged_rate)),
+        ("text edit rate", f"{overall.edit_rate:.3f}"),
+        ("flags", f"{overall.flags}"),
+        ("guard precision (flag right)", _pct(overall.guard_precision)),
+    ]
+    cells = "".join(f"<div><b>{_e(v)}</b><br>{_e(k)}</div>" for k, v in items)
+    return f"<div class='figures' id='figures'>{cells}</div>"
+
+
+def _agreement_chart(analysis: Analysis) -> str:
+    windows = analysis.summary.windows
+    return line_chart(
+        f"Mean F1 per {analysis.summary.window_days}-day window, 95 % CI",
+        [w.label for w in windows],
+        [Series("mean F1", [w.f1 for w in windows])],
+        band=Band([w.f1_ci[0] for w in windows], [w.f1_ci[1] for w in windows]),
+        y_range=(0.0, 1.0),
+        threshold=analysis.summary.f1_threshold,
+        threshold_label=f"revision threshold F1 {analysis.summary.f1_threshold:g}",
+        css_id="chart-agreement",
+    )
+
+
+def _revision_chart(analysis: Analysis) -> str:
+    windows = analysis.summary.windows
+    return line_chart(
+        "Significantly revised share per window, 95 % CI",
+        [w.label for w in windows],
+        [Series("significantly revised", [w.revised_rate for w in windows]),
+         Series("guard precision", [w.guard_precision for w in windows], dashed=True)],
+        band=Band([w.revised_ci[0] for w in windows], [w.revised_ci[1] for w in windows]),
+        y_range=(0.0, 1.0),
+        css_id="chart-revised",
+    )  # fmt: skip
+
+
+def _forest(analysis: Analysis) -> str:
+    rows = [
+        ForestRow(group, g.label, g.revised_rate, g.revised_ci[0], g.revised_ci[1], g.n)
+        for group, levels in analysis.summary.subgroups.items()
+        for g in levels
+    ]
+    overall = analysis.summary.overall
+    f1_rows = [
+        ForestRow(group, g.label, g.f1, g.f1_ci[0], g.f1_ci[1], g.n)
+        for group, levels in analysis.summary.subgroups.items()
+        for g in levels
+    ]
+    return forest_plot(
+        "Significantly revised share by subgroup (95 % Wilson CI; dashed: all cases)",
+        rows,
+        reference=None if overall is None else overall.revised_rate,
+        css_id="chart-subgroups",
+    ) + forest_plot(
+        "Mean F1 by subgroup (95 % t CI; dashed: all cases)",
+        f1_rows,
+        reference=None if overall is None else overall.f1,
+        css_id="chart-subgroups-f1",
+    )
+
+
+def _drift_charts(analysis: Analysis) -> list[str]:
+    windows = analysis.drift.windows
+    if not windows:
+        return ["<p>Not enough cases after the reference window for a drift test yet.</p>"]
+    labels = [str(w.end) for w in windows]
+    marks = [w.alarm for w in windows]
+    out = []
+    for kind, title in (("input", "Input drift (KS)"), ("output", "Output drift (finding rates)"),
+                        ("agreement", "Agreement drift")):  # fmt: skip
+        names = list(dict.fromkeys(t.name for w in windows for t in w.tests if t.kind == kind))
+        if not names:
+            continue
+        series = [Series(name, [_log_p(w, name) for w in windows]) for name in names[:10]]
+        threshold = -math.log10(min(w.threshold for w in windows))
+        out.append(
+            line_chart(
+                f"{title}: −log10 p per window (x: last case of the window; "
+                "capped at twice the threshold)",
+                labels,
+                series,
+                threshold=threshold,
+                threshold_label="Bonferroni threshold",
+                marks=marks,
+                y_range=(0.0, max(threshold * 2, 1.0)),
+                y_label="−log10 p",
+                css_id=f"chart-drift-{kind}",
+            )
+        )
+    return out
+
+
+def _log_p(window: Any, name: str) -> float | None:
+    for test in window.tests:
+        if test.name == name:
+            return 50.0 if test.p_value <= 0 else min(50.0, -math.log10(test.p_value))
+    return None
+
+
+def _kappa_table(analysis: Analysis) -> str:
+    rows = "".join(
+        f"<tr><td>{_e(k.code)}</td><td>{k.draft_positive}</td><td>{k.signed_positive}</td>"
+        f"<td>{'–' if k.kappa is None else f'{k.kappa:.3f}'}</td><td>"
+        + ("–" if k.kappa_ci[0] is None or k.kappa_ci[1] is None
+           else f"[{k.kappa_ci[0]:.3f}, {k.kappa_ci[1]:.3f}]")
+        + "</td></tr>"
+        for k in analysis.summary.kappas
+    )  # fmt: skip
+    return (
+        "<table id='kappa'><tr><th>finding</th><th>draft positive</th><th>signed positive</th>"
+        f"<th>kappa</th><th>95 % CI</th></tr>{rows}</table>"
+    )
+
+
+def _csv_link(export_base: str | None, table: str) -> str:
+    return f"{table}.csv" if export_base is None else f"{export_base}export.csv?table={table}"
+
+
+def _json_link(export_base: str | None) -> str:
+    return "data.json" if export_base is None else f"{export_base}data.json"
