@@ -66,7 +66,17 @@ def _echo_json(payload: object) -> None:
     default=None,
     help="Secret mixed into replacement UIDs when de-identifying (default: a random one).",
 )
-def ingest(path: Path, as_json: bool, deid_dir: Path | None, salt: str | None) -> None:
+@click.option(
+    "--data-dir",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Also put the studies onto the review workstation's worklist in this data directory "
+    "(drafted by `radloop serve` or `radloop worker`).",
+)
+def ingest(
+    path: Path, as_json: bool, deid_dir: Path | None, salt: str | None, data_dir: Path | None
+) -> None:
     """Read a study (DICOM, PNG or JPEG file, folder or zip) and print its metadata."""
     from radloop.study import load_studies
 
@@ -79,6 +89,15 @@ def ingest(path: Path, as_json: bool, deid_dir: Path | None, salt: str | None) -
             _print_summary(summary)
     if deid_dir is not None:
         _deidentify_all(path, deid_dir, salt)
+    if data_dir is not None:
+        from radloop.review.cli import ingest_into_store
+
+        stored = ingest_into_store(path, data_dir)
+        if as_json:
+            _echo_json({"workstation": stored})
+        else:
+            added, existing = len(stored["added"]), len(stored["existing"])
+            click.echo(f"worklist: {added} added, {existing} already there")
 
 
 def study_summary(study: Study) -> dict[str, Any]:
@@ -315,11 +334,18 @@ def bench_parser(reports: Path, labels: Path, as_json: bool) -> None:
 def _attach_commands() -> None:
     """Commands defined next to the modules they drive (each imports its module lazily)."""
     from radloop.assist.cli import ask, compare, draft
+    from radloop.bench.evaluate import bench_eval
+    from radloop.bench.monitor import bench_monitor
     from radloop.bench.reference import bench_reference
+    from radloop.bench.review import bench_review
     from radloop.bench.safety import bench_safety
+    from radloop.evaluate.cli import eval_command
     from radloop.models.cli import serve_model
     from radloop.models.reference.cli import train_reference
+    from radloop.monitor.cli import monitor
+    from radloop.review.cli import audit, serve, users, worker
     from radloop.safety.cli import calibrate, scope
+    from radloop.safety.scope_cli import bench_scope, train_scope
     from radloop.synth.cli import bench_synth, synth
 
     for command in (draft, ask, compare, serve_model, scope, calibrate, synth, train_reference):
@@ -327,6 +353,15 @@ def _attach_commands() -> None:
     bench.add_command(bench_synth, name="synth")
     bench.add_command(bench_reference, name="reference")
     bench.add_command(bench_safety, name="safety")
+    main.add_command(monitor)
+    bench.add_command(bench_monitor, name="monitor")
+    main.add_command(train_scope)
+    bench.add_command(bench_scope, name="scope")
+    main.add_command(eval_command, name="eval")
+    bench.add_command(bench_eval, name="eval")
+    for command in (serve, worker, users, audit):
+        main.add_command(command)
+    bench.add_command(bench_review, name="review")
 
 
 _attach_commands()

