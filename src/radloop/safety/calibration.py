@@ -13,9 +13,9 @@ A logistic combiner turns them into the log-odds that the *claim* is correct, ov
 features ``[logit(verifier probability of the claim), sample agreement - 1, mean token
 logprob, contradicted]``; a missing signal contributes 0, so a calibrator fitted on drafts
 without samples applies to them unchanged. Two calibrators are then fitted on the combined
-score: temperature scaling (Guo et al., ICML 2017) and isotonic regression (Zadrozny and Elkan, KDD 2002,
-scikit-learn's ``IsotonicRegression``). The probability that the finding is *present* is the
-claim's probability for a positive claim and one minus it for a negative one.
+score: temperature scaling (Guo et al., ICML 2017) and isotonic regression (Zadrozny and
+Elkan, KDD 2002, scikit-learn's ``IsotonicRegression``). The probability that the finding is
+*present* is the claim's probability for a positive claim and one minus it for a negative one.
 
 Calibrators are saved as JSON (format in docs/safety.md), never pickled. Applying one needs
 only numpy; fitting needs scikit-learn.
