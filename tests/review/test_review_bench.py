@@ -26,3 +26,6 @@ def test_bench_review_runs_clients_against_a_server_process(
     assert figures["studies"] == 300 and figures["clients"] == 4
     assert figures["requests"] > 0 and figures["errors"] == 0
     assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
+    # every answered view was audited (group commit loses nothing) and the chain verifies
+    assert figures["audited_views"] == figures["requests"]
+    assert figures["audit_chain_intact"] is True

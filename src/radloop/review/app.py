@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from radloop.errors import InputError
@@ -113,6 +114,7 @@ class AppContext:
     worker: Any = None
     audit_writer: audit.ChainWriter | None = None
     session_cache: SessionCache = field(default_factory=lambda: SessionCache())
+    site_names_cache: tuple[float, list[str]] | None = None
 
     def __post_init__(self) -> None:
         if self.audit_writer is None:
@@ -155,8 +157,12 @@ async def context_of(request: Request) -> AppContext:
     return ctx
 
 
-def current_user(request: Request) -> AuthenticatedUser:
-    """The session's user; NotAuthenticatedError without a live session."""
+async def current_user(request: Request) -> AuthenticatedUser:
+    """The session's user; NotAuthenticatedError without a live session.
+
+    Async, so that the common case (the token is in the session cache) costs no hop to the
+    thread pool; a cache miss looks the session up in the database in the pool.
+    """
     cached = getattr(request.state, "user", None)
     if isinstance(cached, AuthenticatedUser):
         return cached
@@ -164,8 +170,7 @@ def current_user(request: Request) -> AuthenticatedUser:
     token = request.cookies.get(SESSION_COOKIE)
     user = ctx.session_cache.get(token) if token else None
     if user is None:
-        with ctx.store.sessions() as session:
-            user = session_user(session, token)
+        user = await run_in_threadpool(_lookup_session, ctx, token)
         if user is None:
             raise NotAuthenticatedError()
         ctx.session_cache.put(str(token), user)
@@ -173,6 +178,11 @@ def current_user(request: Request) -> AuthenticatedUser:
         raise PasswordChangeRequiredError()
     request.state.user = user
     return user
+
+
+def _lookup_session(ctx: AppContext, token: str | None) -> AuthenticatedUser | None:
+    with ctx.store.sessions() as session:
+        return session_user(session, token)
 
 
 def require_role(*roles: str) -> Callable[..., Awaitable[AuthenticatedUser]]:
@@ -224,6 +234,13 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
+        if (
+            scope.get("http_version") in ("1.0", "1.1")
+            and b"content-length" not in headers
+            and b"transfer-encoding" not in headers
+        ):
+            await self.app(scope, receive, send)  # HTTP/1 without either: no body to count
+            return
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             response = JSONResponse(_too_large(self.limit), status_code=413)
@@ -311,7 +328,8 @@ def _install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
 
 
 class _Lifespan:
-    """Starts the in-process drafting worker with the app and stops it at shutdown."""
+    """Sizes the request thread pool, starts the in-process drafting worker with the app
+    and stops it at shutdown."""
 
     def __init__(self, ctx: AppContext, enabled: bool) -> None:
         self.ctx = ctx
@@ -319,6 +337,15 @@ class _Lifespan:
 
     @contextlib.asynccontextmanager
     async def __call__(self, _app: FastAPI) -> AsyncIterator[None]:
+        import anyio.to_thread
+
+        # Synchronous endpoints run in this pool. AnyIO's default of 40 threads lets 40
+        # requests fight over one GIL at once: each is slowed by all the others and the
+        # last ones wait longest (a long latency tail at the same throughput). A few
+        # threads keep the processor busy while one waits on the database, and the rest
+        # of the requests queue in arrival order.
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = self.ctx.settings.request_threads
         if not self.enabled:
             yield
             return
@@ -354,6 +381,31 @@ def _finding_sentence(found: dict[str, Any]) -> str:
         return describe(Finding.from_dict(found))
     except (InputError, ValueError, KeyError):
         return str(found.get("code", "?"))
+
+
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+def _fast_dict_attributes(env: Any) -> None:
+    """``{{ row.name }}`` on a plain dict without Jinja's failed-attribute detour.
+
+    Jinja resolves ``row.name`` by trying ``getattr(row, "name")`` first and catching the
+    AttributeError, then ``row["name"]``. The pages render read models (plain dicts) with
+    hundreds of such lookups a worklist page, and the raised-and-caught exceptions were the
+    largest single cost of rendering. A plain dict has no attributes but ``dict``'s own, so
+    looking the key up first for any other name gives exactly Jinja's result, faster.
+    """
+    generic = env.getattr
+
+    def getattr_(obj: Any, attribute: str) -> Any:
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return generic(obj, attribute)
+
+    env.getattr = getattr_
 
 
 EXTENSION_GROUP = "radloop.review.extensions"
@@ -393,6 +445,7 @@ def create_app(
     store = store or open_store(settings)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.auto_reload = False  # templates ship with the package; no stat per render
+    _fast_dict_attributes(templates.env)
     ctx = AppContext(settings=settings, store=store, templates=templates)
     with store.sessions() as session:
         ctx.first_admin_password = ensure_first_admin(session)

@@ -7,6 +7,7 @@ must match a cookie set with the form); every other form carries the session's C
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -126,6 +127,25 @@ def logout(request: Request, ctx: Ctx, user: CurrentUser) -> Response:
     return response
 
 
+SITES_TTL_S = 5.0
+
+
+def _site_names(ctx: AppContext, session: Any) -> list[str]:
+    """The sites of the worklist's filter menu, read at most every few seconds.
+
+    Listing them is a scan of the studies' site index on every worklist view, for a menu
+    that changes only when a study from a new site arrives; a new site shows in the menu
+    within ``SITES_TTL_S`` seconds (filtering by it works at once).
+    """
+    now = time.monotonic()
+    cached = ctx.site_names_cache
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    names = sites(session)
+    ctx.site_names_cache = (now + SITES_TTL_S, names)
+    return names
+
+
 def _flag(value: str | None) -> bool | None:
     return {"yes": True, "no": False}.get(value or "")
 
@@ -155,7 +175,7 @@ def worklist_page(
     )
     with ctx.store.sessions() as session:
         total, studies = worklist(session, filters)
-        site_names = sites(session)
+        site_names = _site_names(ctx, session)
     ctx.audit(user.username, "view_worklist", "", {"status": status, "page": page})
     args = {
         "status": status,

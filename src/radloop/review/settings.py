@@ -53,6 +53,7 @@ class Settings:
     login_max_failures: int = 5
     login_window_s: float = 300.0
     viewer_max_side: int = 2048
+    request_threads: int = 4
     scope_options: Mapping[str, Any] = field(default_factory=dict)
     ood_scorer: Path | None = None
 
@@ -83,7 +84,8 @@ def settings_from_env(
     schema for every table, created if missing), ``RADLOOP_OOD_SCORER`` (a fitted
     ``MahalanobisScorer`` as JSON, for the out-of-distribution flag), ``RADLOOP_MODEL``,
     ``RADLOOP_INSECURE_COOKIES`` (``1`` to drop the Secure flag), ``RADLOOP_IN_PROCESS_WORKER``
-    (``0``: leave drafting to ``radloop worker`` processes).
+    (``0``: leave drafting to ``radloop worker`` processes), ``RADLOOP_REQUEST_THREADS``
+    (threads a server process gives the synchronous endpoints).
     """
     environ = os.environ if env is None else env
     url = environ.get("RADLOOP_DATABASE_URL") or None
@@ -104,5 +106,14 @@ def settings_from_env(
         "cookie_secure": environ.get("RADLOOP_INSECURE_COOKIES", "") not in ("1", "true"),
         "in_process_worker": environ.get("RADLOOP_IN_PROCESS_WORKER", "1") not in ("0", "false"),
     }
+    threads = environ.get("RADLOOP_REQUEST_THREADS", "")
+    if threads:
+        if not threads.isdigit() or int(threads) < 1:
+            raise InputError(
+                "a whole number of threads, 1 or more",
+                repr(threads),
+                source="RADLOOP_REQUEST_THREADS",
+            )
+        values["request_threads"] = int(threads)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]
