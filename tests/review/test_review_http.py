@@ -402,6 +402,7 @@ def test_the_monitoring_dashboard_plugs_in_for_auditors_and_admins_only(
     page = auditor.get("/monitor")
     assert page.status_code == 200
     assert "Monitoring: drafts compared with signed reports" in page.text
+    assert "<a href='/'>← Worklist</a>" in page.text
     assert auditor.get("/monitor/data.json").json()["schema"]
     assert 'href="/monitor"' in auditor.get("/").text
     radiologist = client_for(accounts["radiologist"])

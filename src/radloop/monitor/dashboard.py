@@ -39,6 +39,7 @@ def monitor_router(
     require_role: Callable[..., Any],
     *,
     settings: MonitorSettings | None = None,
+    back: str | None = None,
 ) -> APIRouter:
     """The dashboard's routes, every one behind ``require_role``."""
     base = settings or MonitorSettings()
@@ -51,7 +52,7 @@ def monitor_router(
 
     @router.get("/monitor", response_class=HTMLResponse)
     def dashboard(window_days: int | None = Query(None, ge=1, le=366)) -> HTMLResponse:
-        return HTMLResponse(render_dashboard(current(window_days)))
+        return HTMLResponse(render_dashboard(current(window_days), back=back))
 
     @router.get("/monitor/data.json")
     def data(window_days: int | None = Query(None, ge=1, le=366)) -> JSONResponse:
@@ -100,5 +101,5 @@ def review_extension(app: Any, ctx: Any) -> None:
     def cases() -> Iterable[SignedCase]:
         return (SignedCase.from_dict(row) for row in signed_cases(engine))
 
-    app.include_router(monitor_router(cases, ctx.require_role("auditor", "admin")))
+    app.include_router(monitor_router(cases, ctx.require_role("auditor", "admin"), back="/"))
     ctx.nav.append(NavLink("Monitoring", "/monitor", ("auditor", "admin")))

@@ -39,8 +39,12 @@ def _pct(value: float | None) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{100 * value:.1f} %"
 
 
-def render_dashboard(analysis: Analysis, *, export_base: str | None = "monitor/") -> str:
+def render_dashboard(
+    analysis: Analysis, *, export_base: str | None = "monitor/", back: str | None = None
+) -> str:
     """The dashboard page of an analysis (HTML text).
+
+    ``back`` is the address of a "back to the worklist" link (in the review workstation).
 
     Export links point at ``{export_base}export.csv?table=…`` and ``{export_base}data.json``
     (the router's routes); with ``export_base=None`` at files ``{table}.csv`` and ``data.json``
@@ -51,6 +55,7 @@ def render_dashboard(analysis: Analysis, *, export_base: str | None = "monitor/"
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>radloop monitor</title>",
         f"<style>{_STYLE}</style></head><body>",
+        f"<p><a href='{_e(back)}'>← Worklist</a></p>" if back else "",
         "<h1>Monitoring: drafts compared with signed reports</h1>",
         f"<p class='notice'>{_e(NOTICE)}</p>",
         _alerts_html(analysis),
