@@ -35,6 +35,10 @@ th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
 _fmt = fmt
 
 
+FINDING_COLUMNS = ["finding", "pos", "neg", "prevalence", "AUROC", "sensitivity", "specificity",
+                   "F1", "sens. w/ safety", "spec. w/ safety"]  # fmt: skip
+
+
 def _ci(entry: Mapping[str, Any] | None, digits: int = 3) -> str:
     if not entry or entry.get("value") is None:
         return "–"
@@ -326,35 +330,13 @@ def render_html(table: Mapping[str, Any], comparison: Mapping[str, Any] | None =
         _table(["figure", "draft", "with safety"], _summary_rows(table)),
         "<h2>Per finding</h2>",
         _table(
-            [
-                "finding",
-                "pos",
-                "neg",
-                "prevalence",
-                "AUROC",
-                "sensitivity",
-                "specificity",
-                "F1",
-                "sens. w/ safety",
-                "spec. w/ safety",
-            ],
+            FINDING_COLUMNS,
             finding_rows,
         ),
         plots.get("roc", ""),
         "<h2>Rare findings (prevalence < 5 %)</h2>",
         _table(
-            [
-                "finding",
-                "pos",
-                "neg",
-                "prevalence",
-                "AUROC",
-                "sensitivity",
-                "specificity",
-                "F1",
-                "sens. w/ safety",
-                "spec. w/ safety",
-            ],
+            FINDING_COLUMNS,
             rare,
         )
         if rare
