@@ -103,3 +103,18 @@ def test_mahalanobis_scorer_refuses_a_single_embedding() -> None:
 
 def test_study_gets_one_decision_per_image() -> None:
     assert len(assess_study(make_study(), acquisition=False)) == 1
+
+
+def test_a_study_stands_or_falls_by_its_frontal_images() -> None:
+    from radloop.safety import ScopeDecision, ScopeOutcome, ScopeReason, study_decision
+
+    def decision(outcome: ScopeOutcome) -> ScopeDecision:
+        reasons = () if outcome is ScopeOutcome.ACCEPTED else (
+            ScopeReason("test", "a test reason", outcome),)  # fmt: skip
+        return ScopeDecision.from_reasons(reasons)
+
+    accepted, flagged, refused = (decision(o) for o in ScopeOutcome)
+    assert study_decision([accepted, refused]) is accepted  # PA + lateral: in scope via the PA
+    assert study_decision([accepted, flagged]) is flagged  # a flagged frontal flags the study
+    assert study_decision([refused, refused]).refused  # type: ignore[union-attr]
+    assert study_decision([]) is None

@@ -219,7 +219,7 @@ def run_safety_benchmark(
     )
     from radloop.safety.pipeline import claim_signals
     from radloop.safety.reliability import brier_score, expected_calibration_error
-    from radloop.safety.scope import assess_study
+    from radloop.safety.scope import assess_study, study_decision
 
     n_pairs = pairs if pairs is not None else max(2, n // 5)
     n_cal = n_calibration if n_calibration is not None else max(8, n)
@@ -324,7 +324,7 @@ def run_safety_benchmark(
             t0 = time.perf_counter()
             decisions = assess_study(study)
             stage_time["scope"] += time.perf_counter() - t0
-            scope = decisions[0] if decisions else None
+            scope = study_decision(decisions)
             if scope is not None:
                 scope_counts[scope.outcome.value] += 1
                 scope_reasons.update(r.code for r in scope.reasons)

@@ -99,7 +99,7 @@ def _scope(study: Study, ood: Any, embedding: Any) -> tuple[Any, float | None, s
     """The study's scope decision (its most permissive image), the OOD score, and why there
     is no decision when the scope guard could not run (a missing model file)."""
     from radloop.errors import RadloopError
-    from radloop.safety.scope import assess_study
+    from radloop.safety.scope import assess_study, study_decision
 
     score = ood.score(embedding) if ood is not None and embedding is not None else None
     images = study.images
@@ -110,9 +110,7 @@ def _scope(study: Study, ood: Any, embedding: Any) -> tuple[Any, float | None, s
         )
     except RadloopError as error:
         return None, score, f"scope guard unavailable: {error}"
-    order = {"accepted": 0, "flagged": 1, "refused": 2}
-    chosen = min(decisions, key=lambda d: order[d.outcome.value]) if decisions else None
-    return chosen, score, None
+    return study_decision(decisions), score, None
 
 
 PARSER_MODEL = "radloop-parser"

@@ -56,7 +56,7 @@ def _scope(
 ) -> tuple[str, list[dict[str, Any]], float | None]:
     """The study's scope outcome (the strictest of its images), reasons, and OOD score."""
     from radloop.errors import RadloopError
-    from radloop.safety import assess_study
+    from radloop.safety import assess_study, study_decision
 
     try:
         decisions = assess_study(study, **options)
@@ -70,11 +70,8 @@ def _scope(
             "values": {},
         }
         return "flagged", [reason], None
-    order = ["accepted", "flagged", "refused"]
-    frontal = [d for d in decisions if not d.refused]
-    # A PA + lateral study is in scope through its PA; it is refused only if every image is.
-    chosen = frontal or decisions
-    outcome = max((d.outcome.value for d in chosen), key=order.index, default="accepted")
+    chosen = study_decision(decisions)  # a PA + lateral study is in scope through its PA
+    outcome = chosen.outcome.value if chosen is not None else "accepted"
     # Each reason names its image: a PA + lateral study lists the lateral's refusal too.
     reasons = [
         r.to_json() | {"image": image.view_position or f"image {i + 1}"}

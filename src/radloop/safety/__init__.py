@@ -42,6 +42,7 @@ from radloop.safety.scope import (
     ViewClassifier,
     assess_image,
     assess_study,
+    study_decision,
 )
 from radloop.safety.triage import TriageDecision, critical_reason, order_worklist, triage
 from radloop.safety.verifiers import (
@@ -101,6 +102,7 @@ __all__ = [
     "read_labelled_claims",
     "register_verifier",
     "save_reliability_diagram",
+    "study_decision",
     "triage",
     "verify_claims",
     "write_labelled_claims",

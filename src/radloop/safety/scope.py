@@ -53,6 +53,7 @@ __all__ = [
     "ViewClassifier",
     "assess_image",
     "assess_study",
+    "study_decision",
     "tag_reasons",
 ]
 
@@ -484,3 +485,17 @@ def assess_study(
             )
         )
     return out
+
+
+def study_decision(decisions: Sequence[ScopeDecision]) -> ScopeDecision | None:
+    """The decision that stands for a whole study, from its images' decisions.
+
+    A PA + lateral study is in scope through its PA: the study is refused only when every
+    image is; otherwise the strictest decision among the images not refused stands (a flagged
+    PA flags the study). None for a study without images.
+    """
+    if not decisions:
+        return None
+    order = list(ScopeOutcome)
+    usable = [d for d in decisions if not d.refused] or list(decisions)
+    return max(usable, key=lambda d: order.index(d.outcome))
