@@ -96,8 +96,8 @@ def get_worklist(
 ) -> dict[str, Any]:
     """Studies, urgent first then by arrival, with their badges."""
     filters = WorklistFilter(status, urgent, flagged, out_of_scope, site, limit, offset)
-    with ctx.store.sessions() as session:
-        total, studies = worklist(session, filters)
+    with ctx.store.reading() as connection:
+        total, studies = worklist(connection, filters)
     ctx.audit(user.username, "view_worklist", "", {"status": status, "offset": offset})
     return {"total": total, "studies": studies}
 
@@ -105,8 +105,8 @@ def get_worklist(
 @router.get("/studies/{study_id}")
 def get_study(study_id: str, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
     """One study: scope, draft findings with verdicts and reasons, text, signatures."""
-    with ctx.store.sessions() as session:
-        detail = study_detail(session, _check_id(study_id))
+    with ctx.store.reading() as connection:
+        detail = study_detail(connection, _check_id(study_id))
     ctx.audit(user.username, "view", study_id)
     return detail
 

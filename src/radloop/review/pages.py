@@ -173,9 +173,9 @@ def worklist_page(
         PAGE,
         (page - 1) * PAGE,
     )
-    with ctx.store.sessions() as session:
-        total, studies = worklist(session, filters)
-        site_names = _site_names(ctx, session)
+    with ctx.store.reading() as connection:
+        total, studies = worklist(connection, filters)
+        site_names = _site_names(ctx, connection)
     ctx.audit(user.username, "view_worklist", "", {"status": status, "page": page})
     args = {
         "status": status,
@@ -202,14 +202,14 @@ def worklist_page(
 def study_page(study_id: str, request: Request, ctx: Ctx, user: CurrentUser) -> HTMLResponse:
     if len(study_id) > 32:
         raise HTTPException(404, "no such study")
-    with ctx.store.sessions() as session:
+    with ctx.store.reading() as connection:
         try:
-            detail = study_detail(session, study_id)
+            detail = study_detail(connection, study_id)
         except KeyError:
             return _render(
                 ctx, request, "error.html", 404, code=404, message=f"No study {study_id!r}."
             )
-        prior = study_detail(session, detail["prior_id"]) if detail["prior_id"] else None
+        prior = study_detail(connection, detail["prior_id"]) if detail["prior_id"] else None
     ctx.audit(user.username, "view", study_id)
     return _render(
         ctx, request, "study.html", study=detail, prior=prior, can_sign=user.role == "radiologist"

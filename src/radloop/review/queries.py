@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Connection, Integer, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from radloop.report import Finding, ReportStatus
-from radloop.review.db import Draft, ImageRow, StudyRow, Worksheet
+from radloop.review.db import Draft, ImageRow, SignedReport, StudyRow, Worksheet
 from radloop.review.export import ExportContent
 from radloop.review.store import as_utc
 from radloop.review.worksheet import current_text, kept_findings, review_items, signed_reports
@@ -38,106 +40,216 @@ class WorklistFilter:
     offset: int = 0
 
 
+_studies = StudyRow.__table__.c
+_drafts = Draft.__table__.c
+_sheets = Worksheet.__table__.c
+_images = ImageRow.__table__.c
+_signed = SignedReport.__table__.c
+
+# Read paths run as Core statements built once (bound parameters for what varies) and read
+# by position: the pages are read far more often than anything changes, and building the
+# statements and loading ORM objects cost more than the queries themselves.
 _SUMMARY_COLUMNS = (
-    StudyRow.id,
-    StudyRow.study_instance_uid,
-    StudyRow.received_at,
-    StudyRow.study_date,
-    StudyRow.status,
-    StudyRow.urgent,
-    StudyRow.triage_reasons,
-    StudyRow.flag_count,
-    StudyRow.out_of_scope,
-    StudyRow.scope_outcome,
-    StudyRow.ood,
-    StudyRow.site,
-    StudyRow.age,
-    StudyRow.sex,
-    StudyRow.view,
-    StudyRow.prior_id,
+    _studies.id,
+    _studies.study_instance_uid,
+    _studies.received_at,
+    _studies.study_date,
+    _studies.status,
+    _studies.urgent,
+    _studies.triage_reasons,
+    _studies.flag_count,
+    _studies.out_of_scope,
+    _studies.scope_outcome,
+    _studies.ood,
+    _studies.site,
+    _studies.age,
+    _studies.sex,
+    _studies.view,
+    _studies.prior_id,
 )
+_N_SUMMARY = len(_SUMMARY_COLUMNS)
 
 
-def _summary(row: Any) -> dict[str, Any]:
+def _summary(row: Sequence[Any]) -> dict[str, Any]:
+    (
+        id_,
+        uid,
+        received_at,
+        study_date,
+        status,
+        urgent,
+        reasons,
+        flag_count,
+        out_of_scope,
+        scope_outcome,
+        ood,
+        site,
+        age,
+        sex,
+        view,
+        prior_id,
+    ) = row[:_N_SUMMARY]
     return {
-        "id": row.id,
-        "study_instance_uid": row.study_instance_uid,
-        "received_at": as_utc(row.received_at).isoformat(),
-        "study_date": row.study_date.isoformat() if row.study_date else None,
-        "status": row.status,
-        "urgent": row.urgent,
-        "triage_reasons": list(row.triage_reasons),
-        "flag_count": row.flag_count,
-        "out_of_scope": row.out_of_scope,
-        "scope_outcome": row.scope_outcome,
-        "ood": row.ood,
-        "site": row.site,
-        "age": row.age,
-        "sex": row.sex,
-        "view": row.view,
-        "prior_id": row.prior_id,
+        "id": id_,
+        "study_instance_uid": uid,
+        "received_at": as_utc(received_at).isoformat(),
+        "study_date": study_date.isoformat() if study_date else None,
+        "status": status,
+        "urgent": urgent,
+        "triage_reasons": list(reasons),
+        "flag_count": flag_count,
+        "out_of_scope": out_of_scope,
+        "scope_outcome": scope_outcome,
+        "ood": ood,
+        "site": site,
+        "age": age,
+        "sex": sex,
+        "view": view,
+        "prior_id": prior_id,
     }
 
 
-def worklist(session: Session, filters: WorklistFilter) -> tuple[int, list[dict[str, Any]]]:
+@functools.lru_cache(maxsize=128)
+def _worklist_statements(
+    status: str, urgent: bool | None, flagged: bool | None, out_of_scope: bool | None, site: bool
+) -> tuple[Select[Any], Select[Any]]:
+    """(count, page) for one combination of filters; site, limit and offset are parameters."""
+    conditions: list[ColumnElement[bool]] = []
+    if status == "to_review":
+        conditions.append(_studies.pending.is_(True))
+    elif status == "signed":
+        conditions.append(_studies.pending.is_(False))
+    elif status != "all":
+        conditions.append(_studies.status.in_(STATUS_FILTERS[status]))
+    if urgent is not None:
+        conditions.append(_studies.urgent.is_(urgent))
+    if flagged is not None:
+        conditions.append(_studies.flag_count > 0 if flagged else _studies.flag_count == 0)
+    if out_of_scope is not None:
+        conditions.append(_studies.out_of_scope.is_(out_of_scope))
+    if site:
+        conditions.append(_studies.site == bindparam("site"))
+    count = select(func.count()).select_from(StudyRow.__table__).where(*conditions)
+    page = (
+        select(*_SUMMARY_COLUMNS)
+        .where(*conditions)
+        .order_by(_studies.urgent.desc(), _studies.received_at, _studies.id)
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
+    )
+    return count, page
+
+
+Bind = Session | Connection
+"""A read runs on a Connection, or on the connection of a Session (same transaction)."""
+
+
+def _connection(bind: Bind) -> Connection:
+    return bind.connection() if isinstance(bind, Session) else bind
+
+
+def worklist(bind: Bind, filters: WorklistFilter) -> tuple[int, list[dict[str, Any]]]:
     """(total matching, one page): urgent first, then by arrival (oldest first)."""
     if filters.status not in STATUS_FILTERS:
         raise ValueError(f"unknown status filter {filters.status!r}")
-    conditions: list[ColumnElement[bool]] = []
-    if filters.status == "to_review":
-        conditions.append(StudyRow.pending.is_(True))
-    elif filters.status == "signed":
-        conditions.append(StudyRow.pending.is_(False))
-    elif filters.status != "all":
-        conditions.append(StudyRow.status.in_(STATUS_FILTERS[filters.status]))
-    if filters.urgent is not None:
-        conditions.append(StudyRow.urgent.is_(filters.urgent))
-    if filters.flagged is not None:
-        conditions.append(StudyRow.flag_count > 0 if filters.flagged else StudyRow.flag_count == 0)
-    if filters.out_of_scope is not None:
-        conditions.append(StudyRow.out_of_scope.is_(filters.out_of_scope))
-    if filters.site:
-        conditions.append(StudyRow.site == filters.site)
-    total = session.execute(
-        select(func.count()).select_from(StudyRow).where(*conditions)
-    ).scalar_one()
-    # Plain rows of the listed columns, not ORM objects: a page is read, never changed.
-    rows = session.execute(
-        select(*_SUMMARY_COLUMNS)
-        .where(*conditions)
-        .order_by(StudyRow.urgent.desc(), StudyRow.received_at, StudyRow.id)
-        .limit(filters.limit)
-        .offset(filters.offset)
+    count, page = _worklist_statements(
+        filters.status, filters.urgent, filters.flagged, filters.out_of_scope, bool(filters.site)
     )
+    connection = _connection(bind)
+    params = {"site": filters.site} if filters.site else {}
+    total = connection.execute(count, params).scalar_one()
+    rows = connection.execute(page, {**params, "limit": filters.limit, "offset": filters.offset})
     return int(total), [_summary(r) for r in rows]
 
 
-def sites(session: Session) -> list[str]:
-    return [s for s in session.execute(select(StudyRow.site).distinct()).scalars() if s]
+_SITES = select(_studies.site).distinct()
 
 
-def study_detail(session: Session, study_id: str) -> dict[str, Any]:
+def sites(bind: Bind) -> list[str]:
+    return [s for s in _connection(bind).execute(_SITES).scalars() if s]
+
+
+class _DraftView(NamedTuple):
+    model: str
+    verifier: str
+    text: str
+    notice: str | None
+    heatmaps: dict[str, Any]
+    findings: list[Any]
+    checks: list[Any]
+
+
+class _SheetView(NamedTuple):
+    decisions: dict[str, Any]
+    text: str | None
+    text_edited: bool
+
+
+_DETAIL = (
+    select(
+        *_SUMMARY_COLUMNS,
+        _studies.scope,
+        _studies.ood_score,
+        _studies.manufacturer,
+        _studies.modality,
+        _studies.error,
+        _drafts.study_id,
+        _drafts.model,
+        _drafts.verifier,
+        _drafts.text,
+        _drafts.notice,
+        _drafts.heatmaps,
+        _drafts.findings,
+        _drafts.checks,
+        _sheets.study_id,
+        _sheets.decisions,
+        _sheets.text,
+        _sheets.text_edited,
+    )
+    .select_from(
+        StudyRow.__table__.outerjoin(Draft.__table__, _drafts.study_id == _studies.id).outerjoin(
+            Worksheet.__table__, _sheets.study_id == _studies.id
+        )
+    )
+    .where(_studies.id == bindparam("study_id"))
+)
+_IMAGES = (
+    select(_images.position, _images.view, _images.rows, _images.columns)
+    .where(_images.study_id == bindparam("study_id"))
+    .order_by(_images.position)
+)
+_SIGNED = (
+    select(_signed.kind, _signed.text, _signed.signed_by_name, _signed.signed_at)
+    .where(_signed.study_id == bindparam("study_id"))
+    .order_by(_signed.id)
+)
+
+
+def study_detail(bind: Bind, study_id: str) -> dict[str, Any]:
     """Everything the review page shows for one study (KeyError if there is none)."""
-    row = session.get(StudyRow, study_id)
+    connection = _connection(bind)
+    params = {"study_id": study_id}
+    row = connection.execute(_DETAIL, params).first()
     if row is None:
         raise KeyError(study_id)
-    draft = session.get(Draft, study_id)
-    sheet = session.get(Worksheet, study_id)
-    images = session.execute(
-        select(ImageRow).where(ImageRow.study_id == study_id).order_by(ImageRow.position)
-    ).scalars()
+    scope, ood_score, manufacturer, modality, error = row[_N_SUMMARY : _N_SUMMARY + 5]
+    draft_id, *draft_values = row[_N_SUMMARY + 5 : _N_SUMMARY + 13]
+    sheet_id, *sheet_values = row[_N_SUMMARY + 13 :]
+    draft = _DraftView(*draft_values) if draft_id is not None else None
+    sheet = _SheetView(*sheet_values) if sheet_id is not None else None
+    images = connection.execute(_IMAGES, params)
+    signed = connection.execute(_SIGNED, params).all()
     items = review_items(draft, sheet)
-    signed = signed_reports(session, study_id)
     return {
         **_summary(row),
-        "scope": list(row.scope),
-        "ood_score": row.ood_score,
-        "manufacturer": row.manufacturer,
-        "modality": row.modality,
-        "error": row.error,
+        "scope": list(scope),
+        "ood_score": ood_score,
+        "manufacturer": manufacturer,
+        "modality": modality,
+        "error": error,
         "images": [
-            {"position": i.position, "view": i.view, "rows": i.rows, "columns": i.columns}
-            for i in images
+            {"position": position, "view": view, "rows": rows, "columns": columns}
+            for position, view, rows, columns in images
         ],
         "draft": None
         if draft is None
@@ -153,12 +265,12 @@ def study_detail(session: Session, study_id: str) -> dict[str, Any]:
         "text_edited": bool(sheet and sheet.text_edited),
         "signed": [
             {
-                "kind": s.kind,
-                "text": s.text,
-                "signed_by": s.signed_by_name,
-                "signed_at": as_utc(s.signed_at).isoformat(),
+                "kind": kind,
+                "text": text,
+                "signed_by": signed_by,
+                "signed_at": as_utc(signed_at).isoformat(),
             }
-            for s in signed
+            for kind, text, signed_by, signed_at in signed
         ],
     }
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from radloop.review.db import Draft, SignedReport, StudyRow
@@ -101,6 +101,10 @@ class Store:
         if not resolved.is_relative_to(root):
             raise ValueError(f"stored path {relative!r} leaves the data directory")
         return resolved
+
+    def reading(self) -> Connection:
+        """A connection for reads (``with store.reading() as connection``): no ORM session."""
+        return self.engine.connect()
 
     def close(self) -> None:
         self.engine.dispose()

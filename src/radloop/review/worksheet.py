@@ -11,7 +11,7 @@ never changed: later changes are addenda.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -54,7 +54,30 @@ class ReviewItem:
     replacement: str | None
 
 
-def review_items(draft: Draft | None, sheet: Worksheet | None) -> list[ReviewItem]:
+class DraftContent(Protocol):
+    """What the review reads of a draft: a :class:`Draft` row or a read model of one."""
+
+    @property
+    def findings(self) -> list[Any]: ...
+
+    @property
+    def checks(self) -> list[Any]: ...
+
+
+class SheetContent(Protocol):
+    """What the review reads of a worksheet: a :class:`Worksheet` row or a read model."""
+
+    @property
+    def decisions(self) -> dict[str, Any]: ...
+
+    @property
+    def text(self) -> str | None: ...
+
+    @property
+    def text_edited(self) -> bool: ...
+
+
+def review_items(draft: DraftContent | None, sheet: SheetContent | None) -> list[ReviewItem]:
     """The draft's findings (``f<i>``) then its possible omissions (``c<k>``), with decisions."""
     if draft is None:
         return []
@@ -93,7 +116,7 @@ def _item(
     )
 
 
-def kept_findings(items: list[ReviewItem], sheet: Worksheet | None) -> list[Finding]:
+def kept_findings(items: list[ReviewItem], sheet: SheetContent | None) -> list[Finding]:
     """The findings the report states now: accepted or undecided, edits, added omissions."""
     decisions = sheet.decisions if sheet is not None else {}
     kept: list[Finding] = []
@@ -107,7 +130,7 @@ def kept_findings(items: list[ReviewItem], sheet: Worksheet | None) -> list[Find
     return kept
 
 
-def current_text(draft: Draft | None, sheet: Worksheet | None) -> str:
+def current_text(draft: DraftContent | None, sheet: SheetContent | None) -> str:
     """The report text as it would be signed now."""
     from radloop.safety import write_with_certainty
 
