@@ -131,6 +131,48 @@ def test_worklist_puts_the_urgent_study_first_and_filters(seeded: Seeded, client
     assert page.status_code == 200 and "URGENT" in page.text
 
 
+def test_worklist_page_shows_a_changed_study_at_once(
+    app: Any, seeded: Seeded, client_for: Any
+) -> None:
+    """Worklist rows are rendered once per content: a change in any shown column shows."""
+    from sqlalchemy import update
+
+    from radloop.review.db import StudyRow
+
+    client = client_for("rad")
+    study = seeded.ids["routine"]
+
+    def row_html() -> str:
+        page = client.get("/", params={"status": "all"})
+        assert page.status_code == 200
+        match = re.search(rf'<tr[^>]*data-study="{study}".*?</tr>', page.text, re.S)
+        assert match is not None, "the study is not on the worklist"
+        return match.group(0)
+
+    before = row_html()
+    assert "URGENT" not in before and "Site B" in before
+    with app.state.ctx.store.sessions() as session:
+        session.execute(
+            update(StudyRow)
+            .where(StudyRow.id == study)
+            .values(urgent=True, triage_reasons=["test: <tension> pneumothorax"], site="Site C")
+        )
+        session.commit()
+    try:
+        after = row_html()
+        assert "URGENT" in after and "Site C" in after and "Site B" not in after
+        assert "test: &lt;tension&gt; pneumothorax" in after  # escaped, as before the cache
+    finally:
+        with app.state.ctx.store.sessions() as session:
+            session.execute(
+                update(StudyRow)
+                .where(StudyRow.id == study)
+                .values(urgent=False, triage_reasons=[], site="Site B")
+            )
+            session.commit()
+    assert row_html() == before
+
+
 def test_review_page_shows_verdicts_reasons_and_the_assistant_label(
     seeded: Seeded, client_for: Any
 ) -> None:

@@ -115,6 +115,7 @@ class AppContext:
     audit_writer: audit.ChainWriter | None = None
     session_cache: SessionCache = field(default_factory=lambda: SessionCache())
     site_names_cache: tuple[float, list[str]] | None = None
+    caches: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.audit_writer is None:

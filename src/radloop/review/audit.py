@@ -15,9 +15,9 @@ import json
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, Table, insert, select
 from sqlalchemy import text as sql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,6 +29,12 @@ __all__ = ["GENESIS", "AuditProblem", "ChainWriter", "entry_hash", "record", "ve
 GENESIS = "0" * 64
 _RETRIES = 20
 _ADVISORY_KEY = 0x7261646C6F6F70  # "radloop"
+_audit = cast(Table, AuditEntry.__table__)
+# Built once: every page view appends to the chain, and building the statements cost more
+# than running them.
+_TIP = select(_audit.c.seq, _audit.c.hash).order_by(_audit.c.seq.desc()).limit(1)
+_INSERT = insert(_audit)
+_LOCK = sql("SELECT pg_advisory_xact_lock(:key)")
 
 
 @dataclass(frozen=True)
@@ -169,15 +175,11 @@ class ChainWriter:
         for _ in range(_RETRIES):
             with self.engine.connect() as connection:
                 if connection.dialect.name == "postgresql":
-                    connection.execute(
-                        sql("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY}
-                    )
+                    connection.execute(_LOCK, {"key": _ADVISORY_KEY})
                 # Read the tip for every transaction: a remembered tip is stale whenever
                 # another server process appended meanwhile, and with two busy processes
                 # that is nearly always (a failed insert and a retry per batch).
-                last = connection.execute(
-                    select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-                ).first()
+                last = connection.execute(_TIP).first()
                 seq, prev = (1, GENESIS) if last is None else (last[0] + 1, last[1])
                 rows = []
                 for offset, pending in enumerate(batch):
@@ -205,7 +207,7 @@ class ChainWriter:
                     )
                     prev = digest
                 try:
-                    connection.execute(insert(AuditEntry), rows)
+                    connection.execute(_INSERT, rows)
                     connection.commit()
                 except IntegrityError:  # another process extended the chain meanwhile
                     connection.rollback()

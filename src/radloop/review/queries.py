@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Integer, Select, bindparam, func, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Row,
+    Select,
+    Text,
+    bindparam,
+    cast,
+    func,
+    select,
+)
 from sqlalchemy.orm import Session
 
 from radloop.report import Finding, ReportStatus
@@ -16,7 +29,15 @@ from radloop.review.export import ExportContent
 from radloop.review.store import as_utc
 from radloop.review.worksheet import current_text, kept_findings, review_items, signed_reports
 
-__all__ = ["STATUS_FILTERS", "WorklistFilter", "export_content", "study_detail", "worklist"]
+__all__ = [
+    "STATUS_FILTERS",
+    "WorklistFilter",
+    "export_content",
+    "row_summary",
+    "study_detail",
+    "worklist",
+    "worklist_rows",
+]
 
 STATUS_FILTERS: dict[str, tuple[str, ...]] = {
     "to_review": ("queued", "drafting", "ready", "failed"),
@@ -56,7 +77,8 @@ _SUMMARY_COLUMNS = (
     _studies.study_date,
     _studies.status,
     _studies.urgent,
-    _studies.triage_reasons,
+    # As text: a worklist row is then hashable and its summary is memoised by its content.
+    cast(_studies.triage_reasons, Text).label("triage_reasons"),
     _studies.flag_count,
     _studies.out_of_scope,
     _studies.scope_outcome,
@@ -96,7 +118,7 @@ def _summary(row: Sequence[Any]) -> dict[str, Any]:
         "study_date": study_date.isoformat() if study_date else None,
         "status": status,
         "urgent": urgent,
-        "triage_reasons": list(reasons),
+        "triage_reasons": json.loads(reasons) if isinstance(reasons, str) else list(reasons),
         "flag_count": flag_count,
         "out_of_scope": out_of_scope,
         "scope_outcome": scope_outcome,
@@ -148,8 +170,13 @@ def _connection(bind: Bind) -> Connection:
     return bind.connection() if isinstance(bind, Session) else bind
 
 
-def worklist(bind: Bind, filters: WorklistFilter) -> tuple[int, list[dict[str, Any]]]:
-    """(total matching, one page): urgent first, then by arrival (oldest first)."""
+def worklist_rows(bind: Bind, filters: WorklistFilter) -> tuple[int, list[Row[Any]]]:
+    """(total matching, one page of rows): urgent first, then by arrival (oldest first).
+
+    Each row holds plain values only (hashable): :func:`row_summary` turns one into the
+    dict the pages and the API show, and caches by the row's whole content, so a changed
+    study never meets a stale summary.
+    """
     if filters.status not in STATUS_FILTERS:
         raise ValueError(f"unknown status filter {filters.status!r}")
     count, page = _worklist_statements(
@@ -159,7 +186,19 @@ def worklist(bind: Bind, filters: WorklistFilter) -> tuple[int, list[dict[str, A
     params = {"site": filters.site} if filters.site else {}
     total = connection.execute(count, params).scalar_one()
     rows = connection.execute(page, {**params, "limit": filters.limit, "offset": filters.offset})
-    return int(total), [_summary(r) for r in rows]
+    return int(total), list(rows)
+
+
+@functools.lru_cache(maxsize=4096)
+def row_summary(row: Row[Any]) -> Mapping[str, Any]:
+    """The worklist summary of one row from :func:`worklist_rows` (shared: do not change)."""
+    return MappingProxyType(_summary(row))
+
+
+def worklist(bind: Bind, filters: WorklistFilter) -> tuple[int, list[dict[str, Any]]]:
+    """(total matching, one page of summaries): urgent first, then by arrival."""
+    total, rows = worklist_rows(bind, filters)
+    return total, [dict(row_summary(row)) for row in rows]
 
 
 _SITES = select(_studies.site).distinct()
