@@ -64,3 +64,34 @@ def test_a_failed_commit_fails_every_view_it_carried(store: Any) -> None:
         writer.append("reader", "view", "lost")
     del writer._write  # the real writer again
     assert writer.append("reader", "view", "kept") > 0
+
+
+def test_writers_of_several_processes_take_turns_through_a_lock_file(store: Any) -> None:
+    """On SQLite, appends of different processes (here: separate writers) serialise on a
+    file beside the database instead of SQLite's sleep-and-retry; the chain stays whole."""
+    from radloop.review import audit
+
+    lock = audit._sqlite_lock_path(store.engine)
+    if store.engine.dialect.name != "sqlite":
+        assert lock is None  # PostgreSQL serialises with an advisory lock
+        return
+    assert lock is not None
+    writers = [audit.ChainWriter(store.engine) for _ in range(3)]
+    start = threading.Barrier(12)
+    seqs: list[int] = []
+
+    def view(k: int) -> None:
+        start.wait()
+        for i in range(15):
+            seqs.append(writers[k % 3].append(f"reader{k}", "view", f"turns-{k}-{i}"))
+
+    threads = [threading.Thread(target=view, args=(k,)) for k in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert lock.exists() and lock.name.endswith(".audit-lock")
+    assert sorted(seqs) == list(range(min(seqs), min(seqs) + 180))
+    with store.sessions() as session:
+        _, problems = audit.verify_chain(session)
+    assert problems == []

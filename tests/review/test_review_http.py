@@ -131,6 +131,26 @@ def test_worklist_puts_the_urgent_study_first_and_filters(seeded: Seeded, client
     assert page.status_code == 200 and "URGENT" in page.text
 
 
+def test_worklist_counts_exactly_up_to_a_bound(
+    app: Any, seeded: Seeded, client_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from radloop.review import queries
+
+    client = client_for("rad")
+    everything = client.get("/api/worklist", params={"status": "all"}).json()
+    assert everything["total_exact"] and everything["total"] == _study_count(app) >= 3
+    monkeypatch.setattr(queries, "COUNT_UP_TO", 1)  # count one study past the page
+    capped = client.get("/api/worklist", params={"status": "all", "limit": 1}).json()
+    assert capped == {**capped, "total": 2, "total_exact": False}
+    assert len(capped["studies"]) == 1
+    page = client.get("/", params={"status": "all"})
+    assert page.status_code == 200 and f"{_study_count(app)} studies" in page.text
+    last = client.get(
+        "/api/worklist", params={"status": "all", "limit": 1, "offset": _study_count(app) - 1}
+    ).json()
+    assert last["total_exact"] and last["total"] == _study_count(app)
+
+
 def test_worklist_page_shows_a_changed_study_at_once(
     app: Any, seeded: Seeded, client_for: Any
 ) -> None:

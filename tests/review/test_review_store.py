@@ -412,5 +412,5 @@ def test_an_image_far_from_the_training_embeddings_gets_the_ood_flag(
         assert far.ood and far.ood_score is not None and far.ood_score > scorer.threshold
         assert not near.ood and near.ood_score is None
         assert far.scope_outcome in ("flagged", "refused")
-        _, listed = worklist(session, WorklistFilter(status="all", limit=500))
+        _, _, listed = worklist(session, WorklistFilter(status="all", limit=500))
     assert {s["id"]: s["ood"] for s in listed}[ids["far"]] is True

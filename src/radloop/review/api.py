@@ -94,12 +94,16 @@ def get_worklist(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> dict[str, Any]:
-    """Studies, urgent first then by arrival, with their badges."""
+    """Studies, urgent first then by arrival, with their badges.
+
+    ``total`` counts the matching studies exactly when ``total_exact``; otherwise at least
+    that many match (counting stops a thousand studies past the page).
+    """
     filters = WorklistFilter(status, urgent, flagged, out_of_scope, site, limit, offset)
     with ctx.store.reading() as connection:
-        total, studies = worklist(connection, filters)
+        total, exact, studies = worklist(connection, filters)
     ctx.audit(user.username, "view_worklist", "", {"status": status, "offset": offset})
-    return {"total": total, "studies": studies}
+    return {"total": total, "total_exact": exact, "studies": studies}
 
 
 @router.get("/studies/{study_id}")

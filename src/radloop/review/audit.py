@@ -15,6 +15,7 @@ import json
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import Engine, Table, insert, select
@@ -23,6 +24,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from radloop.review.db import AuditEntry, utcnow
+
+try:
+    import fcntl
+except ImportError:  # Windows: SQLite's own locking (with polling) still keeps it correct
+    fcntl = None  # type: ignore[assignment]
 
 __all__ = ["GENESIS", "AuditProblem", "ChainWriter", "entry_hash", "record", "verify_chain"]
 
@@ -135,6 +141,7 @@ class ChainWriter:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.lock = threading.Lock()  # held by the thread writing a batch
+        self._file_lock = _sqlite_lock_path(engine)
         self._ready = threading.Condition()
         self._queue: list[_Pending] = []
         self._writing = False
@@ -155,7 +162,7 @@ class ChainWriter:
             self._writing = True
             batch, self._queue = self._queue, []
         try:
-            with self.lock:
+            with self.lock, _locked(self._file_lock):
                 for start in range(0, len(batch), self.batch_limit):
                     self._write(batch[start : start + self.batch_limit])
         except BaseException as error:
@@ -216,6 +223,35 @@ class ChainWriter:
                     pending.seq = seq + offset
                 return
         raise RuntimeError(f"could not append to the audit chain after {_RETRIES} attempts")
+
+
+def _sqlite_lock_path(engine: Engine) -> Path | None:
+    """The file that serialises audit appends across processes on one SQLite database.
+
+    SQLite lets one writer in at a time and makes the others poll (sleeping 1, 2, 5, 10 ms
+    ... between tries); two busy server processes appending to the chain then spend much of
+    their time asleep. A blocking lock on a file next to the database hands the turn over
+    the moment it is free. PostgreSQL has its advisory lock instead.
+    """
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database).with_name(Path(database).name + ".audit-lock")
+
+
+@contextlib.contextmanager
+def _locked(path: Path | None) -> Iterator[None]:
+    if path is None or fcntl is None:
+        yield
+        return
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _canonical(detail: Mapping[str, Any] | None) -> str:

@@ -80,7 +80,8 @@ def _get(app: Any, path: str, as_user: str | None) -> int:
     "--workers",
     default=1,
     show_default=True,
-    help="Server processes (more than 1 needs PostgreSQL or a busy SQLite file).",
+    help="Server processes (on Linux each listens on the port itself, and new connections "
+    "are spread evenly between them).",
 )
 def serve(
     data_dir: Path | None,
@@ -141,17 +142,15 @@ def serve(
         # Each process builds its own app from the same settings, passed through RADLOOP_*.
         import os
 
+        from radloop.review.processes import serve_processes
+
         store.close()
         os.environ["RADLOOP_DATA_DIR"] = str(settings.data_dir)
         os.environ["RADLOOP_IN_PROCESS_WORKER"] = "1" if settings.in_process_worker else "0"
-        uvicorn.run(
-            "radloop.review.app:app_from_env",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-        )
+        try:
+            serve_processes(host, port, workers)
+        except (OSError, RuntimeError) as error:
+            raise click.ClickException(str(error)) from None
         return
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

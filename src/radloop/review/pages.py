@@ -205,7 +205,7 @@ def worklist_page(
         (page - 1) * PAGE,
     )
     with ctx.store.reading() as connection:
-        total, rows = worklist_rows(connection, filters)
+        total, exact, rows = worklist_rows(connection, filters)
         site_names = _site_names(ctx, connection)
     render_row = _row_renderer(ctx)
     ctx.audit(user.username, "view_worklist", "", {"status": status, "page": page})
@@ -222,6 +222,7 @@ def worklist_page(
         "worklist.html",
         rows=[render_row(row) for row in rows],
         total=total,
+        total_exact=exact,
         page=page,
         pages=max(1, -(-total // PAGE)),
         filters=args,

@@ -19,6 +19,7 @@ from sqlalchemy import (
     bindparam,
     cast,
     func,
+    literal,
     select,
 )
 from sqlalchemy.orm import Session
@@ -30,6 +31,7 @@ from radloop.review.store import as_utc
 from radloop.review.worksheet import current_text, kept_findings, review_items, signed_reports
 
 __all__ = [
+    "COUNT_UP_TO",
     "STATUS_FILTERS",
     "WorklistFilter",
     "export_content",
@@ -151,7 +153,12 @@ def _worklist_statements(
         conditions.append(_studies.out_of_scope.is_(out_of_scope))
     if site:
         conditions.append(_studies.site == bindparam("site"))
-    count = select(func.count()).select_from(StudyRow.__table__).where(*conditions)
+    # Counted up to a bound: the worklist needs "how many, or at least how many", and an
+    # exact count of a long queue is a scan of all of it on every view.
+    counted = select(literal(1)).select_from(StudyRow.__table__).where(*conditions)
+    count = select(func.count()).select_from(
+        counted.limit(bindparam("count_up_to", type_=Integer)).subquery()
+    )
     page = (
         select(*_SUMMARY_COLUMNS)
         .where(*conditions)
@@ -170,8 +177,15 @@ def _connection(bind: Bind) -> Connection:
     return bind.connection() if isinstance(bind, Session) else bind
 
 
-def worklist_rows(bind: Bind, filters: WorklistFilter) -> tuple[int, list[Row[Any]]]:
-    """(total matching, one page of rows): urgent first, then by arrival (oldest first).
+COUNT_UP_TO = 1000
+"""Worklists count their studies up to this many past the page shown (then: "at least")."""
+
+
+def worklist_rows(bind: Bind, filters: WorklistFilter) -> tuple[int, bool, list[Row[Any]]]:
+    """(total, exact, one page of rows): urgent first, then by arrival (oldest first).
+
+    The total is exact when ``exact``; otherwise at least that many match (counting stops
+    :data:`COUNT_UP_TO` studies past the end of the page).
 
     Each row holds plain values only (hashable): :func:`row_summary` turns one into the
     dict the pages and the API show, and caches by the row's whole content, so a changed
@@ -184,9 +198,10 @@ def worklist_rows(bind: Bind, filters: WorklistFilter) -> tuple[int, list[Row[An
     )
     connection = _connection(bind)
     params = {"site": filters.site} if filters.site else {}
-    total = connection.execute(count, params).scalar_one()
+    up_to = filters.offset + filters.limit + COUNT_UP_TO
+    total = int(connection.execute(count, {**params, "count_up_to": up_to + 1}).scalar_one())
     rows = connection.execute(page, {**params, "limit": filters.limit, "offset": filters.offset})
-    return int(total), list(rows)
+    return min(total, up_to), total <= up_to, list(rows)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -195,10 +210,10 @@ def row_summary(row: Row[Any]) -> Mapping[str, Any]:
     return MappingProxyType(_summary(row))
 
 
-def worklist(bind: Bind, filters: WorklistFilter) -> tuple[int, list[dict[str, Any]]]:
-    """(total matching, one page of summaries): urgent first, then by arrival."""
-    total, rows = worklist_rows(bind, filters)
-    return total, [dict(row_summary(row)) for row in rows]
+def worklist(bind: Bind, filters: WorklistFilter) -> tuple[int, bool, list[dict[str, Any]]]:
+    """(total, exact, one page of summaries): urgent first, then by arrival."""
+    total, exact, rows = worklist_rows(bind, filters)
+    return total, exact, [dict(row_summary(row)) for row in rows]
 
 
 _SITES = select(_studies.site).distinct()
