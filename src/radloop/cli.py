@@ -344,11 +344,21 @@ def _attach_commands() -> None:
     from radloop.models.reference.cli import train_reference
     from radloop.monitor.cli import monitor
     from radloop.review.cli import audit, serve, users, worker
-    from radloop.safety.cli import calibrate, scope
+    from radloop.safety.cli import calibrate, fit_ood, scope
     from radloop.safety.scope_cli import bench_scope, train_scope
     from radloop.synth.cli import bench_synth, synth
 
-    for command in (draft, ask, compare, serve_model, scope, calibrate, synth, train_reference):
+    for command in (
+        draft,
+        ask,
+        compare,
+        serve_model,
+        scope,
+        calibrate,
+        fit_ood,
+        synth,
+        train_reference,
+    ):
         main.add_command(command)
     bench.add_command(bench_synth, name="synth")
     bench.add_command(bench_reference, name="reference")

@@ -160,3 +160,15 @@ def test_scope_command_does_not_refuse_a_synthetic_frontal_png(tmp_path, synthet
     result = CliRunner().invoke(scope, [str(tmp_path / "pa.png")])
     assert result.exit_code == 0, result.output
     assert result.output.startswith(("accepted", "flagged"))
+
+
+def test_a_lateral_tagged_lateral_is_no_disagreement_and_the_reason_names_the_tags() -> None:
+    lateral = Fixed(frontal=0.02, lateral=0.95, ct=0.02, other=0.01)
+    tagged_lateral = StudyMetadata(modality="DX", view_position="LL")
+    decision = assess_image(make_image(frontal_phantom()), tagged_lateral, acquisition=lateral)
+    assert "image_disagrees_with_tags" not in codes(decision)
+    assert decision.refused and "view_lateral" in codes(decision)  # the tags refuse it
+    frontal = Fixed(frontal=0.95, lateral=0.03, ct=0.01, other=0.01)
+    odd = assess_image(make_image(frontal_phantom()), tagged_lateral, acquisition=frontal)
+    texts = [r.text for r in odd.reasons if r.code == "image_disagrees_with_tags"]
+    assert texts and texts[0].startswith("the tags say a lateral radiograph but the image looks")

@@ -14,6 +14,7 @@ says what it is for and what it is not. It implements both interfaces of
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from importlib.resources import as_file, files
@@ -32,7 +33,7 @@ from radloop.models.registry import register_model
 from radloop.report import Finding, write
 from radloop.study import Image
 
-__all__ = ["NOTICE", "ReferenceModel", "load_reference_model", "shipped_model_dir"]
+__all__ = ["NOTICE", "OOD_NAME", "ReferenceModel", "load_reference_model", "shipped_model_dir"]
 
 NOTICE = (
     "radloop reference model, trained only on synthetic radiographs from one CT: "
@@ -40,6 +41,9 @@ NOTICE = (
 )
 ONNX_NAME = "reference.onnx"
 SIDECAR_NAME = "reference.json"
+OOD_NAME = "reference-ood.json"
+"""Beside the weights: where the model's embeddings of its training distribution lie (mean,
+precision, threshold; written by ``radloop fit-ood``), for the scope guard's OOD flag."""
 
 
 def shipped_model_dir() -> Path:
@@ -79,6 +83,16 @@ class ReferenceModel(VisionLanguageModel):
     @property
     def sidecar(self) -> dict[str, Any]:
         return self.runtime.sidecar
+
+    @property
+    def ood_reference(self) -> dict[str, Any] | None:
+        """The OOD reference shipped beside the weights (``reference-ood.json``), if any."""
+        path = self.directory / OOD_NAME
+        if not path.is_file():
+            legacy = self.sidecar.get("ood")
+            return legacy if isinstance(legacy, dict) else None
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+        return loaded if isinstance(loaded, dict) else None
 
     def read(self, images: Sequence[Image]) -> Any:
         """The network's output for the study's frontal image (None without images)."""

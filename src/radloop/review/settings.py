@@ -82,7 +82,8 @@ def settings_from_env(
 
     Read: ``RADLOOP_DATA_DIR``, ``RADLOOP_DATABASE_URL``, ``RADLOOP_DB_SCHEMA`` (a PostgreSQL
     schema for every table, created if missing), ``RADLOOP_OOD_SCORER`` (a fitted
-    ``MahalanobisScorer`` as JSON, for the out-of-distribution flag), ``RADLOOP_MODEL``,
+    ``MahalanobisScorer`` as JSON for the out-of-distribution flag; unset: the verifier's own
+    reference, which the shipped model has; ``none``: no OOD score), ``RADLOOP_MODEL``,
     ``RADLOOP_INSECURE_COOKIES`` (``1`` to drop the Secure flag), ``RADLOOP_IN_PROCESS_WORKER``
     (``0``: leave drafting to ``radloop worker`` processes), ``RADLOOP_REQUEST_THREADS``
     (threads a server process gives the synchronous endpoints).

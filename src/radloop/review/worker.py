@@ -122,9 +122,13 @@ def _ood_options(study: Study, recording: _RecordingVerifier, scorer: Any) -> di
     return {"ood_scorer": scorer, "embeddings": embeddings}
 
 
+NO_OOD = Path("none")
+"""``RADLOOP_OOD_SCORER=none``: no out-of-distribution score at all."""
+
+
 def load_ood_scorer(path: Path | None) -> Any:
     """A fitted :class:`radloop.safety.MahalanobisScorer` from its JSON file, or None."""
-    if path is None:
+    if path is None or path == NO_OOD:
         return None
     import json
 
@@ -197,7 +201,10 @@ class DraftingWorker:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self._model = model
         self._verifier = verifier
-        self._ood_scorer = load_ood_scorer(store.settings.ood_scorer)
+        configured = store.settings.ood_scorer
+        self._ood_scorer = None if configured == NO_OOD else load_ood_scorer(configured)
+        # Unless configured: the verifier's own OOD reference, once the verifier is loaded.
+        self._ood_default = configured is None
         self.wake = threading.Event()
 
     def backends(self) -> tuple[Any, Any]:
@@ -210,6 +217,10 @@ class DraftingWorker:
             from radloop.safety import load_verifier
 
             self._verifier = load_verifier(self.store.settings.verifier)
+        if self._ood_default:
+            self._ood_default = False
+            shipped = getattr(self._verifier, "ood_scorer", None)
+            self._ood_scorer = shipped() if callable(shipped) else None
         return self._model, self._verifier
 
     def claim(self) -> Job | None:

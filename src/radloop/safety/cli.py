@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
-__all__ = ["calibrate", "scope"]
+__all__ = ["calibrate", "fit_ood", "scope"]
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image.")
-def scope(paths: tuple[Path, ...], as_json: bool) -> None:
+@click.option(
+    "--ood/--no-ood",
+    default=True,
+    show_default=True,
+    help="Score each frontal image's distance from the reference model's training data "
+    "(flagged when far; needs the model's OOD reference, which the shipped model has).",
+)
+def scope(paths: tuple[Path, ...], as_json: bool, ood: bool) -> None:
     """Say whether each image is in radloop's intended use (adult frontal chest radiographs).
 
     Exit status 0 when every image is accepted or flagged, 1 when any is refused.
@@ -21,10 +29,17 @@ def scope(paths: tuple[Path, ...], as_json: bool) -> None:
     from radloop.safety.scope import assess_study
     from radloop.study import load_studies
 
+    scorer, verifier = _ood_scorer() if ood else (None, None)
     refused = False
     for path in paths:
         for study in load_studies(path):
-            for decision in assess_study(study):
+            options = {}
+            if scorer is not None and verifier is not None:
+                options = {
+                    "ood_scorer": scorer,
+                    "embeddings": [_embedding(verifier, study, image) for image in study.images],
+                }
+            for decision in assess_study(study, **options):
                 refused = refused or decision.refused
                 if as_json:
                     click.echo(json.dumps(decision.to_json()))
@@ -38,6 +53,80 @@ def scope(paths: tuple[Path, ...], as_json: bool) -> None:
                     click.echo(f"         - {reason.code}: {reason.text}")
     if refused:
         raise SystemExit(1)
+
+
+def _ood_scorer() -> tuple[Any, Any]:
+    """(scorer, verifier) of the shipped reference model, or (None, None) without one."""
+    from radloop.errors import RadloopError
+    from radloop.safety.verifiers import ReferenceVerifier
+
+    try:
+        verifier = ReferenceVerifier()
+    except RadloopError:
+        return None, None
+    scorer = verifier.ood_scorer()
+    return (scorer, verifier) if scorer is not None else (None, None)
+
+
+def _embedding(verifier: Any, study: Any, image: Any) -> Any:
+    """The reference model's embedding of one image (as a study of its own)."""
+    from dataclasses import replace
+
+    from radloop.study import Series
+
+    one = replace(study, series=(Series(uid=study.study_instance_uid, images=(image,)),))
+    return verifier.verify(one).embedding
+
+
+@click.command("fit-ood")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="The reference model folder to add the OOD reference to (default: the shipped one).",
+)
+@click.option("--n", default=300, show_default=True, help="Synthetic training-like studies.")
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where to render the studies (default: a temporary folder).",
+)
+@click.option("--workers", default=2, show_default=True, help="Rendering processes.")
+def fit_ood(model_dir: Path | None, n: int, work_dir: Path | None, workers: int) -> None:
+    """Fit the reference model's OOD reference and write it beside the weights.
+
+    Renders N synthetic studies of the training site profiles (seed 990101, used nowhere
+    else), embeds them with the model, fits a Mahalanobis reference on two thirds and sets the
+    threshold at the 99th percentile of the other third. Needs the synth extra and its CT.
+    """
+    import tempfile
+
+    from tqdm import tqdm
+
+    from radloop.models.builtin import shipped_model_dir
+    from radloop.safety.ood_reference import fit_ood_reference, write_ood_reference
+    from radloop.safety.verifiers import ReferenceVerifier
+
+    folder = model_dir or shipped_model_dir()
+    verifier = ReferenceVerifier(folder)
+    with tempfile.TemporaryDirectory(prefix="radloop-ood-") as scratch:
+        bar = tqdm(total=n, desc="rendering", unit="study")
+
+        def advance(k: int) -> None:
+            bar.update(k)
+
+        scorer, provenance = fit_ood_reference(
+            verifier, work_dir or Path(scratch), n=n, workers=workers, progress=advance
+        )
+        bar.close()
+    path = write_ood_reference(folder, scorer, provenance)
+    click.echo(
+        f"OOD reference for {provenance['verifier']}: {provenance['fitted_on']} studies fitted, "
+        f"threshold {scorer.threshold:.2f} (99th percentile of {provenance['threshold_from']} "
+        f"held-out studies) -> {path}"
+    )
 
 
 @click.command()

@@ -281,7 +281,9 @@ def tag_reasons(metadata: StudyMetadata, image: Image | None = None) -> list[Sco
     return reasons
 
 
-def _acquisition_reasons(prediction: AcquisitionPrediction, tags_known: bool) -> list[ScopeReason]:
+def _acquisition_reasons(
+    prediction: AcquisitionPrediction, tags_known: bool, tag_view: str = ""
+) -> list[ScopeReason]:
     """Reasons from the acquisition classifier (:mod:`radloop.safety.scope_model`).
 
     Without tags its word decides. In scope means frontal, so what counts is the frontal
@@ -297,11 +299,13 @@ def _acquisition_reasons(prediction: AcquisitionPrediction, tags_known: bool) ->
         "probabilities": {k: round(v, 4) for k, v in prediction.probabilities.items()},
     }
     if tags_known:
-        if label != "frontal" and p >= DISAGREE_PROBABILITY:
+        # What the tags say: a lateral view when ViewPosition says so, else a frontal one.
+        tagged = "lateral" if tag_view in _LATERAL_VIEWS else "frontal"
+        if label != tagged and p >= DISAGREE_PROBABILITY:
             return [
                 ScopeReason(
                     "image_disagrees_with_tags",
-                    f"the tags say a frontal radiograph but the image looks like "
+                    f"the tags say {_LOOKS[tagged]} but the image looks like "
                     f"{_LOOKS[label]} ({p:.2f})",
                     ScopeOutcome.FLAGGED,
                     values,
@@ -439,7 +443,8 @@ def assess_image(
     small = shrink(image.pixels)  # one area-averaged copy for the classifier and the checks
     classifier = load_acquisition_classifier() if acquisition is True else acquisition
     if classifier is not False:
-        reasons += _acquisition_reasons(classifier.predict_one(small), tags_known)
+        tag_view = _upper(image.view_position or metadata.view_position)
+        reasons += _acquisition_reasons(classifier.predict_one(small), tags_known, tag_view)
     if view_classifier is not None:
         reasons += _view_reasons(view_classifier.predict_view(image))
     if ood_scorer is not None and embedding is not None:

@@ -98,6 +98,13 @@ class ReferenceVerifier:
     def verifier_id(self) -> str:
         return self._model.model_id
 
+    def ood_scorer(self) -> Any:
+        """The model's shipped OOD reference as a :class:`MahalanobisScorer`, or None."""
+        from radloop.safety.scope import MahalanobisScorer
+
+        reference = self._model.ood_reference
+        return None if reference is None else MahalanobisScorer.from_json(reference)
+
     def verify(self, study: Study) -> VerifierOutput:
         """The network's reading of the study's frontal image as verifier evidence.
 

@@ -64,3 +64,7 @@ def train_reference(
         f"macro AUROC {validation['macro_auroc']}, zone accuracy "
         f"{validation['zone_exact_accuracy']}"
     )
+    click.echo(
+        f"next: `radloop fit-ood --model {out}` writes the OOD reference the scope guard uses "
+        "(the shipped model has one)"
+    )
