@@ -7,9 +7,6 @@ shown, and the CSV export downloads. Screenshots go to tests/artifacts/monitor/.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +14,11 @@ from typing import Any
 import pytest
 from monitor_builders import hand_pools
 
+from browserkit import CHROMIUM, chromium, served
 from radloop.monitor.analysis import MonitorSettings
 from radloop.monitor.drift import DriftConfig
 from radloop.monitor.simulate import StreamConfig, simulate
 
-CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "monitor"
 pytest.importorskip("playwright.sync_api")
 pytest.importorskip("uvicorn")
@@ -32,8 +29,6 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    import uvicorn
-
     from radloop.monitor.dashboard import monitor_router
 
     cases = list(simulate(hand_pools(), StreamConfig(n=400, seed=8, shift_profile="portable",
@@ -47,32 +42,14 @@ def server() -> Iterator[str]:
     settings = MonitorSettings(drift=DriftConfig(reference_size=100, window_size=50, step=25))
     app = FastAPI()
     app.include_router(monitor_router(lambda: cases, require_auditor, settings=settings))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    running = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=running.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not running.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert running.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    running.should_exit = True
-    thread.join(timeout=10)
+    with served(app) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def test_auditor_sees_charts_alerts_and_downloads_csv(server: str, browser: Any) -> None:
