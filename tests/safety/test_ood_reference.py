@@ -122,3 +122,41 @@ def test_the_review_worker_uses_the_verifiers_reference_unless_told_otherwise(
     )
     off.backends()
     assert off._ood_scorer is None
+
+
+def test_read_once_reads_each_study_once_and_ood_inputs_place_the_embedding() -> None:
+    from safety_builders import frontal_phantom, lateral_phantom, make_image
+
+    from radloop.safety import ReadOnce, VerifierOutput, ood_inputs
+    from radloop.study import Series, Study
+
+    def study(uid: str, *views: str) -> Study:
+        images = tuple(
+            make_image(lateral_phantom() if v == "LL" else frontal_phantom(), v) for v in views
+        )
+        return Study(uid, (Series(uid + ".1", images),))
+
+    calls: list[str] = []
+
+    class Counting:
+        verifier_id = "counting"
+
+        def verify(self, s: Study) -> VerifierOutput:
+            calls.append(s.study_instance_uid)
+            return VerifierOutput("counting", embedding=np.ones(3, dtype=np.float32))
+
+    reading = ReadOnce(Counting())
+    current, prior = study("1.2.3", "LL", "PA"), study("1.2.4", "PA")
+    first = reading.verify(current)
+    assert reading.verify(current) is first and reading.verify(prior) is not first
+    assert reading.verify(current) is first and calls == ["1.2.3", "1.2.4"]
+    assert reading.output is first and reading.verifier_id == "counting"
+
+    scorer = object()
+    placed = ood_inputs(current, first, scorer)  # type: ignore[arg-type]
+    assert placed["ood_scorer"] is scorer
+    assert placed["embeddings"][0] is None and placed["embeddings"][1] is first.embedding
+    untagged = study("1.2.5", "", "")
+    assert ood_inputs(untagged, first, scorer)["embeddings"][0] is first.embedding  # type: ignore[arg-type]
+    assert ood_inputs(current, first, None) == {}
+    assert ood_inputs(current, VerifierOutput("x"), scorer) == {}  # type: ignore[arg-type]

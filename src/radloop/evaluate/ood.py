@@ -13,15 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from radloop.safety.ood_reference import OOD_PROFILES, OOD_SEED, fit_ood_reference
+from radloop.safety.scope import MahalanobisScorer
 
-__all__ = ["OOD_PROFILES", "OOD_SEED", "load_ood_scorer", "reference_ood_scorer"]
-
-
-def load_ood_scorer(path: Path) -> Any:
-    """A Mahalanobis scorer saved as JSON (``MahalanobisScorer.to_json``)."""
-    from radloop.safety import MahalanobisScorer
-
-    return MahalanobisScorer.from_json(json.loads(path.read_text(encoding="utf-8")))
+__all__ = ["OOD_PROFILES", "OOD_SEED", "reference_ood_scorer"]
 
 
 def reference_ood_scorer(
@@ -39,7 +33,7 @@ def reference_ood_scorer(
     name = f"ood-v2-{verifier.verifier_id}-{OOD_SEED}-{n}.json"
     cached = cache_dir / name
     if cached.is_file():
-        return load_ood_scorer(cached)
+        return MahalanobisScorer.from_file(cached)
     scorer, _ = fit_ood_reference(
         verifier,
         cache_dir / f"ood-reference-{OOD_SEED}-{n}",

@@ -127,14 +127,15 @@ def evaluate(
         calibrator = Calibrator.load(calibration)
     scorer = None
     if ood and ood != "none" and verifier is not None:
-        from radloop.evaluate.ood import load_ood_scorer, reference_ood_scorer
+        from radloop.evaluate.ood import reference_ood_scorer
+        from radloop.safety import MahalanobisScorer
 
         if ood == "reference":
             scorer = reference_ood_scorer(
                 verifier, cache, progress=progress("ood", 0, 60) if progress else None
             )
         else:
-            scorer = load_ood_scorer(Path(ood))
+            scorer = MahalanobisScorer.from_file(Path(ood))
     settings = RunSettings(
         model=model_name,
         dataset=dataset.name,

@@ -81,33 +81,16 @@ def draft_scores(findings: Sequence[Finding]) -> dict[str, float]:
     return out
 
 
-class _FixedVerifier:
-    """A verifier that returns an output computed once for the study being checked."""
-
-    def __init__(self, output: Any) -> None:
-        self._output = output
-
-    @property
-    def verifier_id(self) -> str:
-        return str(self._output.verifier)
-
-    def verify(self, study: Study) -> Any:
-        return self._output
-
-
-def _scope(study: Study, ood: Any, embedding: Any) -> tuple[Any, float | None, str | None]:
-    """The study's scope decision (its most permissive image), the OOD score, and why there
-    is no decision when the scope guard could not run (a missing model file)."""
+def _scope(study: Study, ood: Any, output: Any) -> tuple[Any, float | None, str | None]:
+    """The study's scope decision (:func:`radloop.safety.study_decision`), the OOD score, and
+    why there is no decision when the scope guard could not run (a missing model file)."""
     from radloop.errors import RadloopError
-    from radloop.safety.scope import assess_study, study_decision
+    from radloop.safety.scope import assess_study, ood_inputs, study_decision
 
+    embedding = getattr(output, "embedding", None)
     score = ood.score(embedding) if ood is not None and embedding is not None else None
-    images = study.images
-    embeddings = [embedding if i == 0 else None for i in range(len(images))]
     try:
-        decisions = assess_study(
-            study, ood_scorer=ood, embeddings=embeddings if ood is not None else None
-        )
+        decisions = assess_study(study, **ood_inputs(study, output, ood))
     except RadloopError as error:
         return None, score, f"scope guard unavailable: {error}"
     return study_decision(decisions), score, None
@@ -142,16 +125,16 @@ def predict_case(
 ) -> Prediction:
     """The prediction record of one case (see the module docstring)."""
     from radloop.assist import draft
-    from radloop.safety import check
+    from radloop.safety import ReadOnce, check
 
     started = time.perf_counter()
     study = dataset.load_study(case)
     timings = {"load": time.perf_counter() - started}
     start = time.perf_counter()
-    vout = verifier.verify(study) if verifier is not None else None
+    reading = ReadOnce(verifier) if verifier is not None else None
+    vout = reading.verify(study) if reading is not None else None
     timings["verifier"] = time.perf_counter() - start
-    embedding = getattr(vout, "embedding", None)
-    decision, ood_score, scope_problem = _scope(study, ood, embedding)
+    decision, ood_score, scope_problem = _scope(study, ood, vout)
     start = time.perf_counter()
     drafted = draft(study, model)
     scores: dict[str, float]
@@ -170,9 +153,9 @@ def predict_case(
     checked_findings: tuple[Finding, ...] = ()
     omissions: tuple[Finding, ...] = ()
     urgent = None
-    if vout is not None:
+    if reading is not None:
         start = time.perf_counter()
-        checked = check(drafted, study, _FixedVerifier(vout), calibrator, scope=decision)
+        checked = check(drafted, study, reading, calibrator, scope=decision)
         timings["safety"] = time.perf_counter() - start + timings["verifier"]
         checked_findings = checked.findings
         omissions = tuple(

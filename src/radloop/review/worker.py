@@ -14,7 +14,6 @@ import os
 import socket
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,29 +25,9 @@ from radloop.review.render import heatmap_png
 from radloop.review.store import Store
 from radloop.study import Study
 
-__all__ = ["DraftingWorker", "draft_study", "load_ood_scorer"]
+__all__ = ["NO_OOD", "DraftingWorker", "draft_study"]
 
 log = logging.getLogger("radloop.review.worker")
-
-
-@dataclass
-class _RecordingVerifier:
-    """Passes calls to a verifier and keeps its output: for the heatmaps, and so that the
-    scope guard's OOD score and the claim check share one reading of the study."""
-
-    inner: Any
-    output: Any = None
-    uid: str | None = None
-
-    @property
-    def verifier_id(self) -> str:
-        return str(self.inner.verifier_id)
-
-    def verify(self, study: Study) -> Any:
-        if self.output is None or self.uid != study.study_instance_uid:
-            self.output = self.inner.verify(study)
-            self.uid = study.study_instance_uid
-        return self.output
 
 
 def _scope(
@@ -102,39 +81,8 @@ def _save_heatmaps(store: Store, study_id: str, checks: Any, output: Any) -> dic
     return saved
 
 
-def _ood_options(study: Study, recording: _RecordingVerifier, scorer: Any) -> dict[str, Any]:
-    """The scope guard's OOD inputs: the scorer and the verifier's embedding of the image it
-    reads (the study's frontal image), or nothing when either is missing."""
-    if scorer is None:
-        return {}
-    embedding = getattr(recording.verify(study), "embedding", None)
-    if embedding is None:
-        return {}
-    frontal = next(
-        (
-            i
-            for i, image in enumerate(study.images)
-            if (image.view_position or "").upper() in ("PA", "AP")
-        ),
-        0,
-    )
-    embeddings = [embedding if i == frontal else None for i in range(len(study.images))]
-    return {"ood_scorer": scorer, "embeddings": embeddings}
-
-
 NO_OOD = Path("none")
 """``RADLOOP_OOD_SCORER=none``: no out-of-distribution score at all."""
-
-
-def load_ood_scorer(path: Path | None) -> Any:
-    """A fitted :class:`radloop.safety.MahalanobisScorer` from its JSON file, or None."""
-    if path is None or path == NO_OOD:
-        return None
-    import json
-
-    from radloop.safety import MahalanobisScorer
-
-    return MahalanobisScorer.from_json(json.loads(path.read_text(encoding="utf-8")))
 
 
 def draft_study(
@@ -146,7 +94,7 @@ def draft_study(
     guard also flags images far from the training data.
     """
     from radloop.assist import draft
-    from radloop.safety import check
+    from radloop.safety import ReadOnce, check, ood_inputs
 
     with store.sessions() as session:
         row = session.get(StudyRow, study_id)
@@ -155,8 +103,9 @@ def draft_study(
         study = load_stored_study(store, row)
         prior_row = session.get(StudyRow, row.prior_id) if row.prior_id else None
         prior = load_stored_study(store, prior_row) if prior_row is not None else None
-        recording = _RecordingVerifier(verifier)
-        options = {**store.settings.scope_options, **_ood_options(study, recording, ood_scorer)}
+        reading = ReadOnce(verifier)
+        far = ood_inputs(study, reading.verify(study), ood_scorer)
+        options = {**store.settings.scope_options, **far}
         outcome, reasons, ood = _scope(study, options)
         row.scope_outcome, row.scope, row.ood_score = outcome, reasons, ood
         row.out_of_scope = outcome == "refused"
@@ -172,7 +121,7 @@ def draft_study(
             session.commit()
             return
         drafted = draft(study, model, prior=prior)
-        checked = check(drafted, study, recording)
+        checked = check(drafted, study, reading)
         notice = getattr(model, "notice", None)
         session.merge(
             Draft(
@@ -182,7 +131,7 @@ def draft_study(
                 text=checked.text,
                 findings=[f.to_dict() for f in checked.findings],
                 checks=[c.to_json() for c in checked.checks],
-                heatmaps=_save_heatmaps(store, study_id, checked.checks, recording.output),
+                heatmaps=_save_heatmaps(store, study_id, checked.checks, reading.output),
                 notice=notice if isinstance(notice, str) else None,
             )
         )
@@ -201,8 +150,12 @@ class DraftingWorker:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self._model = model
         self._verifier = verifier
+        from radloop.safety import MahalanobisScorer
+
         configured = store.settings.ood_scorer
-        self._ood_scorer = None if configured == NO_OOD else load_ood_scorer(configured)
+        self._ood_scorer = (
+            None if configured in (None, NO_OOD) else MahalanobisScorer.from_file(configured)
+        )
         # Unless configured: the verifier's own OOD reference, once the verifier is loaded.
         self._ood_default = configured is None
         self.wake = threading.Event()

@@ -42,10 +42,12 @@ from radloop.safety.scope import (
     ViewClassifier,
     assess_image,
     assess_study,
+    ood_inputs,
     study_decision,
 )
 from radloop.safety.triage import TriageDecision, critical_reason, order_worklist, triage
 from radloop.safety.verifiers import (
+    ReadOnce,
     TableVerifier,
     available_verifiers,
     load_verifier,
@@ -73,6 +75,7 @@ __all__ = [
     "LabelledClaim",
     "MahalanobisScorer",
     "OODScorer",
+    "ReadOnce",
     "ReviewerFlag",
     "SafetyError",
     "ScopeDecision",
@@ -98,6 +101,7 @@ __all__ = [
     "find_contradictions",
     "fit_calibrator",
     "load_verifier",
+    "ood_inputs",
     "order_worklist",
     "read_labelled_claims",
     "register_verifier",

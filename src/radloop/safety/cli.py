@@ -26,7 +26,7 @@ def scope(paths: tuple[Path, ...], as_json: bool, ood: bool) -> None:
 
     Exit status 0 when every image is accepted or flagged, 1 when any is refused.
     """
-    from radloop.safety.scope import assess_study
+    from radloop.safety.scope import assess_study, ood_inputs
     from radloop.study import load_studies
 
     scorer, verifier = _ood_scorer() if ood else (None, None)
@@ -35,10 +35,7 @@ def scope(paths: tuple[Path, ...], as_json: bool, ood: bool) -> None:
         for study in load_studies(path):
             options = {}
             if scorer is not None and verifier is not None:
-                options = {
-                    "ood_scorer": scorer,
-                    "embeddings": [_embedding(verifier, study, image) for image in study.images],
-                }
+                options = ood_inputs(study, verifier.verify(study), scorer)
             for decision in assess_study(study, **options):
                 refused = refused or decision.refused
                 if as_json:
@@ -66,16 +63,6 @@ def _ood_scorer() -> tuple[Any, Any]:
         return None, None
     scorer = verifier.ood_scorer()
     return (scorer, verifier) if scorer is not None else (None, None)
-
-
-def _embedding(verifier: Any, study: Any, image: Any) -> Any:
-    """The reference model's embedding of one image (as a study of its own)."""
-    from dataclasses import replace
-
-    from radloop.study import Series
-
-    one = replace(study, series=(Series(uid=study.study_instance_uid, images=(image,)),))
-    return verifier.verify(one).embedding
 
 
 @click.command("fit-ood")

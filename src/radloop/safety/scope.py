@@ -20,10 +20,12 @@ Each decision lists its reasons, each with a code, words and the values behind i
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -53,6 +55,7 @@ __all__ = [
     "ViewClassifier",
     "assess_image",
     "assess_study",
+    "ood_inputs",
     "study_decision",
     "tag_reasons",
 ]
@@ -210,6 +213,11 @@ class MahalanobisScorer:
         return cls(
             np.asarray(data["mean"]), np.asarray(data["precision"]), float(data["threshold"])
         )
+
+    @classmethod
+    def from_file(cls, path: Path) -> MahalanobisScorer:
+        """A scorer saved as JSON (:meth:`to_json`, or ``radloop fit-ood``'s file)."""
+        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def _upper(value: str | None) -> str:
@@ -462,6 +470,24 @@ def assess_image(
     measures = measure_small(small)
     reasons += _image_reasons(measures, th)
     return ScopeDecision.from_reasons(reasons, source=str(image.source), measures=measures)
+
+
+def ood_inputs(study: Study, output: Any, scorer: OODScorer | None) -> dict[str, Any]:
+    """:func:`assess_study`'s OOD arguments from one verifier reading of the study.
+
+    The verifier reads one image of a study (the reference model: the first tagged PA or AP,
+    else the one that looks most frontal), so its embedding is placed at the study's first
+    image tagged PA or AP, else at its first image. Nothing without a scorer or an embedding.
+    """
+    embedding = getattr(output, "embedding", None)
+    if scorer is None or embedding is None:
+        return {}
+    frontal = next(
+        (i for i, image in enumerate(study.images) if _upper(image.view_position) in ("PA", "AP")),
+        0,
+    )
+    embeddings = [embedding if i == frontal else None for i in range(len(study.images))]
+    return {"ood_scorer": scorer, "embeddings": embeddings}
 
 
 def assess_study(

@@ -33,6 +33,7 @@ from radloop.vocabulary import Zone
 __all__ = [
     "DEFAULT_VERIFIER",
     "ENTRY_POINT_GROUP",
+    "ReadOnce",
     "TableVerifier",
     "available_verifiers",
     "describe_verifier",
@@ -81,6 +82,31 @@ def load_verifier(name: str = DEFAULT_VERIFIER, **options: Any) -> Verifier:
 
 
 # --- built-ins -------------------------------------------------------------------------------
+
+
+class ReadOnce:
+    """A verifier that reads each study once (by Study Instance UID) and keeps the output.
+
+    The scope guard's OOD score, the claim check (which may read the study again, and its
+    prior) and the viewer's heatmaps then share one reading instead of running the model
+    for each; ``output`` is the last study's reading.
+    """
+
+    def __init__(self, inner: Verifier) -> None:
+        self.inner = inner
+        self._outputs: dict[str, VerifierOutput] = {}
+        self.output: VerifierOutput | None = None
+
+    @property
+    def verifier_id(self) -> str:
+        return str(self.inner.verifier_id)
+
+    def verify(self, study: Study) -> VerifierOutput:
+        uid = study.study_instance_uid
+        if uid not in self._outputs:
+            self._outputs[uid] = self.inner.verify(study)
+        self.output = self._outputs[uid]
+        return self.output
 
 
 @register_verifier("reference")
