@@ -7,7 +7,9 @@ same path as a user. Protocol in docs/BENCHMARKS.md ("reference"):
 
 - macro AUROC over the inserted finding types (frontal image, study-level truth);
 - zone accuracy on true positives: the predicted zone set equals the truth's (zoned findings);
-- nodule size MAE (mm, in the patient) on detected nodules; CTR MAE on every study;
+- nodule size MAE (mm, in the patient) on detected nodules; as a check of the caliper alone
+  (``radloop.models.reference.caliper``), its MAE when started at each nodule's true centre;
+  CTR MAE on every study;
   endotracheal tube tip-to-carina MAE (mm) on studies with a tube;
 - VQA accuracy on templated questions answered through ``radloop.assist.ask``: presence of
   each finding type, side of each sided finding, endotracheal tube placement (30–70 mm);
@@ -96,6 +98,7 @@ def run_benchmark(
     from radloop.assist import ask, compare, draft
     from radloop.assist.ask import ETT_TIP_RANGE_MM
     from radloop.models.builtin import ReferenceModel, shipped_model_dir
+    from radloop.models.reference.caliper import Caliper
     from radloop.models.reference.predictor import reliable_findings
 
     model = ReferenceModel(model_dir or shipped_model_dir())
@@ -121,6 +124,8 @@ def run_benchmark(
         side_hits: list[bool] = []
         nodule_errors: list[float] = []
         nodule_head_errors: list[float] = []
+        caliper_errors: list[float] = []
+        caliper = Caliper()
         ctr_errors: list[float] = []
         tip_errors: list[float] = []
         vqa: dict[str, list[bool]] = {"presence": [], "side": [], "placement": []}
@@ -152,6 +157,7 @@ def run_benchmark(
                 nodule_head_errors.append(abs(output.regressions["nodule_mm"] - size))
                 if "nodule" in found and found["nodule"].size_mm is not None:
                     nodule_errors.append(abs(found["nodule"].size_mm - size))
+                caliper_errors += _caliper_error(caliper, study.images[0], image_truth, size)
             if image_truth.get("ctr") is not None:
                 ctr_errors.append(abs(output.regressions["ctr"] - float(image_truth["ctr"])))
             ett = present.get("endotracheal_tube")
@@ -210,6 +216,8 @@ def run_benchmark(
         "nodule_size_mae_mm": mean(nodule_errors),
         "nodule_size_mae_all_mm": mean(nodule_head_errors),
         "nodules_detected": f"{len(nodule_errors)}/{len(nodule_head_errors)}",
+        "nodule_caliper_mae_at_truth_mm": mean(caliper_errors),
+        "nodule_caliper_n": len(caliper_errors),
         "ctr_mae": mean(ctr_errors),
         "ett_tip_mae_mm": mean(tip_errors),
         "ett_tubes": len(tip_errors),
@@ -231,6 +239,18 @@ def run_benchmark(
     return result
 
 
+def _caliper_error(
+    caliper: Any, image: Image, image_truth: dict[str, Any], size_mm: float
+) -> list[float]:
+    """The caliper's error (mm) started at the nodule's true centre on this image, if shown."""
+    entry = next((f for f in image_truth["findings"] if f["code"] == "nodule"), None)
+    if entry is None or not entry.get("centre_px") or image.pixel_spacing_mm is None:
+        return []
+    col, row = entry["centre_px"]
+    reading = caliper.measure(image.pixels, image.pixel_spacing_mm, (row, col))
+    return [] if reading is None else [abs(reading.diameter_mm - size_mm)]
+
+
 def _meets(value: Any, op: str, bar: float) -> bool | None:
     if value is None:
         return None
@@ -247,6 +267,11 @@ def format_benchmark(result: dict[str, Any]) -> str:
     lines.append("  AUROC per finding: " + ", ".join(
         f"{c} {v}" for c, v in result["auroc"].items()))  # fmt: skip
     lines.append(f"  side accuracy {result['side_accuracy']}; VQA by kind {result['vqa_by_kind']}")
+    lines.append(
+        f"  nodule caliper at the true centre: MAE {result['nodule_caliper_mae_at_truth_mm']} mm "
+        f"(n = {result['nodule_caliper_n']}); regression head on all nodules "
+        f"{result['nodule_size_mae_all_mm']} mm"
+    )
     lines.append(f"  change by direction {result['change_by_direction']}")
     lines.append(
         f"  change by finding {result['change_by_finding']}; over the types the model reports "

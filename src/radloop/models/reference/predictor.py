@@ -14,13 +14,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from radloop.models.reference.runtime import ReferenceOutput
+from radloop.models.reference.runtime import (
+    MIN_RELIABLE_AUROC,
+    ReferenceOutput,
+    reliable_findings,
+)
 from radloop.models.reference.spec import FINDINGS, ZONED
 from radloop.report import Finding, Presence
 from radloop.report.types import Severity
 from radloop.vocabulary import Side, Zone
 
-__all__ = ["EXTENTS", "MODEL_SOURCE", "extents_from_output", "findings_from_output", "severity_of"]
+__all__ = [
+    "EXTENTS",
+    "MIN_RELIABLE_AUROC",
+    "MODEL_SOURCE",
+    "extents_from_output",
+    "findings_from_output",
+    "reliable_findings",
+    "severity_of",
+]
 
 MODEL_SOURCE = "radloop-reference"
 _RIGHT = {Zone.RIGHT_UPPER, Zone.RIGHT_MIDDLE, Zone.RIGHT_LOWER}
@@ -82,22 +94,6 @@ def extents_from_output(output: ReferenceOutput, sidecar: Mapping[str, Any]) -> 
         for code, name in EXTENTS.items()
         if code in reliable and output.regressions.get(name, 0.0) > 0
     }
-
-
-MIN_RELIABLE_AUROC = 0.9
-"""A finding type is reported only when the model's validation AUROC for it reaches this:
-below it, a threshold picked for F1 claims the finding on most studies (hallucination)."""
-
-
-def reliable_findings(sidecar: Mapping[str, Any]) -> frozenset[str]:
-    """Finding types the model may report: validation AUROC ≥ ``MIN_RELIABLE_AUROC``.
-
-    A sidecar without validation figures (a model trained elsewhere) reports every type.
-    """
-    auroc: Mapping[str, float] | None = sidecar.get("validation", {}).get("auroc")
-    if not auroc:
-        return frozenset(FINDINGS)
-    return frozenset(code for code in FINDINGS if auroc.get(code, 0.0) >= MIN_RELIABLE_AUROC)
 
 
 def findings_from_output(

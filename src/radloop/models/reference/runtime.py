@@ -5,20 +5,24 @@ objects to the model's fixed input (``preprocess.preprocess`` at the sidecar's `
 and ``input.field_mm``, so a model trained at another resolution keeps working), runs one
 batch and returns one :class:`ReferenceOutput` per image: probabilities, zone probabilities,
 heatmaps (upsampled to image coordinates on demand), decoded regressions, view probabilities
-and the embedding.
+and the embedding. Where the network calls a nodule on an image of known pixel spacing, the
+nodule's diameter is measured on the full-resolution image by :mod:`.caliper` about the
+heatmap's peak and replaces the regression head's guess (``measured`` names what was measured).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from radloop.models.reference.caliper import Caliper, peak_of
 from radloop.models.reference.preprocess import preprocess
 from radloop.models.reference.spec import (
     FIELD_MM,
@@ -31,13 +35,29 @@ from radloop.models.reference.spec import (
 from radloop.study import Image
 from radloop.vocabulary import Zone
 
-__all__ = ["ReferenceOutput", "ReferenceRuntime"]
+__all__ = ["MIN_RELIABLE_AUROC", "ReferenceOutput", "ReferenceRuntime", "reliable_findings"]
 
 F32 = npt.NDArray[np.float32]
 
 
 def _sigmoid(x: npt.NDArray[Any]) -> F32:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -60, 60))), dtype=np.float32)
+
+
+MIN_RELIABLE_AUROC = 0.9
+"""A finding type is reported only when the model's validation AUROC for it reaches this:
+below it, a threshold picked for F1 claims the finding on most studies (hallucination)."""
+
+
+def reliable_findings(sidecar: Mapping[str, Any]) -> frozenset[str]:
+    """Finding types the model may report: validation AUROC ≥ ``MIN_RELIABLE_AUROC``.
+
+    A sidecar without validation figures (a model trained elsewhere) reports every type.
+    """
+    auroc: Mapping[str, float] | None = sidecar.get("validation", {}).get("auroc")
+    if not auroc:
+        return frozenset(FINDINGS)
+    return frozenset(code for code in FINDINGS if auroc.get(code, 0.0) >= MIN_RELIABLE_AUROC)
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,7 @@ class ReferenceOutput:
     image_shape: tuple[int, int]
     pixel_spacing_mm: tuple[float, float] | None
     field_mm: float = FIELD_MM
+    measured: dict[str, str] = field(default_factory=dict)  # regression name -> how
 
     @property
     def view(self) -> str:
@@ -62,17 +83,30 @@ class ReferenceOutput:
     def frontal(self) -> bool:
         return self.view != "LL"
 
+    def _field_px(self) -> tuple[int, int]:
+        rows, cols = self.image_shape
+        spacing = self.pixel_spacing_mm
+        if spacing is None:
+            return rows, cols
+        return round(self.field_mm / spacing[0]), round(self.field_mm / spacing[1])
+
+    def peak(self, code: str) -> tuple[float, float]:
+        """Image (row, column) of the centre of the heatmap cell where ``code`` peaks."""
+        small = self.heatmaps[FINDINGS.index(code)]
+        i, j = peak_of(small)
+        # Cell centre in the field's pixels, then undo preprocess.field_crop's crop or pad.
+        grids = zip((i, j), small.shape, self._field_px(), self.image_shape, strict=True)
+        at = [(k + 0.5) * f / n - max(0, (f - m) // 2) + max(0, (m - f) // 2)
+              for k, n, f, m in grids]  # fmt: skip
+        return at[0], at[1]
+
     def heatmap(self, code: str, shape: tuple[int, int] | None = None) -> F32:
         """The heatmap of finding ``code`` upsampled to image coordinates (or ``shape``)."""
         from PIL import Image as PILImage
 
         small = self.heatmaps[FINDINGS.index(code)]
         rows, cols = shape or self.image_shape
-        spacing = self.pixel_spacing_mm
-        if spacing is None or shape is not None:
-            field = (rows, cols)
-        else:
-            field = (round(self.field_mm / spacing[0]), round(self.field_mm / spacing[1]))
+        field = (rows, cols) if shape is not None else self._field_px()
         big = PILImage.fromarray(small.astype(np.float32), mode="F").resize(
             (field[1], field[0]), PILImage.Resampling.BILINEAR
         )
@@ -107,6 +141,9 @@ class ReferenceRuntime:
         geometry = self.sidecar.get("input", {})
         self.input_size = int(geometry.get("size", INPUT_SIZE))
         self.field_mm = float(geometry.get("field_mm", FIELD_MM))
+        # Nodules are measured only where the model may report them at all.
+        self.caliper = Caliper() if "nodule" in reliable_findings(self.sidecar) else None
+        self.measure_from = float(self.sidecar.get("thresholds", {}).get("nodule", 0.5))
 
     def raw(self, batch: F32) -> dict[str, npt.NDArray[Any]]:
         """The network's outputs by name for a preprocessed (B, 1, S, S) batch."""
@@ -150,4 +187,18 @@ class ReferenceRuntime:
                     field_mm=self.field_mm,
                 )
             )
-        return outputs
+        return [self._measure(output, image) for output, image in zip(outputs, images, strict=True)]
+
+    def _measure(self, output: ReferenceOutput, image: Image) -> ReferenceOutput:
+        """The nodule's diameter by caliper where a nodule is called and the spacing known."""
+        spacing = image.pixel_spacing_mm
+        if self.caliper is None or spacing is None:
+            return output
+        if output.probabilities["nodule"] < self.measure_from:
+            return output
+        reading = self.caliper.measure(image.pixels, spacing, output.peak("nodule"))
+        if reading is None:
+            return output
+        regressions = {**output.regressions, "nodule_mm": reading.diameter_mm}
+        measured = {**output.measured, "nodule_mm": f"caliper (NCC {reading.ncc:.2f})"}
+        return dataclasses.replace(output, regressions=regressions, measured=measured)

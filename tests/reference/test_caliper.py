@@ -1,0 +1,67 @@
+"""The caliper measures a nodule's diameter on the full-resolution image."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from radloop.models.reference.caliper import Caliper
+from radloop.models.reference.runtime import ReferenceOutput
+from radloop.models.reference.spec import FINDINGS, REGRESSIONS, ZONES
+
+SPACING = (0.7, 0.7)
+
+
+def _film(diameter_mm: float, centre_rc: tuple[float, float], seed: int = 0) -> np.ndarray:
+    """A 512² film: a smooth gradient, rib-like stripes, noise and a projected ball."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.mgrid[0:512, 0:512].astype(np.float64)
+    film = 0.3 + 0.0005 * rows + 0.03 * np.sin(rows * SPACING[0] / 9.0)
+    radius = diameter_mm / 2 / SPACING[0]
+    r2 = (rows - centre_rc[0]) ** 2 + (cols - centre_rc[1]) ** 2
+    film += 0.006 * np.sqrt(np.clip(radius**2 - r2, 0.0, None))  # thickness of a sphere
+    return (film + rng.normal(0.0, 0.02, film.shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("diameter", [6.0, 11.0, 19.0, 27.0])
+def test_a_ball_is_measured_to_within_a_millimetre_from_a_point_off_its_centre(
+    diameter: float,
+) -> None:
+    film = _film(diameter, (240.0, 300.0), seed=int(diameter))
+    reading = Caliper().measure(film, SPACING, (250.0, 291.0))  # 9.5 mm away
+    assert reading is not None
+    assert abs(reading.diameter_mm - diameter) <= 1.0
+    assert abs(reading.centre_rc[0] - 240) <= 2 and abs(reading.centre_rc[1] - 300) <= 2
+    assert 0.0 < reading.ncc <= 1.0
+
+
+def test_no_reading_without_room_or_spacing() -> None:
+    assert Caliper().measure(np.zeros((20, 20), np.float32), SPACING, (10.0, 10.0)) is None
+    assert Caliper().measure(_film(10.0, (100.0, 100.0)), (0.0, 0.0), (100.0, 100.0)) is None
+
+
+def _output(shape: tuple[int, int], spacing: tuple[float, float] | None) -> ReferenceOutput:
+    return ReferenceOutput(
+        probabilities={c: 0.0 for c in FINDINGS},
+        zone_probabilities={c: {z: 0.0 for z in ZONES} for c in FINDINGS},
+        heatmaps=np.zeros((len(FINDINGS), 32, 32), np.float32),
+        regressions={r.name: r.offset for r in REGRESSIONS},
+        view_probabilities={"PA": 1.0, "AP": 0.0, "LL": 0.0},
+        embedding=np.zeros(4, np.float32),
+        image_shape=shape,
+        pixel_spacing_mm=spacing,
+    )
+
+
+def test_the_heatmap_peak_maps_to_image_pixels_through_the_field_crop_or_pad() -> None:
+    # 360 mm field at 0.5 mm = 720 px; the image is 600 x 800 px: rows padded, columns cropped.
+    output = _output((600, 800), (0.5, 0.5))
+    output.heatmaps[FINDINGS.index("nodule"), 3, 20] = 1.0
+    row, col = output.peak("nodule")
+    assert row == pytest.approx(3.5 * 720 / 32 - 60)
+    assert col == pytest.approx(20.5 * 720 / 32 + 40)
+    # Without a spacing the heatmap covers the whole image.
+    plain = dataclasses.replace(output, image_shape=(320, 640), pixel_spacing_mm=None)
+    assert plain.peak("nodule") == pytest.approx((3.5 * 10, 20.5 * 20))
