@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -65,3 +67,32 @@ def test_the_heatmap_peak_maps_to_image_pixels_through_the_field_crop_or_pad() -
     # Without a spacing the heatmap covers the whole image.
     plain = dataclasses.replace(output, image_shape=(320, 640), pixel_spacing_mm=None)
     assert plain.peak("nodule") == pytest.approx((3.5 * 10, 20.5 * 20))
+
+
+def test_the_runtime_replaces_the_nodule_head_by_the_caliper_where_nodules_are_reportable(
+    tmp_path: Path,
+) -> None:
+    from radloop.models.builtin import shipped_model_dir
+    from radloop.models.images import image_from_pixels
+    from radloop.models.reference.runtime import ReferenceRuntime
+
+    shipped = shipped_model_dir()
+    sidecar = json.loads((shipped / "reference.json").read_text())
+    film = _film(14.0, (200.0, 330.0), seed=3)
+    image = dataclasses.replace(image_from_pixels(film), pixel_spacing_mm=SPACING)
+    plain = ReferenceRuntime(shipped / "reference.onnx", shipped / "reference.json")
+    assert plain.caliper is None  # the shipped model does not report nodules
+    (unmeasured,) = plain.run([image])
+    assert unmeasured.measured == {}
+    # The same network with a sidecar that lets it report nodules (from any probability).
+    sidecar["validation"]["auroc"]["nodule"] = 0.95
+    sidecar["thresholds"]["nodule"] = 0.0
+    (tmp_path / "reference.json").write_text(json.dumps(sidecar))
+    runtime = ReferenceRuntime(shipped / "reference.onnx", tmp_path / "reference.json")
+    (output,) = runtime.run([image])
+    assert set(output.measured) == {"nodule_mm"}
+    assert output.regressions["nodule_mm"] in runtime.caliper.sizes_mm  # type: ignore[union-attr]
+    assert output.probabilities == unmeasured.probabilities
+    # Without a pixel spacing there is nothing to measure in millimetres.
+    (no_spacing,) = runtime.run([image_from_pixels(film)])
+    assert no_spacing.measured == {}
