@@ -14,9 +14,34 @@ from PIL import Image as PILImage
 
 from radloop.models.reference.spec import FIELD_MM, INPUT_SIZE
 
-__all__ = ["field_crop", "preprocess", "resize_area", "standardise"]
+__all__ = [
+    "centred",
+    "centred_offset",
+    "field_crop",
+    "preprocess",
+    "resize_area",
+    "standardise",
+]
 
 F32 = npt.NDArray[np.float32]
+
+
+def centred_offset(n: int, want: int) -> int:
+    """Where index 0 of an axis of length ``n`` lands when it is cropped or zero-padded about
+    its centre to length ``want`` (negative when cropped)."""
+    return max(0, (want - n) // 2) - max(0, (n - want) // 2)
+
+
+def centred(pixels: npt.NDArray[np.generic], shape: tuple[int, int]) -> npt.NDArray[np.generic]:
+    """``pixels`` cropped or zero-padded about its centre to ``shape``."""
+    if pixels.shape == shape:
+        return pixels
+    out = np.zeros(shape, dtype=pixels.dtype)
+    dr, dc = centred_offset(pixels.shape[0], shape[0]), centred_offset(pixels.shape[1], shape[1])
+    h, w = min(pixels.shape[0], shape[0]), min(pixels.shape[1], shape[1])
+    r0, c0 = max(0, -dr), max(0, -dc)  # where the kept part starts in pixels
+    out[r0 + dr : r0 + dr + h, c0 + dc : c0 + dc + w] = pixels[r0 : r0 + h, c0 : c0 + w]
+    return out
 
 
 def field_crop(
@@ -27,16 +52,7 @@ def field_crop(
     """The ``field_mm`` square about the image centre (zero-padded where the image is smaller)."""
     if spacing_mm is None or min(spacing_mm) <= 0:
         return pixels
-    rows, cols = pixels.shape
-    want = (round(field_mm / spacing_mm[0]), round(field_mm / spacing_mm[1]))
-    if want == (rows, cols):
-        return pixels
-    out = np.zeros(want, dtype=pixels.dtype)
-    src_r0, src_c0 = max(0, (rows - want[0]) // 2), max(0, (cols - want[1]) // 2)
-    dst_r0, dst_c0 = max(0, (want[0] - rows) // 2), max(0, (want[1] - cols) // 2)
-    h, w = min(rows, want[0]), min(cols, want[1])
-    out[dst_r0 : dst_r0 + h, dst_c0 : dst_c0 + w] = pixels[src_r0 : src_r0 + h, src_c0 : src_c0 + w]
-    return out
+    return centred(pixels, (round(field_mm / spacing_mm[0]), round(field_mm / spacing_mm[1])))
 
 
 def resize_area(pixels: npt.NDArray[np.generic], size: int) -> F32:

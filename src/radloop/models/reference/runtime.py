@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.models.reference.caliper import Caliper, peak_of
-from radloop.models.reference.preprocess import preprocess
+from radloop.models.reference.preprocess import centred, centred_offset, preprocess
 from radloop.models.reference.spec import (
     FIELD_MM,
     FINDINGS,
@@ -96,8 +96,7 @@ class ReferenceOutput:
         i, j = peak_of(small)
         # Cell centre in the field's pixels, then undo preprocess.field_crop's crop or pad.
         grids = zip((i, j), small.shape, self._field_px(), self.image_shape, strict=True)
-        at = [(k + 0.5) * f / n - max(0, (f - m) // 2) + max(0, (m - f) // 2)
-              for k, n, f, m in grids]  # fmt: skip
+        at = [(k + 0.5) * f / n + centred_offset(f, m) for k, n, f, m in grids]
         return at[0], at[1]
 
     def heatmap(self, code: str, shape: tuple[int, int] | None = None) -> F32:
@@ -110,14 +109,9 @@ class ReferenceOutput:
         big = PILImage.fromarray(small.astype(np.float32), mode="F").resize(
             (field[1], field[0]), PILImage.Resampling.BILINEAR
         )
-        full = np.asarray(big, dtype=np.float32)
-        out = np.zeros((rows, cols), np.float32)
         # Undo the centred crop or pad of preprocess.field_crop.
-        r_src, c_src = max(0, (field[0] - rows) // 2), max(0, (field[1] - cols) // 2)
-        r_dst, c_dst = max(0, (rows - field[0]) // 2), max(0, (cols - field[1]) // 2)
-        h, w = min(rows, field[0]), min(cols, field[1])
-        out[r_dst : r_dst + h, c_dst : c_dst + w] = full[r_src : r_src + h, c_src : c_src + w]
-        return out
+        full = np.asarray(big, dtype=np.float32)
+        return np.asarray(centred(full, (rows, cols)), dtype=np.float32)
 
 
 class ReferenceRuntime:
