@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["Caliper", "Measurement", "peak_of"]
+__all__ = ["Caliper", "Measurement"]
 
 F64 = npt.NDArray[np.float64]
 
@@ -36,12 +36,6 @@ def _box_mean(x: F64, k: int) -> F64:
     y = np.pad(x, pad, mode="reflect")
     c = np.pad(np.cumsum(np.cumsum(y, 0), 1), ((1, 0), (1, 0)))
     return np.asarray((c[k:, k:] - c[:-k, k:] - c[k:, :-k] + c[:-k, :-k]) / (k * k))
-
-
-def peak_of(heatmap: npt.NDArray[np.floating]) -> tuple[int, int]:
-    """(row, column) of a heatmap's maximum."""
-    r, c = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
-    return int(r), int(c)
 
 
 @dataclass(frozen=True)

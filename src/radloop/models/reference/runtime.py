@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.models.reference.caliper import Caliper, peak_of
+from radloop.models.reference.caliper import Caliper
 from radloop.models.reference.preprocess import centred, centred_offset, preprocess
 from radloop.models.reference.spec import (
     FIELD_MM,
@@ -93,7 +93,7 @@ class ReferenceOutput:
     def peak(self, code: str) -> tuple[float, float]:
         """Image (row, column) of the centre of the heatmap cell where ``code`` peaks."""
         small = self.heatmaps[FINDINGS.index(code)]
-        i, j = peak_of(small)
+        i, j = (int(v) for v in np.unravel_index(int(np.argmax(small)), small.shape))
         # Cell centre in the field's pixels, then undo preprocess.field_crop's crop or pad.
         grids = zip((i, j), small.shape, self._field_px(), self.image_shape, strict=True)
         at = [(k + 0.5) * f / n + centred_offset(f, m) for k, n, f, m in grids]
