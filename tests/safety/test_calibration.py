@@ -20,7 +20,7 @@ from radloop.safety import (
     save_reliability_diagram,
     write_labelled_claims,
 )
-from radloop.safety.calibration import FEATURES
+from radloop.safety.calibration import FEATURES, fit_omission_thresholds
 
 
 def miscalibrated_claims(n_studies: int = 300, seed: int = 0) -> list[LabelledClaim]:
@@ -175,3 +175,60 @@ def test_the_chosen_map_has_the_lowest_held_out_ece_raw_signals_included(make) -
     best = min(result.metrics, key=lambda name: result.metrics[name]["ece"])
     assert result.calibrator.method == best
     assert result.metrics[best]["ece"] <= result.metrics["identity"]["ece"]
+
+
+def denials(values: list[float], code: str = "pneumothorax", present: bool = False) -> list:
+    return [
+        LabelledClaim(f"d{i}", code, ClaimSignals(False, p), present) for i, p in enumerate(values)
+    ]
+
+
+def test_omission_threshold_lets_at_most_the_false_alarm_share_of_absent_findings_through() -> None:
+    absent = [i / 1000 for i in range(100)]  # 0.000 .. 0.099
+    thresholds = fit_omission_thresholds(denials(absent), false_alarm=0.02)
+    t = thresholds["pneumothorax"]
+    assert 0.097 < t <= 0.098  # just above the third highest: two of 100 reach it
+    assert sum(p >= t for p in absent) == 2
+    assert fit_omission_thresholds(denials(absent), false_alarm=0.0)["pneumothorax"] > 0.099
+
+
+def test_omission_thresholds_only_for_critical_findings_with_enough_denials() -> None:
+    claims = [
+        *denials([0.9] * 50),  # never above the verifier's default for critical findings
+        *denials([0.01] * 50, code="nodule"),  # not a critical finding
+        *denials([0.01] * 5, code="pleural_effusion"),  # too few to fit
+    ]
+    assert fit_omission_thresholds(claims) == {"pneumothorax": 0.5}
+    with pytest.raises(ValueError, match="false_alarm"):
+        fit_omission_thresholds(claims, false_alarm=1.0)
+    with pytest.raises(ValueError, match="recall"):
+        fit_omission_thresholds(claims, recall=0.0)
+
+
+def test_omission_threshold_rises_as_far_as_the_recall_target_on_present_findings_allows() -> None:
+    absent = denials([i / 1000 for i in range(100)])  # false-alarm limit alone: ~0.099
+    seen = [  # the verifier on studies with the finding: a correct claim, a false negation
+        *[LabelledClaim(f"p{i}", "pneumothorax", ClaimSignals(True, p), True)
+          for i, p in enumerate([0.3, 0.35, *[0.9] * 17])],
+        LabelledClaim("n", "pneumothorax", ClaimSignals(False, 0.2), True),
+    ]  # fmt: skip
+    t = fit_omission_thresholds([*absent, *seen], recall=0.95)["pneumothorax"]
+    assert t == 0.3  # 19 of 20 present at or above 0.3; the one at 0.2 may be missed
+    assert fit_omission_thresholds([*absent, *seen], recall=1.0)["pneumothorax"] == 0.2
+    few = fit_omission_thresholds([*absent, *seen[:5]], recall=0.95)["pneumothorax"]
+    assert 0.098 < few < 0.1  # under 10 present findings: the false-alarm limit alone
+
+
+def test_fitted_calibrator_carries_omission_thresholds_through_json(tmp_path) -> None:
+    claims = [*miscalibrated_claims(), *denials([i / 500 for i in range(100)])]
+    fitted = fit_calibrator(claims).calibrator
+    assert set(fitted.omission_thresholds) == {"pneumothorax"}
+    loaded = Calibrator.load(fitted.save(tmp_path / "calibration.json"))
+    assert loaded.omission_thresholds == fitted.omission_thresholds
+    assert fit_calibrator(claims, omission_false_alarm=None).calibrator.omission_thresholds == {}
+
+
+def test_version_2_calibration_files_load_without_omission_thresholds() -> None:
+    data = Calibrator().to_json() | {"version": 2}
+    del data["omission_thresholds"]
+    assert Calibrator.from_json(data).omission_thresholds == {}

@@ -65,3 +65,16 @@ def test_sampled_generations_give_sample_agreement() -> None:
     assert checked.checks[0].numbers.sample_agreement == 1.0
     assert checked.checks[1].numbers.sample_agreement == 1 / 3
     assert checked.to_json()["flags"]
+
+
+def test_the_calibrators_omission_thresholds_apply_unless_the_caller_sets_its_own() -> None:
+    from radloop.safety import Thresholds
+
+    faint = TableVerifier({"1.2.3": {"presence": {"pneumothorax": 0.12}}})
+    draft = make_draft([Finding("pneumothorax", presence=Presence.ABSENT)])
+    assert not check(draft, make_study(), faint, Calibrator()).checks[0].possible_omission
+    fitted = Calibrator(omission_thresholds={"pneumothorax": 0.1})
+    checked = check(draft, make_study(), faint, fitted)
+    assert checked.checks[0].possible_omission and checked.triage.urgent
+    own = Thresholds(omission_by_code={"pneumothorax": 0.3})
+    assert not check(draft, make_study(), faint, fitted, thresholds=own).checks[0].possible_omission

@@ -285,3 +285,22 @@ def test_a_critical_finding_is_a_possible_omission_at_a_lower_probability() -> N
     assert omitted == {"pneumothorax"}  # critical at 0.6; a nodule needs 0.8
     strict = Thresholds(critical_omission_at=0.8)
     assert not any(c.possible_omission for c in verify_claims([], output, thresholds=strict))
+
+
+def test_a_per_finding_omission_threshold_replaces_the_defaults_for_that_finding_only() -> None:
+    output = VerifierOutput("test", presence={"pneumothorax": 0.1, "nodule": 0.85})
+    fitted = Thresholds(omission_by_code={"pneumothorax": 0.05})
+    omitted = {c.finding.code for c in verify_claims([], output, thresholds=fitted)}
+    assert omitted == {"pneumothorax", "nodule"}  # 0.1 >= 0.05; the nodule keeps 0.8
+    denied = verify_claims([Finding("pneumothorax", presence=Presence.ABSENT)], output,
+                           thresholds=fitted)[0]  # fmt: skip
+    assert denied.possible_omission and "gives 0.10" in denied.reasons[0]
+    assert not any(c.possible_omission for c in verify_claims([], output) if c.finding.code
+                   == "pneumothorax")  # fmt: skip
+
+
+def test_per_finding_omission_thresholds_are_validated() -> None:
+    with pytest.raises(ValueError, match=r"omission_by_code\['pneumothorax'\]"):
+        Thresholds(omission_by_code={"pneumothorax": 1.5})
+    with pytest.raises(KeyError, match="not_a_finding"):
+        Thresholds(omission_by_code={"not_a_finding": 0.1})

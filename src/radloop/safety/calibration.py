@@ -38,7 +38,7 @@ import numpy.typing as npt
 from radloop.errors import MissingExtraError, UnknownFindingError
 from radloop.safety.errors import CalibrationDataError
 from radloop.safety.reliability import brier_score, expected_calibration_error
-from radloop.vocabulary import finding
+from radloop.vocabulary import Criticality, finding
 
 __all__ = [
     "CALIBRATION_FORMAT",
@@ -48,12 +48,22 @@ __all__ = [
     "ClaimSignals",
     "LabelledClaim",
     "fit_calibrator",
+    "fit_omission_thresholds",
     "read_labelled_claims",
     "write_labelled_claims",
 ]
 
 CALIBRATION_FORMAT = "radloop-calibration"
-CALIBRATION_VERSION = 2
+CALIBRATION_VERSION = 3
+OMISSION_FALSE_ALARM = 0.01
+"""Default share of labelled absent findings allowed to raise a possible omission."""
+OMISSION_RECALL = 0.95
+"""Default share of labelled present findings an omission threshold must still reach."""
+MIN_ABSENT_FOR_OMISSION = 20
+"""Fewer labelled absent findings of a code than this fit no omission threshold for it."""
+MIN_PRESENT_FOR_OMISSION = 10
+"""Fewer labelled present findings of a code than this leave its threshold at the
+false-alarm limit."""
 FEATURES = ("verifier_logit", "sample_agreement", "mean_token_logprob", "contradicted")
 _V1_FEATURES = FEATURES[:3]  # version 1 files: no contradiction feature (its weight is 0)
 Method = Literal["identity", "temperature", "isotonic"]
@@ -126,8 +136,16 @@ class Calibrator:
     isotonic_y: tuple[float, ...] = ()
     method: Method = "identity"
     metrics: dict[str, Any] = field(default_factory=dict)
+    omission_thresholds: dict[str, float] = field(default_factory=dict)
+    """Critical finding code -> verifier probability from which a denied or unmentioned finding
+    is a possible omission (see :func:`fit_omission_thresholds`); the verifier's defaults
+    apply to codes not listed."""
 
     def __post_init__(self) -> None:
+        for code, value in self.omission_thresholds.items():
+            finding(code)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"omission threshold of {code!r} must be in [0, 1], got {value}")
         if len(self.weights) != len(FEATURES):
             raise ValueError(
                 f"expected {len(FEATURES)} weights ({', '.join(FEATURES)}), got {self.weights}"
@@ -169,6 +187,7 @@ class Calibrator:
             "combiner": {"weights": list(self.weights), "bias": self.bias},
             "temperature": self.temperature,
             "isotonic": {"x": list(self.isotonic_x), "y": list(self.isotonic_y)},
+            "omission_thresholds": dict(sorted(self.omission_thresholds.items())),
             "metrics": self.metrics,
         }
 
@@ -180,7 +199,7 @@ class Calibrator:
                 repr(data)[:80],
                 source=source,
             )
-        known = {(CALIBRATION_VERSION, FEATURES), (1, _V1_FEATURES)}
+        known = {(CALIBRATION_VERSION, FEATURES), (2, FEATURES), (1, _V1_FEATURES)}
         if (data.get("version"), tuple(data.get("features") or ())) not in known:
             raise CalibrationDataError(
                 f"version {CALIBRATION_VERSION} with features {list(FEATURES)} "
@@ -203,6 +222,9 @@ class Calibrator:
                 isotonic_y=tuple(float(v) for v in data["isotonic"]["y"]),
                 method=data["method"],
                 metrics=dict(data.get("metrics", {})),
+                omission_thresholds={
+                    str(k): float(v) for k, v in data.get("omission_thresholds", {}).items()
+                },
             )
         except (KeyError, TypeError, ValueError) as error:
             raise CalibrationDataError(
@@ -432,14 +454,72 @@ def _split(
     return [c for c in claims if c.study_id not in test], [c for c in claims if c.study_id in test]
 
 
+def fit_omission_thresholds(
+    claims: Sequence[LabelledClaim],
+    *,
+    false_alarm: float = OMISSION_FALSE_ALARM,
+    recall: float = OMISSION_RECALL,
+    ceiling: float = 0.5,
+    min_absent: int = MIN_ABSENT_FOR_OMISSION,
+    min_present: int = MIN_PRESENT_FOR_OMISSION,
+) -> dict[str, float]:
+    """Per critical finding, the verifier probability from which a possible omission is raised.
+
+    A sensitivity target under a false-alarm limit (Neyman-Pearson). The limit: among the
+    labelled claims that correctly deny a critical finding ("no pneumothorax" on a study
+    without one), at most ``false_alarm`` have a verifier probability at or above the
+    threshold. Where at least ``min_present`` labelled claims show the verifier's probability
+    on studies *with* the finding, the threshold is raised (fewer false alarms) as far as still
+    keeps ``recall`` of them at or above it. It is never above ``ceiling`` (the verifier's
+    default for critical findings), so fitting can only make the check more sensitive; a code
+    with fewer than ``min_absent`` labelled denials gets none.
+    """
+    if not 0.0 <= false_alarm < 1.0:
+        raise ValueError(f'Argument "false_alarm" must be in [0, 1), got {false_alarm}.')
+    if not 0.0 < recall <= 1.0:
+        raise ValueError(f'Argument "recall" must be in (0, 1], got {recall}.')
+    absent: dict[str, list[float]] = {}
+    present: dict[str, list[float]] = {}
+    for claim in claims:
+        p = claim.signals.verifier_probability
+        if p is None or finding(claim.code).critical is Criticality.NEVER:
+            continue
+        if claim.present:
+            present.setdefault(claim.code, []).append(p)
+        elif not claim.signals.positive:
+            # Only denials: a wrong-side claim is labelled absent but its finding is there.
+            absent.setdefault(claim.code, []).append(p)
+    thresholds = {}
+    for code, values in sorted(absent.items()):
+        if len(values) < min_absent:
+            continue
+        ranked = np.sort(np.asarray(values, dtype=np.float64))[::-1]
+        allowed = math.floor(false_alarm * len(ranked))
+        # Just above the (allowed + 1)-th highest: at most `allowed` absent claims reach it.
+        threshold = float(np.nextafter(ranked[allowed], 1.0))
+        seen = np.sort(np.asarray(present.get(code, []), dtype=np.float64))
+        if seen.size >= min_present:
+            missed = math.floor(round((1.0 - recall) * seen.size, 9))
+            threshold = max(threshold, float(seen[missed]))
+        thresholds[code] = min(threshold, ceiling)
+    return thresholds
+
+
 def fit_calibrator(
-    claims: Sequence[LabelledClaim], *, holdout: float = 0.3, seed: int = 0
+    claims: Sequence[LabelledClaim],
+    *,
+    holdout: float = 0.3,
+    seed: int = 0,
+    omission_false_alarm: float | None = OMISSION_FALSE_ALARM,
+    omission_recall: float = OMISSION_RECALL,
 ) -> CalibrationResult:
     """Fit the combiner, temperature and isotonic calibrators; choose by held-out ECE, keeping
     the raw signals (``identity``) when no fitted map beats them.
 
     Studies are split ``holdout`` for testing; the figures in ``metrics`` are on the held-out
-    claims: ``identity`` is the raw signals before calibration.
+    claims: ``identity`` is the raw signals before calibration. The calibrator also carries
+    per-finding omission thresholds fitted on all claims at ``omission_false_alarm`` and
+    ``omission_recall`` (:func:`fit_omission_thresholds`; a false-alarm rate of None fits none).
     """
     if not 0.0 < holdout < 1.0:
         raise ValueError(f'Argument "holdout" must be in (0, 1), got {holdout}.')
@@ -476,7 +556,14 @@ def fit_calibrator(
     # The raw signals compete too: a fitted map that is worse on held-out claims than no map
     # at all must not be chosen (ties go to the simpler map, listed first).
     best = min(candidates, key=lambda n: metrics[n]["ece"])
-    summary = {"n_fit": len(fit), "n_test": len(test), "held_out": metrics}
+    summary: dict[str, Any] = {"n_fit": len(fit), "n_test": len(test), "held_out": metrics}
+    omission: dict[str, float] = {}
+    if omission_false_alarm is not None:
+        omission = fit_omission_thresholds(
+            claims, false_alarm=omission_false_alarm, recall=omission_recall
+        )
+        summary["omission_false_alarm"] = omission_false_alarm
+        summary["omission_recall"] = omission_recall
     chosen = candidates[best]
     chosen = Calibrator(
         chosen.weights,
@@ -486,6 +573,7 @@ def fit_calibrator(
         chosen.isotonic_y,
         chosen.method,
         summary,
+        omission,
     )
     return CalibrationResult(
         chosen,

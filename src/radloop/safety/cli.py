@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from radloop.safety.calibration import OMISSION_FALSE_ALARM, OMISSION_RECALL
+
 __all__ = ["calibrate", "fit_ood", "scope"]
 
 
@@ -145,15 +147,48 @@ def fit_ood(model_dir: Path | None, n: int, work_dir: Path | None, workers: int)
     help="Share of studies held out to measure calibration.",
 )
 @click.option("--seed", default=0, show_default=True, help="Seed of the study split.")
+@click.option(
+    "--omission-false-alarm",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=OMISSION_FALSE_ALARM,
+    show_default=True,
+    help="Share of correctly denied critical findings allowed to raise a possible omission "
+    "(sets each critical finding's omission threshold).",
+)
+@click.option(
+    "--omission-recall",
+    type=click.FloatRange(0.0, 1.0, min_open=True),
+    default=OMISSION_RECALL,
+    show_default=True,
+    help="Share of labelled present critical findings the omission threshold must still "
+    "reach; within the false-alarm limit, the threshold rises as far as this allows.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 def calibrate(
-    data: Path, out: Path, plot: Path | None, holdout: float, seed: int, as_json: bool
+    data: Path,
+    out: Path,
+    plot: Path | None,
+    holdout: float,
+    seed: int,
+    omission_false_alarm: float,
+    omission_recall: float,
+    as_json: bool,
 ) -> None:
-    """Fit temperature and isotonic calibrators on labelled claims; report ECE and Brier."""
+    """Fit temperature and isotonic calibrators on labelled claims; report ECE and Brier.
+
+    Also fits, per critical finding with enough labelled denials, the verifier probability
+    from which a denied or unmentioned finding is a possible omission.
+    """
     from radloop.safety.calibration import fit_calibrator, read_labelled_claims
     from radloop.safety.reliability import save_reliability_diagram
 
-    result = fit_calibrator(read_labelled_claims(data), holdout=holdout, seed=seed)
+    result = fit_calibrator(
+        read_labelled_claims(data),
+        holdout=holdout,
+        seed=seed,
+        omission_false_alarm=omission_false_alarm,
+        omission_recall=omission_recall,
+    )
     result.calibrator.save(out)
     plot = plot or out.with_suffix(".png")
     present = [int(v) for v in result.test_present]
@@ -172,6 +207,7 @@ def calibrate(
         "n_fit": result.n_fit,
         "n_test": result.n_test,
         "held_out": result.metrics,
+        "omission_thresholds": result.calibrator.omission_thresholds,
     }
     if as_json:
         click.echo(json.dumps(summary))
@@ -180,4 +216,6 @@ def calibrate(
     for name, m in result.metrics.items():
         label = "before" if name == "identity" else name
         click.echo(f"  {label:12} ECE {m['ece']:.4f}  Brier {m['brier']:.4f}")
+    for code, threshold in result.calibrator.omission_thresholds.items():
+        click.echo(f"  possible omission of {code} from verifier probability {threshold:.4f}")
     click.echo(f"chose {result.calibrator.method}; wrote {out} and {plot}")

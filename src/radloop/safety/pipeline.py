@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from radloop.assist import DraftReport, read_findings
@@ -139,6 +139,11 @@ def check(
     start = time.perf_counter()
     if samples is None:
         samples = sampled_findings(draft)
+    if calibrator is not None and calibrator.omission_thresholds:
+        # Fitted per-finding omission thresholds apply unless the caller set its own.
+        th = thresholds or Thresholds()
+        by_code = {**calibrator.omission_thresholds, **th.omission_by_code}
+        thresholds = replace(th, omission_by_code=by_code)
     checks = verify_claims(draft.findings, output, samples, thresholds, prior_output)
     timings["verify"] = time.perf_counter() - start
 
@@ -157,10 +162,12 @@ def check(
     timings["write"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    # A critical finding the verifier sees makes the study urgent whether the draft left it
+    # out or denied it.
     omitted = [
         c.finding.with_(presence=Presence.UNCERTAIN, probability=c.numbers.p_claim)
         for c in checks
-        if c.index is None and critical_reason(c.finding.with_(presence=Presence.UNCERTAIN))
+        if c.possible_omission and critical_reason(c.finding.with_(presence=Presence.UNCERTAIN))
     ]
     flagged = sum(c.flagged for c in checks)
     out_of_scope = scope is not None and scope.outcome.value != "accepted"

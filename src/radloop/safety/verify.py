@@ -150,10 +150,18 @@ class Thresholds:
     claimed direction the verifier's two measurements contradict is flagged."""
     heart_change_ratio: float = HEART_MIN_RATIO
     """The same for the cardiothoracic ratio (cardiomegaly), which is measured more precisely."""
+    omission_by_code: Mapping[str, float] = field(default_factory=dict)
+    """Per-finding possible-omission thresholds that replace the two above, e.g. fitted by
+    ``radloop calibrate`` at a fixed false-alarm rate on labelled absent findings."""
 
     def __post_init__(self) -> None:
+        for code, value in self.omission_by_code.items():
+            finding(code)
+            _check_probability(f"omission_by_code[{code!r}]", value)
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
+            if name == "omission_by_code":
+                continue
             if name in ("size_ratio_max", "change_ratio", "heart_change_ratio"):
                 if value <= 1:
                     raise ValueError(f'Argument "{name}" must be greater than 1, got {value}.')
@@ -165,6 +173,8 @@ class Thresholds:
 
     def omission_for(self, code: str) -> float:
         """The probability at which an unmentioned or denied ``code`` is a possible omission."""
+        if code in self.omission_by_code:
+            return self.omission_by_code[code]
         critical = finding(code).critical is not Criticality.NEVER
         return min(self.omission_at, self.critical_omission_at) if critical else self.omission_at
 
