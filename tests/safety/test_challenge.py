@@ -30,15 +30,26 @@ def _only_changed(before: tuple[Finding, ...], after: tuple[Finding, ...], index
 
 
 def test_false_finding_adds_a_type_absent_from_the_truth() -> None:
-    challenge = inject(DRAFT, ErrorKind.FALSE_FINDING, 3)
+    positives = DRAFT[:3]
+    challenge = inject(positives, ErrorKind.FALSE_FINDING, 3)
     assert challenge is not None
     error = challenge.error
     assert error.kind is ErrorKind.FALSE_FINDING and error.original is None
-    assert error.index == len(DRAFT) and challenge.findings[:-1] == DRAFT
+    assert error.index == len(positives) and challenge.findings[:-1] == positives
     assert error.finding.code not in {"nodule", "pneumothorax", "cardiomegaly"}
     assert error.finding.is_positive and challenge.findings[-1] == error.finding
     if error.finding.side is not None:
         assert all(z.side is error.finding.side for z in error.finding.zones)
+
+
+def test_false_finding_takes_the_place_of_the_drafts_denial_of_it() -> None:
+    challenge = inject(DRAFT, ErrorKind.FALSE_FINDING, 0, pool=("pleural_effusion",))
+    assert challenge is not None
+    error = challenge.error
+    _only_changed(DRAFT, challenge.findings, 3)
+    assert error.index == 3 and error.original == NEGATIVE
+    assert error.finding.code == "pleural_effusion" and error.finding.is_positive
+    assert not challenge.correct(3) and all(challenge.correct(i) for i in range(3))
 
 
 def test_wrong_side_mirrors_side_zones_and_lobes() -> None:

@@ -94,10 +94,12 @@ class SafetyBenchmark:
     correct_claims: int
     correct_flagged_share: float | None
     correct_flagged_by_claim: dict[str, float | None]
+    correct_flagged_reasons: dict[str, int]
     correct_unverifiable_share: float | None
     spurious_omissions_per_study: float | None
     n_claims_calibrated: int
     calibration_method: str
+    omission_thresholds: dict[str, float]
     ece_before: float | None
     ece_after: float | None
     brier_before: float | None
@@ -220,6 +222,7 @@ def run_safety_benchmark(
     from radloop.safety.pipeline import claim_signals
     from radloop.safety.reliability import brier_score, expected_calibration_error
     from radloop.safety.scope import assess_study, study_decision
+    from radloop.safety.verify import Thresholds
 
     n_pairs = pairs if pairs is not None else max(2, n // 5)
     n_cal = n_calibration if n_calibration is not None else max(8, n)
@@ -297,6 +300,11 @@ def run_safety_benchmark(
         write_labelled_claims(cal_path, cal_claims)
         fitted = fit_calibrator(read_labelled_claims(cal_path), seed=seed)
         calibrator = fitted.calibrator
+        thresholds = (
+            Thresholds(omission_by_code=calibrator.omission_thresholds)
+            if calibrator.omission_thresholds
+            else None
+        )
 
         # --- test split and pairs --------------------------------------------------------------
         counts: Counter[ErrorKind] = Counter()
@@ -307,6 +315,7 @@ def run_safety_benchmark(
         flagged_hits: dict[str, list[bool]] = {k.value: [] for k in ErrorKind}
         correct_flagged: dict[str, list[bool]] = {"positive": [], "negative": []}
         correct_unverifiable: list[bool] = []
+        flag_reasons: Counter[str] = Counter()
         spurious: list[int] = []
         claims = _Claims()
         scope_counts: Counter[str] = Counter()
@@ -359,10 +368,17 @@ def run_safety_benchmark(
             caught[kind].append(hit)
             flagged_hits[kind].append(flag)
             if verifiable and not hit and len(misses) < 40:
-                affected = (
-                    checked.checks[error.index].to_json() if error.index is not None else None
-                )
-                misses.append({"study": folder.name, "error": error.to_json(), "check": affected})
+                miss: dict[str, Any] = {"study": folder.name, "error": error.to_json()}
+                if error.index is not None:
+                    miss["check"] = checked.checks[error.index].to_json()
+                else:  # what the verifier gave the omitted finding, against its threshold
+                    presence = verifier.verify(study).presence
+                    code = next(c for c in presence if _covers(c, error.finding.code))
+                    miss["verifier_probability"] = round(presence[code], 4)
+                    miss["omission_threshold"] = round(
+                        (thresholds or Thresholds()).omission_for(code), 4
+                    )
+                misses.append(miss)
             n_spurious = 0
             for claim in checked.checks:
                 if claim.index is None:
@@ -375,6 +391,10 @@ def run_safety_benchmark(
                 if correct:
                     group = "positive" if claim.finding.is_positive else "negative"
                     correct_flagged[group].append(claim.flagged)
+                    if claim.flagged:  # why a correct claim was flagged, in words
+                        stated = "" if claim.finding.is_positive else "no "
+                        why = claim.reasons[0].split(":")[0] if claim.reasons else "?"
+                        flag_reasons[f"{stated}{claim.finding.code}: {why}"] += 1
                     correct_unverifiable.append(claim.verdict is Verdict.UNVERIFIABLE)
                 p = claim.numbers.p_claim
                 if p is not None:
@@ -418,10 +438,12 @@ def run_safety_benchmark(
         correct_claims=len(all_correct),
         correct_flagged_share=_rate(all_correct),
         correct_flagged_by_claim={k: _rate(v) for k, v in correct_flagged.items()},
+        correct_flagged_reasons=dict(flag_reasons.most_common()),
         correct_unverifiable_share=_rate(correct_unverifiable),
         spurious_omissions_per_study=(round(float(np.mean(spurious)), 4) if spurious else None),
         n_claims_calibrated=len(claims.present),
         calibration_method=calibrator.method,
+        omission_thresholds=dict(calibrator.omission_thresholds),
         ece_before=ece(claims.raw),
         ece_after=ece(claims.calibrated),
         brier_before=brier(claims.raw),

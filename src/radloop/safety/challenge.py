@@ -5,7 +5,8 @@ A draft that starts from the truth findings of a synthetic study is correct clai
 correctness is known afterwards. The kinds follow ReXErr (Rao et al., "ReXErr: synthesizing
 clinically meaningful errors in diagnostic radiology reports", PSB 2025):
 
-- ``false_finding``: a finding type absent from the truth is added;
+- ``false_finding``: a finding type absent from the truth is added (in place of the draft's
+  denial of it, when it has one);
 - ``wrong_side``: a sided finding is moved to the other side (zones and lobes mirrored);
 - ``wrong_location``: a zoned finding is moved to other zones of the same lung;
 - ``inflated_size``: a nodule's or mass's size is doubled;
@@ -30,7 +31,7 @@ from radloop.report import Finding, Presence
 from radloop.report.types import Change
 from radloop.safety.triage import critical_reason
 from radloop.synth.findings import FINDING_TYPES
-from radloop.vocabulary import Lobe, Side, Zone
+from radloop.vocabulary import Lobe, Side, Zone, ancestors
 
 __all__ = [
     "DEFAULT_FALSE_FINDINGS",
@@ -85,8 +86,9 @@ class ErrorKind(StrEnum):
 @dataclass(frozen=True)
 class InjectedError:
     """One injected error: its kind, the affected finding as the draft now states it (for an
-    omission: the true finding that was removed), the true finding it replaced (None for a
-    false finding) and its position in the draft (None for an omission)."""
+    omission: the true finding that was removed), the true finding it replaced (for a false
+    finding: the denial it replaced, or None) and its position in the draft (None for an
+    omission)."""
 
     kind: ErrorKind
     finding: Finding
@@ -221,7 +223,8 @@ def inject(
     """``findings`` (taken as correct) with one error of ``kind``; None when none applies.
 
     The affected finding (and, for a false finding, its type, side and zone) is drawn with
-    ``seed``; a false finding is appended at the end of the draft.
+    ``seed``; a false finding replaces the draft's denial of that finding, or is appended at
+    the end of the draft when there is none.
     """
     kind = ErrorKind(kind)
     rng = np.random.default_rng(seed)
@@ -231,6 +234,18 @@ def inject(
         if not codes:
             return None
         added = _false_finding(codes[int(rng.integers(len(codes)))], rng)
+        denied = [
+            i for i, f in enumerate(findings)
+            if not f.is_positive and (f.code == added.code or f.code in ancestors(added.code))
+        ]  # fmt: skip
+        if denied:
+            # The hallucination takes the place of the denial it contradicts: a draft that
+            # invents a pneumothorax does not also say "no pneumothorax" (that would be an
+            # internal contradiction, caught without any verifier, and would flag the
+            # correct denial with it).
+            out = list(findings)
+            out[denied[0]] = added
+            return Challenge(tuple(out), InjectedError(kind, added, findings[denied[0]], denied[0]))
         error = InjectedError(kind, added, None, len(findings))
         return Challenge((*findings, added), error)
     candidates = [i for i, f in enumerate(findings) if _applicable(kind, f)]
