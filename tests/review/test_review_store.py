@@ -414,3 +414,47 @@ def test_an_image_far_from_the_training_embeddings_gets_the_ood_flag(
         assert far.scope_outcome in ("flagged", "refused")
         _, _, listed = worklist(session, WorklistFilter(status="all", limit=500))
     assert {s["id"]: s["ood"] for s in listed}[ids["far"]] is True
+
+
+def test_a_configured_calibration_reaches_the_drafts_and_its_omission_thresholds_triage(
+    store: Any, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    from pydicom.uid import generate_uid
+
+    from radloop.models.mock import MockModel
+    from radloop.review.db import Draft, StudyRow
+    from radloop.review.ingest import ingest_path
+    from radloop.review.settings import settings_from_env
+    from radloop.review.worker import DraftingWorker
+    from radloop.safety import CalibrationDataError, Calibrator, TableVerifier
+
+    path = Calibrator(omission_thresholds={"pneumothorax": 0.1}).save(tmp_path / "cal.json")
+    env = {"RADLOOP_CALIBRATION": str(path)}
+    assert settings_from_env(tmp_path, env=env).calibration == path
+    configured = dataclasses.replace(store, settings=store.settings.with_(calibration=path))
+    worker = DraftingWorker(configured)
+    assert worker.calibrator is not None
+    assert worker.calibrator.omission_thresholds == {"pneumothorax": 0.1}
+    urgent = {}
+    for name, calibrator in (("raw", None), ("calibrated", worker.calibrator)):
+        uid = generate_uid()
+        folder = write_sample_copy(
+            tmp_path / name, uid=uid, patient=name, date=datetime.date(2024, 5, 1)
+        ).parent
+        study_id = ingest_path(store, folder).added[0]
+        # A faint pneumothorax: below the default 0.5, above the fitted 0.1.
+        verifier = TableVerifier({uid: {"presence": {"pneumothorax": 0.2}}})
+        reply = MockModel("No pneumothorax.")
+        draft_study(store, study_id, reply, verifier, calibrator=calibrator)
+        with store.sessions() as session:
+            row, draft = session.get(StudyRow, study_id), session.get(Draft, study_id)
+            assert row is not None and draft is not None
+            urgent[name] = row.urgent
+            assert draft.checks[0]["possible_omission"] is (calibrator is not None)
+    assert urgent == {"raw": False, "calibrated": True}
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"format": "something-else"}')
+    with pytest.raises(CalibrationDataError, match="radloop-calibration"):
+        DraftingWorker(dataclasses.replace(store, settings=store.settings.with_(calibration=bad)))

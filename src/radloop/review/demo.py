@@ -100,6 +100,7 @@ def fill_demo(
     from radloop.safety import load_verifier
 
     ids: dict[str, str] = {}
+    worker = DraftingWorker(store)
     with tempfile.TemporaryDirectory(prefix="radloop-demo-") as scratch:
         progress("rendering synthetic studies with the lab (not patients)…")
         folders = _render(Path(scratch), size)
@@ -116,7 +117,8 @@ def fill_demo(
                 _scripted_reply(folders["hallucination"]),
                 model="demo-scripted-mllm (fabricates one finding on purpose)",
             )
-            draft_study(store, study_id, model, load_verifier(store.settings.verifier))
+            verifier = load_verifier(store.settings.verifier)
+            draft_study(store, study_id, model, verifier, calibrator=worker.calibrator)
     progress("drafting with the reference model and checking with the safety layer…")
-    DraftingWorker(store).run_pending()
+    worker.run_pending()
     return ids

@@ -56,6 +56,7 @@ class Settings:
     request_threads: int = 4
     scope_options: Mapping[str, Any] = field(default_factory=dict)
     ood_scorer: Path | None = None
+    calibration: Path | None = None
 
     @property
     def url(self) -> str:
@@ -83,7 +84,9 @@ def settings_from_env(
     Read: ``RADLOOP_DATA_DIR``, ``RADLOOP_DATABASE_URL``, ``RADLOOP_DB_SCHEMA`` (a PostgreSQL
     schema for every table, created if missing), ``RADLOOP_OOD_SCORER`` (a fitted
     ``MahalanobisScorer`` as JSON for the out-of-distribution flag; unset: the verifier's own
-    reference, which the shipped model has; ``none``: no OOD score), ``RADLOOP_MODEL``,
+    reference, which the shipped model has; ``none``: no OOD score), ``RADLOOP_CALIBRATION``
+    (a calibration file from ``radloop calibrate``: calibrated probabilities, certainty phrases
+    and fitted omission thresholds; unset: the verifier's raw probabilities), ``RADLOOP_MODEL``,
     ``RADLOOP_INSECURE_COOKIES`` (``1`` to drop the Secure flag), ``RADLOOP_IN_PROCESS_WORKER``
     (``0``: leave drafting to ``radloop worker`` processes), ``RADLOOP_REQUEST_THREADS``
     (threads a server process gives the synchronous endpoints).
@@ -102,6 +105,9 @@ def settings_from_env(
         "db_schema": environ.get("RADLOOP_DB_SCHEMA") or None,
         "ood_scorer": Path(environ["RADLOOP_OOD_SCORER"])
         if environ.get("RADLOOP_OOD_SCORER")
+        else None,
+        "calibration": Path(environ["RADLOOP_CALIBRATION"])
+        if environ.get("RADLOOP_CALIBRATION")
         else None,
         "model": environ.get("RADLOOP_MODEL") or "builtin",
         "cookie_secure": environ.get("RADLOOP_INSECURE_COOKIES", "") not in ("1", "true"),

@@ -86,12 +86,19 @@ NO_OOD = Path("none")
 
 
 def draft_study(
-    store: Store, study_id: str, model: Any, verifier: Any, *, ood_scorer: Any = None
+    store: Store,
+    study_id: str,
+    model: Any,
+    verifier: Any,
+    *,
+    ood_scorer: Any = None,
+    calibrator: Any = None,
 ) -> None:
     """Scope-check, draft and check one stored study, and put the result on the worklist.
 
     With ``ood_scorer`` (fitted on the verifier's embeddings of training images) the scope
-    guard also flags images far from the training data.
+    guard also flags images far from the training data; with ``calibrator`` (a
+    :class:`radloop.safety.Calibrator`) the findings carry calibrated probabilities.
     """
     from radloop.assist import draft
     from radloop.safety import ReadOnce, check, ood_inputs
@@ -121,7 +128,7 @@ def draft_study(
             session.commit()
             return
         drafted = draft(study, model, prior=prior)
-        checked = check(drafted, study, reading)
+        checked = check(drafted, study, reading, calibrator)
         notice = getattr(model, "notice", None)
         session.merge(
             Draft(
@@ -150,7 +157,7 @@ class DraftingWorker:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self._model = model
         self._verifier = verifier
-        from radloop.safety import MahalanobisScorer
+        from radloop.safety import Calibrator, MahalanobisScorer
 
         configured = store.settings.ood_scorer
         self._ood_scorer = (
@@ -158,6 +165,9 @@ class DraftingWorker:
         )
         # Unless configured: the verifier's own OOD reference, once the verifier is loaded.
         self._ood_default = configured is None
+        calibration = store.settings.calibration
+        # Read now, so that a bad file stops the worker at start, not every job.
+        self.calibrator = None if calibration is None else Calibrator.load(calibration)
         self.wake = threading.Event()
 
     def backends(self) -> tuple[Any, Any]:
@@ -208,7 +218,14 @@ class DraftingWorker:
             session.commit()
         try:
             model, verifier = self.backends()
-            draft_study(self.store, job.study_id, model, verifier, ood_scorer=self._ood_scorer)
+            draft_study(
+                self.store,
+                job.study_id,
+                model,
+                verifier,
+                ood_scorer=self._ood_scorer,
+                calibrator=self.calibrator,
+            )
             state, error = "done", None
         except Exception as exc:  # one bad study must not stop the queue
             log.exception("drafting study %s failed", job.study_id)
