@@ -300,11 +300,6 @@ def run_safety_benchmark(
         write_labelled_claims(cal_path, cal_claims)
         fitted = fit_calibrator(read_labelled_claims(cal_path), seed=seed)
         calibrator = fitted.calibrator
-        thresholds = (
-            Thresholds(omission_by_code=calibrator.omission_thresholds)
-            if calibrator.omission_thresholds
-            else None
-        )
 
         # --- test split and pairs --------------------------------------------------------------
         counts: Counter[ErrorKind] = Counter()
@@ -375,9 +370,8 @@ def run_safety_benchmark(
                     presence = verifier.verify(study).presence
                     code = next(c for c in presence if _covers(c, error.finding.code))
                     miss["verifier_probability"] = round(presence[code], 4)
-                    miss["omission_threshold"] = round(
-                        (thresholds or Thresholds()).omission_for(code), 4
-                    )
+                    fitted_th = Thresholds(omission_by_code=calibrator.omission_thresholds)
+                    miss["omission_threshold"] = round(fitted_th.omission_for(code), 4)
                 misses.append(miss)
             n_spurious = 0
             for claim in checked.checks:
