@@ -370,8 +370,8 @@ def run_safety_benchmark(
                     presence = verifier.verify(study).presence
                     code = next(c for c in presence if _covers(c, error.finding.code))
                     miss["verifier_probability"] = round(presence[code], 4)
-                    fitted_th = Thresholds(omission_by_code=calibrator.omission_thresholds)
-                    miss["omission_threshold"] = round(fitted_th.omission_for(code), 4)
+                    th = Thresholds().with_omissions(calibrator.omission_thresholds)
+                    miss["omission_threshold"] = round(th.omission_for(code), 4)
                 misses.append(miss)
             n_spurious = 0
             for claim in checked.checks:

@@ -38,6 +38,7 @@ import numpy.typing as npt
 from radloop.errors import MissingExtraError, UnknownFindingError
 from radloop.safety.errors import CalibrationDataError
 from radloop.safety.reliability import brier_score, expected_calibration_error
+from radloop.safety.verify import Thresholds
 from radloop.vocabulary import Criticality, finding
 
 __all__ = [
@@ -142,10 +143,8 @@ class Calibrator:
     apply to codes not listed."""
 
     def __post_init__(self) -> None:
-        for code, value in self.omission_thresholds.items():
-            finding(code)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"omission threshold of {code!r} must be in [0, 1], got {value}")
+        # The verifier's thresholds check the codes and probabilities (one rule, one place).
+        Thresholds(omission_by_code=self.omission_thresholds)
         if len(self.weights) != len(FEATURES):
             raise ValueError(
                 f"expected {len(FEATURES)} weights ({', '.join(FEATURES)}), got {self.weights}"

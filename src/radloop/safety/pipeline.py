@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from radloop.assist import DraftReport, read_findings
@@ -139,11 +139,9 @@ def check(
     start = time.perf_counter()
     if samples is None:
         samples = sampled_findings(draft)
-    if calibrator is not None and calibrator.omission_thresholds:
+    if calibrator is not None:
         # Fitted per-finding omission thresholds apply unless the caller set its own.
-        th = thresholds or Thresholds()
-        by_code = {**calibrator.omission_thresholds, **th.omission_by_code}
-        thresholds = replace(th, omission_by_code=by_code)
+        thresholds = (thresholds or Thresholds()).with_omissions(calibrator.omission_thresholds)
     checks = verify_claims(draft.findings, output, samples, thresholds, prior_output)
     timings["verify"] = time.perf_counter() - start
 

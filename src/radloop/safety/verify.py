@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -170,6 +170,13 @@ class Thresholds:
                     raise ValueError(f'Argument "{name}" must be positive, got {value}.')
             else:
                 _check_probability(name, value)
+
+    def with_omissions(self, by_code: Mapping[str, float]) -> Thresholds:
+        """These thresholds with ``by_code`` (e.g. a calibrator's fitted omission thresholds)
+        for the codes this object does not already set itself."""
+        if not by_code:
+            return self
+        return replace(self, omission_by_code={**by_code, **self.omission_by_code})
 
     def omission_for(self, code: str) -> float:
         """The probability at which an unmentioned or denied ``code`` is a possible omission."""
