@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,6 +21,13 @@ __all__ = ["train_reference"]
     type=click.Path(file_okay=False, path_type=Path),
     required=True,
     help="Folder for reference.onnx, reference.json and the rendered data (DIR/data).",
+)
+@click.option(
+    "--part",
+    type=click.Choice(["all", "main", "devices"]),
+    default="all",
+    show_default=True,
+    help="Which network to train: the whole-image one (main), the device crop one, or both.",
 )
 @click.option(
     "--n-train",
@@ -36,34 +44,46 @@ __all__ = ["train_reference"]
     help="Where to cache the rendered training set (default DIR/data).",
 )
 def train_reference(
-    out: Path, n_train: int | None, epochs: int | None, seed: int | None, data_dir: Path | None
+    out: Path,
+    part: str,
+    n_train: int | None,
+    epochs: int | None,
+    seed: int | None,
+    data_dir: Path | None,
 ) -> None:
     """Train radloop's reference model on the synthetic lab and export it to ONNX.
 
-    Renders the training studies (profiles standard, portable, community), trains on 2 CPU
-    threads and writes DIR/reference.onnx and DIR/reference.json. Needs
-    pip install 'radloop[train,synth]'.
+    Two networks, each rendering its own training studies (profiles standard, portable,
+    community) and training on 2 CPU threads: the whole-image network (DIR/reference.onnx,
+    reference.json) and the device network that reads tubes and lines from a full-resolution
+    crop of the mediastinum (DIR/devices.onnx, devices.json). --n-train, --epochs and --seed
+    change the recipe of the part trained (of the whole-image network with --part all).
+    Needs pip install 'radloop[train,synth]'.
     """  # fmt: skip
     from dataclasses import replace
 
+    from radloop.models.reference.devices_train import DeviceConfig, train_devices
     from radloop.models.reference.train import TrainConfig
     from radloop.models.reference.train import train_reference as run
 
-    config = TrainConfig()
-    if n_train is not None:
-        config = replace(config, n_train=n_train)
-    if epochs is not None:
-        config = replace(config, epochs=epochs)
-    if seed is not None:
-        config = replace(config, seed=seed)
+    given = (("n_train", n_train), ("epochs", epochs), ("seed", seed))
+    overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
     started = time.perf_counter()
-    sidecar = run(config, out, data_dir=data_dir, log=click.echo)
-    validation = sidecar["validation"]
-    click.echo(
-        f"wrote {out / 'reference.onnx'} in {time.perf_counter() - started:.0f} s; validation "
-        f"macro AUROC {validation['macro_auroc']}, zone accuracy "
-        f"{validation['zone_exact_accuracy']}"
-    )
+    if part in ("all", "main"):
+        sidecar = run(replace(TrainConfig(), **overrides), out, data_dir=data_dir, log=click.echo)
+        validation = sidecar["validation"]
+        click.echo(
+            f"wrote {out / 'reference.onnx'} in {time.perf_counter() - started:.0f} s; "
+            f"validation macro AUROC {validation['macro_auroc']}, zone accuracy "
+            f"{validation['zone_exact_accuracy']}"
+        )
+    if part in ("all", "devices"):
+        config = replace(DeviceConfig(), **overrides) if part == "devices" else DeviceConfig()
+        devices = train_devices(config, out, data_dir=data_dir, log=click.echo)["validation"]
+        click.echo(
+            f"wrote {out / 'devices.onnx'} after {time.perf_counter() - started:.0f} s; "
+            f"validation AUROC {devices['auroc']}, tip MAE (mm) {devices['regression_mae']}"
+        )
     click.echo(
         f"next: `radloop fit-ood --model {out}` writes the OOD reference the scope guard uses "
         "(the shipped model has one)"

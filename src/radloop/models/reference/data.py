@@ -37,7 +37,9 @@ __all__ = [
     "Sample",
     "build_dataset",
     "load_dataset",
+    "render_shards",
     "study_samples",
+    "worker_anatomy",
 ]
 
 TRAIN_SEED = 20_240_101
@@ -118,14 +120,21 @@ def study_samples(study: Any) -> list[Sample]:
 _ANATOMY: Any = None
 
 
-def _make(job: _Job) -> list[Sample]:
-    from radloop.synth import load_anatomy, make_study
+def worker_anatomy(cache: str | None) -> Any:
+    """The lab's anatomy, loaded once per worker process (from the shard folder's cache)."""
+    from radloop.synth import load_anatomy
 
     global _ANATOMY
-    seed, index, profile, cache = job
     if _ANATOMY is None:
         _ANATOMY = load_anatomy(cache_dir=Path(cache) if cache else None)
-    return study_samples(make_study(_ANATOMY, seed, index, site=profile))
+    return _ANATOMY
+
+
+def _make(job: _Job) -> list[Sample]:
+    from radloop.synth import make_study
+
+    seed, index, profile, cache = job
+    return study_samples(make_study(worker_anatomy(cache), seed, index, site=profile))
 
 
 def _stack(samples: list[Sample]) -> dict[str, npt.NDArray[Any]]:
@@ -154,6 +163,30 @@ def build_dataset(
 
     Existing shards are kept, so a second call only renders what is missing.
     """
+    return render_shards(
+        out, "shard", n, seed=seed, job=lambda i: (seed, i, profiles[i % len(profiles)]),
+        make=_make, stack=_stack, workers=workers, progress=progress,
+    )  # fmt: skip
+
+
+def render_shards(
+    out: Path,
+    prefix: str,
+    n: int,
+    *,
+    seed: int,
+    job: Callable[[int], tuple[int, int, str]],
+    make: Callable[[Any], list[Any]],
+    stack: Callable[[list[Any]], dict[str, npt.NDArray[Any]]],
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> list[Path]:
+    """Render studies ``0 … n-1`` into ``out/{prefix}-{seed}-{start}-{stop}.npz`` shards.
+
+    ``job(i)`` is study ``i``'s (seed, index, profile); ``make`` (a module-level function, run
+    in worker processes) turns ``job + (anatomy cache,)`` into samples and ``stack`` a shard's
+    samples into arrays. Shards are written atomically; existing ones are kept.
+    """
     from radloop.synth._deps import worker_pool
     from radloop.synth.anatomy import load_anatomy
 
@@ -165,11 +198,9 @@ def build_dataset(
     todo: list[tuple[Path, list[_Job]]] = []
     for start in range(0, n, SHARD_SIZE):
         stop = min(n, start + SHARD_SIZE)
-        path = out / f"shard-{seed}-{start:06d}-{stop:06d}.npz"
+        path = out / f"{prefix}-{seed}-{start:06d}-{stop:06d}.npz"
         shards.append(path)
-        jobs: list[_Job] = [
-            (seed, i, profiles[i % len(profiles)], str(cache)) for i in range(start, stop)
-        ]
+        jobs: list[_Job] = [(*job(i), str(cache)) for i in range(start, stop)]
         if path.exists():
             if progress:
                 progress(len(jobs))
@@ -178,17 +209,17 @@ def build_dataset(
     if not todo:
         return shards
 
-    def write(path: Path, results: list[list[Sample]]) -> None:
+    def write(path: Path, results: list[list[Any]]) -> None:
         tmp = path.with_suffix(".tmp.npz")
-        arrays: dict[str, Any] = _stack([s for r in results for s in r])
+        arrays: dict[str, Any] = stack([s for r in results for s in r])
         np.savez(tmp, **arrays)
         tmp.replace(path)
 
     if workers == 1:
         for path, pending in todo:
             results = []
-            for job in pending:
-                results.append(_make(job))
+            for one in pending:
+                results.append(make(one))
                 if progress:
                     progress(1)
             write(path, results)
@@ -196,7 +227,7 @@ def build_dataset(
         with worker_pool(workers) as pool:
             for path, pending in todo:
                 results = []
-                for result in pool.imap(_make, pending):
+                for result in pool.imap(make, pending):
                     results.append(result)
                     if progress:
                         progress(1)

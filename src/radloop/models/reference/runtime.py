@@ -8,6 +8,10 @@ heatmaps (upsampled to image coordinates on demand), decoded regressions, view p
 and the embedding. Where the network calls a nodule on an image of known pixel spacing, the
 nodule's diameter is measured on the full-resolution image by :mod:`.caliper` about the
 heatmap's peak and replaces the regression head's guess (``measured`` names what was measured).
+Where the model folder also holds the device network (``devices.onnx``, :mod:`.devices`), its
+reading of the endotracheal tube and the central line (probability, tip distance, heatmap)
+replaces the main network's, and its validation figures and thresholds replace theirs in the
+sidecar.
 """
 
 from __future__ import annotations
@@ -23,6 +27,13 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.models.reference.caliper import Caliper
+from radloop.models.reference.devices import (
+    DEVICE_ONNX,
+    DEVICE_SIDECAR,
+    DeviceRuntime,
+    merge_output,
+    merge_sidecar,
+)
 from radloop.models.reference.preprocess import centred, centred_offset, preprocess
 from radloop.models.reference.spec import (
     FIELD_MM,
@@ -114,6 +125,21 @@ class ReferenceOutput:
         return np.asarray(centred(full, (rows, cols)), dtype=np.float32)
 
 
+def _device_runtime(directory: Path, threads: int) -> DeviceRuntime | None:
+    """The device network beside the main one (``devices.onnx`` + ``devices.json``), if any."""
+    onnx_path, sidecar_path = directory / DEVICE_ONNX, directory / DEVICE_SIDECAR
+    present = [p.is_file() for p in (onnx_path, sidecar_path)]
+    if not any(present):
+        return None
+    if not all(present):
+        have, lack = (onnx_path, sidecar_path) if present[0] else (sidecar_path, onnx_path)
+        raise ValueError(
+            f"expected the device network's {lack.name} beside {have.name} in {directory}, "
+            "found only the latter: copy both files of `radloop train-reference` or neither"
+        )
+    return DeviceRuntime(onnx_path, sidecar_path, threads=threads)
+
+
 class ReferenceRuntime:
     """An onnxruntime session over ``reference.onnx`` with its ``reference.json`` sidecar."""
 
@@ -132,6 +158,9 @@ class ReferenceRuntime:
                 f"expected a sidecar for findings {list(FINDINGS)}, "
                 f"got {self.sidecar['findings']} in {sidecar_path}"
             )
+        self.devices = _device_runtime(sidecar_path.parent, threads)
+        if self.devices is not None:
+            self.sidecar = merge_sidecar(self.sidecar, self.devices.sidecar)
         geometry = self.sidecar.get("input", {})
         self.input_size = int(geometry.get("size", INPUT_SIZE))
         self.field_mm = float(geometry.get("field_mm", FIELD_MM))
@@ -181,6 +210,9 @@ class ReferenceRuntime:
                     field_mm=self.field_mm,
                 )
             )
+        if self.devices is not None:
+            devices = self.devices.run(images)
+            outputs = [merge_output(o, d) for o, d in zip(outputs, devices, strict=True)]
         return [self._measure(output, image) for output, image in zip(outputs, images, strict=True)]
 
     def _measure(self, output: ReferenceOutput, image: Image) -> ReferenceOutput:

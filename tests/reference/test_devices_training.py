@@ -1,0 +1,88 @@
+"""The device network's training set, a tiny training run, and the runtime that merges it."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+from radloop.models.builtin import shipped_model_dir  # noqa: E402
+from radloop.models.reference.data import load_dataset  # noqa: E402
+from radloop.models.reference.devices import CELLS, CROP_SHAPE, DEVICES  # noqa: E402
+from radloop.models.reference.devices_train import (  # noqa: E402
+    DeviceConfig,
+    _network,
+    build_device_dataset,
+    train_devices,
+)
+from radloop.models.reference.runtime import ReferenceRuntime, reliable_findings  # noqa: E402
+from radloop.study import load_study  # noqa: E402
+from radloop.study.sample import sample_study_path  # noqa: E402
+
+TINY = DeviceConfig(n_train=8, batch_size=4, max_steps=2, val_fraction=0.5,
+                    widths=(4, 4, 4, 4), context=4)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def device_shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    from radloop.synth import AnatomySourceMissingError
+
+    out = tmp_path_factory.mktemp("device-data")
+    try:
+        return build_device_dataset(out, TINY.n_train, workers=1)
+    except AnatomySourceMissingError as error:  # pragma: no cover - depends on the install
+        pytest.skip(f"synthetic lab unavailable: {error}")
+
+
+def test_studies_take_a_tube_a_catheter_both_or_neither_in_turn(device_shards: list[Path]) -> None:
+    data = load_dataset(device_shards)
+    assert data["crop"].shape == (8, *CROP_SHAPE)
+    want = np.asarray([[1, 0], [0, 1], [1, 1], [0, 0]] * 2, np.float32)
+    np.testing.assert_array_equal(data["presence"], want)
+    # Every present device has cells (from its mask) and a tip distance; absent ones have none.
+    cells = data["cells"].reshape(8, len(DEVICES), -1).max(axis=2)
+    np.testing.assert_array_equal(cells, want)
+    np.testing.assert_array_equal(data["tip_mask"], want)
+    assert data["cells"].shape[2:] == CELLS
+
+
+def test_a_tiny_run_exports_onnx_that_the_runtime_merges(
+    device_shards: list[Path], tmp_path: Path
+) -> None:
+    for name in ("reference.onnx", "reference.json"):
+        shutil.copy(shipped_model_dir() / name, tmp_path / name)
+    sidecar = train_devices(TINY, tmp_path, data_dir=device_shards[0].parent, log=lambda _: None)
+    assert sidecar["devices"] == list(DEVICES) and sidecar["training"]["steps"] == 2
+    assert "device network" in (tmp_path / "MODEL_CARD.md").read_text()
+    model = _network(TINY).eval()
+    model.load_state_dict(torch.load(tmp_path / "devices.pt"))
+    x = np.random.default_rng(2).random((2, 1, *CROP_SHAPE)).astype(np.float32)
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(torch.from_numpy(x))]
+    got = ort.InferenceSession(str(tmp_path / "devices.onnx")).run(None, {"crop": x})
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_allclose(have, want, atol=1e-4, rtol=1e-4)
+
+    runtime = ReferenceRuntime(tmp_path / "reference.onnx", tmp_path / "reference.json")
+    assert runtime.devices is not None
+    assert (
+        runtime.sidecar["thresholds"]["endotracheal_tube"]
+        == sidecar["thresholds"]["endotracheal_tube"]
+    )
+    image = load_study(sample_study_path()).images[0]
+    (output,) = runtime.run([image])
+    (direct,) = runtime.devices.run([image])
+    assert output.probabilities["endotracheal_tube"] == direct.probabilities["endotracheal_tube"]
+    assert output.regressions["ett_tip_mm"] == direct.tips_mm["ett_tip_mm"]
+    assert output.measured["cvc_tip_mm"] == "device network"
+    # A tiny run's near-chance validation keeps the devices unreportable.
+    shipped = ReferenceRuntime(shipped_model_dir() / "reference.onnx",
+                               shipped_model_dir() / "reference.json")  # fmt: skip
+    assert reliable_findings(runtime.sidecar) - set(DEVICES) == reliable_findings(
+        shipped.sidecar
+    ) - set(DEVICES)
