@@ -189,9 +189,15 @@ def _render_and_draft(
 
 
 def _pool_file(cache: Path, profile: str, n: int, seed: int, size: int) -> Path:
+    """The pool's cache file, named by the package version and the drafting model's sidecar,
+    so that new weights (e.g. the reference model's device network) draft a new pool."""
     from radloop import __version__
+    from radloop.models import load_model
 
-    tag = hashlib.sha256(f"{POOL_SCHEMA}|{__version__}".encode()).hexdigest()[:8]
+    model = load_model("builtin")
+    sidecar = json.dumps(getattr(model, "sidecar", {}), sort_keys=True)
+    key = f"{POOL_SCHEMA}|{__version__}|{model.model_id}|{sidecar}"
+    tag = hashlib.sha256(key.encode()).hexdigest()[:8]
     return cache / f"pool-{profile}-{seed}-{n}-{size}-{tag}.json"
 
 
