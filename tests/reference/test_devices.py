@@ -3,6 +3,7 @@ network's reading and sidecar, and the runtime's refusal of a half-copied model 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -165,3 +166,29 @@ def test_the_shipped_model_reports_the_tube_and_line_the_lab_inserted() -> None:
     tube = found[True]["endotracheal_tube"]
     assert tube.tip_reference == "carina" and tube.tip_distance_mm is not None
     assert abs(tube.tip_distance_mm - tip_truth["endotracheal_tube"]) <= 10
+
+
+def test_images_too_coarse_for_the_device_network_leave_devices_unassessed() -> None:
+    from radloop.models.reference.devices import readable
+    from radloop.models.reference.predictor import findings_from_output
+
+    assert readable(np.zeros((512, 512)), (0.703125, 0.703125))
+    assert not readable(np.zeros((256, 256)), (1.40625, 1.40625))  # 1.4 mm per pixel
+    assert readable(np.zeros((2048, 2048)), None) and not readable(np.zeros((300, 300)), None)
+    sure = dataclasses.replace(_output(), probabilities={c: 0.99 for c in FINDINGS})
+    merged = merge_output(sure, None)
+    assert merged.unassessed == frozenset(DEVICES)
+    sidecar = {"thresholds": {c: 0.5 for c in FINDINGS}}
+    reported = {f.code for f in findings_from_output(merged, sidecar)}
+    assert not reported & set(DEVICES) and "nodule" in reported
+    # The runtime marks them on a coarse image and reads them on a fine one.
+    shipped = shipped_model_dir()
+    runtime = ReferenceRuntime(shipped / "reference.onnx", shipped / "reference.json")
+    from radloop.models.images import image_from_pixels
+
+    coarse = dataclasses.replace(image_from_pixels(np.full((256, 256), 0.5, np.float32)),
+                                 pixel_spacing_mm=(1.40625, 1.40625))  # fmt: skip
+    fine = dataclasses.replace(image_from_pixels(np.full((512, 512), 0.5, np.float32)),
+                               pixel_spacing_mm=(0.703125, 0.703125))  # fmt: skip
+    low, high = runtime.run([coarse, fine])
+    assert low.unassessed == frozenset(DEVICES) and high.unassessed == frozenset()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -12,6 +13,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 from radloop.models.builtin import shipped_model_dir  # noqa: E402
+from radloop.models.images import image_from_pixels  # noqa: E402
 from radloop.models.reference.data import load_dataset  # noqa: E402
 from radloop.models.reference.devices import CELLS, CROP_SHAPE, DEVICES  # noqa: E402
 from radloop.models.reference.devices_train import (  # noqa: E402
@@ -21,8 +23,6 @@ from radloop.models.reference.devices_train import (  # noqa: E402
     train_devices,
 )
 from radloop.models.reference.runtime import ReferenceRuntime, reliable_findings  # noqa: E402
-from radloop.study import load_study  # noqa: E402
-from radloop.study.sample import sample_study_path  # noqa: E402
 
 TINY = DeviceConfig(n_train=8, batch_size=4, max_steps=2, val_fraction=0.5,
                     widths=(4, 4, 4, 4), context=4)  # fmt: skip
@@ -74,9 +74,11 @@ def test_a_tiny_run_exports_onnx_that_the_runtime_merges(
         runtime.sidecar["thresholds"]["endotracheal_tube"]
         == sidecar["thresholds"]["endotracheal_tube"]
     )
-    image = load_study(sample_study_path()).images[0]
+    pixels = np.random.default_rng(3).random((512, 512)).astype(np.float32)
+    image = dataclasses.replace(image_from_pixels(pixels), pixel_spacing_mm=(0.703125, 0.703125))
     (output,) = runtime.run([image])
     (direct,) = runtime.devices.run([image])
+    assert direct is not None
     assert output.probabilities["endotracheal_tube"] == direct.probabilities["endotracheal_tube"]
     assert output.regressions["ett_tip_mm"] == direct.tips_mm["ett_tip_mm"]
     assert output.measured["cvc_tip_mm"] == "device network"

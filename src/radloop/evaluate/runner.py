@@ -142,7 +142,8 @@ def predict_case(
     read = getattr(model, "read", None)
     output = read(study.images) if callable(read) else None
     if output is not None and hasattr(output, "probabilities"):
-        scores = {c: float(p) for c, p in output.probabilities.items()}
+        unassessed: frozenset[str] = getattr(output, "unassessed", frozenset())
+        scores = {c: float(p) for c, p in output.probabilities.items() if c not in unassessed}
         zone_scores = {
             c: {getattr(z, "value", str(z)): float(p) for z, p in by_zone.items()}
             for c, by_zone in getattr(output, "zone_probabilities", {}).items()

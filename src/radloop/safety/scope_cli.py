@@ -23,6 +23,9 @@ __all__ = ["bench_scope", "train_scope"]
 @click.option("--epochs", type=int, default=None, help="Training epochs (default: the recipe's).")
 @click.option("--seed", type=int, default=None, help="Seed of the training images and batches.")
 @click.option(
+    "--size", type=int, default=None, help="Input side in pixels (default: the recipe's, 64)."
+)
+@click.option(
     "--scale",
     type=float,
     default=1.0,
@@ -45,6 +48,7 @@ def train_scope(
     out: Path,
     epochs: int | None,
     seed: int | None,
+    size: int | None,
     scale: float,
     members: int | None,
     cache: Path | None,
@@ -68,6 +72,8 @@ def train_scope(
         config = replace(config, seed=seed, val_seed=seed + 1)
     if members is not None:
         config = replace(config, members=members)
+    if size is not None:
+        config = replace(config, size=size)
     if scale != 1.0:
         scaled = {k: max(4, round(v * scale)) for k, v in config.counts.items()}
         val = {k: max(4, round(v * scale)) for k, v in config.val_counts.items()}
@@ -88,12 +94,18 @@ def train_scope(
     show_default=True,
     help="A folder of images with metadata.csv (realcxr layout: image, modality, view).",
 )
+@click.option(
+    "--classifier",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of an acquisition classifier from `radloop train-scope` (default: shipped).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
-def bench_scope(data: Path, as_json: bool) -> None:
+def bench_scope(data: Path, classifier: Path | None, as_json: bool) -> None:
     """The scope guard on labelled real images without tags: refused shares per group."""
     from radloop.safety.scope_eval import evaluate_folder
 
-    result = evaluate_folder(data).to_dict()
+    result = evaluate_folder(data, classifier).to_dict()
     if as_json:
         click.echo(json.dumps(result))
         return

@@ -79,9 +79,11 @@ class ScopeEvaluation:
         }
 
 
-def evaluate_folder(folder: Path) -> ScopeEvaluation:
-    """Run the scope guard (shipped classifier, no tags) on every image of ``folder``."""
+def evaluate_folder(folder: Path, classifier: Path | None = None) -> ScopeEvaluation:
+    """Run the scope guard (no tags) on every image of ``folder``, with the shipped
+    acquisition classifier or the one ``radloop train-scope`` wrote to ``classifier``."""
     from radloop.safety.scope import assess_image
+    from radloop.safety.scope_model import load_acquisition_classifier
     from radloop.study import load_image
 
     metadata = folder / "metadata.csv"
@@ -89,12 +91,13 @@ def evaluate_folder(folder: Path) -> ScopeEvaluation:
         raise InputError("a folder with metadata.csv (realcxr layout)", f"{folder}", source=folder)
     with metadata.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
+    acquisition = load_acquisition_classifier(classifier)
     result = ScopeEvaluation()
     spent = 0.0
     for row in rows:
         image = load_image(folder / row["image"])
         started = time.perf_counter()
-        decision = assess_image(image)
+        decision = assess_image(image, acquisition=acquisition)
         spent += time.perf_counter() - started
         group = group_of(row)
         outcome = decision.outcome.value

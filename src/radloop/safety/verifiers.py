@@ -148,7 +148,7 @@ class ReferenceVerifier:
         if output is None:
             return VerifierOutput(self.verifier_id, latency_s=time.perf_counter() - started)
         reliable = reliable_findings(self._model.sidecar)
-        codes = [c for c in output.probabilities if c in reliable]
+        codes = [c for c in output.probabilities if c in reliable and c not in output.unassessed]
         shape = images[0].pixels.shape if len(images) == 1 else None
         sizes = {
             code: output.regressions[name]
@@ -165,7 +165,7 @@ class ReferenceVerifier:
             sizes_mm=sizes,
             cardiothoracic_ratio=output.regressions.get("ctr"),
             tube_tip_to_carina_mm=(
-                output.regressions.get("ett_tip_mm") if "endotracheal_tube" in reliable else None
+                output.regressions.get("ett_tip_mm") if "endotracheal_tube" in codes else None
             ),
             view=views,
             embedding=output.embedding,

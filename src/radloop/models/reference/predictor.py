@@ -106,7 +106,7 @@ def findings_from_output(
     regressions = output.regressions
     out = []
     for code in FINDINGS:
-        if code not in reliable:
+        if code not in reliable or code in output.unassessed:
             continue
         p = output.probabilities[code]
         if p < thresholds.get(code, 0.5):

@@ -85,6 +85,7 @@ class ReferenceOutput:
     pixel_spacing_mm: tuple[float, float] | None
     field_mm: float = FIELD_MM
     measured: dict[str, str] = field(default_factory=dict)  # regression name -> how
+    unassessed: frozenset[str] = frozenset()  # finding types this image could not be read for
 
     @property
     def view(self) -> str:
