@@ -402,8 +402,8 @@ def _devices_section(devices: dict[str, Any] | None, onnx_path: Path) -> str:
         f"Validation (held-out studies, training profiles): AUROC {auroc}; tip distance MAE "
         f"{mae}. The crop is fixed in the detector field: an image framed far from the lab's "
         "framing puts the trachea outside it, and the network then sees no tube. It reads "
-        "only images fine enough for it (the crop's source at least 80 % of its pixels, about "
-        "0.86 mm per pixel or finer at the 360 mm field): on coarser ones, where it called "
+        "only images fine enough for it (the crop's source at least 70 % of its pixels, about "
+        "1.0 mm per pixel or finer at the 360 mm field): on coarser ones, where it called "
         "catheters on most device-free studies, tubes and lines are not assessed and never "
         "reported.",
     ]
