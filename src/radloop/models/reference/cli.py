@@ -84,7 +84,8 @@ def train_reference(
             f"wrote {out / 'devices.onnx'} after {time.perf_counter() - started:.0f} s; "
             f"validation AUROC {devices['auroc']}, tip MAE (mm) {devices['regression_mae']}"
         )
-    click.echo(
-        f"next: `radloop fit-ood --model {out}` writes the OOD reference the scope guard uses "
-        "(the shipped model has one)"
-    )
+    if part in ("all", "main"):
+        click.echo(
+            f"next: `radloop fit-ood --model {out}` writes the OOD reference the scope guard "
+            "uses (the shipped model has one)"
+        )
