@@ -277,26 +277,16 @@ def validate_devices(
 
 def export_device_onnx(model: Any, path: Path) -> None:
     """Write the device network as ONNX (input ``crop``, outputs presence, cells, tips)."""
-    import torch
+    from radloop.models.reference.train import export_network
 
-    from radloop.models.reference.train import ONNX_OPSET
-
-    model.eval()
-    dummy = torch.zeros(1, 1, *CROP_SHAPE)
-    tmp = path.with_suffix(".tmp.onnx")
-    torch.onnx.export(
-        model, (dummy,), str(tmp), input_names=["crop"], output_names=list(_OUTPUTS),
-        dynamic_axes={"crop": {0: "batch"}, **{name: {0: "batch"} for name in _OUTPUTS}},
-        opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True,
-    )  # fmt: skip
-    tmp.replace(path)
+    export_network(model, path, "crop", CROP_SHAPE, _OUTPUTS)
 
 
 def train_devices(
     config: DeviceConfig, out: Path, *, data_dir: Path | None = None, log: Any = print
 ) -> dict[str, Any]:
     """Render the data (if needed), train, validate, export; returns the sidecar written."""
-    from radloop.models.reference.train import _torch
+    from radloop.models.reference.train import _torch, fit_one_cycle
 
     torch = _torch()
     from tqdm import tqdm
@@ -312,46 +302,24 @@ def train_devices(
     data = load_dataset(shards)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    rng = np.random.default_rng(config.seed)
     n = len(data["crop"])
     val_from = min(round(n * (1.0 - config.val_fraction)), n - 1)  # at least one study
     train_index, val_index = np.arange(val_from), np.arange(val_from, n)
     model = _network(config)
-    steps_per_epoch = max(1, len(train_index) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)  # fmt: skip
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.learning_rate, total_steps=max(total_steps, 2), pct_start=0.15
-    )
     generator = torch.Generator().manual_seed(config.seed)
 
     def tensor(key: str, index: npt.NDArray[np.int64]) -> Any:
         return torch.from_numpy(data[key][index].astype(np.float32))
 
-    step = 0
+    def loss_of(index: npt.NDArray[np.int64]) -> tuple[Any, dict[str, float]]:
+        batch = {k: tensor(k, index) for k in ("presence", "tips", "tip_mask")}
+        crops = tensor("crop", index)[:, None]
+        x, cells = _augment(torch, crops, tensor("cells", index), generator)
+        loss, parts = _losses(torch, model(x), batch, cells)
+        return loss, {"cells": parts["cells"]}
+
     train_started = time.perf_counter()
-    with tqdm(total=total_steps, unit="step", desc="train devices") as bar:
-        while step < total_steps:
-            order = rng.permutation(train_index)
-            for start in range(0, steps_per_epoch * config.batch_size, config.batch_size):
-                if step >= total_steps:
-                    break
-                index = order[start : start + config.batch_size]
-                batch = {k: tensor(k, index) for k in ("presence", "tips", "tip_mask")}
-                x, cells = _augment(torch, tensor("crop", index)[:, None], tensor("cells", index),
-                                    generator)  # fmt: skip
-                model.train()
-                loss, parts = _losses(torch, model(x), batch, cells)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                schedule.step()
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", cells=f"{parts['cells']:.3f}")
+    step = fit_one_cycle(torch, model, config, train_index, loss_of, "train devices")
     train_seconds = time.perf_counter() - train_started
     val = {k: v[val_index] for k, v in data.items()}
     predictions = _predict(torch, model, val["crop"])

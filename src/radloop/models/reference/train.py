@@ -33,7 +33,15 @@ from radloop.models.reference.spec import (
     ZONES,
 )
 
-__all__ = ["MODEL_VERSION", "TrainConfig", "export_onnx", "render_model_card", "train_reference"]
+__all__ = [
+    "MODEL_VERSION",
+    "TrainConfig",
+    "export_network",
+    "export_onnx",
+    "fit_one_cycle",
+    "render_model_card",
+    "train_reference",
+]
 
 MODEL_VERSION = "0.1.0"
 ONNX_OPSET = 17
@@ -195,18 +203,71 @@ def validate(
 
 def export_onnx(model: Any, path: Path) -> None:
     """Write the network as ONNX (TorchScript exporter, opset 17, dynamic batch)."""
-    torch = _torch()
     from radloop.models.reference.network import OUTPUTS
 
+    export_network(model, path, "image", (INPUT_SIZE, INPUT_SIZE), OUTPUTS)
+
+
+def export_network(
+    model: Any, path: Path, input_name: str, shape: tuple[int, int], outputs: tuple[str, ...]
+) -> None:
+    """Write a one-channel image network as ONNX (TorchScript exporter, opset 17, dynamic
+    batch), atomically."""
+    torch = _torch()
     model.eval()
-    dummy = torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE)
+    dummy = torch.zeros(1, 1, *shape)
     tmp = path.with_suffix(".tmp.onnx")
     torch.onnx.export(
-        model, (dummy,), str(tmp), input_names=["image"], output_names=list(OUTPUTS),
-        dynamic_axes={"image": {0: "batch"}, **{name: {0: "batch"} for name in OUTPUTS}},
+        model, (dummy,), str(tmp), input_names=[input_name], output_names=list(outputs),
+        dynamic_axes={input_name: {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
         opset_version=ONNX_OPSET, dynamo=False, do_constant_folding=True,
     )  # fmt: skip
     tmp.replace(path)
+
+
+def fit_one_cycle(
+    torch: Any,
+    model: Any,
+    config: Any,
+    train_index: npt.NDArray[np.int64],
+    loss_of: Any,
+    desc: str,
+) -> int:
+    """Train ``model`` with AdamW on a one-cycle schedule over shuffled batches of
+    ``train_index`` (``config``: batch_size, epochs, max_steps, learning_rate, weight_decay,
+    seed); ``loss_of(index)`` returns the batch's loss and a dict of parts for the progress
+    bar. Returns the number of steps taken."""
+    from tqdm import tqdm
+
+    rng = np.random.default_rng(config.seed)
+    steps_per_epoch = max(1, len(train_index) // config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.learning_rate, total_steps=max(total_steps, 2), pct_start=0.15
+    )
+    step = 0
+    with tqdm(total=total_steps, unit="step", desc=desc) as bar:
+        while step < total_steps:
+            order = rng.permutation(train_index)
+            for start in range(0, steps_per_epoch * config.batch_size, config.batch_size):
+                if step >= total_steps:
+                    break
+                model.train()
+                loss, parts = loss_of(order[start : start + config.batch_size])
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                step += 1
+                bar.update(1)
+                shown = {"loss": float(loss.detach()), **parts}
+                bar.set_postfix({k: f"{v:.3f}" for k, v in shown.items()})
+    return step
 
 
 def train_reference(
@@ -238,7 +299,6 @@ def train_reference(
     data = load_dataset(shards)
     torch.manual_seed(config.seed)
     torch.set_num_threads(config.threads)
-    rng = np.random.default_rng(config.seed)
     n_studies = int(data["study"].max()) + 1
     val_from = round(n_studies * (1.0 - config.val_fraction))
     train_index = np.flatnonzero(data["study"] < val_from)
@@ -246,36 +306,15 @@ def train_reference(
     model = ReferenceNetwork(
         NetworkConfig(widths=config.widths, blocks=config.blocks, input_size=INPUT_SIZE)
     )
-    steps_per_epoch = max(1, len(train_index) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.learning_rate, total_steps=max(total_steps, 2), pct_start=0.15
-    )
     generator = torch.Generator().manual_seed(config.seed)
-    step = 0
+
+    def loss_of(index: npt.NDArray[np.int64]) -> tuple[Any, dict[str, float]]:
+        batch = _batch(torch, data, index)
+        loss, parts = _losses(torch, model(_augment(torch, batch["image"], generator)), batch)
+        return loss, {"heat": parts["heat"]}
+
     train_started = time.perf_counter()
-    with tqdm(total=total_steps, unit="step", desc="train") as bar:
-        while step < total_steps:
-            order = rng.permutation(train_index)
-            for start in range(0, steps_per_epoch * config.batch_size, config.batch_size):
-                if step >= total_steps:
-                    break
-                model.train()
-                batch = _batch(torch, data, order[start : start + config.batch_size])
-                outputs = model(_augment(torch, batch["image"], generator))
-                loss, parts = _losses(torch, outputs, batch)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                schedule.step()
-                step += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.3f}", heat=f"{parts['heat']:.3f}")
+    step = fit_one_cycle(torch, model, config, train_index, loss_of, "train")
     train_seconds = time.perf_counter() - train_started
     metrics = validate(_predict(torch, model, data, val_index), data, val_index)
     log(f"validation: macro AUROC {metrics['macro_auroc']}, zones {metrics['zone_exact_accuracy']}")
