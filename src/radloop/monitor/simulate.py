@@ -31,6 +31,7 @@ import json
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -188,17 +189,21 @@ def _render_and_draft(
     return out
 
 
-def _pool_file(cache: Path, profile: str, n: int, seed: int, size: int) -> Path:
-    """The pool's cache file, named by the package version and the drafting model's sidecar,
-    so that new weights (e.g. the reference model's device network) draft a new pool."""
+@lru_cache(maxsize=1)
+def _pool_tag() -> str:
+    """The package version and the drafting model's id and sidecar, hashed: new weights (e.g.
+    the reference model's device network) draft a new pool instead of reusing the old one."""
     from radloop import __version__
     from radloop.models import load_model
 
     model = load_model("builtin")
     sidecar = json.dumps(getattr(model, "sidecar", {}), sort_keys=True)
     key = f"{POOL_SCHEMA}|{__version__}|{model.model_id}|{sidecar}"
-    tag = hashlib.sha256(key.encode()).hexdigest()[:8]
-    return cache / f"pool-{profile}-{seed}-{n}-{size}-{tag}.json"
+    return hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def _pool_file(cache: Path, profile: str, n: int, seed: int, size: int) -> Path:
+    return cache / f"pool-{profile}-{seed}-{n}-{size}-{_pool_tag()}.json"
 
 
 def _cached_pool(
