@@ -16,7 +16,7 @@ import dataclasses
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -286,7 +286,12 @@ def train_devices(
     config: DeviceConfig, out: Path, *, data_dir: Path | None = None, log: Any = print
 ) -> dict[str, Any]:
     """Render the data (if needed), train, validate, export; returns the sidecar written."""
-    from radloop.models.reference.train import _torch, fit_one_cycle
+    from radloop.models.reference.train import (
+        _torch,
+        fit_one_cycle,
+        regression_records,
+        training_record,
+    )
 
     torch = _torch()
     from tqdm import tqdm
@@ -341,21 +346,12 @@ def train_devices(
             "normalisation": "display units; the network subtracts a 15-px box mean "
             "and scales per image",
         },
-        "regressions": [
-            {"name": r.name, "finding": r.finding, "offset": r.offset, "scale": r.scale}
-            for r in DEVICE_REGRESSIONS
-        ],
+        "regressions": regression_records(DEVICE_REGRESSIONS),
         "presence_calibration": calibration,
         "thresholds": metrics.pop("thresholds"),
-        "training": {
-            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
-            "n_images": len(train_index),
-            "n_val_images": len(val_index),
-            "steps": step,
-            "data_seconds": round(data_seconds, 1),
-            "train_seconds": round(train_seconds, 1),
-            "torch": str(torch.__version__),
-        },
+        "training": training_record(
+            config, len(train_index), len(val_index), step, data_seconds, train_seconds
+        ),
         "validation": metrics,
         "parameters": int(sum(p.numel() for p in model.parameters())),
     }

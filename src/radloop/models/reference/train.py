@@ -334,27 +334,41 @@ def train_reference(
         "zones": [z.value for z in ZONES],
         "zoned_findings": list(ZONED),
         "views": list(VIEWS),
-        "regressions": [
-            {"name": r.name, "finding": r.finding, "offset": r.offset, "scale": r.scale}
-            for r in REGRESSIONS
-        ],
+        "regressions": regression_records(REGRESSIONS),
         "thresholds": metrics.pop("thresholds"),
         "zone_threshold": 0.5,
-        "training": {
-            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
-            "n_images": len(train_index),
-            "n_val_images": len(val_index),
-            "steps": step,
-            "data_seconds": round(data_seconds, 1),
-            "train_seconds": round(train_seconds, 1),
-            "torch": str(torch.__version__),
-        },
+        "training": training_record(
+            config, len(train_index), len(val_index), step, data_seconds, train_seconds
+        ),
         "validation": metrics,
     }
     sidecar["parameters"] = int(sum(p.numel() for p in model.parameters()))
     (out / "reference.json").write_text(json.dumps(sidecar, indent=1) + "\n")
     (out / "MODEL_CARD.md").write_text(render_model_card(sidecar, out / "reference.onnx"))
     return sidecar
+
+
+def regression_records(regressions: Any) -> list[dict[str, Any]]:
+    """The sidecar's description of regression targets (name, finding, encoding)."""
+    return [
+        {"name": r.name, "finding": r.finding, "offset": r.offset, "scale": r.scale}
+        for r in regressions
+    ]
+
+
+def training_record(
+    config: Any, n_images: int, n_val: int, steps: int, data_seconds: float, train_seconds: float
+) -> dict[str, Any]:
+    """The sidecar's ``training`` entry: the recipe (a dataclass) and what the run took."""
+    return {
+        **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+        "n_images": n_images,
+        "n_val_images": n_val,
+        "steps": steps,
+        "data_seconds": round(data_seconds, 1),
+        "train_seconds": round(train_seconds, 1),
+        "torch": str(_torch().__version__),
+    }
 
 
 def render_model_card(sidecar: dict[str, Any], onnx_path: Path) -> str:
