@@ -88,3 +88,20 @@ def test_a_tiny_run_exports_onnx_that_the_runtime_merges(
     assert reliable_findings(runtime.sidecar) - set(DEVICES) == reliable_findings(
         shipped.sidecar
     ) - set(DEVICES)
+
+
+def test_train_reference_part_devices_trains_only_the_device_network(
+    device_shards: list[Path], tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from radloop.cli import main
+
+    data_dir = device_shards[0].parent
+    args = ["train-reference", "--part", "devices", "--out", str(tmp_path), "--n-train", "8",
+            "--epochs", "1", "--data-dir", str(data_dir)]  # fmt: skip
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "devices.onnx").is_file() and (tmp_path / "devices.json").is_file()
+    assert not (tmp_path / "reference.onnx").exists()  # the whole-image network is untouched
+    assert "fit-ood" not in result.output and "devices.onnx" in result.output
