@@ -41,6 +41,15 @@ from radloop.models.reference.devices import (
 )
 from radloop.models.reference.metrics import auroc, best_threshold
 from radloop.models.reference.spec import FIELD_MM
+from radloop.models.reference.train import (
+    Recipe,
+    _torch,
+    export_network,
+    fit_one_cycle,
+    regression_records,
+    render_model_card,
+    training_record,
+)
 
 __all__ = ["DEVICE_SEED", "DEVICE_VERSION", "DeviceConfig", "build_device_dataset",
            "export_device_onnx", "train_devices"]  # fmt: skip
@@ -51,22 +60,13 @@ _OUTPUTS = ("presence", "cells", "tips")
 
 
 @dataclass(frozen=True)
-class DeviceConfig:
+class DeviceConfig(Recipe):
     """The device network's recipe; the defaults reproduce the shipped weights."""
 
-    n_train: int = 3000
     epochs: int = 8
-    batch_size: int = 32
-    learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
-    seed: int = 0
-    val_fraction: float = 0.1
-    threads: int = 2
     data_seed: int = DEVICE_SEED
-    profiles: tuple[str, ...] = TRAIN_PROFILES
     widths: tuple[int, int, int, int] = (12, 16, 24, 32)
     context: int = 32
-    max_steps: int | None = None  # stop early (tests)
 
 
 def _codes(seed: int, index: int) -> list[str]:
@@ -277,8 +277,6 @@ def validate_devices(
 
 def export_device_onnx(model: Any, path: Path) -> None:
     """Write the device network as ONNX (input ``crop``, outputs presence, cells, tips)."""
-    from radloop.models.reference.train import export_network
-
     export_network(model, path, "crop", CROP_SHAPE, _OUTPUTS)
 
 
@@ -286,13 +284,6 @@ def train_devices(
     config: DeviceConfig, out: Path, *, data_dir: Path | None = None, log: Any = print
 ) -> dict[str, Any]:
     """Render the data (if needed), train, validate, export; returns the sidecar written."""
-    from radloop.models.reference.train import (
-        _torch,
-        fit_one_cycle,
-        regression_records,
-        training_record,
-    )
-
     torch = _torch()
     from tqdm import tqdm
 
@@ -358,8 +349,6 @@ def train_devices(
     (out / "devices.json").write_text(json.dumps(sidecar, indent=1) + "\n")
     main = out / "reference.json"
     if main.is_file() and (out / "reference.onnx").is_file():
-        from radloop.models.reference.train import render_model_card
-
         card = render_model_card(json.loads(main.read_text()), out / "reference.onnx")
         (out / "MODEL_CARD.md").write_text(card)
     return sidecar

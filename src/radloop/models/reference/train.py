@@ -35,6 +35,7 @@ from radloop.models.reference.spec import (
 
 __all__ = [
     "MODEL_VERSION",
+    "Recipe",
     "TrainConfig",
     "export_network",
     "export_onnx",
@@ -48,11 +49,12 @@ ONNX_OPSET = 17
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """The training recipe; the defaults reproduce the shipped weights."""
+class Recipe:
+    """What every reference network's recipe has: data, schedule, seeds, threads
+    (``fit_one_cycle`` and ``training_record`` read these)."""
 
     n_train: int = 3000
-    epochs: int = 20  # at 224 px; a 320 px step costs about twice as much
+    epochs: int = 20
     batch_size: int = 32
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
@@ -61,9 +63,16 @@ class TrainConfig:
     threads: int = 2
     data_seed: int = TRAIN_SEED
     profiles: tuple[str, ...] = TRAIN_PROFILES
+    max_steps: int | None = None  # stop early (tests); None trains every epoch
+
+
+@dataclass(frozen=True)
+class TrainConfig(Recipe):
+    """The whole-image network's recipe; the defaults reproduce the shipped weights (20
+    epochs at 224 px; a 320 px step costs about twice as much)."""
+
     widths: tuple[int, int, int, int, int] = (16, 32, 48, 96, 160)
     blocks: tuple[int, int, int, int] = (1, 2, 2, 1)
-    max_steps: int | None = None  # stop early (tests); None trains every epoch
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -228,15 +237,14 @@ def export_network(
 def fit_one_cycle(
     torch: Any,
     model: Any,
-    config: Any,
+    config: Recipe,
     train_index: npt.NDArray[np.int64],
     loss_of: Any,
     desc: str,
 ) -> int:
     """Train ``model`` with AdamW on a one-cycle schedule over shuffled batches of
-    ``train_index`` (``config``: batch_size, epochs, max_steps, learning_rate, weight_decay,
-    seed); ``loss_of(index)`` returns the batch's loss and a dict of parts for the progress
-    bar. Returns the number of steps taken."""
+    ``train_index`` (``config``'s schedule and seed); ``loss_of(index)`` returns the batch's
+    loss and a dict of parts for the progress bar. Returns the number of steps taken."""
     from tqdm import tqdm
 
     rng = np.random.default_rng(config.seed)
@@ -357,7 +365,7 @@ def regression_records(regressions: Any) -> list[dict[str, Any]]:
 
 
 def training_record(
-    config: Any, n_images: int, n_val: int, steps: int, data_seconds: float, train_seconds: float
+    config: Recipe, n_images: int, n_val: int, steps: int, data_seconds: float, train_seconds: float
 ) -> dict[str, Any]:
     """The sidecar's ``training`` entry: the recipe (a dataclass) and what the run took."""
     return {
