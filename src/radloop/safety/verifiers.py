@@ -140,15 +140,16 @@ class ReferenceVerifier:
         """
         import time
 
-        from radloop.models.reference.predictor import extents_from_output, reliable_findings
+        from radloop.models.reference.predictor import extents_from_output
+        from radloop.models.reference.runtime import assessed_findings
 
         started = time.perf_counter()
         images = study.images
         output = self._model.read(images)
         if output is None:
             return VerifierOutput(self.verifier_id, latency_s=time.perf_counter() - started)
-        reliable = reliable_findings(self._model.sidecar)
-        codes = [c for c in output.probabilities if c in reliable and c not in output.unassessed]
+        reliable = assessed_findings(output, self._model.sidecar)
+        codes = [c for c in output.probabilities if c in reliable]
         shape = images[0].pixels.shape if len(images) == 1 else None
         sizes = {
             code: output.regressions[name]

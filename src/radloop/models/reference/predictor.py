@@ -17,6 +17,7 @@ from typing import Any
 from radloop.models.reference.runtime import (
     MIN_RELIABLE_AUROC,
     ReferenceOutput,
+    assessed_findings,
     reliable_findings,
 )
 from radloop.models.reference.spec import FINDINGS, ZONED
@@ -88,7 +89,7 @@ EXTENTS: dict[str, str] = {
 
 def extents_from_output(output: ReferenceOutput, sidecar: Mapping[str, Any]) -> dict[str, float]:
     """The extent of each reportable finding type, whether or not it is called present."""
-    reliable = reliable_findings(sidecar)
+    reliable = assessed_findings(output, sidecar)
     return {
         code: float(output.regressions[name])
         for code, name in EXTENTS.items()
@@ -102,11 +103,11 @@ def findings_from_output(
     """The positive findings of one frontal image, with their probabilities."""
     thresholds: Mapping[str, float] = sidecar["thresholds"]
     zone_threshold = float(sidecar.get("zone_threshold", 0.5))
-    reliable = reliable_findings(sidecar)
+    reliable = assessed_findings(output, sidecar)
     regressions = output.regressions
     out = []
     for code in FINDINGS:
-        if code not in reliable or code in output.unassessed:
+        if code not in reliable:
             continue
         p = output.probabilities[code]
         if p < thresholds.get(code, 0.5):

@@ -46,7 +46,13 @@ from radloop.models.reference.spec import (
 from radloop.study import Image
 from radloop.vocabulary import Zone
 
-__all__ = ["MIN_RELIABLE_AUROC", "ReferenceOutput", "ReferenceRuntime", "reliable_findings"]
+__all__ = [
+    "MIN_RELIABLE_AUROC",
+    "ReferenceOutput",
+    "ReferenceRuntime",
+    "assessed_findings",
+    "reliable_findings",
+]
 
 F32 = npt.NDArray[np.float32]
 
@@ -69,6 +75,12 @@ def reliable_findings(sidecar: Mapping[str, Any]) -> frozenset[str]:
     if not auroc:
         return frozenset(FINDINGS)
     return frozenset(code for code in FINDINGS if auroc.get(code, 0.0) >= MIN_RELIABLE_AUROC)
+
+
+def assessed_findings(output: ReferenceOutput, sidecar: Mapping[str, Any]) -> frozenset[str]:
+    """The finding types one reading may speak about: reportable for the model
+    (:func:`reliable_findings`) and read on this image (not in ``output.unassessed``)."""
+    return reliable_findings(sidecar) - output.unassessed
 
 
 @dataclass(frozen=True)
