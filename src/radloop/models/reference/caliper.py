@@ -30,6 +30,23 @@ class Measurement:
     ncc: float
 
 
+def _fast_length(n: int) -> int:
+    """The smallest 5-smooth length (2^a 3^b 5^c) ≥ ``n``: FFTs of it are fast, and padding
+    to it rather than to a power of two does not change a linear correlation."""
+    best = 1 << max(0, (n - 1).bit_length())
+    three = 1
+    while three < best:
+        five = three
+        while five < best:
+            m = five
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            five *= 5
+        three *= 3
+    return best
+
+
 def _box_mean(x: F64, k: int) -> F64:
     """Mean over a k × k box (k odd) with reflected edges, by summed-area table."""
     pad = k // 2
@@ -70,7 +87,7 @@ class Caliper:
             return None
         flat = window - _box_mean(window, box)
         largest = int(np.ceil(self.support * max(self.sizes_mm) / 2 / px))
-        shape = tuple(int(2 ** np.ceil(np.log2(n + 2 * largest + 1))) for n in (h, w))
+        shape = tuple(_fast_length(n + 2 * largest + 1) for n in (h, w))
         f1 = np.fft.rfft2(flat, shape)
         f2 = np.fft.rfft2(flat**2, shape)
         reach = round(self.search_mm / px)
