@@ -81,8 +81,15 @@ def test_the_runtime_replaces_the_nodule_head_by_the_caliper_where_nodules_are_r
     sidecar = json.loads((shipped / "reference.json").read_text())
     film = _film(14.0, (200.0, 330.0), seed=3)
     image = dataclasses.replace(image_from_pixels(film), pixel_spacing_mm=SPACING)
-    plain = ReferenceRuntime(shipped / "reference.onnx", shipped / "reference.json")
-    assert plain.caliper is None  # the shipped model does not report nodules
+    # The shipped model reports nodules through its nodule network, so it measures them.
+    assert ReferenceRuntime(shipped / "reference.onnx", shipped / "reference.json").caliper
+    # The whole-image network with the device network only does not report nodules.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for name in ("reference.json", "devices.onnx", "devices.json"):
+        shutil.copy(shipped / name, alone / name)
+    plain = ReferenceRuntime(shipped / "reference.onnx", alone / "reference.json")
+    assert plain.caliper is None
     (unmeasured,) = plain.run([image])
     assert "nodule_mm" not in unmeasured.measured  # (tube tips come from the device network)
     # The same network with a sidecar that lets it report nodules (from any probability).

@@ -24,10 +24,11 @@ __all__ = ["train_reference"]
 )
 @click.option(
     "--part",
-    type=click.Choice(["all", "main", "devices"]),
+    type=click.Choice(["all", "main", "devices", "nodules"]),
     default="all",
     show_default=True,
-    help="Which network to train: the whole-image one (main), the device crop one, or both.",
+    help="Which network to train: the whole-image one (main), the device or the nodule crop "
+    "network, or all three.",
 )
 @click.option(
     "--n-train",
@@ -53,16 +54,19 @@ def train_reference(
 ) -> None:
     """Train radloop's reference model on the synthetic lab and export it to ONNX.
 
-    Two networks, each rendering its own training studies (profiles standard, portable,
+    Three networks, each rendering its own training studies (profiles standard, portable,
     community) and training on 2 CPU threads: the whole-image network (DIR/reference.onnx,
-    reference.json) and the device network that reads tubes and lines from a full-resolution
-    crop of the mediastinum (DIR/devices.onnx, devices.json). --n-train, --epochs and --seed
-    change the recipe of the part trained (of the whole-image network with --part all).
+    reference.json), the device network that reads tubes and lines from a full-resolution
+    crop of the mediastinum (DIR/devices.onnx, devices.json) and the nodule network that
+    reads both lungs at about 1 mm per pixel, trained on nodules inserted into the lab's
+    images (DIR/nodules.onnx, nodules.json). --n-train, --epochs and --seed change the
+    recipe of the part trained (of the whole-image network with --part all).
     Needs pip install 'radloop[train,synth]'.
     """  # fmt: skip
     from dataclasses import replace
 
     from radloop.models.reference.devices_train import DeviceConfig, train_devices
+    from radloop.models.reference.nodules_train import NoduleConfig, train_nodules
     from radloop.models.reference.train import TrainConfig
     from radloop.models.reference.train import train_reference as run
 
@@ -83,6 +87,13 @@ def train_reference(
         click.echo(
             f"wrote {out / 'devices.onnx'} after {time.perf_counter() - started:.0f} s; "
             f"validation AUROC {devices['auroc']}, tip MAE (mm) {devices['regression_mae']}"
+        )
+    if part in ("all", "nodules"):
+        config_n = replace(NoduleConfig(), **overrides) if part == "nodules" else NoduleConfig()
+        nodules = train_nodules(config_n, out, data_dir=data_dir, log=click.echo)["validation"]
+        click.echo(
+            f"wrote {out / 'nodules.onnx'} after {time.perf_counter() - started:.0f} s; "
+            f"validation AUROC {nodules['auroc']} (by size {nodules['auroc_by_size']})"
         )
     if part in ("all", "main"):
         click.echo(

@@ -175,7 +175,7 @@ def render_shards(
     n: int,
     *,
     seed: int,
-    job: Callable[[int], tuple[int, int, str]],
+    job: Callable[[int], tuple[Any, ...]],
     make: Callable[[Any], list[Any]],
     stack: Callable[[list[Any]], dict[str, npt.NDArray[Any]]],
     workers: int | None = None,

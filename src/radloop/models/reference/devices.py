@@ -14,7 +14,7 @@ vena cava, brachiocephalic veins), at about 0.69 mm per pixel — and predicts, 
   read from per-cell regression maps weighted by where the device is.
 
 This module needs only numpy and onnxruntime; :mod:`.devices_train` builds and trains the
-network with torch. :class:`DeviceRuntime` runs ``devices.onnx`` and
+network with torch. :class:`CropRuntime` runs ``devices.onnx`` and
 :func:`merge_output` / :func:`merge_sidecar` fold its reading into the main network's, so
 everything downstream (thresholds, reportable types, the verifier) is unchanged.
 """
@@ -42,11 +42,13 @@ __all__ = [
     "CROP",
     "CROP_SHAPE",
     "DEVICES",
+    "DEVICE_NETWORK",
     "DEVICE_ONNX",
     "DEVICE_REGRESSIONS",
     "DEVICE_SIDECAR",
+    "CropNetwork",
+    "CropRuntime",
     "DeviceOutput",
-    "DeviceRuntime",
     "apply_calibration",
     "crop_box",
     "device_crop",
@@ -76,11 +78,91 @@ def _sigmoid(x: npt.NDArray[Any]) -> F32:
     return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -60, 60))), dtype=np.float32)
 
 
-def crop_box(shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """Rows ``[r0, r1)`` and columns ``[c0, c1)`` of the crop in a field of ``shape``."""
-    rows, cols = shape
-    top, bottom, left, right = CROP
-    return round(top * rows), round(bottom * rows), round(left * cols), round(right * cols)
+MIN_SOURCE_SHARE = 0.7
+"""A crop network reads an image only where the crop's source region has at least this
+share of its input's pixels along each axis (at most about 1.4× enlargement: 1.0 mm per
+source pixel or finer at the 360 mm field). The device network's coarsest training images
+(the ``portable`` profile, 0.94 mm per pixel) are enlarged 1.36×; on 1.4 mm images it called
+catheters on 23 of 28 catheter-free lab studies."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CropNetwork:
+    """A network that reads one fixed crop of the detector field for some finding types.
+
+    Its ONNX file takes ``crop`` (B, 1, *shape) in display units and gives ``presence``
+    (B, findings) logits, ``cells`` (B, findings, *cells) logits on the crop's stride grid and,
+    when it has regressions, ``tips`` (B, regressions) encoded values. Its files are
+    ``{name}.onnx`` and ``{name}.json`` beside ``reference.onnx``.
+    """
+
+    name: str
+    findings: tuple[str, ...]
+    crop: tuple[float, float, float, float]  # top, bottom, left, right: fractions of the field
+    shape: tuple[int, int]  # rows, columns
+    stride: int
+    regressions: tuple[Regression, ...] = ()
+    min_share: float = MIN_SOURCE_SHARE  # see MIN_SOURCE_SHARE
+
+    @property
+    def cells(self) -> tuple[int, int]:
+        return self.shape[0] // self.stride, self.shape[1] // self.stride
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return ("presence", "cells", "tips") if self.regressions else ("presence", "cells")
+
+    @property
+    def onnx(self) -> str:
+        return f"{self.name}.onnx"
+
+    @property
+    def sidecar(self) -> str:
+        return f"{self.name}.json"
+
+    def box(self, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """Rows ``[r0, r1)`` and columns ``[c0, c1)`` of the crop in a field of ``shape``."""
+        rows, cols = shape
+        top, bottom, left, right = self.crop
+        return round(top * rows), round(bottom * rows), round(left * cols), round(right * cols)
+
+    def read(
+        self,
+        pixels: npt.NDArray[Any],
+        spacing_mm: tuple[float, float] | None,
+        field_mm: float = FIELD_MM,
+    ) -> F32:
+        """The network's input: its crop of the field at ``shape``, in display units.
+
+        The network flattens the background and scales the contrast itself, so the crop is
+        passed as it is (display intensities in [0, 1]). Masks go through the same function.
+        """
+        field = field_crop(np.asarray(pixels), spacing_mm, field_mm)
+        r0, r1, c0, c1 = self.box((int(field.shape[0]), int(field.shape[1])))
+        return _resize(np.asarray(field[r0:r1, c0:c1], dtype=np.float32), self.shape)
+
+    def readable(
+        self,
+        pixels: npt.NDArray[Any],
+        spacing_mm: tuple[float, float] | None,
+        field_mm: float = FIELD_MM,
+    ) -> bool:
+        """Whether an image is fine enough for the network (see ``MIN_SOURCE_SHARE``): the
+        crop's source region has at least ``min_share`` of the input's pixels on each axis."""
+        rows, cols = np.asarray(pixels).shape[:2]
+        if spacing_mm is not None and min(spacing_mm) > 0:
+            rows, cols = round(field_mm / spacing_mm[0]), round(field_mm / spacing_mm[1])
+        r0, r1, c0, c1 = self.box((rows, cols))
+        wide_enough = (c1 - c0) >= self.min_share * self.shape[1]
+        return (r1 - r0) >= self.min_share * self.shape[0] and wide_enough
+
+    def paste(self, cells: F32, size: int) -> F32:
+        """A crop cell map (rows, cols) placed in an all-zero ``size`` square field heatmap."""
+        out = np.zeros((size, size), np.float32)
+        r0, r1, c0, c1 = self.box((size, size))
+        if r1 > r0 and c1 > c0:
+            out[r0:r1, c0:c1] = _max_resize(cells, (r1 - r0, c1 - c0))
+        return out
 
 
 def _resize(pixels: npt.NDArray[Any], shape: tuple[int, int]) -> F32:
@@ -91,48 +173,33 @@ def _resize(pixels: npt.NDArray[Any], shape: tuple[int, int]) -> F32:
     return np.asarray(image.resize((shape[1], shape[0]), method), dtype=np.float32)
 
 
+DEVICE_NETWORK = CropNetwork("devices", DEVICES, CROP, CROP_SHAPE, CELL_STRIDE, DEVICE_REGRESSIONS)
+
+
+def crop_box(shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Rows ``[r0, r1)`` and columns ``[c0, c1)`` of the device crop in a field of ``shape``."""
+    return DEVICE_NETWORK.box(shape)
+
+
 def device_crop(
     pixels: npt.NDArray[Any],
     spacing_mm: tuple[float, float] | None,
     field_mm: float = FIELD_MM,
 ) -> F32:
-    """The device network's input: the crop of the field, ``CROP_SHAPE``, display units.
-
-    The network flattens the background and scales the contrast itself, so the crop is
-    passed as it is (display intensities in [0, 1]). Masks go through the same function.
-    """
-    field = field_crop(np.asarray(pixels), spacing_mm, field_mm)
-    r0, r1, c0, c1 = crop_box((int(field.shape[0]), int(field.shape[1])))
-    return _resize(np.asarray(field[r0:r1, c0:c1], dtype=np.float32), CROP_SHAPE)
-
-
-MIN_SOURCE_SHARE = 0.7
-"""The device network reads an image only where the crop's source region has at least this
-share of ``CROP_SHAPE``'s pixels along each axis (at most about 1.4× enlargement: 1.0 mm per
-source pixel or finer at the 360 mm field). Its coarsest training images (the ``portable``
-profile, 0.94 mm per pixel) are enlarged 1.36×; on 1.4 mm images it called catheters on 23
-of 28 catheter-free lab studies."""
+    """The device network's input (:meth:`CropNetwork.read`)."""
+    return DEVICE_NETWORK.read(pixels, spacing_mm, field_mm)
 
 
 def readable(
     pixels: npt.NDArray[Any], spacing_mm: tuple[float, float] | None, field_mm: float = FIELD_MM
 ) -> bool:
     """Whether an image is fine enough for the device network (see ``MIN_SOURCE_SHARE``)."""
-    rows, cols = np.asarray(pixels).shape[:2]
-    if spacing_mm is not None and min(spacing_mm) > 0:
-        rows, cols = round(field_mm / spacing_mm[0]), round(field_mm / spacing_mm[1])
-    r0, r1, c0, c1 = crop_box((rows, cols))
-    wide_enough = (c1 - c0) >= MIN_SOURCE_SHARE * CROP_SHAPE[1]
-    return (r1 - r0) >= MIN_SOURCE_SHARE * CROP_SHAPE[0] and wide_enough
+    return DEVICE_NETWORK.readable(pixels, spacing_mm, field_mm)
 
 
 def paste_cells(cells: F32, size: int) -> F32:
-    """A crop cell map (rows, cols) placed in an all-zero ``size`` square field heatmap."""
-    out = np.zeros((size, size), np.float32)
-    r0, r1, c0, c1 = crop_box((size, size))
-    if r1 > r0 and c1 > c0:
-        out[r0:r1, c0:c1] = _max_resize(cells, (r1 - r0, c1 - c0))
-    return out
+    """A device cell map placed in an all-zero ``size`` square field heatmap."""
+    return DEVICE_NETWORK.paste(cells, size)
 
 
 def _max_resize(cells: F32, shape: tuple[int, int]) -> F32:
@@ -150,33 +217,44 @@ def _max_resize(cells: F32, shape: tuple[int, int]) -> F32:
 
 @dataclasses.dataclass(frozen=True)
 class DeviceOutput:
-    """The device network's reading of one image."""
+    """A crop network's reading of one image."""
 
     probabilities: dict[str, float]
-    cells: F32  # (devices, rows, cols) probabilities on the crop's grid
-    tips_mm: dict[str, float]  # regression name -> decoded tip-to-carina distance
+    cells: F32  # (findings, rows, cols) probabilities on the crop's grid
+    tips_mm: dict[str, float]  # regression name -> decoded value (tip-to-carina distance)
 
 
 def apply_calibration(
-    logits: npt.NDArray[Any], calibration: Mapping[str, Mapping[str, float]]
+    logits: npt.NDArray[Any],
+    calibration: Mapping[str, Mapping[str, float]],
+    findings: Sequence[str] = DEVICES,
 ) -> npt.NDArray[np.float64]:
-    """Presence logits (B, devices) after each device's Platt scaling (identity if absent)."""
-    scale = np.asarray([calibration.get(c, {}).get("scale", 1.0) for c in DEVICES])
-    bias = np.asarray([calibration.get(c, {}).get("bias", 0.0) for c in DEVICES])
+    """Presence logits (B, findings) after each finding's Platt scaling (identity if absent)."""
+    scale = np.asarray([calibration.get(c, {}).get("scale", 1.0) for c in findings])
+    bias = np.asarray([calibration.get(c, {}).get("bias", 0.0) for c in findings])
     return np.asarray(np.asarray(logits, np.float64) * scale + bias, dtype=np.float64)
 
 
-class DeviceRuntime:
-    """An onnxruntime session over ``devices.onnx`` with its ``devices.json`` sidecar."""
+class CropRuntime:
+    """An onnxruntime session over a crop network's ONNX file with its sidecar."""
 
-    def __init__(self, onnx_path: Path, sidecar_path: Path, *, threads: int = 2) -> None:
+    def __init__(
+        self,
+        onnx_path: Path,
+        sidecar_path: Path,
+        *,
+        network: CropNetwork = DEVICE_NETWORK,
+        threads: int = 2,
+    ) -> None:
         import onnxruntime  # type: ignore[import-untyped]
 
+        self.network = network
         self.sidecar: dict[str, Any] = json.loads(sidecar_path.read_text())
-        if list(self.sidecar.get("devices", [])) != list(DEVICES):
+        listed = self.sidecar.get("findings", self.sidecar.get("devices", []))
+        if list(listed) != list(network.findings):
             raise ValueError(
-                f"expected a device sidecar for {list(DEVICES)}, "
-                f"got {self.sidecar.get('devices')} in {sidecar_path}"
+                f"expected a {network.name} sidecar for {list(network.findings)}, "
+                f"got {listed} in {sidecar_path}"
             )
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
@@ -188,6 +266,7 @@ class DeviceRuntime:
 
     def run(self, images: Sequence[Image]) -> list[DeviceOutput | None]:
         """One reading per image; ``None`` for an image too coarse to read (``readable``)."""
+        readable = self.network.readable
         fine = [i for i, im in enumerate(images)
                 if readable(im.pixels, im.pixel_spacing_mm, self.field_mm)]  # fmt: skip
         out: list[DeviceOutput | None] = [None] * len(images)
@@ -198,37 +277,47 @@ class DeviceRuntime:
     def _run(self, images: Sequence[Image]) -> list[DeviceOutput]:
         if not images:
             return []
+        network = self.network
         batch = np.stack(
-            [device_crop(im.pixels, im.pixel_spacing_mm, self.field_mm) for im in images]
+            [network.read(im.pixels, im.pixel_spacing_mm, self.field_mm) for im in images]
         )[:, None]
-        presence, cells, tips = self.session.run(
-            ["presence", "cells", "tips"], {"crop": batch.astype(np.float32)}
-        )
+        values = self.session.run(list(network.outputs), {"crop": batch.astype(np.float32)})
+        presence, cells = values[0], values[1]
         calibration = self.sidecar.get("presence_calibration", {})
-        p, c = _sigmoid(apply_calibration(presence, calibration)), _sigmoid(cells)
+        p = _sigmoid(apply_calibration(presence, calibration, network.findings))
+        c = _sigmoid(cells)
         return [
             DeviceOutput(
-                probabilities={code: float(p[i, k]) for k, code in enumerate(DEVICES)},
+                probabilities={code: float(p[i, k]) for k, code in enumerate(network.findings)},
                 cells=c[i],
                 tips_mm={
-                    r.name: r.decode(float(tips[i, k])) for k, r in enumerate(DEVICE_REGRESSIONS)
+                    r.name: r.decode(float(values[2][i, k]))
+                    for k, r in enumerate(network.regressions)
                 },
             )
             for i in range(len(images))
         ]
 
 
-def merge_output(output: Any, devices: DeviceOutput | None) -> Any:
-    """A :class:`~.runtime.ReferenceOutput` with the device network's reading of its devices:
-    probability, tip distance and heatmap (the crop's cells pasted into the field grid).
-    Without a reading (an image too coarse) the devices are marked ``unassessed``: the
-    whole-image network's guesses for them are not to be reported or used as evidence."""
+def merge_output(
+    output: Any, devices: DeviceOutput | None, network: CropNetwork = DEVICE_NETWORK
+) -> Any:
+    """A :class:`~.runtime.ReferenceOutput` with a crop network's reading of its findings:
+    probability, regressions (tip distance) and heatmap (the crop's cells pasted into the
+    field grid). Without a reading (an image too coarse) its findings are marked
+    ``unassessed``: the whole-image network's guesses for them are not to be reported or
+    used as evidence."""
     if devices is None:
-        return dataclasses.replace(output, unassessed=output.unassessed | frozenset(DEVICES))
+        return dataclasses.replace(
+            output, unassessed=output.unassessed | frozenset(network.findings)
+        )
     heatmaps = np.array(output.heatmaps, copy=True)
-    for k, code in enumerate(DEVICES):
-        heatmaps[FINDINGS.index(code)] = paste_cells(devices.cells[k], heatmaps.shape[-1])
-    measured = {**output.measured, **{name: "device network" for name in devices.tips_mm}}
+    for k, code in enumerate(network.findings):
+        heatmaps[FINDINGS.index(code)] = network.paste(devices.cells[k], heatmaps.shape[-1])
+    measured = {
+        **output.measured,
+        **{name: f"{network.name} network" for name in devices.tips_mm},
+    }
     return dataclasses.replace(
         output,
         probabilities={**output.probabilities, **devices.probabilities},
@@ -238,10 +327,12 @@ def merge_output(output: Any, devices: DeviceOutput | None) -> Any:
     )
 
 
-def merge_sidecar(main: Mapping[str, Any], devices: Mapping[str, Any]) -> dict[str, Any]:
-    """The main sidecar with the device network's thresholds and validation figures for the
-    devices, so reportability (``reliable_findings``) and thresholds follow the network that
-    actually reads them; the model's version becomes the device sidecar's."""
+def merge_sidecar(
+    main: Mapping[str, Any], devices: Mapping[str, Any], network: CropNetwork = DEVICE_NETWORK
+) -> dict[str, Any]:
+    """The main sidecar with a crop network's thresholds and validation figures for its
+    findings, so reportability (``reliable_findings``) and thresholds follow the network that
+    actually reads them; the model's version becomes the newest crop sidecar's."""
     merged = copy.deepcopy(dict(main))
     validation = devices.get("validation", {})
     merged.setdefault("thresholds", {}).update(devices.get("thresholds", {}))
@@ -251,7 +342,7 @@ def merge_sidecar(main: Mapping[str, Any], devices: Mapping[str, Any]) -> dict[s
     auroc = [v for v in merged_validation["auroc"].values() if v is not None]
     if auroc:
         merged_validation["macro_auroc"] = round(float(np.mean(auroc)), 4)
-    merged["devices"] = dict(devices)
+    merged[network.name] = dict(devices)
     if "version" in devices:
         merged["version"] = devices["version"]
     return merged

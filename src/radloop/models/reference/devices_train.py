@@ -46,8 +46,8 @@ from radloop.models.reference.train import (
     _torch,
     export_network,
     fit_one_cycle,
+    refresh_model_card,
     regression_records,
-    render_model_card,
     training_record,
 )
 
@@ -347,8 +347,5 @@ def train_devices(
         "parameters": int(sum(p.numel() for p in model.parameters())),
     }
     (out / "devices.json").write_text(json.dumps(sidecar, indent=1) + "\n")
-    main = out / "reference.json"
-    if main.is_file() and (out / "reference.onnx").is_file():
-        card = render_model_card(json.loads(main.read_text()), out / "reference.onnx")
-        (out / "MODEL_CARD.md").write_text(card)
+    refresh_model_card(out)
     return sidecar

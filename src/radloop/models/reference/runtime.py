@@ -8,10 +8,11 @@ heatmaps (upsampled to image coordinates on demand), decoded regressions, view p
 and the embedding. Where the network calls a nodule on an image of known pixel spacing, the
 nodule's diameter is measured on the full-resolution image by :mod:`.caliper` about the
 heatmap's peak and replaces the regression head's guess (``measured`` names what was measured).
-Where the model folder also holds the device network (``devices.onnx``, :mod:`.devices`), its
-reading of the endotracheal tube and the central line (probability, tip distance, heatmap)
-replaces the main network's, and its validation figures and thresholds replace theirs in the
-sidecar.
+Where the model folder also holds crop networks — the device network (``devices.onnx``,
+:mod:`.devices`: endotracheal tube and central line) and the nodule network (``nodules.onnx``,
+:mod:`.nodules`) — their readings (probability, tip distance, heatmap) replace the main
+network's for their findings, and their validation figures and thresholds replace theirs in
+the sidecar.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ import numpy.typing as npt
 
 from radloop.models.reference.caliper import Caliper
 from radloop.models.reference.devices import (
-    DEVICE_ONNX,
-    DEVICE_SIDECAR,
-    DeviceRuntime,
+    DEVICE_NETWORK,
+    CropNetwork,
+    CropRuntime,
     merge_output,
     merge_sidecar,
 )
+from radloop.models.reference.nodules import NODULE_NETWORK, nodule_zones
 from radloop.models.reference.preprocess import centred, centred_offset, preprocess
 from radloop.models.reference.spec import (
     FIELD_MM,
@@ -47,6 +49,7 @@ from radloop.study import Image
 from radloop.vocabulary import Zone
 
 __all__ = [
+    "CROP_NETWORKS",
     "MIN_RELIABLE_AUROC",
     "ReferenceOutput",
     "ReferenceRuntime",
@@ -138,19 +141,24 @@ class ReferenceOutput:
         return np.asarray(centred(full, (rows, cols)), dtype=np.float32)
 
 
-def _device_runtime(directory: Path, threads: int) -> DeviceRuntime | None:
-    """The device network beside the main one (``devices.onnx`` + ``devices.json``), if any."""
-    onnx_path, sidecar_path = directory / DEVICE_ONNX, directory / DEVICE_SIDECAR
+CROP_NETWORKS: tuple[CropNetwork, ...] = (DEVICE_NETWORK, NODULE_NETWORK)
+"""Crop networks a model folder may hold beside the main one, merged in this order."""
+
+
+def _crop_runtime(directory: Path, network: CropNetwork, threads: int) -> CropRuntime | None:
+    """A crop network beside the main one (``{name}.onnx`` + ``{name}.json``), if any."""
+    onnx_path, sidecar_path = directory / network.onnx, directory / network.sidecar
     present = [p.is_file() for p in (onnx_path, sidecar_path)]
     if not any(present):
         return None
     if not all(present):
         have, lack = (onnx_path, sidecar_path) if present[0] else (sidecar_path, onnx_path)
         raise ValueError(
-            f"expected the device network's {lack.name} beside {have.name} in {directory}, "
-            "found only the latter: copy both files of `radloop train-reference` or neither"
+            f"expected the {network.name} network's {lack.name} beside {have.name} in "
+            f"{directory}, found only the latter: copy both files of `radloop "
+            "train-reference` or neither"
         )
-    return DeviceRuntime(onnx_path, sidecar_path, threads=threads)
+    return CropRuntime(onnx_path, sidecar_path, network=network, threads=threads)
 
 
 class ReferenceRuntime:
@@ -171,9 +179,13 @@ class ReferenceRuntime:
                 f"expected a sidecar for findings {list(FINDINGS)}, "
                 f"got {self.sidecar['findings']} in {sidecar_path}"
             )
-        self.devices = _device_runtime(sidecar_path.parent, threads)
-        if self.devices is not None:
-            self.sidecar = merge_sidecar(self.sidecar, self.devices.sidecar)
+        self.crops = [
+            crop
+            for network in CROP_NETWORKS
+            if (crop := _crop_runtime(sidecar_path.parent, network, threads)) is not None
+        ]
+        for crop in self.crops:
+            self.sidecar = merge_sidecar(self.sidecar, crop.sidecar, crop.network)
         geometry = self.sidecar.get("input", {})
         self.input_size = int(geometry.get("size", INPUT_SIZE))
         self.field_mm = float(geometry.get("field_mm", FIELD_MM))
@@ -223,15 +235,17 @@ class ReferenceRuntime:
                     field_mm=self.field_mm,
                 )
             )
-        if self.devices is not None:
-            devices = self.devices.run(images)
-            outputs = [merge_output(o, d) for o, d in zip(outputs, devices, strict=True)]
+        for crop in self.crops:
+            readings = crop.run(images)
+            outputs = [
+                merge_output(o, r, crop.network) for o, r in zip(outputs, readings, strict=True)
+            ]
         return [self._measure(output, image) for output, image in zip(outputs, images, strict=True)]
 
     def _measure(self, output: ReferenceOutput, image: Image) -> ReferenceOutput:
         """The nodule's diameter by caliper where a nodule is called and the spacing known."""
         spacing = image.pixel_spacing_mm
-        if self.caliper is None or spacing is None:
+        if self.caliper is None or spacing is None or "nodule" in output.unassessed:
             return output
         if output.probabilities["nodule"] < self.measure_from:
             return output
@@ -240,4 +254,15 @@ class ReferenceRuntime:
             return output
         regressions = {**output.regressions, "nodule_mm": reading.diameter_mm}
         measured = {**output.measured, "nodule_mm": f"caliper (NCC {reading.ncc:.2f})"}
-        return dataclasses.replace(output, regressions=regressions, measured=measured)
+        zone_probabilities = output.zone_probabilities
+        if any(c.network is NODULE_NETWORK for c in self.crops):
+            # The nodule network's nodule: its zones from where the caliper found it.
+            zones = nodule_zones(reading.centre_rc, reading.diameter_mm, image.shape, spacing)
+            placed = {z: (1.0 if z in zones else 0.0) for z in ZONES}
+            zone_probabilities = {**zone_probabilities, "nodule": placed}
+        return dataclasses.replace(
+            output,
+            regressions=regressions,
+            measured=measured,
+            zone_probabilities=zone_probabilities,
+        )

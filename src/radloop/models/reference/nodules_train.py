@@ -1,0 +1,574 @@
+"""Train the nodule network (:mod:`.nodules`) on nodules inserted into the lab's images.
+
+``train_nodules(NoduleConfig(), out)`` is the recipe of the shipped ``nodules.onnx``:
+
+1. **Inserted nodules** (``nodule-inserted-*.npz``): ``n_train`` lab studies are rendered
+   without nodules (the lab's other random findings stay, masses included, as negatives);
+   each study's line integral then gets ``variants`` exposures, each with 0, 1 or 2 nodules
+   (6–26 mm, the lab's range) added as a sphere's chord length times its attenuation above
+   lung, at a place in the projected lungs drawn in proportion to lung depth, before the
+   lab's own exposure (scatter, blur, noise, auto-ranging, tone curve, collimation). A new
+   exposure costs a fraction of a rendering, so the network sees thousands of nodules.
+2. **The lab's own nodules** (``nodule-lab-*.npz``): ``n_lab`` studies rendered with the lab's
+   random findings, every second one with a nodule, for training as well, and ``n_val``
+   more (another seed) for validation, the Platt scaling of the presence logit and the
+   threshold — never inserted nodules there.
+
+Training is on 64 × 64 patches of the preprocessed crop (the network is fully convolutional):
+per epoch one patch about each nodule, as many random patches, and as many nodule-free ones,
+most of them at the most nodule-like cell of a nodule-free crop under the current weights
+(hard negatives). Cell targets are the stride-8 cells within a nodule's radius.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from radloop.models.reference.data import TRAIN_PROFILES, load_dataset, render_shards
+from radloop.models.reference.data import worker_anatomy as _anatomy
+from radloop.models.reference.devices import apply_calibration
+from radloop.models.reference.devices_train import fit_platt
+from radloop.models.reference.metrics import auroc, best_threshold
+from radloop.models.reference.nodules import NODULE_NETWORK
+from radloop.models.reference.spec import FIELD_MM
+from radloop.models.reference.train import (
+    Recipe,
+    _torch,
+    export_network,
+    refresh_model_card,
+    training_record,
+)
+
+__all__ = ["NODULE_SEED", "NODULE_VERSION", "NoduleConfig", "insert_nodules", "train_nodules"]
+
+NODULE_SEED = 20_240_303
+NODULE_VERSION = "0.3.0"
+MAX_NODULES = 3
+_MU_WATER_PER_MM = 0.019  # the lab's (synth.phantom.MU_WATER_PER_MM)
+_NODULE_HU = 35.0  # the lab's nodules are soft tissue (synth.findings)
+
+F32 = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class NoduleConfig(Recipe):
+    """The nodule network's recipe; the defaults reproduce the shipped weights."""
+
+    n_train: int = 900  # studies rendered without nodules, for insertion
+    variants: int = 5  # exposures with inserted nodules per study
+    n_lab: int = 1200  # studies with the lab's own nodules for training
+    n_val: int = 300  # studies with the lab's own nodules for validation and calibration
+    epochs: int = 6
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    data_seed: int = NODULE_SEED
+    profiles: tuple[str, ...] = TRAIN_PROFILES
+    widths: tuple[int, int, int] = (16, 32, 48)
+    patch: int = 64
+    hard_per_epoch: int = 400
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def _sphere_chords(
+    shape: tuple[int, int], centre: tuple[float, float], radius_mm: float, scale: float
+) -> F32:
+    """Chord length (mm) through a ball of ``radius_mm`` along each pixel's ray, its
+    projection centred at ``centre`` (row, col); ``scale`` is mm in the patient per pixel.
+    Four-by-four supersampled, so the rim is anti-aliased like the lab's own spheres."""
+    cy, cx = centre
+    reach = radius_mm / scale
+    y0, y1 = max(0, int(cy - reach - 2)), min(shape[0], int(cy + reach + 3))
+    x0, x1 = max(0, int(cx - reach - 2)), min(shape[1], int(cx + reach + 3))
+    out = np.zeros(shape, np.float32)
+    if y1 <= y0 or x1 <= x0:
+        return out
+    sub = (np.arange(4) + 0.5) / 4 - 0.5
+    yy = (np.arange(y0, y1)[:, None] + sub[None, :]).reshape(-1)
+    xx = (np.arange(x0, x1)[:, None] + sub[None, :]).reshape(-1)
+    d2 = ((yy[:, None] - cy) ** 2 + (xx[None, :] - cx) ** 2) * scale**2
+    chord = 2.0 * np.sqrt(np.maximum(radius_mm**2 - d2, 0.0))
+    out[y0:y1, x0:x1] = chord.reshape(y1 - y0, 4, x1 - x0, 4).mean(axis=(1, 3))
+    return out
+
+
+def insert_nodules(
+    line: F32,
+    lungs: npt.NDArray[np.bool_],
+    pixel_mm: float,
+    magnification: float,
+    rng: np.random.Generator,
+    count: int,
+) -> tuple[F32, list[tuple[float, float, float]]]:
+    """``line`` with ``count`` nodules added, and each one's (row, col, diameter mm).
+
+    A nodule of diameter 6–26 mm replaces lung (−880 to −700 HU) with soft tissue: its line
+    integral is the chord length times the attenuation difference. Its centre is drawn in
+    the projected ``lungs`` with probability proportional to the distance from the lung's
+    edge (thicker lung holds more nodules) and at least 0.6 radii inside it."""
+    from radloop.synth import _deps
+
+    depth = _deps.ndimage().distance_transform_edt(lungs).ravel()
+    out = np.array(line, dtype=np.float32, copy=True)
+    placed: list[tuple[float, float, float]] = []
+    for _ in range(count):
+        diameter = float(rng.uniform(6.0, 26.0))
+        mag = magnification * float(rng.uniform(0.96, 1.04))
+        reach = diameter / 2 * mag / pixel_mm
+        ok = np.flatnonzero(depth >= max(0.6 * reach, 2.0))
+        if ok.size == 0:
+            continue
+        flat = int(ok[int(rng.choice(ok.size, p=depth[ok] / depth[ok].sum()))])
+        row, col = divmod(flat, line.shape[1])
+        centre = (row + float(rng.uniform(-0.5, 0.5)), col + float(rng.uniform(-0.5, 0.5)))
+        surround = float(rng.uniform(-880.0, -700.0))
+        mu = _MU_WATER_PER_MM * (_NODULE_HU - surround) / 1000.0
+        out += _sphere_chords(line.shape, centre, diameter / 2, pixel_mm / mag) * np.float32(mu)
+        placed.append((centre[0], centre[1], diameter))
+    return out, placed
+
+
+def _to_crop(row: float, col: float, size: int) -> tuple[float, float, float]:
+    """A field pixel (row, col) in crop pixels, and the crop's pixels per field pixel."""
+    r0, r1, c0, c1 = NODULE_NETWORK.box((size, size))
+    sy, sx = NODULE_NETWORK.shape[0] / (r1 - r0), NODULE_NETWORK.shape[1] / (c1 - c0)
+    return (row - r0 + 0.5) * sy - 0.5, (col - c0 + 0.5) * sx - 0.5, (sy + sx) / 2
+
+
+def _nodule_rows(entries: list[tuple[float, float, float, float]]) -> F32:
+    """(MAX_NODULES, 4) rows of (row, col, diameter mm, diameter in crop px); zero rows pad."""
+    rows = np.zeros((MAX_NODULES, 4), np.float32)
+    for k, entry in enumerate(entries[:MAX_NODULES]):
+        rows[k] = entry
+    return rows
+
+
+def _study(seed: int, index: int, site: str, cache: str | None, nodule: bool | None) -> Any:
+    """Lab study ``index`` (frontal only): its random findings without nodules, plus one
+    nodule when ``nodule`` (``None``: every second study)."""
+    from radloop.synth import make_study
+    from radloop.synth.lab import sample_specs
+    from radloop.synth.variation import profile
+
+    rng = np.random.default_rng([seed, index, 7])
+    codes = [s.code for s in sample_specs(seed, index, rng) if s.code != "nodule"]
+    if (index % 2 == 0) if nodule is None else nodule:
+        codes.append("nodule")
+    frontal_only = dataclasses.replace(profile(site), lateral=False)
+    return make_study(_anatomy(cache), seed, index, site=frontal_only, codes=codes)
+
+
+def _make_inserted(job: tuple[int, int, str, int, str | None]) -> list[dict[str, Any]]:
+    from radloop.synth.imaging import expose
+
+    seed, index, site, variants, cache = job
+    study = _study(seed, index, site, cache, nodule=False)
+    view = next(iter(study.views.values()))
+    geometry = view.geometry
+    anatomy = study.phantom.anatomy
+    centre = study.phantom.deformation.apply_points(np.asarray(anatomy.lung_centre, np.float32))
+    magnification = geometry.magnification_at(np.asarray(centre).reshape(3))
+    lungs = np.zeros(view.line_integral.shape, bool)
+    for mask in view.lung_masks.values():
+        lungs |= mask
+    from radloop.synth.phantom import _ct_field
+
+    limits = _ct_field(study.phantom, geometry)
+    size = geometry.rows
+    samples = []
+    for k in range(variants):
+        rng = np.random.default_rng([seed, index, 1000 + k])
+        count = int(rng.choice([0, 1, 2], p=[0.5, 0.38, 0.12]))
+        line, placed = insert_nodules(
+            view.line_integral, lungs, geometry.pixel_mm, magnification, rng, count
+        )
+        exposure = expose(
+            line, study.site, rng, pixel_mm=geometry.pixel_mm, view=geometry.view, limits=limits
+        )
+        entries = []
+        for row, col, diameter in placed:
+            r, c, s = _to_crop(row, col, size)
+            entries.append((r, c, diameter, diameter * magnification / geometry.pixel_mm * s))
+        samples.append(_sample(exposure.display, geometry.pixel_mm, entries))
+    return samples
+
+
+def _sample(
+    display: F32, pixel_mm: float, entries: list[tuple[float, float, float, float]]
+) -> dict[str, Any]:
+    crop = NODULE_NETWORK.read(display, (pixel_mm, pixel_mm))
+    return {
+        "crop": crop.astype(np.float16),
+        "nodules": _nodule_rows(entries),
+        "frontal": np.asarray(True),
+    }
+
+
+def _make_lab(job: tuple[int, int, str, str | None]) -> list[dict[str, Any]]:
+    seed, index, site, cache = job
+    study = _study(seed, index, site, cache, nodule=None)
+    truth = study.truth["images"][0]
+    view = next(iter(study.views.values()))
+    spacing = tuple(truth["pixel_spacing_mm"])
+    sizes = {f["id"]: f.get("size_mm") for f in study.truth["findings"]}
+    entries = []
+    for entry in truth["findings"]:
+        if entry["code"] != "nodule" or not entry.get("visible"):
+            continue
+        mask = NODULE_NETWORK.read(view.masks[entry["id"]].astype(np.float32), spacing) > 0.5
+        if not mask.any():
+            continue
+        rows, cols = np.nonzero(mask)
+        diameter_px = 2.0 * float(np.sqrt(mask.sum() / np.pi))
+        entries.append(
+            (float(rows.mean()), float(cols.mean()), float(sizes[entry["id"]] or 0), diameter_px)
+        )
+    return [_sample(view.exposure.display, spacing[0], entries)]
+
+
+def _stack(samples: list[dict[str, Any]]) -> dict[str, npt.NDArray[Any]]:
+    return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
+
+
+def _lab_job(seed: int, profiles: tuple[str, ...], index: int) -> tuple[int, int, str]:
+    return seed, index, profiles[index % len(profiles)]
+
+
+def build_nodule_datasets(
+    config: NoduleConfig, data_dir: Path, progress: Any = None
+) -> dict[str, list[Path]]:
+    """Render (or reuse) the three sets: inserted, lab (training) and val (lab, other seed)."""
+    seed, profiles, workers = config.data_seed, config.profiles, config.threads
+
+    def site(i: int) -> str:
+        return profiles[i % len(profiles)]
+
+    inserted = render_shards(
+        data_dir,
+        "nodule-inserted",
+        config.n_train,
+        seed=seed,
+        job=lambda i: (seed, i, site(i), config.variants),
+        make=_make_inserted,
+        stack=_stack,
+        workers=workers,
+        progress=progress,
+    )
+    sets = {"inserted": inserted}
+    for name, n, s in (("lab", config.n_lab, seed + 1), ("val", config.n_val, seed + 2)):
+        sets[name] = render_shards(
+            data_dir,
+            f"nodule-{name}",
+            n,
+            seed=s,
+            job=functools.partial(_lab_job, s, profiles),
+            make=_make_lab,
+            stack=_stack,
+            workers=workers,
+            progress=progress,
+        )
+    return sets
+
+
+# --- network ---------------------------------------------------------------------------------
+
+
+def _network(config: NoduleConfig) -> Any:
+    from torch import nn
+    from torch.nn import functional
+
+    w1, w2, w3 = config.widths
+
+    def conv(cin: int, cout: int, dilation: int = 1) -> Any:
+        return nn.Sequential(
+            nn.Conv2d(cin, cout, 3, 1, dilation, dilation=dilation, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        )
+
+    class Prep(nn.Module):
+        """The crop minus its 41-pixel box mean (separable), over its smoothed RMS."""
+
+        def forward(self, x: Any) -> Any:
+            mean = functional.avg_pool2d(x, (41, 1), 1, (20, 0), count_include_pad=False)
+            mean = functional.avg_pool2d(mean, (1, 41), 1, (0, 20), count_include_pad=False)
+            x = x - mean
+            rms = functional.avg_pool2d(x, 3, 1, 1).pow(2).mean(dim=(1, 2, 3), keepdim=True)
+            return x / (rms.sqrt() + 1e-4)
+
+    class Body(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.features = nn.Sequential(
+                conv(1, w1),
+                conv(w1, w1),
+                nn.MaxPool2d(2),
+                conv(w1, w2),
+                conv(w2, w2),
+                nn.MaxPool2d(2),
+                conv(w2, w3),
+                conv(w3, w3),
+                nn.MaxPool2d(2),
+                conv(w3, w3, 2),
+                conv(w3, w3, 2),
+            )
+            self.head = nn.Conv2d(w3, 1, 1)
+
+        def forward(self, x: Any) -> Any:
+            return self.head(self.features(x.clamp(-8.0, 8.0)))
+
+    class NoduleNet(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.prep, self.body = Prep(), Body()
+
+        def forward(self, x: Any) -> tuple[Any, Any]:
+            cells = self.body(self.prep(x))
+            return cells.flatten(1).amax(dim=1, keepdim=True), cells
+
+    return NoduleNet()
+
+
+def _targets(nodules: F32) -> F32:
+    """Cell targets of one crop: cells whose centre lies within a nodule's radius (at least
+    0.75 cells, so the cell holding a small nodule's centre is always a target)."""
+    rows, cols = NODULE_NETWORK.cells
+    stride = NODULE_NETWORK.stride
+    cy = (np.arange(rows) + 0.5) * stride - 0.5
+    cx = (np.arange(cols) + 0.5) * stride - 0.5
+    out = np.zeros((rows, cols), np.float32)
+    for row, col, diameter, diameter_px in nodules:
+        if diameter <= 0:
+            continue
+        radius = max(diameter_px / 2, 0.75 * stride)
+        inside = (cy[:, None] - row) ** 2 + (cx[None, :] - col) ** 2 <= radius**2
+        out = np.maximum(out, inside.astype(np.float32))
+    return out
+
+
+def _predict(torch: Any, model: Any, crops: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(crops), 32):
+            x = torch.from_numpy(crops[start : start + 32].astype(np.float32))[:, None]
+            out.append(model(x)[0][:, 0].numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+def _fit(
+    torch: Any, model: Any, config: NoduleConfig, crops: npt.NDArray[Any], nodules: F32
+) -> int:
+    """Patch training with hard negatives (see the module's docstring); returns the steps."""
+    from tqdm import tqdm
+
+    functional = torch.nn.functional
+    rng = np.random.default_rng(config.seed)
+    stride, size = NODULE_NETWORK.stride, config.patch
+    with torch.no_grad():
+        pre = np.concatenate(
+            [
+                model.prep(torch.from_numpy(crops[i : i + 64].astype(np.float32))[:, None])[:, 0]
+                .numpy()
+                .astype(np.float16)
+                for i in range(0, len(crops), 64)
+            ]
+        )
+    height, width = pre.shape[1:]
+    targets = np.stack([_targets(n) for n in nodules])
+    positives = [
+        (i, j) for i in range(len(crops)) for j in range(MAX_NODULES) if nodules[i, j, 2] > 0
+    ]
+    clear = np.flatnonzero((nodules[:, :, 2] <= 0).all(axis=1))
+    if not positives or clear.size == 0:
+        raise ValueError(
+            f"expected crops with and without nodules, got {len(positives)} nodules and "
+            f"{clear.size} nodule-free crops"
+        )
+
+    def at(i: int, row: float, col: float) -> tuple[int, int, int]:
+        r0 = int(np.clip(row - size // 2, 0, height - size)) // stride * stride
+        c0 = int(np.clip(col - size // 2, 0, width - size)) // stride * stride
+        return int(i), r0, c0
+
+    per_epoch = max(1, 3 * len(positives) // config.batch_size)
+    total = max(2, per_epoch * config.epochs)
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.learning_rate, total_steps=total, pct_start=0.1
+    )
+    hard: list[tuple[int, int, int]] = []
+    step = 0
+    with tqdm(total=total, unit="step", desc="train nodules") as bar:
+        while step < total:
+            jobs = [
+                at(i, *(nodules[i, j, :2] + rng.uniform(-20, 20, 2)))
+                for i, j in (positives[k] for k in rng.permutation(len(positives)))
+            ]
+            for _ in positives:
+                jobs.append(
+                    at(int(rng.integers(len(crops))), rng.uniform(0, height), rng.uniform(0, width))
+                )
+            for _ in positives:
+                if hard and rng.random() < 0.7:
+                    jobs.append(hard[int(rng.integers(len(hard)))])
+                else:
+                    jobs.append(
+                        at(
+                            int(clear[int(rng.integers(clear.size))]),
+                            rng.uniform(0, height),
+                            rng.uniform(0, width),
+                        )
+                    )
+            order = rng.permutation(len(jobs))
+            model.train()
+            batch = min(config.batch_size, len(jobs))
+            for start in range(0, len(jobs) - batch + 1, batch):
+                if step >= total:
+                    break
+                chosen = [jobs[q] for q in order[start : start + batch]]
+                x = torch.from_numpy(
+                    np.stack([pre[i, r : r + size, c : c + size] for i, r, c in chosen]).astype(
+                        np.float32
+                    )
+                )[:, None]
+                cell = size // stride
+                t = torch.from_numpy(
+                    np.stack(
+                        [
+                            targets[
+                                i,
+                                r // stride : r // stride + cell,
+                                c // stride : c // stride + cell,
+                            ]
+                            for i, r, c in chosen
+                        ]
+                    )
+                )[:, None]
+                flip = torch.from_numpy(rng.random(len(chosen)) < 0.5)[:, None, None, None]
+                x, t = torch.where(flip, x.flip(3), x), torch.where(flip, t.flip(3), t)
+                loss = functional.binary_cross_entropy_with_logits(
+                    model.body(x), t, pos_weight=torch.tensor(3.0)
+                )
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                step += 1
+                bar.update(1)
+                bar.set_postfix({"loss": f"{float(loss.detach()):.4f}"})
+            # Hard negatives: the most nodule-like place of some nodule-free crops.
+            model.eval()
+            pick = rng.choice(clear, size=min(config.hard_per_epoch, clear.size), replace=False)
+            with torch.no_grad():
+                cells = np.concatenate(
+                    [
+                        model.body(
+                            torch.from_numpy(pre[pick[q : q + 32]].astype(np.float32))[:, None]
+                        )[:, 0].numpy()
+                        for q in range(0, len(pick), 32)
+                    ]
+                )
+            hard = hard[-2000:]
+            for q, i in enumerate(pick):
+                r, c = np.unravel_index(int(np.argmax(cells[q])), cells[q].shape)
+                jitter = rng.uniform(-12, 12, 2)
+                hard.append(at(int(i), r * stride + 4 + jitter[0], c * stride + 4 + jitter[1]))
+    return step
+
+
+def validate_nodules(probabilities: npt.NDArray[np.float64], nodules: F32) -> dict[str, Any]:
+    """AUROC (all, and by diameter < 10, 10–15, ≥ 15 mm) and the F1 threshold."""
+    y = np.asarray((nodules[:, :, 2] > 0).any(axis=1), dtype=bool)
+    size = nodules[:, :, 2].max(axis=1)
+    by_size = {}
+    for low, high in ((0, 10), (10, 15), (15, 100)):
+        keep = ~y | ((size >= low) & (size < high))
+        value = auroc(y[keep], probabilities[keep])
+        by_size[f"{low}-{high} mm"] = None if np.isnan(value) else round(float(value), 4)
+    value = auroc(y, probabilities)
+    return {
+        "n_images": len(y),
+        "n_nodules": int(y.sum()),
+        "auroc": {"nodule": None if np.isnan(value) else round(float(value), 4)},
+        "auroc_by_size": by_size,
+        "thresholds": {"nodule": round(best_threshold(y, probabilities), 4)},
+    }
+
+
+def train_nodules(
+    config: NoduleConfig, out: Path, *, data_dir: Path | None = None, log: Any = print
+) -> dict[str, Any]:
+    """Render the data (if needed), train, validate, calibrate, export; returns the sidecar."""
+    torch = _torch()
+    from tqdm import tqdm
+
+    started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    total = config.n_train + config.n_lab + config.n_val
+    with tqdm(total=total, unit="study", desc="render nodules") as bar:
+        sets = build_nodule_datasets(config, data_dir or out / "data", progress=bar.update)
+    data_seconds = time.perf_counter() - started
+    train = [load_dataset(sets[name]) for name in ("inserted", "lab")]
+    crops = np.concatenate([d["crop"] for d in train])
+    nodules = np.concatenate([d["nodules"] for d in train])
+    val = load_dataset(sets["val"])
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    model = _network(config)
+    train_started = time.perf_counter()
+    step = _fit(torch, model, config, crops, nodules)
+    train_seconds = time.perf_counter() - train_started
+    logits = _predict(torch, model, val["crop"])
+    labels = np.asarray((val["nodules"][:, :, 2] > 0).any(axis=1), dtype=bool)
+    scale, bias = fit_platt(logits, labels)
+    calibration = {"nodule": {"scale": round(scale, 5), "bias": round(bias, 5)}}
+    calibrated = apply_calibration(logits[:, None], calibration, NODULE_NETWORK.findings)[:, 0]
+    metrics = validate_nodules(1.0 / (1.0 + np.exp(-calibrated)), val["nodules"])
+    log(
+        f"nodule validation (lab nodules): AUROC {metrics['auroc']['nodule']}, "
+        f"by size {metrics['auroc_by_size']}"
+    )
+    export_network(
+        model, out / NODULE_NETWORK.onnx, "crop", NODULE_NETWORK.shape, NODULE_NETWORK.outputs
+    )
+    torch.save(model.state_dict(), out / "nodules.pt")
+    sidecar = {
+        "schema": "radloop.crop-network/v1",
+        "version": NODULE_VERSION,
+        "findings": list(NODULE_NETWORK.findings),
+        "input": {
+            "name": "crop",
+            "shape": list(NODULE_NETWORK.shape),
+            "field_mm": FIELD_MM,
+            "crop_of_field": dict(
+                zip(("top", "bottom", "left", "right"), NODULE_NETWORK.crop, strict=True)
+            ),
+            "normalisation": "display units; the network subtracts a 41-px box mean "
+            "and scales per image",
+        },
+        "presence_calibration": calibration,
+        "thresholds": metrics.pop("thresholds"),
+        "training": training_record(
+            config, len(crops), len(labels), step, data_seconds, train_seconds
+        ),
+        "validation": metrics,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+    }
+    (out / NODULE_NETWORK.sidecar).write_text(json.dumps(sidecar, indent=1) + "\n")
+    refresh_model_card(out)
+    return sidecar
