@@ -103,6 +103,7 @@ class CropNetwork:
     stride: int
     regressions: tuple[Regression, ...] = ()
     min_share: float = MIN_SOURCE_SHARE  # see MIN_SOURCE_SHARE
+    title: str = ""  # how ``measured`` names it ("device network"); default "{name} network"
 
     @property
     def cells(self) -> tuple[int, int]:
@@ -173,7 +174,9 @@ def _resize(pixels: npt.NDArray[Any], shape: tuple[int, int]) -> F32:
     return np.asarray(image.resize((shape[1], shape[0]), method), dtype=np.float32)
 
 
-DEVICE_NETWORK = CropNetwork("devices", DEVICES, CROP, CROP_SHAPE, CELL_STRIDE, DEVICE_REGRESSIONS)
+DEVICE_NETWORK = CropNetwork(
+    "devices", DEVICES, CROP, CROP_SHAPE, CELL_STRIDE, DEVICE_REGRESSIONS, title="device network"
+)
 
 
 def crop_box(shape: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -316,7 +319,7 @@ def merge_output(
         heatmaps[FINDINGS.index(code)] = network.paste(devices.cells[k], heatmaps.shape[-1])
     measured = {
         **output.measured,
-        **{name: f"{network.name} network" for name in devices.tips_mm},
+        **{name: network.title or f"{network.name} network" for name in devices.tips_mm},
     }
     return dataclasses.replace(
         output,

@@ -50,6 +50,7 @@ NODULE_NETWORK = CropNetwork(
     shape=(272, 320),
     stride=8,
     min_share=0.9,
+    title="nodule network",
 )
 
 
