@@ -43,9 +43,7 @@ __all__ = [
     "CROP_SHAPE",
     "DEVICES",
     "DEVICE_NETWORK",
-    "DEVICE_ONNX",
     "DEVICE_REGRESSIONS",
-    "DEVICE_SIDECAR",
     "CropNetwork",
     "CropRuntime",
     "DeviceOutput",
@@ -64,8 +62,6 @@ DEVICES: tuple[str, ...] = ("endotracheal_tube", "central_venous_catheter")
 DEVICE_REGRESSIONS: tuple[Regression, ...] = tuple(
     next(r for r in REGRESSIONS if r.finding == code) for code in DEVICES
 )
-DEVICE_ONNX = "devices.onnx"
-DEVICE_SIDECAR = "devices.json"
 
 # The crop, as fractions of the detector field: (top, bottom, left, right).
 CROP: tuple[float, float, float, float] = (0.02, 0.57, 0.30, 0.70)

@@ -44,6 +44,7 @@ from radloop.models.reference.train import (
     Recipe,
     _torch,
     export_network,
+    one_cycle,
     refresh_model_card,
     training_record,
 )
@@ -170,6 +171,7 @@ def _study(seed: int, index: int, site: str, cache: str | None, nodule: bool | N
 
 def _make_inserted(job: tuple[int, int, str, int, str | None]) -> list[dict[str, Any]]:
     from radloop.synth.imaging import expose
+    from radloop.synth.phantom import _ct_field
 
     seed, index, site, variants, cache = job
     study = _study(seed, index, site, cache, nodule=False)
@@ -181,8 +183,6 @@ def _make_inserted(job: tuple[int, int, str, int, str | None]) -> list[dict[str,
     lungs = np.zeros(view.line_integral.shape, bool)
     for mask in view.lung_masks.values():
         lungs |= mask
-    from radloop.synth.phantom import _ct_field
-
     limits = _ct_field(study.phantom, geometry)
     size = geometry.rows
     samples = []
@@ -405,12 +405,7 @@ def _fit(
     total = max(2, per_epoch * config.epochs)
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.learning_rate, total_steps=total, pct_start=0.1
-    )
+    update = one_cycle(torch, model, config, total, warmup=0.1)
     hard: list[tuple[int, int, int]] = []
     step = 0
     with tqdm(total=total, unit="step", desc="train nodules") as bar:
@@ -464,10 +459,7 @@ def _fit(
                 loss = functional.binary_cross_entropy_with_logits(
                     model.body(x), t, pos_weight=torch.tensor(3.0)
                 )
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                schedule.step()
+                update(loss)
                 step += 1
                 bar.update(1)
                 bar.set_postfix({"loss": f"{float(loss.detach()):.4f}"})

@@ -186,6 +186,8 @@ class ReferenceRuntime:
         ]
         for crop in self.crops:
             self.sidecar = merge_sidecar(self.sidecar, crop.sidecar, crop.network)
+        # Nodules read by the nodule network are placed where the caliper finds them.
+        self.zones_from_caliper = any(c.network is NODULE_NETWORK for c in self.crops)
         geometry = self.sidecar.get("input", {})
         self.input_size = int(geometry.get("size", INPUT_SIZE))
         self.field_mm = float(geometry.get("field_mm", FIELD_MM))
@@ -255,7 +257,7 @@ class ReferenceRuntime:
         regressions = {**output.regressions, "nodule_mm": reading.diameter_mm}
         measured = {**output.measured, "nodule_mm": f"caliper (NCC {reading.ncc:.2f})"}
         zone_probabilities = output.zone_probabilities
-        if any(c.network is NODULE_NETWORK for c in self.crops):
+        if self.zones_from_caliper:
             # The nodule network's nodule: its zones from where the caliper found it.
             zones = nodule_zones(reading.centre_rc, reading.diameter_mm, image.shape, spacing)
             placed = {z: (1.0 if z in zones else 0.0) for z in ZONES}

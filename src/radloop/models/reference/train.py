@@ -13,6 +13,7 @@ import json
 import math
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,6 +235,27 @@ def export_network(
     tmp.replace(path)
 
 
+def one_cycle(
+    torch: Any, model: Any, config: Recipe, total_steps: int, *, warmup: float
+) -> Callable[[Any], None]:
+    """AdamW on a one-cycle schedule of ``total_steps`` (``config``'s rate and weight decay,
+    ``warmup`` the rising share); returns ``update(loss)``: backward pass and one step."""
+    optimiser = torch.optim.AdamW(
+        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=config.learning_rate, total_steps=max(total_steps, 2), pct_start=warmup
+    )
+
+    def update(loss: Any) -> None:
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+
+    return update
+
+
 def fit_one_cycle(
     torch: Any,
     model: Any,
@@ -252,12 +274,7 @@ def fit_one_cycle(
     total_steps = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
-    optimiser = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimiser, max_lr=config.learning_rate, total_steps=max(total_steps, 2), pct_start=0.15
-    )
+    update = one_cycle(torch, model, config, total_steps, warmup=0.15)
     step = 0
     with tqdm(total=total_steps, unit="step", desc=desc) as bar:
         while step < total_steps:
@@ -267,10 +284,7 @@ def fit_one_cycle(
                     break
                 model.train()
                 loss, parts = loss_of(order[start : start + config.batch_size])
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                schedule.step()
+                update(loss)
                 step += 1
                 bar.update(1)
                 shown = {"loss": float(loss.detach()), **parts}
@@ -443,14 +457,19 @@ def render_model_card(sidecar: dict[str, Any], onnx_path: Path) -> str:
     )
 
 
+def _crop_geometry(sidecar: dict[str, Any]) -> tuple[dict[str, float], float]:
+    """A crop network's crop (fractions of the field) and its input's mm per pixel."""
+    crop = sidecar["input"]["crop_of_field"]
+    rows = sidecar["input"]["shape"][0]
+    return crop, sidecar["input"]["field_mm"] * (crop["bottom"] - crop["top"]) / rows
+
+
 def _nodules_section(nodules: dict[str, Any] | None, onnx_path: Path) -> str:
     """The model card's section on the nodule network (empty without one)."""
     if nodules is None:
         return ""
     training, validation = nodules["training"], nodules["validation"]
-    crop = nodules["input"]["crop_of_field"]
-    mm_per_px = nodules["input"]["field_mm"] * (crop["bottom"] - crop["top"])
-    mm_per_px /= nodules["input"]["shape"][0]
+    crop, mm_per_px = _crop_geometry(nodules)
     by_size = ", ".join(f"{k} {v}" for k, v in validation["auroc_by_size"].items())
     paragraphs = [
         f"## The nodule network (version {nodules['version']})",
@@ -487,9 +506,7 @@ def _devices_section(devices: dict[str, Any] | None, onnx_path: Path) -> str:
     if devices is None:
         return ""
     training, validation = devices["training"], devices["validation"]
-    crop = devices["input"]["crop_of_field"]
-    mm_per_px = devices["input"]["field_mm"] * (crop["bottom"] - crop["top"])
-    mm_per_px /= devices["input"]["shape"][0]
+    crop, mm_per_px = _crop_geometry(devices)
     auroc = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in validation["auroc"].items())
     mae = ", ".join(f"{k} {v} mm" for k, v in validation["regression_mae"].items())
     paragraphs = [
