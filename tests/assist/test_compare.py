@@ -115,6 +115,50 @@ def test_measured_extents_decide_over_categories() -> None:
     assert fallback == {"pleural_effusion": Change.STABLE, "consolidation": Change.INCREASED}
 
 
+def test_a_nodule_that_became_a_mass_grew_and_a_mass_that_became_a_nodule_shrank() -> None:
+    # One lesion across 3 cm is one finding: increased or decreased, named "mass".
+    grown = diff_findings(
+        [Finding("mass", side=Side.RIGHT, size_mm=36.0)],
+        [Finding("nodule", side=Side.RIGHT, size_mm=24.0)],
+    )
+    assert [(c.code, c.direction) for c in grown] == [("mass", Change.INCREASED)]
+    assert grown[0].details == "24 → 36 mm"
+    assert grown[0].prior is not None and grown[0].prior.code == "nodule"
+    # Close sizes across the 3 cm line still follow the category that changed.
+    shrunk = diff_findings(
+        [Finding("nodule", side=Side.LEFT, size_mm=29.0)],
+        [Finding("mass", side=Side.LEFT, size_mm=30.0)],
+    )
+    assert [(c.code, c.direction) for c in shrunk] == [("mass", Change.DECREASED)]
+
+
+def test_findings_pair_by_side_first_then_across_sides() -> None:
+    current = [Finding("nodule", side=Side.LEFT, size_mm=10.0),
+               Finding("mass", side=Side.RIGHT, size_mm=40.0)]  # fmt: skip
+    prior = [Finding("mass", side=Side.RIGHT, size_mm=40.0),
+             Finding("nodule", side=Side.LEFT, size_mm=10.0)]  # fmt: skip
+    assert {(c.code, c.side, c.direction) for c in diff_findings(current, prior)} == {
+        ("nodule", Side.LEFT, Change.STABLE),
+        ("mass", Side.RIGHT, Change.STABLE),
+    }
+    # The same effusion read on the left now and bilateral before is one effusion.
+    moved = diff_findings(
+        [Finding("pleural_effusion", side=Side.LEFT, severity=Severity.SMALL)],
+        [Finding("pleural_effusion", side=Side.BILATERAL, severity=Severity.SMALL)],
+    )
+    assert [(c.code, c.direction) for c in moved] == [("pleural_effusion", Change.STABLE)]
+    # Two nodules now and one before: one is paired, the other is new.
+    two = diff_findings(
+        [Finding("nodule", side=Side.RIGHT, size_mm=8.0),
+         Finding("nodule", side=Side.LEFT, size_mm=9.0)],
+        [Finding("nodule", side=Side.LEFT, size_mm=9.0)],
+    )  # fmt: skip
+    assert sorted((c.side.value, c.direction.value) for c in two if c.side) == [
+        ("left", "stable"),
+        ("right", "new"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("before", "now", "expected"),
     [(100.0, 120.0, "increased"), (100.0, 119.0, "stable"), (120.0, 100.0, "decreased"),

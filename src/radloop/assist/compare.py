@@ -142,6 +142,15 @@ def _key(found: Finding) -> tuple[str, Side | None]:
     return found.code, found.side
 
 
+# A nodule and a mass are one lesion at two sizes (a mass is a nodule larger than 3 cm): a
+# nodule on the prior that is a mass now has grown, and the change is named after the mass.
+_LESION_FAMILY = {"nodule": "lesion", "mass": "lesion"}
+
+
+def _family(code: str) -> str:
+    return _LESION_FAMILY.get(code, code)
+
+
 def diff_findings(
     current: Iterable[Finding],
     prior: Iterable[Finding],
@@ -150,32 +159,49 @@ def diff_findings(
 ) -> list[Change]:
     """Changes between two structured outputs, by finding code and side.
 
-    Present now but not before is new; present before but not now is resolved. Present in
-    both: when the model measured the finding's extent on both studies (``extents``: current,
-    prior; see ``ExtentPredictor``), the ratio decides (``report.measure.extent_change``);
-    otherwise increased or decreased when the size (see ``GROWTH_MIN_MM``), the severity or the
-    number of lung zones changed, else stable.
+    Findings are paired by code and side, then (what is left) by code on either side, then
+    nodule with mass (one lesion that crossed 3 cm; the change is named ``mass``). Present now
+    but not before is new; present before but not now is resolved. Paired findings: when the
+    model measured the extent on both studies (``extents``: current, prior; see
+    ``ExtentPredictor``), the ratio decides (``report.measure.extent_change``); otherwise
+    increased or decreased when the size (see ``GROWTH_MIN_MM``), the severity or the number
+    of lung zones changed, else stable.
     """
-    now = {_key(f): f for f in current if f.is_positive}
-    before = {_key(f): f for f in prior if f.is_positive}
+    now = [f for f in current if f.is_positive]
+    before = [f for f in prior if f.is_positive]
+    pairs: list[tuple[Finding, Finding]] = []
+    for same in (
+        lambda a, b: _key(a) == _key(b),
+        lambda a, b: a.code == b.code,
+        lambda a, b: _family(a.code) == _family(b.code),
+    ):
+        for found in list(now):
+            old = next((o for o in before if same(found, o)), None)
+            if old is not None:
+                pairs.append((found, old))
+                now.remove(found)
+                before.remove(old)
     changes = []
-    for key, found in now.items():
-        old = before.get(key)
-        if old is None:
-            changes.append(Change(key[0], Direction.NEW, "not on the prior study", key[1], found))
-        else:
-            measured = _measured(key[0], extents)
-            direction, details = (
-                _direction(found, old)
-                if measured is None
-                else _extent_direction(*measured, extent_min_ratio(key[0]))
-            )
-            changes.append(Change(key[0], direction, details, key[1], found, old))
-    for key, old in before.items():
-        if key not in now:
-            changes.append(
-                Change(key[0], Direction.RESOLVED, "not on the current study", key[1], None, old)
-            )
+    for found, old in pairs:
+        code = found.code if found.code == old.code else "mass"
+        measured = _measured(found.code, extents) if found.code == old.code else None
+        direction, details = (
+            _direction(found, old)
+            if measured is None
+            else _extent_direction(*measured, extent_min_ratio(found.code))
+        )
+        if found.code != old.code and direction is Direction.STABLE:
+            # The size crossed 3 cm even where the two measurements are close.
+            direction = Direction.INCREASED if found.code == "mass" else Direction.DECREASED
+        changes.append(Change(code, direction, details, found.side, found, old))
+    for found in now:
+        changes.append(
+            Change(found.code, Direction.NEW, "not on the prior study", found.side, found)
+        )
+    for old in before:
+        changes.append(
+            Change(old.code, Direction.RESOLVED, "not on the current study", old.side, None, old)
+        )
     return changes
 
 
