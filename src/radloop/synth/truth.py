@@ -168,7 +168,7 @@ def view_truth(
             u, v, t = geometry.project(centre)
             entry["centre_px"] = [round(float(u[0]), 2), round(float(v[0]), 2)]
             entry["magnification"] = round(float(t[0]), 4)
-            if finding.spheres and finding.id in view.finding_layers:
+            if finding.code in ("nodule", "mass") and finding.id in view.finding_layers:
                 sphere = finding.spheres[0]
                 entry["measured_diameter_mm"] = round(
                     measured_diameter_mm(
