@@ -17,7 +17,12 @@ MAX_BYTES = 20 * 1024 * 1024
 
 def test_the_shipped_weights_are_small_and_have_a_model_card() -> None:
     folder = shipped_model_dir()
-    assert (folder / "reference.onnx").stat().st_size <= MAX_BYTES
+    # The bar is on everything shipped: the main network, the crop networks, sidecars.
+    shipped = sum(path.stat().st_size for path in folder.iterdir() if path.is_file())
+    assert {"reference.onnx", "devices.onnx", "nodules.onnx", "ribs.onnx"} <= {
+        path.name for path in folder.iterdir()
+    }
+    assert shipped <= MAX_BYTES
     card = (folder / "MODEL_CARD.md").read_text()
     assert "synthetic" in card and "one CT" in card
 

@@ -191,5 +191,6 @@ def test_images_too_coarse_for_the_device_network_leave_devices_unassessed() -> 
     fine = dataclasses.replace(image_from_pixels(np.full((512, 512), 0.5, np.float32)),
                                pixel_spacing_mm=(0.703125, 0.703125))  # fmt: skip
     low, high = runtime.run([coarse, fine])
-    # The shipped nodule network needs a fine image too.
-    assert low.unassessed == frozenset({*DEVICES, "nodule"}) and high.unassessed == frozenset()
+    # The shipped nodule and rib networks need a fine image too.
+    assert low.unassessed == frozenset({*DEVICES, "nodule", "rib_fracture"})
+    assert high.unassessed == frozenset()

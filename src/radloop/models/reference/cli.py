@@ -24,11 +24,11 @@ __all__ = ["train_reference"]
 )
 @click.option(
     "--part",
-    type=click.Choice(["all", "main", "devices", "nodules"]),
+    type=click.Choice(["all", "main", "devices", "nodules", "ribs"]),
     default="all",
     show_default=True,
-    help="Which network to train: the whole-image one (main), the device or the nodule crop "
-    "network, or all three.",
+    help="Which network to train: the whole-image one (main), the device, nodule or rib crop "
+    "network, or all four.",
 )
 @click.option(
     "--n-train",
@@ -54,12 +54,13 @@ def train_reference(
 ) -> None:
     """Train radloop's reference model on the synthetic lab and export it to ONNX.
 
-    Three networks, each rendering its own training studies (profiles standard, portable,
+    Four networks, each rendering its own training studies (profiles standard, portable,
     community) and training on 2 CPU threads: the whole-image network (DIR/reference.onnx,
     reference.json), the device network that reads tubes and lines from a full-resolution
-    crop of the mediastinum (DIR/devices.onnx, devices.json) and the nodule network that
+    crop of the mediastinum (DIR/devices.onnx, devices.json), the nodule network that
     reads both lungs at about 1 mm per pixel, trained on nodules inserted into the lab's
-    images (DIR/nodules.onnx, nodules.json). --n-train, --epochs and --seed change the
+    images (DIR/nodules.onnx, nodules.json), and the rib network, the same for the healing
+    callus of rib fractures (DIR/ribs.onnx, ribs.json). --n-train, --epochs and --seed change the
     recipe of the part trained (of the whole-image network with --part all).
     Needs pip install 'radloop[train,synth]'.
     """  # fmt: skip
@@ -67,6 +68,7 @@ def train_reference(
 
     from radloop.models.reference.devices_train import DeviceConfig, train_devices
     from radloop.models.reference.nodules_train import NoduleConfig, train_nodules
+    from radloop.models.reference.ribs_train import RibConfig, train_ribs
     from radloop.models.reference.train import TrainConfig
     from radloop.models.reference.train import train_reference as run
 
@@ -94,6 +96,13 @@ def train_reference(
         click.echo(
             f"wrote {out / 'nodules.onnx'} after {time.perf_counter() - started:.0f} s; "
             f"validation AUROC {nodules['auroc']} (by size {nodules['auroc_by_size']})"
+        )
+    if part in ("all", "ribs"):
+        config_r = replace(RibConfig(), **overrides) if part == "ribs" else RibConfig()
+        ribs = train_ribs(config_r, out, data_dir=data_dir, log=click.echo)["validation"]
+        click.echo(
+            f"wrote {out / 'ribs.onnx'} after {time.perf_counter() - started:.0f} s; "
+            f"validation AUROC {ribs['auroc']}"
         )
     if part in ("all", "main"):
         click.echo(

@@ -35,7 +35,7 @@ import numpy.typing as npt
 
 from radloop.models.reference.data import TRAIN_PROFILES, load_dataset, render_shards
 from radloop.models.reference.data import worker_anatomy as _anatomy
-from radloop.models.reference.devices import apply_calibration
+from radloop.models.reference.devices import CropNetwork, apply_calibration
 from radloop.models.reference.devices_train import fit_platt
 from radloop.models.reference.metrics import auroc, best_threshold
 from radloop.models.reference.nodules import NODULE_NETWORK
@@ -49,7 +49,15 @@ from radloop.models.reference.train import (
     training_record,
 )
 
-__all__ = ["NODULE_SEED", "NODULE_VERSION", "NoduleConfig", "insert_nodules", "train_nodules"]
+__all__ = [
+    "NODULE_SEED",
+    "NODULE_VERSION",
+    "NoduleConfig",
+    "export_crop_network",
+    "insert_nodules",
+    "lab_entries",
+    "train_nodules",
+]
 
 NODULE_SEED = 20_240_303
 NODULE_VERSION = "0.3.0"
@@ -139,10 +147,12 @@ def insert_nodules(
     return out, placed
 
 
-def _to_crop(row: float, col: float, size: int) -> tuple[float, float, float]:
+def _to_crop(
+    row: float, col: float, size: int, network: CropNetwork = NODULE_NETWORK
+) -> tuple[float, float, float]:
     """A field pixel (row, col) in crop pixels, and the crop's pixels per field pixel."""
-    r0, r1, c0, c1 = NODULE_NETWORK.box((size, size))
-    sy, sx = NODULE_NETWORK.shape[0] / (r1 - r0), NODULE_NETWORK.shape[1] / (c1 - c0)
+    r0, r1, c0, c1 = network.box((size, size))
+    sy, sx = network.shape[0] / (r1 - r0), network.shape[1] / (c1 - c0)
     return (row - r0 + 0.5) * sy - 0.5, (col - c0 + 0.5) * sx - 0.5, (sy + sx) / 2
 
 
@@ -154,17 +164,19 @@ def _nodule_rows(entries: list[tuple[float, float, float, float]]) -> F32:
     return rows
 
 
-def _study(seed: int, index: int, site: str, cache: str | None, nodule: bool | None) -> Any:
-    """Lab study ``index`` (frontal only): its random findings without nodules, plus one
-    nodule when ``nodule`` (``None``: every second study)."""
+def _study(
+    seed: int, index: int, site: str, cache: str | None, nodule: bool | None, code: str = "nodule"
+) -> Any:
+    """Lab study ``index`` (frontal only): its random findings without ``code``, plus one
+    ``code`` finding when ``nodule`` (``None``: every second study)."""
     from radloop.synth import make_study
     from radloop.synth.lab import sample_specs
     from radloop.synth.variation import profile
 
     rng = np.random.default_rng([seed, index, 7])
-    codes = [s.code for s in sample_specs(seed, index, rng) if s.code != "nodule"]
+    codes = [s.code for s in sample_specs(seed, index, rng) if s.code != code]
     if (index % 2 == 0) if nodule is None else nodule:
-        codes.append("nodule")
+        codes.append(code)
     frontal_only = dataclasses.replace(profile(site), lateral=False)
     return make_study(_anatomy(cache), seed, index, site=frontal_only, codes=codes)
 
@@ -204,35 +216,49 @@ def _make_inserted(job: tuple[int, int, str, int, str | None]) -> list[dict[str,
 
 
 def _sample(
-    display: F32, pixel_mm: float, entries: list[tuple[float, float, float, float]]
+    display: F32,
+    pixel_mm: float,
+    entries: list[tuple[float, float, float, float]],
+    network: CropNetwork = NODULE_NETWORK,
+    key: str = "nodules",
 ) -> dict[str, Any]:
-    crop = NODULE_NETWORK.read(display, (pixel_mm, pixel_mm))
+    """One training sample: the crop (float16) and its objects' rows under ``key``."""
+    crop = network.read(display, (pixel_mm, pixel_mm))
     return {
         "crop": crop.astype(np.float16),
-        "nodules": _nodule_rows(entries),
+        key: _nodule_rows(entries),
         "frontal": np.asarray(True),
     }
+
+
+def lab_entries(
+    study: Any, code: str, network: CropNetwork, sizes: dict[str, float]
+) -> list[tuple[float, float, float, float]]:
+    """(row, col, size mm, diameter px) in the crop of each visible ``code`` of a lab study's
+    frontal image, from its truth mask; ``sizes`` gives each finding's size by id."""
+    truth = study.truth["images"][0]
+    view = next(iter(study.views.values()))
+    spacing = tuple(truth["pixel_spacing_mm"])
+    entries = []
+    for entry in truth["findings"]:
+        if entry["code"] != code or not entry.get("visible"):
+            continue
+        mask = network.read(view.masks[entry["id"]].astype(np.float32), spacing) > 0.5
+        if not mask.any():
+            continue
+        rows, cols = np.nonzero(mask)
+        diameter_px = 2.0 * float(np.sqrt(mask.sum() / np.pi))
+        entries.append((float(rows.mean()), float(cols.mean()), sizes[entry["id"]], diameter_px))
+    return entries
 
 
 def _make_lab(job: tuple[int, int, str, str | None]) -> list[dict[str, Any]]:
     seed, index, site, cache = job
     study = _study(seed, index, site, cache, nodule=None)
-    truth = study.truth["images"][0]
+    sizes = {f["id"]: float(f.get("size_mm") or 0) for f in study.truth["findings"]}
     view = next(iter(study.views.values()))
-    spacing = tuple(truth["pixel_spacing_mm"])
-    sizes = {f["id"]: f.get("size_mm") for f in study.truth["findings"]}
-    entries = []
-    for entry in truth["findings"]:
-        if entry["code"] != "nodule" or not entry.get("visible"):
-            continue
-        mask = NODULE_NETWORK.read(view.masks[entry["id"]].astype(np.float32), spacing) > 0.5
-        if not mask.any():
-            continue
-        rows, cols = np.nonzero(mask)
-        diameter_px = 2.0 * float(np.sqrt(mask.sum() / np.pi))
-        entries.append(
-            (float(rows.mean()), float(cols.mean()), float(sizes[entry["id"]] or 0), diameter_px)
-        )
+    spacing = study.truth["images"][0]["pixel_spacing_mm"]
+    entries = lab_entries(study, "nodule", NODULE_NETWORK, sizes)
     return [_sample(view.exposure.display, spacing[0], entries)]
 
 
@@ -283,7 +309,51 @@ def build_nodule_datasets(
 # --- network ---------------------------------------------------------------------------------
 
 
-def _network(config: NoduleConfig) -> Any:
+def export_crop_network(
+    torch: Any,
+    model: Any,
+    config: Any,
+    network: CropNetwork,
+    out: Path,
+    version: str,
+    calibration: dict[str, Any],
+    metrics: dict[str, Any],
+    n_images: int,
+    n_val: int,
+    timing: tuple[int, float, float],
+) -> dict[str, Any]:
+    """Write ``{network}.onnx``, its PyTorch weights and its sidecar (the crop network
+    schema); ``metrics`` holds the validation figures and ``thresholds``; ``timing`` is
+    (steps, data seconds, training seconds)."""
+    export_network(model, out / network.onnx, "crop", network.shape, network.outputs)
+    torch.save(model.state_dict(), out / f"{network.name}.pt")
+    steps, data_seconds, train_seconds = timing
+    sidecar = {
+        "schema": "radloop.crop-network/v1",
+        "version": version,
+        "findings": list(network.findings),
+        "input": {
+            "name": "crop",
+            "shape": list(network.shape),
+            "field_mm": FIELD_MM,
+            "crop_of_field": dict(
+                zip(("top", "bottom", "left", "right"), network.crop, strict=True)
+            ),
+            "normalisation": "display units; the network subtracts a 41-px box mean "
+            "and scales per image",
+        },
+        "presence_calibration": calibration,
+        "thresholds": metrics.pop("thresholds"),
+        "training": training_record(config, n_images, n_val, steps, data_seconds, train_seconds),
+        "validation": metrics,
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+    }
+    (out / network.sidecar).write_text(json.dumps(sidecar, indent=1) + "\n")
+    return sidecar
+
+
+def _network(config: Any) -> Any:
+    """The crop networks' design (nodules, ribs), ``config.widths`` channels wide."""
     from torch import nn
     from torch.nn import functional
 
@@ -339,11 +409,11 @@ def _network(config: NoduleConfig) -> Any:
     return NoduleNet()
 
 
-def _targets(nodules: F32) -> F32:
+def _targets(nodules: F32, network: CropNetwork = NODULE_NETWORK) -> F32:
     """Cell targets of one crop: cells whose centre lies within a nodule's radius (at least
     0.75 cells, so the cell holding a small nodule's centre is always a target)."""
-    rows, cols = NODULE_NETWORK.cells
-    stride = NODULE_NETWORK.stride
+    rows, cols = network.cells
+    stride = network.stride
     cy = (np.arange(rows) + 0.5) * stride - 0.5
     cx = (np.arange(cols) + 0.5) * stride - 0.5
     out = np.zeros((rows, cols), np.float32)
@@ -367,14 +437,20 @@ def _predict(torch: Any, model: Any, crops: npt.NDArray[Any]) -> npt.NDArray[np.
 
 
 def _fit(
-    torch: Any, model: Any, config: NoduleConfig, crops: npt.NDArray[Any], nodules: F32
+    torch: Any,
+    model: Any,
+    config: Any,
+    crops: npt.NDArray[Any],
+    nodules: F32,
+    network: CropNetwork = NODULE_NETWORK,
 ) -> int:
-    """Patch training with hard negatives (see the module's docstring); returns the steps."""
+    """Patch training with hard negatives (see the module's docstring); returns the steps.
+    ``config`` is a :class:`NoduleConfig` or a recipe with the same training fields."""
     from tqdm import tqdm
 
     functional = torch.nn.functional
     rng = np.random.default_rng(config.seed)
-    stride, size = NODULE_NETWORK.stride, config.patch
+    stride, size = network.stride, config.patch
     with torch.no_grad():
         pre = np.concatenate(
             [
@@ -385,7 +461,7 @@ def _fit(
             ]
         )
     height, width = pre.shape[1:]
-    targets = np.stack([_targets(n) for n in nodules])
+    targets = np.stack([_targets(n, network) for n in nodules])
     positives = [
         (i, j) for i in range(len(crops)) for j in range(MAX_NODULES) if nodules[i, j, 2] > 0
     ]
@@ -408,7 +484,7 @@ def _fit(
     update = one_cycle(torch, model, config, total, warmup=0.1)
     hard: list[tuple[int, int, int]] = []
     step = 0
-    with tqdm(total=total, unit="step", desc="train nodules") as bar:
+    with tqdm(total=total, unit="step", desc=f"train {network.name}") as bar:
         while step < total:
             jobs = [
                 at(i, *(nodules[i, j, :2] + rng.uniform(-20, 20, 2)))
@@ -535,32 +611,10 @@ def train_nodules(
         f"nodule validation (lab nodules): AUROC {metrics['auroc']['nodule']}, "
         f"by size {metrics['auroc_by_size']}"
     )
-    export_network(
-        model, out / NODULE_NETWORK.onnx, "crop", NODULE_NETWORK.shape, NODULE_NETWORK.outputs
-    )
-    torch.save(model.state_dict(), out / "nodules.pt")
-    sidecar = {
-        "schema": "radloop.crop-network/v1",
-        "version": NODULE_VERSION,
-        "findings": list(NODULE_NETWORK.findings),
-        "input": {
-            "name": "crop",
-            "shape": list(NODULE_NETWORK.shape),
-            "field_mm": FIELD_MM,
-            "crop_of_field": dict(
-                zip(("top", "bottom", "left", "right"), NODULE_NETWORK.crop, strict=True)
-            ),
-            "normalisation": "display units; the network subtracts a 41-px box mean "
-            "and scales per image",
-        },
-        "presence_calibration": calibration,
-        "thresholds": metrics.pop("thresholds"),
-        "training": training_record(
-            config, len(crops), len(labels), step, data_seconds, train_seconds
-        ),
-        "validation": metrics,
-        "parameters": int(sum(p.numel() for p in model.parameters())),
-    }
-    (out / NODULE_NETWORK.sidecar).write_text(json.dumps(sidecar, indent=1) + "\n")
+    timing = (step, data_seconds, train_seconds)
+    sidecar = export_crop_network(
+        torch, model, config, NODULE_NETWORK, out, NODULE_VERSION, calibration, metrics,
+        len(crops), len(labels), timing,
+    )  # fmt: skip
     refresh_model_card(out)
     return sidecar

@@ -9,10 +9,11 @@ and the embedding. Where the network calls a nodule on an image of known pixel s
 nodule's diameter is measured on the full-resolution image by :mod:`.caliper` about the
 heatmap's peak and replaces the regression head's guess (``measured`` names what was measured).
 Where the model folder also holds crop networks — the device network (``devices.onnx``,
-:mod:`.devices`: endotracheal tube and central line) and the nodule network (``nodules.onnx``,
-:mod:`.nodules`) — their readings (probability, tip distance, heatmap) replace the main
-network's for their findings, and their validation figures and thresholds replace theirs in
-the sidecar.
+:mod:`.devices`: endotracheal tube and central line), the nodule network (``nodules.onnx``,
+:mod:`.nodules`) and the rib network (``ribs.onnx``, :mod:`.ribs`) — their readings
+(probability, tip distance, heatmap) replace the main network's for their findings, and their
+validation figures and thresholds replace theirs in the sidecar. A rib fracture's zones come
+from the rib network's heatmap peak.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from radloop.models.reference.devices import (
 )
 from radloop.models.reference.nodules import NODULE_NETWORK, nodule_zones
 from radloop.models.reference.preprocess import centred, centred_offset, preprocess
+from radloop.models.reference.ribs import RIB_NETWORK, ZONE_DIAMETER_MM
 from radloop.models.reference.spec import (
     FIELD_MM,
     FINDINGS,
@@ -141,7 +143,7 @@ class ReferenceOutput:
         return np.asarray(centred(full, (rows, cols)), dtype=np.float32)
 
 
-CROP_NETWORKS: tuple[CropNetwork, ...] = (DEVICE_NETWORK, NODULE_NETWORK)
+CROP_NETWORKS: tuple[CropNetwork, ...] = (DEVICE_NETWORK, NODULE_NETWORK, RIB_NETWORK)
 """Crop networks a model folder may hold beside the main one, merged in this order."""
 
 
@@ -188,6 +190,8 @@ class ReferenceRuntime:
             self.sidecar = merge_sidecar(self.sidecar, crop.sidecar, crop.network)
         # Nodules read by the nodule network are placed where the caliper finds them.
         self.zones_from_caliper = any(c.network is NODULE_NETWORK for c in self.crops)
+        # Rib fractures read by the rib network are placed where its heatmap peaks.
+        self.zones_from_peak = any(c.network is RIB_NETWORK for c in self.crops)
         geometry = self.sidecar.get("input", {})
         self.input_size = int(geometry.get("size", INPUT_SIZE))
         self.field_mm = float(geometry.get("field_mm", FIELD_MM))
@@ -242,7 +246,23 @@ class ReferenceRuntime:
             outputs = [
                 merge_output(o, r, crop.network) for o, r in zip(outputs, readings, strict=True)
             ]
-        return [self._measure(output, image) for output, image in zip(outputs, images, strict=True)]
+        return [
+            self._measure(self._place_fracture(output, image), image)
+            for output, image in zip(outputs, images, strict=True)
+        ]
+
+    def _place_fracture(self, output: ReferenceOutput, image: Image) -> ReferenceOutput:
+        """The rib network's fracture: its zones about the heatmap's peak, each zone's
+        probability the fracture's (the whole-image network's zone heads never saw one)."""
+        spacing = image.pixel_spacing_mm
+        if not self.zones_from_peak or spacing is None or "rib_fracture" in output.unassessed:
+            return output
+        zones = nodule_zones(output.peak("rib_fracture"), ZONE_DIAMETER_MM, image.shape, spacing)
+        p = float(output.probabilities["rib_fracture"])
+        placed = {z: (p if z in zones else 0.0) for z in ZONES}
+        return dataclasses.replace(
+            output, zone_probabilities={**output.zone_probabilities, "rib_fracture": placed}
+        )
 
     def _measure(self, output: ReferenceOutput, image: Image) -> ReferenceOutput:
         """The nodule's diameter by caliper where a nodule is called and the spacing known."""

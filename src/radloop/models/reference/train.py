@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from radloop.models.reference.data import TRAIN_PROFILES, TRAIN_SEED, build_dataset, load_dataset
 from radloop.models.reference.metrics import auroc, best_threshold
+from radloop.models.reference.runtime import MIN_RELIABLE_AUROC
 from radloop.models.reference.spec import (
     FIELD_MM,
     FINDINGS,
@@ -412,10 +413,13 @@ def render_model_card(sidecar: dict[str, Any], onnx_path: Path) -> str:
     nodules_path = onnx_path.parent / "nodules.json"
     devices = json.loads(devices_path.read_text()) if devices_path.is_file() else None
     nodules = json.loads(nodules_path.read_text()) if nodules_path.is_file() else None
-    newest = nodules or devices or sidecar
+    ribs_path = onnx_path.parent / "ribs.json"
+    ribs = json.loads(ribs_path.read_text()) if ribs_path.is_file() else None
+    newest = ribs or nodules or devices or sidecar
     return template.format(
         devices_section=_devices_section(devices, onnx_path.parent / "devices.onnx")
-        + _nodules_section(nodules, onnx_path.parent / "nodules.onnx"),
+        + _nodules_section(nodules, onnx_path.parent / "nodules.onnx")
+        + _ribs_section(ribs, onnx_path.parent / "ribs.onnx"),
         devices_note=(
             "Tubes and lines are read by the device network instead (above)."
             if devices
@@ -425,6 +429,11 @@ def render_model_card(sidecar: dict[str, Any], onnx_path: Path) -> str:
             " Nodules are read by the nodule network (above)."
             if nodules
             else " This folder has no nodule network."
+        )
+        + (
+            " Rib fractures are read by the rib network (above)."
+            if ribs
+            else " This folder has no rib network."
         ),
         version=newest["version"],
         parameters=f"{sidecar.get('parameters', 0) / 1e6:.2f} M",
@@ -497,6 +506,45 @@ def _nodules_section(nodules: dict[str, Any] | None, onnx_path: Path) -> str:
         f"{validation['auroc']['nodule']}; by diameter {by_size}. Small nodules behind the "
         "heart, the diaphragm or a rib crossing are missed, as on real films. It reads only "
         "images of about 1.1 mm per pixel or finer; on coarser ones nodules are not assessed.",
+    ]
+    return "\n\n".join(textwrap.fill(p, 95) for p in paragraphs) + "\n"
+
+
+def _ribs_section(ribs: dict[str, Any] | None, onnx_path: Path) -> str:
+    """The model card's section on the rib network (empty without one)."""
+    if ribs is None:
+        return ""
+    training, validation = ribs["training"], ribs["validation"]
+    crop, mm_per_px = _crop_geometry(ribs)
+    paragraphs = [
+        f"## The rib network (version {ribs['version']})",
+        "Rib fractures are read by a fourth network, the nodule network's design on the same "
+        f"crop ({ribs['parameters']:,} parameters; `ribs.onnx`, "
+        f"{onnx_path.stat().st_size / 1e6:.2f} MB; rows {crop['top']:.0%}–"
+        f"{crop['bottom']:.0%}, columns {crop['left']:.0%}–{crop['right']:.0%} of the field, "
+        f"about {mm_per_px:.2f} mm per pixel). What it sees of a fracture is the lab's healing "
+        "callus, a spindle of new bone 8–14 mm across on the lateral arc of a 4th–9th rib: "
+        "the lab's 2 mm working grid averages a rib's cortex away, so the break alone is not "
+        "visible, and an acute fracture without callus would not be found. Its zones are "
+        "read about its heatmap's peak.",
+        f"Training: healing fractures inserted into {training['n_train']} lab studies "
+        f"rendered without rib fractures ({training['variants']} exposures each, 0–2 "
+        "fractures drawn and rendered as the lab draws them, before the lab's exposure); seed "
+        f"{training['data_seed']}, profiles {', '.join(training['profiles'])}, frontal only. "
+        f"{training['epochs']} epochs on 64-pixel patches with hard negatives; rendering "
+        f"{training['data_seconds'] / 60:.1f} min, training "
+        f"{training['train_seconds'] / 60:.1f} min on 2 CPU threads.",
+        f"Validation ({validation['n_images']} further lab studies, "
+        f"{validation['n_fractures']} with the lab's own fracture; training profiles): AUROC "
+        f"{validation['auroc']['rib_fracture']}. It reads only images of about 1.1 mm per "
+        "pixel or finer; on coarser ones rib fractures are not assessed. "
+        + (
+            "Rib fractures are reported."
+            if validation["auroc"]["rib_fracture"] >= MIN_RELIABLE_AUROC
+            else f"Below the reporting bar (validation AUROC {MIN_RELIABLE_AUROC}), rib "
+            "fractures are never reported or used to verify a claim; the probability and "
+            "heatmap are there for benchmarks and research."
+        ),
     ]
     return "\n\n".join(textwrap.fill(p, 95) for p in paragraphs) + "\n"
 
