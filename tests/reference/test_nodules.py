@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("scipy")
 
+from cropkit import onnx_matches_torch, render_or_skip  # noqa: E402
 from radloop.models.builtin import shipped_model_dir  # noqa: E402
 from radloop.models.images import image_from_pixels  # noqa: E402
 from radloop.models.reference.data import load_dataset  # noqa: E402
@@ -23,7 +24,6 @@ from radloop.models.reference.nodules import NODULE_NETWORK  # noqa: E402
 from radloop.models.reference.nodules_train import (  # noqa: E402
     MAX_NODULES,
     NoduleConfig,
-    _network,
     _sphere_chords,
     _targets,
     build_nodule_datasets,
@@ -74,14 +74,8 @@ def test_cell_targets_cover_a_nodule_and_at_least_its_centre_cell() -> None:
 
 @pytest.fixture(scope="module")
 def nodule_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from radloop.synth import AnatomySourceMissingError
-
     out = tmp_path_factory.mktemp("nodule-data")
-    try:
-        build_nodule_datasets(dataclasses.replace(TINY, threads=1), out)
-    except AnatomySourceMissingError as error:  # pragma: no cover - depends on the install
-        pytest.skip(f"synthetic lab unavailable: {error}")
-    return out
+    return render_or_skip(build_nodule_datasets, dataclasses.replace(TINY, threads=1), out)
 
 
 def test_the_sets_hold_crops_with_nodules_where_they_were_put(nodule_data: Path) -> None:
@@ -108,15 +102,7 @@ def test_a_tiny_run_exports_onnx_that_the_runtime_merges(nodule_data: Path, tmp_
     sidecar = train_nodules(TINY, tmp_path, data_dir=nodule_data, log=lambda _: None)
     assert sidecar["findings"] == ["nodule"] and sidecar["training"]["steps"] == 2
     assert set(sidecar["validation"]["auroc_by_size"]) == {"0-10 mm", "10-15 mm", "15-100 mm"}
-    model = _network(TINY).eval()
-    model.load_state_dict(torch.load(tmp_path / "nodules.pt"))
-    x = np.random.default_rng(2).random((2, 1, *NODULE_NETWORK.shape)).astype(np.float32)
-    with torch.no_grad():
-        expected = [t.numpy() for t in model(torch.from_numpy(x))]
-    got = ort.InferenceSession(str(tmp_path / "nodules.onnx")).run(None, {"crop": x})
-    for want, have in zip(expected, got, strict=True):
-        np.testing.assert_allclose(have, want, atol=1e-4, rtol=1e-4)
-    assert got[1].shape == (2, 1, *NODULE_NETWORK.cells)
+    onnx_matches_torch(TINY, tmp_path, NODULE_NETWORK)
 
     runtime = ReferenceRuntime(tmp_path / "reference.onnx", tmp_path / "reference.json")
     assert [c.network.name for c in runtime.crops] == ["nodules"]

@@ -15,10 +15,10 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("scipy")
 
+from cropkit import onnx_matches_torch, render_or_skip  # noqa: E402
 from radloop.models.builtin import shipped_model_dir  # noqa: E402
 from radloop.models.images import image_from_pixels  # noqa: E402
 from radloop.models.reference.data import load_dataset  # noqa: E402
-from radloop.models.reference.nodules_train import _network  # noqa: E402
 from radloop.models.reference.ribs import RIB_NETWORK  # noqa: E402
 from radloop.models.reference.ribs_train import (  # noqa: E402
     RibConfig,
@@ -110,14 +110,8 @@ def test_inserted_fractures_add_attenuation_at_the_rib_they_name(anatomy: Anatom
 
 @pytest.fixture(scope="module")
 def rib_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from radloop.synth import AnatomySourceMissingError
-
     out = tmp_path_factory.mktemp("rib-data")
-    try:
-        build_rib_datasets(dataclasses.replace(TINY, threads=1), out)
-    except AnatomySourceMissingError as error:  # pragma: no cover - depends on the install
-        pytest.skip(f"synthetic lab unavailable: {error}")
-    return out
+    return render_or_skip(build_rib_datasets, dataclasses.replace(TINY, threads=1), out)
 
 
 def test_the_sets_hold_crops_with_fractures_where_they_were_put(rib_data: Path) -> None:
@@ -144,14 +138,7 @@ def test_a_tiny_run_exports_onnx_that_the_runtime_merges(rib_data: Path, tmp_pat
     sidecar = train_ribs(TINY, tmp_path, data_dir=rib_data, log=lambda _: None)
     assert sidecar["findings"] == ["rib_fracture"] and sidecar["training"]["steps"] == 2
     assert "rib network" in (tmp_path / "MODEL_CARD.md").read_text()
-    model = _network(TINY).eval()
-    model.load_state_dict(torch.load(tmp_path / "ribs.pt"))
-    x = np.random.default_rng(2).random((2, 1, *RIB_NETWORK.shape)).astype(np.float32)
-    with torch.no_grad():
-        expected = [t.numpy() for t in model(torch.from_numpy(x))]
-    got = ort.InferenceSession(str(tmp_path / "ribs.onnx")).run(None, {"crop": x})
-    for want, have in zip(expected, got, strict=True):
-        np.testing.assert_allclose(have, want, atol=1e-4, rtol=1e-4)
+    onnx_matches_torch(TINY, tmp_path, RIB_NETWORK)
 
     runtime = ReferenceRuntime(tmp_path / "reference.onnx", tmp_path / "reference.json")
     assert [c.network.name for c in runtime.crops] == ["ribs"]

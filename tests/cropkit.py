@@ -1,0 +1,42 @@
+"""Shared helpers of the crop networks' tests (nodules, ribs): render a tiny data set or skip
+without the lab's anatomy, and check an exported network's ONNX against its PyTorch weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+
+def render_or_skip(build: Callable[[Any, Path], Any], config: Any, out: Path) -> Path:
+    """``build(config, out)`` (a recipe's data sets); skips where the lab is not installed."""
+    from radloop.synth import AnatomySourceMissingError
+
+    try:
+        build(config, out)
+    except AnatomySourceMissingError as error:  # pragma: no cover - depends on the install
+        pytest.skip(f"synthetic lab unavailable: {error}")
+    return out
+
+
+def onnx_matches_torch(config: Any, folder: Path, network: Any) -> list[np.ndarray]:
+    """Load ``{network.name}.pt`` into the crop design of ``config``, run it and the exported
+    ``{network.onnx}`` on the same random crops, assert they agree; the ONNX outputs."""
+    import onnxruntime as ort
+    import torch
+
+    from radloop.models.reference.nodules_train import _network
+
+    model = _network(config).eval()
+    model.load_state_dict(torch.load(folder / f"{network.name}.pt"))
+    x = np.random.default_rng(2).random((2, 1, *network.shape)).astype(np.float32)
+    with torch.no_grad():
+        expected = [t.numpy() for t in model(torch.from_numpy(x))]
+    got: list[np.ndarray] = ort.InferenceSession(str(folder / network.onnx)).run(None, {"crop": x})
+    for want, have in zip(expected, got, strict=True):
+        np.testing.assert_allclose(have, want, atol=1e-4, rtol=1e-4)
+    assert got[1].shape == (2, len(network.findings), *network.cells)
+    return got
