@@ -40,3 +40,13 @@ def onnx_matches_torch(config: Any, folder: Path, network: Any) -> list[np.ndarr
         np.testing.assert_allclose(have, want, atol=1e-4, rtol=1e-4)
     assert got[1].shape == (2, len(network.findings), *network.cells)
     return got
+
+
+def assert_brighter_than_ring(crop: np.ndarray, row: float, col: float, diameter_px: float) -> None:
+    """An inserted object's core is brighter in the crop than a ring just outside it."""
+    crop = crop.astype(np.float32)
+    yy, xx = np.mgrid[: crop.shape[0], : crop.shape[1]]
+    d = np.hypot(yy - row, xx - col)
+    inner = crop[d <= diameter_px / 4].mean()
+    ring = crop[(d >= diameter_px / 2 + 3) & (d <= diameter_px / 2 + 8)].mean()
+    assert inner > ring, (row, col, diameter_px, inner, ring)

@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("scipy")
 
-from cropkit import onnx_matches_torch, render_or_skip  # noqa: E402
+from cropkit import assert_brighter_than_ring, onnx_matches_torch, render_or_skip  # noqa: E402
 from radloop.models.builtin import shipped_model_dir  # noqa: E402
 from radloop.models.images import image_from_pixels  # noqa: E402
 from radloop.models.reference.data import load_dataset  # noqa: E402
@@ -88,12 +88,7 @@ def test_the_sets_hold_crops_with_nodules_where_they_were_put(nodule_data: Path)
     # An inserted nodule is brighter than the ring around it in the crop.
     rows = [(i, n) for i, ns in enumerate(inserted["nodules"]) for n in ns if n[2] >= 14]
     for i, (row, col, _, diameter_px) in rows[:4]:
-        crop = inserted["crop"][i].astype(np.float32)
-        yy, xx = np.mgrid[: crop.shape[0], : crop.shape[1]]
-        d = np.hypot(yy - row, xx - col)
-        inner = crop[d <= diameter_px / 4].mean()
-        ring = crop[(d >= diameter_px / 2 + 3) & (d <= diameter_px / 2 + 8)].mean()
-        assert inner > ring
+        assert_brighter_than_ring(inserted["crop"][i], row, col, diameter_px)
 
 
 def test_a_tiny_run_exports_onnx_that_the_runtime_merges(nodule_data: Path, tmp_path: Path) -> None:
