@@ -165,17 +165,17 @@ def _nodule_rows(entries: list[tuple[float, float, float, float]]) -> F32:
 
 
 def _study(
-    seed: int, index: int, site: str, cache: str | None, nodule: bool | None, code: str = "nodule"
+    seed: int, index: int, site: str, cache: str | None, present: bool | None, code: str = "nodule"
 ) -> Any:
     """Lab study ``index`` (frontal only): its random findings without ``code``, plus one
-    ``code`` finding when ``nodule`` (``None``: every second study)."""
+    ``code`` finding when ``present`` (``None``: every second study)."""
     from radloop.synth import make_study
     from radloop.synth.lab import sample_specs
     from radloop.synth.variation import profile
 
     rng = np.random.default_rng([seed, index, 7])
     codes = [s.code for s in sample_specs(seed, index, rng) if s.code != code]
-    if (index % 2 == 0) if nodule is None else nodule:
+    if (index % 2 == 0) if present is None else present:
         codes.append(code)
     frontal_only = dataclasses.replace(profile(site), lateral=False)
     return make_study(_anatomy(cache), seed, index, site=frontal_only, codes=codes)
@@ -186,7 +186,7 @@ def _make_inserted(job: tuple[int, int, str, int, str | None]) -> list[dict[str,
     from radloop.synth.phantom import _ct_field
 
     seed, index, site, variants, cache = job
-    study = _study(seed, index, site, cache, nodule=False)
+    study = _study(seed, index, site, cache, present=False)
     view = next(iter(study.views.values()))
     geometry = view.geometry
     anatomy = study.phantom.anatomy
@@ -254,7 +254,7 @@ def lab_entries(
 
 def _make_lab(job: tuple[int, int, str, str | None]) -> list[dict[str, Any]]:
     seed, index, site, cache = job
-    study = _study(seed, index, site, cache, nodule=None)
+    study = _study(seed, index, site, cache, present=None)
     sizes = {f["id"]: float(f.get("size_mm") or 0) for f in study.truth["findings"]}
     view = next(iter(study.views.values()))
     spacing = study.truth["images"][0]["pixel_spacing_mm"]

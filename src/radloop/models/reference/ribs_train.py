@@ -106,7 +106,7 @@ def _make_inserted(job: tuple[int, int, str, int, str | None]) -> list[dict[str,
     from radloop.synth.phantom import _ct_field
 
     seed, index, site, variants, cache = job
-    study = _study(seed, index, site, cache, nodule=False, code="rib_fracture")
+    study = _study(seed, index, site, cache, present=False, code="rib_fracture")
     view = next(iter(study.views.values()))
     geometry = view.geometry
     limits = _ct_field(study.phantom, geometry)
@@ -128,7 +128,7 @@ def _make_inserted(job: tuple[int, int, str, int, str | None]) -> list[dict[str,
 
 def _make_lab(job: tuple[int, int, str, str | None]) -> list[dict[str, Any]]:
     seed, index, site, cache = job
-    study = _study(seed, index, site, cache, nodule=None, code="rib_fracture")
+    study = _study(seed, index, site, cache, present=None, code="rib_fracture")
     sizes = {f["id"]: float(f["details"].get("callus_mm", 0.0)) for f in study.truth["findings"]}
     view = next(iter(study.views.values()))
     spacing = study.truth["images"][0]["pixel_spacing_mm"]
