@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -83,26 +84,22 @@ def train_reference(
             f"validation macro AUROC {validation['macro_auroc']}, zone accuracy "
             f"{validation['zone_exact_accuracy']}"
         )
-    if part in ("all", "devices"):
-        config = replace(DeviceConfig(), **overrides) if part == "devices" else DeviceConfig()
-        devices = train_devices(config, out, data_dir=data_dir, log=click.echo)["validation"]
+    # The crop networks: each part's recipe, trainer, file and what its validation reports.
+    crops: tuple[tuple[str, Any, Any, Callable[[dict[str, Any]], str]], ...] = (
+        ("devices", DeviceConfig, train_devices,
+         lambda v: f"AUROC {v['auroc']}, tip MAE (mm) {v['regression_mae']}"),
+        ("nodules", NoduleConfig, train_nodules,
+         lambda v: f"AUROC {v['auroc']} (by size {v['auroc_by_size']})"),
+        ("ribs", RibConfig, train_ribs, lambda v: f"AUROC {v['auroc']}"),
+    )  # fmt: skip
+    for name, recipe, trainer, summary in crops:
+        if part not in ("all", name):
+            continue
+        config = replace(recipe(), **overrides) if part == name else recipe()
+        validation = trainer(config, out, data_dir=data_dir, log=click.echo)["validation"]
         click.echo(
-            f"wrote {out / 'devices.onnx'} after {time.perf_counter() - started:.0f} s; "
-            f"validation AUROC {devices['auroc']}, tip MAE (mm) {devices['regression_mae']}"
-        )
-    if part in ("all", "nodules"):
-        config_n = replace(NoduleConfig(), **overrides) if part == "nodules" else NoduleConfig()
-        nodules = train_nodules(config_n, out, data_dir=data_dir, log=click.echo)["validation"]
-        click.echo(
-            f"wrote {out / 'nodules.onnx'} after {time.perf_counter() - started:.0f} s; "
-            f"validation AUROC {nodules['auroc']} (by size {nodules['auroc_by_size']})"
-        )
-    if part in ("all", "ribs"):
-        config_r = replace(RibConfig(), **overrides) if part == "ribs" else RibConfig()
-        ribs = train_ribs(config_r, out, data_dir=data_dir, log=click.echo)["validation"]
-        click.echo(
-            f"wrote {out / 'ribs.onnx'} after {time.perf_counter() - started:.0f} s; "
-            f"validation AUROC {ribs['auroc']}"
+            f"wrote {out / (name + '.onnx')} after {time.perf_counter() - started:.0f} s; "
+            f"validation {summary(validation)}"
         )
     if part in ("all", "main"):
         click.echo(

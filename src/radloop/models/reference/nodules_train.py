@@ -52,6 +52,7 @@ from radloop.models.reference.train import (
 __all__ = [
     "NODULE_SEED",
     "NODULE_VERSION",
+    "CropRecipe",
     "NoduleConfig",
     "export_crop_network",
     "insert_nodules",
@@ -62,28 +63,34 @@ __all__ = [
 NODULE_SEED = 20_240_303
 NODULE_VERSION = "0.3.0"
 MAX_NODULES = 3
-_MU_WATER_PER_MM = 0.019  # the lab's (synth.phantom.MU_WATER_PER_MM)
 _NODULE_HU = 35.0  # the lab's nodules are soft tissue (synth.findings)
 
 F32 = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
-class NoduleConfig(Recipe):
-    """The nodule network's recipe; the defaults reproduce the shipped weights."""
+class CropRecipe(Recipe):
+    """What the insertion-trained crop networks' recipes share (nodules, ribs): data with
+    ``variants`` exposures per study, patch training with hard negatives, the widths."""
 
-    n_train: int = 900  # studies rendered without nodules, for insertion
-    variants: int = 5  # exposures with inserted nodules per study
-    n_lab: int = 1200  # studies with the lab's own nodules for training
-    n_val: int = 300  # studies with the lab's own nodules for validation and calibration
-    epochs: int = 6
+    variants: int = 5  # exposures with inserted objects per study
+    n_val: int = 300  # lab studies for validation and calibration
     batch_size: int = 64
     learning_rate: float = 2e-3
-    data_seed: int = NODULE_SEED
     profiles: tuple[str, ...] = TRAIN_PROFILES
     widths: tuple[int, int, int] = (16, 32, 48)
     patch: int = 64
     hard_per_epoch: int = 400
+
+
+@dataclass(frozen=True)
+class NoduleConfig(CropRecipe):
+    """The nodule network's recipe; the defaults reproduce the shipped weights."""
+
+    n_train: int = 900  # studies rendered without nodules, for insertion
+    n_lab: int = 1200  # studies with the lab's own nodules for training
+    epochs: int = 6
+    data_seed: int = NODULE_SEED
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -126,6 +133,7 @@ def insert_nodules(
     the projected ``lungs`` with probability proportional to the distance from the lung's
     edge (thicker lung holds more nodules) and at least 0.6 radii inside it."""
     from radloop.synth import _deps
+    from radloop.synth.phantom import MU_WATER_PER_MM
 
     depth = _deps.ndimage().distance_transform_edt(lungs).ravel()
     out = np.array(line, dtype=np.float32, copy=True)
@@ -141,7 +149,7 @@ def insert_nodules(
         row, col = divmod(flat, line.shape[1])
         centre = (row + float(rng.uniform(-0.5, 0.5)), col + float(rng.uniform(-0.5, 0.5)))
         surround = float(rng.uniform(-880.0, -700.0))
-        mu = _MU_WATER_PER_MM * (_NODULE_HU - surround) / 1000.0
+        mu = MU_WATER_PER_MM * (_NODULE_HU - surround) / 1000.0
         out += _sphere_chords(line.shape, centre, diameter / 2, pixel_mm / mag) * np.float32(mu)
         placed.append((centre[0], centre[1], diameter))
     return out, placed
@@ -312,7 +320,7 @@ def build_nodule_datasets(
 def export_crop_network(
     torch: Any,
     model: Any,
-    config: Any,
+    config: CropRecipe,
     network: CropNetwork,
     out: Path,
     version: str,
@@ -352,7 +360,7 @@ def export_crop_network(
     return sidecar
 
 
-def _network(config: Any) -> Any:
+def _network(config: CropRecipe) -> Any:
     """The crop networks' design (nodules, ribs), ``config.widths`` channels wide."""
     from torch import nn
     from torch.nn import functional
@@ -439,13 +447,12 @@ def _predict(torch: Any, model: Any, crops: npt.NDArray[Any]) -> npt.NDArray[np.
 def _fit(
     torch: Any,
     model: Any,
-    config: Any,
+    config: CropRecipe,
     crops: npt.NDArray[Any],
     nodules: F32,
     network: CropNetwork = NODULE_NETWORK,
 ) -> int:
-    """Patch training with hard negatives (see the module's docstring); returns the steps.
-    ``config`` is a :class:`NoduleConfig` or a recipe with the same training fields."""
+    """Patch training with hard negatives (see the module's docstring); returns the steps."""
     from tqdm import tqdm
 
     functional = torch.nn.functional

@@ -30,11 +30,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.models.reference.data import TRAIN_PROFILES, load_dataset, render_shards
+from radloop.models.reference.data import load_dataset, render_shards
 from radloop.models.reference.devices import apply_calibration
 from radloop.models.reference.devices_train import fit_platt
 from radloop.models.reference.metrics import auroc, best_threshold
 from radloop.models.reference.nodules_train import (
+    CropRecipe,
     _fit,
     _lab_job,
     _network,
@@ -47,7 +48,7 @@ from radloop.models.reference.nodules_train import (
     lab_entries,
 )
 from radloop.models.reference.ribs import RIB_NETWORK
-from radloop.models.reference.train import Recipe, _torch, refresh_model_card
+from radloop.models.reference.train import _torch, refresh_model_card
 
 __all__ = ["RIB_SEED", "RIB_VERSION", "RibConfig", "insert_fractures", "train_ribs"]
 
@@ -58,19 +59,12 @@ F32 = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
-class RibConfig(Recipe):
+class RibConfig(CropRecipe):
     """The rib network's recipe; the defaults reproduce the shipped weights."""
 
     n_train: int = 2000  # studies rendered without rib fractures, for insertion
-    variants: int = 5  # exposures with inserted fractures per study
-    n_val: int = 300  # studies with the lab's own fractures for validation and calibration
     epochs: int = 10
-    batch_size: int = 64
-    learning_rate: float = 2e-3
     data_seed: int = RIB_SEED
-    profiles: tuple[str, ...] = TRAIN_PROFILES
-    widths: tuple[int, int, int] = (16, 32, 48)
-    patch: int = 64
     hard_per_epoch: int = 600
 
 
