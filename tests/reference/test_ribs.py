@@ -121,6 +121,8 @@ def test_the_sets_hold_crops_with_fractures_where_they_were_put(rib_data: Path) 
     has = (val["ribs"][:, :, 2] > 0).any(axis=1)
     np.testing.assert_array_equal(has[::2], True)  # every second lab study has a fracture
     assert not has[1::2].any()
+    # Profiles cycle standard, portable, community: the portable images are too coarse.
+    np.testing.assert_array_equal(val["readable"], [True, False, True] * (TINY.n_val // 3))
     rows = [(i, r) for i, rs in enumerate(inserted["ribs"]) for r in rs if r[2] > 0]
     assert rows
     for i, (row, col, _, diameter_px) in rows[:4]:
@@ -132,6 +134,10 @@ def test_a_tiny_run_exports_onnx_that_the_runtime_merges(rib_data: Path, tmp_pat
         shutil.copy(shipped_model_dir() / name, tmp_path / name)
     sidecar = train_ribs(TINY, tmp_path, data_dir=rib_data, log=lambda _: None)
     assert sidecar["findings"] == ["rib_fracture"] and sidecar["training"]["steps"] == 2
+    # Validated and calibrated on the images it reads; the unread portable ones are counted.
+    validation = sidecar["validation"]
+    assert validation["n_images"] == 4 and validation["n_unread"] == 2
+    assert validation["n_fractures"] == 2 and "rib_fracture" in validation["auroc_all_images"]
     assert "rib network" in (tmp_path / "MODEL_CARD.md").read_text()
     onnx_matches_torch(TINY, tmp_path, RIB_NETWORK)
 
@@ -159,3 +165,14 @@ def test_a_half_copied_rib_network_is_refused(tmp_path: Path) -> None:
     (tmp_path / "ribs.json").write_text(json.dumps({"findings": ["rib_fracture"]}))
     with pytest.raises(ValueError, match=r"ribs network's ribs\.onnx beside ribs\.json"):
         ReferenceRuntime(tmp_path / "reference.onnx", tmp_path / "reference.json")
+
+
+def test_the_rib_network_reads_finer_images_than_the_nodule_network() -> None:
+    from radloop.models.reference.nodules import NODULE_NETWORK
+
+    blank = np.zeros((8, 8), np.float32)
+    for size, reads_ribs in ((512, True), (448, True), (420, True), (384, False), (256, False)):
+        spacing = (360.0 / size, 360.0 / size)
+        assert RIB_NETWORK.readable(blank, spacing) is reads_ribs, size
+    # The lab's portable images (384 px over 360 mm) are read for nodules, not for ribs.
+    assert NODULE_NETWORK.readable(blank, (0.9375, 0.9375))

@@ -230,12 +230,15 @@ def _sample(
     network: CropNetwork = NODULE_NETWORK,
     key: str = "nodules",
 ) -> dict[str, Any]:
-    """One training sample: the crop (float16) and its objects' rows under ``key``."""
-    crop = network.read(display, (pixel_mm, pixel_mm))
+    """One training sample: the crop (float16), its objects' rows under ``key`` and whether
+    the runtime would read the image at all (``network.readable``)."""
+    spacing = (pixel_mm, pixel_mm)
+    crop = network.read(display, spacing)
     return {
         "crop": crop.astype(np.float16),
         key: _nodule_rows(entries),
         "frontal": np.asarray(True),
+        "readable": np.asarray(network.readable(display, spacing)),
     }
 
 

@@ -50,10 +50,17 @@ from radloop.models.reference.nodules_train import (
 from radloop.models.reference.ribs import RIB_NETWORK
 from radloop.models.reference.train import _torch, refresh_model_card
 
-__all__ = ["RIB_SEED", "RIB_VERSION", "RibConfig", "insert_fractures", "train_ribs"]
+__all__ = [
+    "RIB_SEED",
+    "RIB_VERSION",
+    "RibConfig",
+    "calibrate_ribs",
+    "insert_fractures",
+    "train_ribs",
+]
 
 RIB_SEED = 20_240_404
-RIB_VERSION = "0.4.0"
+RIB_VERSION = "0.4.1"
 
 F32 = npt.NDArray[np.float32]
 
@@ -172,6 +179,27 @@ def validate_ribs(probabilities: npt.NDArray[np.float64], ribs: F32) -> dict[str
     }
 
 
+def calibrate_ribs(
+    logits: npt.NDArray[np.float64], val: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Platt scaling, validation figures and threshold on the validation images the runtime
+    reads (``RIB_NETWORK.readable``: finer than about 0.86 mm per pixel); the AUROC on every
+    validation image, the unread ones included, is kept beside it as ``auroc_all_images``."""
+    labels = np.asarray((val["ribs"][:, :, 2] > 0).any(axis=1), dtype=bool)
+    read = np.asarray(val.get("readable", np.ones(len(labels), bool)), dtype=bool)
+    if not read.any():
+        raise ValueError("no validation image is fine enough for the rib network")
+    scale, bias = fit_platt(logits[read], labels[read])
+    calibration = {"rib_fracture": {"scale": round(scale, 5), "bias": round(bias, 5)}}
+    calibrated = apply_calibration(logits[:, None], calibration, RIB_NETWORK.findings)[:, 0]
+    probabilities = 1.0 / (1.0 + np.exp(-calibrated))
+    metrics = validate_ribs(probabilities[read], val["ribs"][read])
+    every = auroc(labels, probabilities)
+    metrics["n_unread"] = int((~read).sum())
+    metrics["auroc_all_images"] = {"rib_fracture": round(float(every), 4)}
+    return calibration, metrics
+
+
 def train_ribs(
     config: RibConfig, out: Path, *, data_dir: Path | None = None, log: Any = print
 ) -> dict[str, Any]:
@@ -193,16 +221,16 @@ def train_ribs(
     step = _fit(torch, model, config, train["crop"], train["ribs"], RIB_NETWORK)
     train_seconds = time.perf_counter() - train_started
     logits = _predict(torch, model, val["crop"])
-    labels = np.asarray((val["ribs"][:, :, 2] > 0).any(axis=1), dtype=bool)
-    scale, bias = fit_platt(logits, labels)
-    calibration = {"rib_fracture": {"scale": round(scale, 5), "bias": round(bias, 5)}}
-    calibrated = apply_calibration(logits[:, None], calibration, RIB_NETWORK.findings)[:, 0]
-    metrics = validate_ribs(1.0 / (1.0 + np.exp(-calibrated)), val["ribs"])
-    log(f"rib fracture validation (lab fractures): AUROC {metrics['auroc']['rib_fracture']}")
+    calibration, metrics = calibrate_ribs(logits, val)
+    log(
+        f"rib fracture validation (lab fractures, {metrics['n_images']} images read): AUROC "
+        f"{metrics['auroc']['rib_fracture']} ({metrics['auroc_all_images']['rib_fracture']} "
+        "with the unread coarse images)"
+    )
     timing = (step, data_seconds, train_seconds)
     sidecar = export_crop_network(
         torch, model, config, RIB_NETWORK, out, RIB_VERSION, calibration, metrics,
-        len(train["crop"]), len(labels), timing,
+        len(train["crop"]), len(val["crop"]), timing,
     )  # fmt: skip
     refresh_model_card(out)
     return sidecar

@@ -417,9 +417,15 @@ def render_model_card(sidecar: dict[str, Any], onnx_path: Path) -> str:
     ribs = json.loads(ribs_path.read_text()) if ribs_path.is_file() else None
     newest = ribs or nodules or devices or sidecar
     return template.format(
-        devices_section=_devices_section(devices, onnx_path.parent / "devices.onnx")
-        + _nodules_section(nodules, onnx_path.parent / "nodules.onnx")
-        + _ribs_section(ribs, onnx_path.parent / "ribs.onnx"),
+        devices_section="\n".join(
+            section
+            for section in (
+                _devices_section(devices, onnx_path.parent / "devices.onnx"),
+                _nodules_section(nodules, onnx_path.parent / "nodules.onnx"),
+                _ribs_section(ribs, onnx_path.parent / "ribs.onnx"),
+            )
+            if section
+        ),
         devices_note=(
             "Tubes and lines are read by the device network instead (above)."
             if devices
@@ -534,10 +540,17 @@ def _ribs_section(ribs: dict[str, Any] | None, onnx_path: Path) -> str:
         f"{training['epochs']} epochs on 64-pixel patches with hard negatives; rendering "
         f"{training['data_seconds'] / 60:.1f} min, training "
         f"{training['train_seconds'] / 60:.1f} min on 2 CPU threads.",
-        f"Validation ({validation['n_images']} further lab studies, "
+        f"Validation ({validation['n_images']} further lab studies that it reads, "
         f"{validation['n_fractures']} with the lab's own fracture; training profiles): AUROC "
-        f"{validation['auroc']['rib_fracture']}. It reads only images of about 1.1 mm per "
-        "pixel or finer; on coarser ones rib fractures are not assessed. "
+        f"{validation['auroc']['rib_fracture']}. It reads only images of about 0.86 mm per "
+        "pixel or finer; on coarser ones (such as the lab's portable profile) rib fractures "
+        "are not assessed"
+        + (
+            f" ({validation['n_unread']} validation studies; AUROC with them "
+            f"{validation['auroc_all_images']['rib_fracture']}). "
+            if "n_unread" in validation
+            else ". "
+        )
         + (
             "Rib fractures are reported."
             if validation["auroc"]["rib_fracture"] >= MIN_RELIABLE_AUROC
