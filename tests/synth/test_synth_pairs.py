@@ -29,3 +29,23 @@ def test_pairs_carry_change_truth_that_matches_the_sizes(anatomy: Anatomy) -> No
                 if finding["code"] in ("nodule", "mass") and change is Change.INCREASED:
                     assert finding["size_mm"] > before[key]["size_mm"]
     assert seen
+
+
+def test_a_lobar_consolidation_that_changed_fills_less_of_its_lobe_on_the_smaller_study(
+    anatomy: Anatomy,
+) -> None:
+    import numpy as np
+
+    from radloop.synth.findings import Canvas, FindingSpec, insert
+
+    def volume(seed: int, scale: float) -> tuple[str, float, np.ndarray]:
+        canvas = Canvas(anatomy, anatomy.hu.copy(), np.zeros(anatomy.shape, bool))
+        (found,) = insert(canvas, [FindingSpec("consolidation", (seed, 0), scale)])
+        return found.details["extent"], found.details["volume_ml"], found.voxels
+
+    lobar = next(s for s in range(40) if volume(s, 1.0)[0] == "lobar")
+    extent, full, whole = volume(lobar, 1.0)
+    extent_small, small, part = volume(lobar, 0.65)
+    # Still the lobe's consolidation, on about 65 % of its volume and inside the full one.
+    assert extent_small == "lobar" and 0.55 * full <= small <= 0.75 * full
+    assert np.isin(part, whole).all()

@@ -163,6 +163,12 @@ def _consolidation(canvas: Canvas, rng: np.random.Generator) -> InsertedFinding 
     lobar = bool(rng.random() < 0.4)
     if lobar:
         region = depths.flat
+        if canvas.scale < 1.0:
+            # A lobar consolidation at a smaller scale (a longitudinal pair) fills that share
+            # of its lobe's volume, about the lobe's centre, so the pair's change is real.
+            pts = anatomy.positions(region)
+            order = np.argsort(((pts - pts.mean(axis=0)) ** 2).sum(axis=1), kind="stable")
+            region = np.sort(region[order[: max(1, round(canvas.scale * region.size))]])
     else:
         ok = np.flatnonzero(depths.depth >= 10.0)
         centre = _pos(anatomy, int(depths.flat[ok[int(rng.integers(ok.size))]]))
