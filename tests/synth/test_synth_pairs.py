@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
+
 from radloop.report.types import Change
 from radloop.synth.anatomy import Anatomy
 from radloop.synth.pairs import make_pair
@@ -34,8 +37,6 @@ def test_pairs_carry_change_truth_that_matches_the_sizes(anatomy: Anatomy) -> No
 def test_a_lobar_consolidation_that_changed_fills_less_of_its_lobe_on_the_smaller_study(
     anatomy: Anatomy,
 ) -> None:
-    import numpy as np
-
     from radloop.synth.findings import Canvas, FindingSpec, insert
 
     def volume(seed: int, scale: float) -> tuple[str, float, np.ndarray]:
@@ -44,8 +45,22 @@ def test_a_lobar_consolidation_that_changed_fills_less_of_its_lobe_on_the_smalle
         return found.details["extent"], found.details["volume_ml"], found.voxels
 
     lobar = next(s for s in range(40) if volume(s, 1.0)[0] == "lobar")
-    extent, full, whole = volume(lobar, 1.0)
+    _, full, whole = volume(lobar, 1.0)
     extent_small, small, part = volume(lobar, 0.65)
     # Still the lobe's consolidation, on about 65 % of its volume and inside the full one.
     assert extent_small == "lobar" and 0.55 * full <= small <= 0.75 * full
     assert np.isin(part, whole).all()
+
+
+def test_a_nodule_that_changed_size_keeps_its_place(anatomy: Anatomy) -> None:
+    from radloop.synth.findings import Canvas, FindingSpec, insert
+
+    for seed in range(4):
+        found = []
+        for scale in (1.0, 0.65):
+            canvas = Canvas(anatomy, anatomy.hu.copy(), np.zeros(anatomy.shape, bool))
+            (lesion,) = insert(canvas, [FindingSpec("nodule", (seed, 3), scale)])
+            found.append(lesion)
+        big, small = found
+        np.testing.assert_allclose(small.centre_mm, big.centre_mm)
+        assert small.size_mm == pytest.approx(0.65 * big.size_mm, abs=0.11)

@@ -130,12 +130,15 @@ def _nodule(canvas: Canvas, rng: np.random.Generator, *, mass: bool) -> Inserted
     lobes = list(LOBE_STRUCTURES)
     lobe = lobes[int(rng.integers(len(lobes)))]
     depths = regions(anatomy).lobe_depths[lobe]
-    diameter = float(rng.uniform(32.0, 55.0) if mass else rng.uniform(6.0, 26.0)) * canvas.scale
+    # The place is chosen for the full-size lesion, so that a pair's smaller study (scale
+    # below 1) has it in the same place.
+    full = float(rng.uniform(32.0, 55.0) if mass else rng.uniform(6.0, 26.0))
     for _ in range(12):
+        diameter = full * min(canvas.scale, 1.0)
         radius = diameter / 2
-        ok = np.flatnonzero(depths.depth >= radius + 4.0)
+        ok = np.flatnonzero(depths.depth >= max(full / 2, radius) + 4.0)
         if ok.size == 0:
-            diameter *= 0.85
+            full *= 0.85
             continue
         flat = int(depths.flat[ok[int(rng.integers(ok.size))]])
         centre = _pos(anatomy, flat)
