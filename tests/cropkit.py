@@ -1,4 +1,4 @@
-"""Shared helpers of the crop networks' tests (nodules, ribs): render a tiny data set or skip
+"""Shared helpers of the crop networks' tests (nodules, ribs, lungs): render a tiny data set or skip
 without the lab's anatomy, and check an exported network's ONNX against its PyTorch weights."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def onnx_matches_torch(config: Any, folder: Path, network: Any) -> list[np.ndarr
 
     from radloop.models.reference.nodules_train import _network
 
-    model = _network(config).eval()
+    model = _network(config, outputs=len(network.findings)).eval()
     model.load_state_dict(torch.load(folder / f"{network.name}.pt"))
     x = np.random.default_rng(2).random((2, 1, *network.shape)).astype(np.float32)
     with torch.no_grad():

@@ -25,11 +25,11 @@ __all__ = ["train_reference"]
 )
 @click.option(
     "--part",
-    type=click.Choice(["all", "main", "devices", "nodules", "ribs"]),
+    type=click.Choice(["all", "main", "devices", "lungs"]),
     default="all",
     show_default=True,
-    help="Which network to train: the whole-image one (main), the device, nodule or rib crop "
-    "network, or all four.",
+    help="Which network to train: the whole-image one (main), the device or lung crop "
+    "network, or all three.",
 )
 @click.option(
     "--n-train",
@@ -55,21 +55,19 @@ def train_reference(
 ) -> None:
     """Train radloop's reference model on the synthetic lab and export it to ONNX.
 
-    Four networks, each rendering its own training studies (profiles standard, portable,
+    Three networks, each rendering its own training studies (profiles standard, portable,
     community) and training on 2 CPU threads: the whole-image network (DIR/reference.onnx,
     reference.json), the device network that reads tubes and lines from a full-resolution
-    crop of the mediastinum (DIR/devices.onnx, devices.json), the nodule network that
-    reads both lungs at about 1 mm per pixel, trained on nodules inserted into the lab's
-    images (DIR/nodules.onnx, nodules.json), and the rib network, the same for the healing
-    callus of rib fractures (DIR/ribs.onnx, ribs.json). --n-train, --epochs and --seed change the
-    recipe of the part trained (of the whole-image network with --part all).
-    Needs pip install 'radloop[train,synth]'.
+    crop of the mediastinum (DIR/devices.onnx, devices.json), and the lung network that
+    reads nodules and rib fractures from both lungs at about 1 mm per pixel, trained on
+    nodules and healing rib fractures inserted into the lab's images (DIR/lungs.onnx,
+    lungs.json). --n-train, --epochs and --seed change the recipe of the part trained (of the
+    whole-image network with --part all). Needs pip install 'radloop[train,synth]'.
     """  # fmt: skip
     from dataclasses import replace
 
     from radloop.models.reference.devices_train import DeviceConfig, train_devices
-    from radloop.models.reference.nodules_train import NoduleConfig, train_nodules
-    from radloop.models.reference.ribs_train import RibConfig, train_ribs
+    from radloop.models.reference.lungs_train import LungConfig, train_lungs
     from radloop.models.reference.train import TrainConfig
     from radloop.models.reference.train import train_reference as run
 
@@ -88,9 +86,8 @@ def train_reference(
     crops: tuple[tuple[str, Any, Any, Callable[[dict[str, Any]], str]], ...] = (
         ("devices", DeviceConfig, train_devices,
          lambda v: f"AUROC {v['auroc']}, tip MAE (mm) {v['regression_mae']}"),
-        ("nodules", NoduleConfig, train_nodules,
-         lambda v: f"AUROC {v['auroc']} (by size {v['auroc_by_size']})"),
-        ("ribs", RibConfig, train_ribs, lambda v: f"AUROC {v['auroc']}"),
+        ("lungs", LungConfig, train_lungs,
+         lambda v: f"AUROC {v['auroc']} (nodules by size {v['auroc_by_size']['nodule']})"),
     )  # fmt: skip
     for name, recipe, trainer, summary in crops:
         if part not in ("all", name):

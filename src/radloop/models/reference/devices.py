@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image as PILImage
 
-from radloop.models.reference.preprocess import field_crop
+from radloop.models.reference.preprocess import centred_offset, field_crop
 from radloop.models.reference.spec import FIELD_MM, FINDINGS, REGRESSIONS, Regression
 from radloop.study import Image
 
@@ -100,6 +100,8 @@ class CropNetwork:
     regressions: tuple[Regression, ...] = ()
     min_share: float = MIN_SOURCE_SHARE  # see MIN_SOURCE_SHARE
     title: str = ""  # how ``measured`` names it ("device network"); default "{name} network"
+    # Finding types that need a finer image than ``min_share``: (code, their min_share).
+    finding_min_share: tuple[tuple[str, float], ...] = ()
 
     @property
     def cells(self) -> tuple[int, int]:
@@ -146,12 +148,51 @@ class CropNetwork:
     ) -> bool:
         """Whether an image is fine enough for the network (see ``MIN_SOURCE_SHARE``): the
         crop's source region has at least ``min_share`` of the input's pixels on each axis."""
+        return self._source_share(pixels, spacing_mm, field_mm) >= self.min_share
+
+    def unread(
+        self,
+        pixels: npt.NDArray[Any],
+        spacing_mm: tuple[float, float] | None,
+        field_mm: float = FIELD_MM,
+    ) -> frozenset[str]:
+        """The finding types this image is too coarse for (``finding_min_share``; all of them
+        when the network does not read it at all)."""
+        share = self._source_share(pixels, spacing_mm, field_mm)
+        if share < self.min_share:
+            return frozenset(self.findings)
+        return frozenset(code for code, need in self.finding_min_share if share < need)
+
+    def _source_share(
+        self, pixels: npt.NDArray[Any], spacing_mm: tuple[float, float] | None, field_mm: float
+    ) -> float:
+        """The crop's source pixels over its input pixels, on the scarcer axis."""
         rows, cols = np.asarray(pixels).shape[:2]
         if spacing_mm is not None and min(spacing_mm) > 0:
             rows, cols = round(field_mm / spacing_mm[0]), round(field_mm / spacing_mm[1])
         r0, r1, c0, c1 = self.box((rows, cols))
-        wide_enough = (c1 - c0) >= self.min_share * self.shape[1]
-        return (r1 - r0) >= self.min_share * self.shape[0] and wide_enough
+        return min((r1 - r0) / self.shape[0], (c1 - c0) / self.shape[1])
+
+    def peak(self, cells: F32, field: tuple[int, int]) -> tuple[float, float]:
+        """Where a cell map (rows, cols) peaks, in the pixels of a field of ``field`` (rows,
+        columns): the probability-weighted centre of the 3 × 3 cells about its highest cell,
+        which places an object between cells where a pasted heatmap's cell centre cannot."""
+        i, j = (int(v) for v in np.unravel_index(int(np.argmax(cells)), cells.shape))
+        rows = slice(max(0, i - 1), min(cells.shape[0], i + 2))
+        cols = slice(max(0, j - 1), min(cells.shape[1], j + 2))
+        weights = np.asarray(cells[rows, cols], dtype=np.float64)
+        ii, jj = np.mgrid[rows, cols]
+        total = float(weights.sum())
+        ci = float((weights * ii).sum()) / total if total > 0 else float(i)
+        cj = float((weights * jj).sum()) / total if total > 0 else float(j)
+        r0, r1, c0, c1 = self.box(field)
+        # Cell centre in crop pixels, then in field pixels (the crop is resized from the box).
+        y = (ci + 0.5) * self.stride - 0.5
+        x = (cj + 0.5) * self.stride - 0.5
+        return (
+            r0 + (y + 0.5) * (r1 - r0) / self.shape[0] - 0.5,
+            c0 + (x + 0.5) * (c1 - c0) / self.shape[1] - 0.5,
+        )
 
     def paste(self, cells: F32, size: int) -> F32:
         """A crop cell map (rows, cols) placed in an all-zero ``size`` square field heatmap."""
@@ -221,6 +262,7 @@ class DeviceOutput:
     probabilities: dict[str, float]
     cells: F32  # (findings, rows, cols) probabilities on the crop's grid
     tips_mm: dict[str, float]  # regression name -> decoded value (tip-to-carina distance)
+    unread: frozenset[str] = frozenset()  # findings the image is too coarse for
 
 
 def apply_calibration(
@@ -293,8 +335,9 @@ class CropRuntime:
                     r.name: r.decode(float(values[2][i, k]))
                     for k, r in enumerate(network.regressions)
                 },
+                unread=network.unread(im.pixels, im.pixel_spacing_mm, self.field_mm),
             )
-            for i in range(len(images))
+            for i, im in enumerate(images)
         ]
 
 
@@ -311,18 +354,32 @@ def merge_output(
             output, unassessed=output.unassessed | frozenset(network.findings)
         )
     heatmaps = np.array(output.heatmaps, copy=True)
+    read = [code for code in network.findings if code not in devices.unread]
     for k, code in enumerate(network.findings):
-        heatmaps[FINDINGS.index(code)] = network.paste(devices.cells[k], heatmaps.shape[-1])
+        if code in read:
+            heatmaps[FINDINGS.index(code)] = network.paste(devices.cells[k], heatmaps.shape[-1])
     measured = {
         **output.measured,
         **{name: network.title or f"{network.name} network" for name in devices.tips_mm},
     }
+    field_px = output.field_px()
+    offsets = [centred_offset(f, m) for f, m in zip(field_px, output.image_shape, strict=True)]
+    peaks = dict(output.peaks)
+    for k, code in enumerate(network.findings):
+        if code in read:
+            row, col = network.peak(devices.cells[k], field_px)
+            peaks[code] = (row + offsets[0], col + offsets[1])
     return dataclasses.replace(
         output,
-        probabilities={**output.probabilities, **devices.probabilities},
+        peaks=peaks,
+        probabilities={
+            **output.probabilities,
+            **{code: devices.probabilities[code] for code in read},
+        },
         regressions={**output.regressions, **devices.tips_mm},
         heatmaps=heatmaps,
         measured=measured,
+        unassessed=output.unassessed | devices.unread,
     )
 
 

@@ -1,57 +1,25 @@
-"""The nodule network: lung nodules read at about 1 mm per pixel from a crop of both lungs.
+"""Where a lung lesion read on a crop lies: its lung zones (:func:`nodule_zones`).
 
-The whole-image network sees the chest at 1.6 mm per pixel and never learned the lab's
-nodules (validation AUROC 0.59); a crop network trained like the device network on about
-1200 lab studies with nodules did not either (0.63, sixth session): the lab's anatomy is full
-of nodule-sized blobs (vessels, rib crossings) of the same contrast, and a thousand nodules
-are too few examples to learn the difference. The nodule network is trained on nodules
-*inserted* into the lab's line integrals instead — a sphere's chord length times its
-attenuation, added before the lab's exposure, scatter, blur, noise and tone curve — so every
-training image holds new nodules of known place and size on a new background, at the cost
-of one exposure (:mod:`.nodules_train`).
-
-It reads a fixed crop of the detector field — rows 8–84 %, columns 6–94 % (both lungs), 272 ×
-320 pixels, about 1.0 mm per pixel at the 360 mm field — and gives
-
-- ``presence`` (B, 1) logit: the most nodule-like cell (maximum over cells), Platt-scaled by
-  the sidecar's ``presence_calibration`` (fitted on lab studies with the lab's own nodules);
-- ``cells``    (B, 1, 34, 40) logits on the crop's stride-8 grid, pasted into the main
-  heatmap: the caliper (:mod:`.caliper`) measures the nodule about its peak.
-
-It reads only images of about 1.1 mm per pixel or finer (``min_share`` 0.9: its coarsest
-training profile is 0.94 mm); elsewhere nodules are ``unassessed``. This module needs only
-numpy; :class:`~.devices.CropRuntime` runs ``nodules.onnx``.
-
-The whole-image network's zone heads cannot place a nodule they do not see, so a nodule's
-zones come from where the caliper found it (:func:`nodule_zones`): the lab's zones are thirds
-of each lung's height, and ``LUNG_ROWS`` are the median apex and base of each lung as
-fractions of the field's height over 150 lab studies of the training profiles (seed 4711;
-standard deviation about 0.025, 9 mm), the midline the field's centre (0.497).
+The whole-image network's zone heads cannot place a nodule or a rib fracture they do not see,
+so the lung network's findings (:mod:`.lungs`) get their zones from where they are on the
+image: a nodule from where the caliper found it, a fracture about its heatmap's peak. The
+lab's zones are thirds of each lung's height, and ``LUNG_ROWS`` are the median apex and base
+of each lung as fractions of the field's height over 150 lab studies of the training profiles
+(seed 4711; standard deviation about 0.025, 9 mm), the midline the field's centre (0.497).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from radloop.models.reference.devices import CropNetwork
 from radloop.models.reference.spec import FIELD_MM
 from radloop.vocabulary import Zone
 
-__all__ = ["LUNG_ROWS", "NODULE_NETWORK", "nodule_zones"]
+__all__ = ["LUNG_ROWS", "nodule_zones"]
 
 LUNG_ROWS: dict[str, tuple[float, float]] = {"right": (0.125, 0.900), "left": (0.082, 0.822)}
 MIDLINE = 0.497
 ZONE_SHARE = 0.1  # as the lab's truth: a zone is listed when it holds this share of the lesion
-
-NODULE_NETWORK = CropNetwork(
-    name="nodules",
-    findings=("nodule",),
-    crop=(0.08, 0.84, 0.06, 0.94),
-    shape=(272, 320),
-    stride=8,
-    min_share=0.9,
-    title="nodule network",
-)
 
 
 def nodule_zones(

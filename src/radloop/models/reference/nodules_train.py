@@ -1,31 +1,23 @@
-"""Train the nodule network (:mod:`.nodules`) on nodules inserted into the lab's images.
+"""Nodule insertion and the crop networks' patch training (the lung network, :mod:`.lungs_train`).
 
-``train_nodules(NoduleConfig(), out)`` is the recipe of the shipped ``nodules.onnx``:
+**Inserting nodules** (:func:`insert_nodules`): a nodule of 6–26 mm (the lab's range) is added
+to a lab study's line integral as a sphere's chord length times its attenuation above lung, at
+a place in the projected lungs drawn in proportion to lung depth, before the lab's own
+exposure (scatter, blur, noise, auto-ranging, tone curve, collimation). A new exposure costs a
+fraction of a rendering, so a network sees thousands of nodules on new backgrounds; a crop
+network trained on the lab's own 1,200 nodules alone did not learn them (sixth session).
 
-1. **Inserted nodules** (``nodule-inserted-*.npz``): ``n_train`` lab studies are rendered
-   without nodules (the lab's other random findings stay, masses included, as negatives);
-   each study's line integral then gets ``variants`` exposures, each with 0, 1 or 2 nodules
-   (6–26 mm, the lab's range) added as a sphere's chord length times its attenuation above
-   lung, at a place in the projected lungs drawn in proportion to lung depth, before the
-   lab's own exposure (scatter, blur, noise, auto-ranging, tone curve, collimation). A new
-   exposure costs a fraction of a rendering, so the network sees thousands of nodules.
-2. **The lab's own nodules** (``nodule-lab-*.npz``): ``n_lab`` studies rendered with the lab's
-   random findings, every second one with a nodule, for training as well, and ``n_val``
-   more (another seed) for validation, the Platt scaling of the presence logit and the
-   threshold — never inserted nodules there.
-
-Training is on 64 × 64 patches of the preprocessed crop (the network is fully convolutional):
-per epoch one patch about each nodule, as many random patches, and as many nodule-free ones,
-most of them at the most nodule-like cell of a nodule-free crop under the current weights
-(hard negatives). Cell targets are the stride-8 cells within a nodule's radius.
+**Training** (:func:`_fit`) is on 64 × 64 patches of the preprocessed crop (the network is
+fully convolutional): per epoch one patch about each object, as many random patches, and as
+many object-free ones, most of them at the most object-like cell of an object-free crop under
+the current weights (hard negatives). Cell targets are the stride-8 cells within an object's
+radius (at least 0.75 cells).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,35 +25,27 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.models.reference.data import TRAIN_PROFILES, load_dataset, render_shards
-from radloop.models.reference.data import worker_anatomy as _anatomy
-from radloop.models.reference.devices import CropNetwork, apply_calibration
-from radloop.models.reference.devices_train import fit_platt
+from radloop.models.reference.data import TRAIN_PROFILES
+from radloop.models.reference.devices import CropNetwork
+from radloop.models.reference.lungs import LUNG_NETWORK
 from radloop.models.reference.metrics import auroc, best_threshold
-from radloop.models.reference.nodules import NODULE_NETWORK
 from radloop.models.reference.spec import FIELD_MM
 from radloop.models.reference.train import (
     Recipe,
-    _torch,
     export_network,
     one_cycle,
-    refresh_model_card,
     training_record,
 )
 
 __all__ = [
-    "NODULE_SEED",
-    "NODULE_VERSION",
+    "MAX_NODULES",
     "CropRecipe",
-    "NoduleConfig",
     "export_crop_network",
     "insert_nodules",
     "lab_entries",
-    "train_nodules",
+    "validate_nodules",
 ]
 
-NODULE_SEED = 20_240_303
-NODULE_VERSION = "0.3.0"
 MAX_NODULES = 3
 _NODULE_HU = 35.0  # the lab's nodules are soft tissue (synth.findings)
 
@@ -81,16 +65,6 @@ class CropRecipe(Recipe):
     widths: tuple[int, int, int] = (16, 32, 48)
     patch: int = 64
     hard_per_epoch: int = 400
-
-
-@dataclass(frozen=True)
-class NoduleConfig(CropRecipe):
-    """The nodule network's recipe; the defaults reproduce the shipped weights."""
-
-    n_train: int = 900  # studies rendered without nodules, for insertion
-    n_lab: int = 1200  # studies with the lab's own nodules for training
-    epochs: int = 6
-    data_seed: int = NODULE_SEED
 
 
 # --- data ------------------------------------------------------------------------------------
@@ -156,7 +130,7 @@ def insert_nodules(
 
 
 def _to_crop(
-    row: float, col: float, size: int, network: CropNetwork = NODULE_NETWORK
+    row: float, col: float, size: int, network: CropNetwork = LUNG_NETWORK
 ) -> tuple[float, float, float]:
     """A field pixel (row, col) in crop pixels, and the crop's pixels per field pixel."""
     r0, r1, c0, c1 = network.box((size, size))
@@ -170,76 +144,6 @@ def _nodule_rows(entries: list[tuple[float, float, float, float]]) -> F32:
     for k, entry in enumerate(entries[:MAX_NODULES]):
         rows[k] = entry
     return rows
-
-
-def _study(
-    seed: int, index: int, site: str, cache: str | None, present: bool | None, code: str = "nodule"
-) -> Any:
-    """Lab study ``index`` (frontal only): its random findings without ``code``, plus one
-    ``code`` finding when ``present`` (``None``: every second study)."""
-    from radloop.synth import make_study
-    from radloop.synth.lab import sample_specs
-    from radloop.synth.variation import profile
-
-    rng = np.random.default_rng([seed, index, 7])
-    codes = [s.code for s in sample_specs(seed, index, rng) if s.code != code]
-    if (index % 2 == 0) if present is None else present:
-        codes.append(code)
-    frontal_only = dataclasses.replace(profile(site), lateral=False)
-    return make_study(_anatomy(cache), seed, index, site=frontal_only, codes=codes)
-
-
-def _make_inserted(job: tuple[int, int, str, int, str | None]) -> list[dict[str, Any]]:
-    from radloop.synth.imaging import expose
-    from radloop.synth.phantom import _ct_field
-
-    seed, index, site, variants, cache = job
-    study = _study(seed, index, site, cache, present=False)
-    view = next(iter(study.views.values()))
-    geometry = view.geometry
-    anatomy = study.phantom.anatomy
-    centre = study.phantom.deformation.apply_points(np.asarray(anatomy.lung_centre, np.float32))
-    magnification = geometry.magnification_at(np.asarray(centre).reshape(3))
-    lungs = np.zeros(view.line_integral.shape, bool)
-    for mask in view.lung_masks.values():
-        lungs |= mask
-    limits = _ct_field(study.phantom, geometry)
-    size = geometry.rows
-    samples = []
-    for k in range(variants):
-        rng = np.random.default_rng([seed, index, 1000 + k])
-        count = int(rng.choice([0, 1, 2], p=[0.5, 0.38, 0.12]))
-        line, placed = insert_nodules(
-            view.line_integral, lungs, geometry.pixel_mm, magnification, rng, count
-        )
-        exposure = expose(
-            line, study.site, rng, pixel_mm=geometry.pixel_mm, view=geometry.view, limits=limits
-        )
-        entries = []
-        for row, col, diameter in placed:
-            r, c, s = _to_crop(row, col, size)
-            entries.append((r, c, diameter, diameter * magnification / geometry.pixel_mm * s))
-        samples.append(_sample(exposure.display, geometry.pixel_mm, entries))
-    return samples
-
-
-def _sample(
-    display: F32,
-    pixel_mm: float,
-    entries: list[tuple[float, float, float, float]],
-    network: CropNetwork = NODULE_NETWORK,
-    key: str = "nodules",
-) -> dict[str, Any]:
-    """One training sample: the crop (float16), its objects' rows under ``key`` and whether
-    the runtime would read the image at all (``network.readable``)."""
-    spacing = (pixel_mm, pixel_mm)
-    crop = network.read(display, spacing)
-    return {
-        "crop": crop.astype(np.float16),
-        key: _nodule_rows(entries),
-        "frontal": np.asarray(True),
-        "readable": np.asarray(network.readable(display, spacing)),
-    }
 
 
 def lab_entries(
@@ -263,58 +167,8 @@ def lab_entries(
     return entries
 
 
-def _make_lab(job: tuple[int, int, str, str | None]) -> list[dict[str, Any]]:
-    seed, index, site, cache = job
-    study = _study(seed, index, site, cache, present=None)
-    sizes = {f["id"]: float(f.get("size_mm") or 0) for f in study.truth["findings"]}
-    view = next(iter(study.views.values()))
-    spacing = study.truth["images"][0]["pixel_spacing_mm"]
-    entries = lab_entries(study, "nodule", NODULE_NETWORK, sizes)
-    return [_sample(view.exposure.display, spacing[0], entries)]
-
-
 def _stack(samples: list[dict[str, Any]]) -> dict[str, npt.NDArray[Any]]:
     return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
-
-
-def _lab_job(seed: int, profiles: tuple[str, ...], index: int) -> tuple[int, int, str]:
-    return seed, index, profiles[index % len(profiles)]
-
-
-def build_nodule_datasets(
-    config: NoduleConfig, data_dir: Path, progress: Any = None
-) -> dict[str, list[Path]]:
-    """Render (or reuse) the three sets: inserted, lab (training) and val (lab, other seed)."""
-    seed, profiles, workers = config.data_seed, config.profiles, config.threads
-
-    def site(i: int) -> str:
-        return profiles[i % len(profiles)]
-
-    inserted = render_shards(
-        data_dir,
-        "nodule-inserted",
-        config.n_train,
-        seed=seed,
-        job=lambda i: (seed, i, site(i), config.variants),
-        make=_make_inserted,
-        stack=_stack,
-        workers=workers,
-        progress=progress,
-    )
-    sets = {"inserted": inserted}
-    for name, n, s in (("lab", config.n_lab, seed + 1), ("val", config.n_val, seed + 2)):
-        sets[name] = render_shards(
-            data_dir,
-            f"nodule-{name}",
-            n,
-            seed=s,
-            job=functools.partial(_lab_job, s, profiles),
-            make=_make_lab,
-            stack=_stack,
-            workers=workers,
-            progress=progress,
-        )
-    return sets
 
 
 # --- network ---------------------------------------------------------------------------------
@@ -363,8 +217,9 @@ def export_crop_network(
     return sidecar
 
 
-def _network(config: CropRecipe) -> Any:
-    """The crop networks' design (nodules, ribs), ``config.widths`` channels wide."""
+def _network(config: CropRecipe, outputs: int = 1) -> Any:
+    """The crop networks' design (nodules, ribs, lungs), ``config.widths`` channels wide,
+    with ``outputs`` cell maps (one per finding type)."""
     from torch import nn
     from torch.nn import functional
 
@@ -403,7 +258,7 @@ def _network(config: CropRecipe) -> Any:
                 conv(w3, w3, 2),
                 conv(w3, w3, 2),
             )
-            self.head = nn.Conv2d(w3, 1, 1)
+            self.head = nn.Conv2d(w3, outputs, 1)
 
         def forward(self, x: Any) -> Any:
             return self.head(self.features(x.clamp(-8.0, 8.0)))
@@ -415,12 +270,12 @@ def _network(config: CropRecipe) -> Any:
 
         def forward(self, x: Any) -> tuple[Any, Any]:
             cells = self.body(self.prep(x))
-            return cells.flatten(1).amax(dim=1, keepdim=True), cells
+            return cells.flatten(2).amax(dim=2), cells
 
     return NoduleNet()
 
 
-def _targets(nodules: F32, network: CropNetwork = NODULE_NETWORK) -> F32:
+def _targets(nodules: F32, network: CropNetwork = LUNG_NETWORK) -> F32:
     """Cell targets of one crop: cells whose centre lies within a nodule's radius (at least
     0.75 cells, so the cell holding a small nodule's centre is always a target)."""
     rows, cols = network.cells
@@ -438,13 +293,14 @@ def _targets(nodules: F32, network: CropNetwork = NODULE_NETWORK) -> F32:
 
 
 def _predict(torch: Any, model: Any, crops: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """Presence logits (N, findings) of ``crops``."""
     model.eval()
     out = []
     with torch.no_grad():
         for start in range(0, len(crops), 32):
             x = torch.from_numpy(crops[start : start + 32].astype(np.float32))[:, None]
-            out.append(model(x)[0][:, 0].numpy())
-    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+            out.append(model(x)[0].numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 1))
 
 
 def _fit(
@@ -452,10 +308,14 @@ def _fit(
     model: Any,
     config: CropRecipe,
     crops: npt.NDArray[Any],
-    nodules: F32,
-    network: CropNetwork = NODULE_NETWORK,
+    objects: F32 | Sequence[F32],
+    network: CropNetwork = LUNG_NETWORK,
 ) -> int:
-    """Patch training with hard negatives (see the module's docstring); returns the steps."""
+    """Patch training with hard negatives (see the module's docstring); returns the steps.
+
+    ``objects``: per finding type of ``network`` (one array for a one-finding network), the
+    (N, MAX_NODULES, 4) rows of each crop's objects. Patches are centred on objects of every
+    type; hard negatives come from crops free of all of them, where any channel peaks."""
     from tqdm import tqdm
 
     functional = torch.nn.functional
@@ -471,15 +331,19 @@ def _fit(
             ]
         )
     height, width = pre.shape[1:]
-    targets = np.stack([_targets(n, network) for n in nodules])
+    kinds = [objects] if isinstance(objects, np.ndarray) else list(objects)
+    targets = np.stack(
+        [np.stack([_targets(kind[i], network) for kind in kinds]) for i in range(len(crops))]
+    )
+    # (crop, (row, col)) of every object of every type.
     positives = [
-        (i, j) for i in range(len(crops)) for j in range(MAX_NODULES) if nodules[i, j, 2] > 0
+        (int(i), kind[i, j, :2]) for kind in kinds for i, j in np.argwhere(kind[:, :, 2] > 0)
     ]
-    clear = np.flatnonzero((nodules[:, :, 2] <= 0).all(axis=1))
+    clear = np.flatnonzero(np.all([(kind[:, :, 2] <= 0).all(axis=1) for kind in kinds], axis=0))
     if not positives or clear.size == 0:
         raise ValueError(
-            f"expected crops with and without nodules, got {len(positives)} nodules and "
-            f"{clear.size} nodule-free crops"
+            f"expected crops with and without {' or '.join(network.findings)}, got "
+            f"{len(positives)} objects and {clear.size} crops free of them"
         )
 
     def at(i: int, row: float, col: float) -> tuple[int, int, int]:
@@ -497,8 +361,8 @@ def _fit(
     with tqdm(total=total, unit="step", desc=f"train {network.name}") as bar:
         while step < total:
             jobs = [
-                at(i, *(nodules[i, j, :2] + rng.uniform(-20, 20, 2)))
-                for i, j in (positives[k] for k in rng.permutation(len(positives)))
+                at(i, *(rc + rng.uniform(-20, 20, 2)))
+                for i, rc in (positives[k] for k in rng.permutation(len(positives)))
             ]
             for _ in positives:
                 jobs.append(
@@ -533,13 +397,14 @@ def _fit(
                         [
                             targets[
                                 i,
+                                :,
                                 r // stride : r // stride + cell,
                                 c // stride : c // stride + cell,
                             ]
                             for i, r, c in chosen
                         ]
                     )
-                )[:, None]
+                )
                 flip = torch.from_numpy(rng.random(len(chosen)) < 0.5)[:, None, None, None]
                 x, t = torch.where(flip, x.flip(3), x), torch.where(flip, t.flip(3), t)
                 loss = functional.binary_cross_entropy_with_logits(
@@ -549,7 +414,7 @@ def _fit(
                 step += 1
                 bar.update(1)
                 bar.set_postfix({"loss": f"{float(loss.detach()):.4f}"})
-            # Hard negatives: the most nodule-like place of some nodule-free crops.
+            # Hard negatives: the most object-like place (any channel) of some clear crops.
             model.eval()
             pick = rng.choice(clear, size=min(config.hard_per_epoch, clear.size), replace=False)
             with torch.no_grad():
@@ -557,7 +422,9 @@ def _fit(
                     [
                         model.body(
                             torch.from_numpy(pre[pick[q : q + 32]].astype(np.float32))[:, None]
-                        )[:, 0].numpy()
+                        )
+                        .amax(dim=1)
+                        .numpy()
                         for q in range(0, len(pick), 32)
                     ]
                 )
@@ -586,45 +453,3 @@ def validate_nodules(probabilities: npt.NDArray[np.float64], nodules: F32) -> di
         "auroc_by_size": by_size,
         "thresholds": {"nodule": round(best_threshold(y, probabilities), 4)},
     }
-
-
-def train_nodules(
-    config: NoduleConfig, out: Path, *, data_dir: Path | None = None, log: Any = print
-) -> dict[str, Any]:
-    """Render the data (if needed), train, validate, calibrate, export; returns the sidecar."""
-    torch = _torch()
-    from tqdm import tqdm
-
-    started = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    total = config.n_train + config.n_lab + config.n_val
-    with tqdm(total=total, unit="study", desc="render nodules") as bar:
-        sets = build_nodule_datasets(config, data_dir or out / "data", progress=bar.update)
-    data_seconds = time.perf_counter() - started
-    train = [load_dataset(sets[name]) for name in ("inserted", "lab")]
-    crops = np.concatenate([d["crop"] for d in train])
-    nodules = np.concatenate([d["nodules"] for d in train])
-    val = load_dataset(sets["val"])
-    torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
-    model = _network(config)
-    train_started = time.perf_counter()
-    step = _fit(torch, model, config, crops, nodules)
-    train_seconds = time.perf_counter() - train_started
-    logits = _predict(torch, model, val["crop"])
-    labels = np.asarray((val["nodules"][:, :, 2] > 0).any(axis=1), dtype=bool)
-    scale, bias = fit_platt(logits, labels)
-    calibration = {"nodule": {"scale": round(scale, 5), "bias": round(bias, 5)}}
-    calibrated = apply_calibration(logits[:, None], calibration, NODULE_NETWORK.findings)[:, 0]
-    metrics = validate_nodules(1.0 / (1.0 + np.exp(-calibrated)), val["nodules"])
-    log(
-        f"nodule validation (lab nodules): AUROC {metrics['auroc']['nodule']}, "
-        f"by size {metrics['auroc_by_size']}"
-    )
-    timing = (step, data_seconds, train_seconds)
-    sidecar = export_crop_network(
-        torch, model, config, NODULE_NETWORK, out, NODULE_VERSION, calibration, metrics,
-        len(crops), len(labels), timing,
-    )  # fmt: skip
-    refresh_model_card(out)
-    return sidecar

@@ -9,11 +9,11 @@ and the embedding. Where the network calls a nodule on an image of known pixel s
 nodule's diameter is measured on the full-resolution image by :mod:`.caliper` about the
 heatmap's peak and replaces the regression head's guess (``measured`` names what was measured).
 Where the model folder also holds crop networks — the device network (``devices.onnx``,
-:mod:`.devices`: endotracheal tube and central line), the nodule network (``nodules.onnx``,
-:mod:`.nodules`) and the rib network (``ribs.onnx``, :mod:`.ribs`) — their readings
-(probability, tip distance, heatmap) replace the main network's for their findings, and their
-validation figures and thresholds replace theirs in the sidecar. A rib fracture's zones come
-from the rib network's heatmap peak.
+:mod:`.devices`: endotracheal tube and central line) and the lung network (``lungs.onnx``,
+:mod:`.lungs`: nodule and rib fracture) — their readings (probability, tip distance, heatmap)
+replace the main network's for their findings, and their validation figures and thresholds
+replace theirs in the sidecar; a finding an image is too coarse for is ``unassessed``. A rib
+fracture's zones come from the lung network's heatmap peak, a nodule's from the caliper.
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ from radloop.models.reference.devices import (
     merge_output,
     merge_sidecar,
 )
-from radloop.models.reference.nodules import NODULE_NETWORK, nodule_zones
+from radloop.models.reference.lungs import LUNG_NETWORK, ZONE_DIAMETER_MM
+from radloop.models.reference.nodules import nodule_zones
 from radloop.models.reference.preprocess import centred, centred_offset, preprocess
-from radloop.models.reference.ribs import RIB_NETWORK, ZONE_DIAMETER_MM
 from radloop.models.reference.spec import (
     FIELD_MM,
     FINDINGS,
@@ -103,6 +103,7 @@ class ReferenceOutput:
     field_mm: float = FIELD_MM
     measured: dict[str, str] = field(default_factory=dict)  # regression name -> how
     unassessed: frozenset[str] = frozenset()  # finding types this image could not be read for
+    peaks: dict[str, tuple[float, float]] = field(default_factory=dict)  # finer than heatmaps
 
     @property
     def view(self) -> str:
@@ -112,7 +113,8 @@ class ReferenceOutput:
     def frontal(self) -> bool:
         return self.view != "LL"
 
-    def _field_px(self) -> tuple[int, int]:
+    def field_px(self) -> tuple[int, int]:
+        """The detector field's size in this image's pixels (rows, columns)."""
         rows, cols = self.image_shape
         spacing = self.pixel_spacing_mm
         if spacing is None:
@@ -120,11 +122,14 @@ class ReferenceOutput:
         return round(self.field_mm / spacing[0]), round(self.field_mm / spacing[1])
 
     def peak(self, code: str) -> tuple[float, float]:
-        """Image (row, column) of the centre of the heatmap cell where ``code`` peaks."""
+        """Image (row, column) where ``code`` peaks: a crop network's own (finer) peak where
+        one read it (``peaks``), else the centre of the heatmap cell where it peaks."""
+        if code in self.peaks:
+            return self.peaks[code]
         small = self.heatmaps[FINDINGS.index(code)]
         i, j = (int(v) for v in np.unravel_index(int(np.argmax(small)), small.shape))
         # Cell centre in the field's pixels, then undo preprocess.field_crop's crop or pad.
-        grids = zip((i, j), small.shape, self._field_px(), self.image_shape, strict=True)
+        grids = zip((i, j), small.shape, self.field_px(), self.image_shape, strict=True)
         at = [(k + 0.5) * f / n + centred_offset(f, m) for k, n, f, m in grids]
         return at[0], at[1]
 
@@ -134,7 +139,7 @@ class ReferenceOutput:
 
         small = self.heatmaps[FINDINGS.index(code)]
         rows, cols = shape or self.image_shape
-        field = (rows, cols) if shape is not None else self._field_px()
+        field = (rows, cols) if shape is not None else self.field_px()
         big = PILImage.fromarray(small.astype(np.float32), mode="F").resize(
             (field[1], field[0]), PILImage.Resampling.BILINEAR
         )
@@ -143,7 +148,7 @@ class ReferenceOutput:
         return np.asarray(centred(full, (rows, cols)), dtype=np.float32)
 
 
-CROP_NETWORKS: tuple[CropNetwork, ...] = (DEVICE_NETWORK, NODULE_NETWORK, RIB_NETWORK)
+CROP_NETWORKS: tuple[CropNetwork, ...] = (DEVICE_NETWORK, LUNG_NETWORK)
 """Crop networks a model folder may hold beside the main one, merged in this order."""
 
 
@@ -188,10 +193,10 @@ class ReferenceRuntime:
         ]
         for crop in self.crops:
             self.sidecar = merge_sidecar(self.sidecar, crop.sidecar, crop.network)
-        # Nodules read by the nodule network are placed where the caliper finds them.
-        self.zones_from_caliper = any(c.network is NODULE_NETWORK for c in self.crops)
-        # Rib fractures read by the rib network are placed where its heatmap peaks.
-        self.zones_from_peak = any(c.network is RIB_NETWORK for c in self.crops)
+        # Nodules read by a crop network are placed where the caliper finds them.
+        self.zones_from_caliper = any("nodule" in c.network.findings for c in self.crops)
+        # Rib fractures read by a crop network are placed where its heatmap peaks.
+        self.zones_from_peak = any("rib_fracture" in c.network.findings for c in self.crops)
         geometry = self.sidecar.get("input", {})
         self.input_size = int(geometry.get("size", INPUT_SIZE))
         self.field_mm = float(geometry.get("field_mm", FIELD_MM))
@@ -252,7 +257,7 @@ class ReferenceRuntime:
         ]
 
     def _place_fracture(self, output: ReferenceOutput, image: Image) -> ReferenceOutput:
-        """The rib network's fracture: its zones about the heatmap's peak, each zone's
+        """The lung network's fracture: its zones about the heatmap's peak, each zone's
         probability the fracture's (the whole-image network's zone heads never saw one)."""
         spacing = image.pixel_spacing_mm
         if not self.zones_from_peak or spacing is None or "rib_fracture" in output.unassessed:
@@ -278,7 +283,7 @@ class ReferenceRuntime:
         measured = {**output.measured, "nodule_mm": f"caliper (NCC {reading.ncc:.2f})"}
         zone_probabilities = output.zone_probabilities
         if self.zones_from_caliper:
-            # The nodule network's nodule: its zones from where the caliper found it.
+            # The lung network's nodule: its zones from where the caliper found it.
             zones = nodule_zones(reading.centre_rc, reading.diameter_mm, image.shape, spacing)
             placed = {z: (1.0 if z in zones else 0.0) for z in ZONES}
             zone_probabilities = {**zone_probabilities, "nodule": placed}

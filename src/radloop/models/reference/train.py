@@ -410,19 +410,16 @@ def render_model_card(sidecar: dict[str, Any], onnx_path: Path) -> str:
     template = files("radloop.models.reference").joinpath("card.md").read_text(encoding="utf-8")
     training, validation = sidecar["training"], sidecar["validation"]
     devices_path = onnx_path.parent / "devices.json"
-    nodules_path = onnx_path.parent / "nodules.json"
     devices = json.loads(devices_path.read_text()) if devices_path.is_file() else None
-    nodules = json.loads(nodules_path.read_text()) if nodules_path.is_file() else None
-    ribs_path = onnx_path.parent / "ribs.json"
-    ribs = json.loads(ribs_path.read_text()) if ribs_path.is_file() else None
-    newest = ribs or nodules or devices or sidecar
+    lungs_path = onnx_path.parent / "lungs.json"
+    lungs = json.loads(lungs_path.read_text()) if lungs_path.is_file() else None
+    newest = lungs or devices or sidecar
     return template.format(
         devices_section="\n".join(
             section
             for section in (
                 _devices_section(devices, onnx_path.parent / "devices.onnx"),
-                _nodules_section(nodules, onnx_path.parent / "nodules.onnx"),
-                _ribs_section(ribs, onnx_path.parent / "ribs.onnx"),
+                _lungs_section(lungs, onnx_path.parent / "lungs.onnx"),
             )
             if section
         ),
@@ -432,14 +429,9 @@ def render_model_card(sidecar: dict[str, Any], onnx_path: Path) -> str:
             else "This folder has no device network, so they are never reported."
         )
         + (
-            " Nodules are read by the nodule network (above)."
-            if nodules
-            else " This folder has no nodule network."
-        )
-        + (
-            " Rib fractures are read by the rib network (above)."
-            if ribs
-            else " This folder has no rib network."
+            " Nodules and rib fractures are read by the lung network (above)."
+            if lungs
+            else " This folder has no lung network."
         ),
         version=newest["version"],
         parameters=f"{sidecar.get('parameters', 0) / 1e6:.2f} M",
@@ -479,84 +471,65 @@ def _crop_geometry(sidecar: dict[str, Any]) -> tuple[dict[str, float], float]:
     return crop, sidecar["input"]["field_mm"] * (crop["bottom"] - crop["top"]) / rows
 
 
-def _nodules_section(nodules: dict[str, Any] | None, onnx_path: Path) -> str:
-    """The model card's section on the nodule network (empty without one)."""
-    if nodules is None:
+def _lungs_section(lungs: dict[str, Any] | None, onnx_path: Path) -> str:
+    """The model card's section on the lung network (empty without one)."""
+    if lungs is None:
         return ""
-    training, validation = nodules["training"], nodules["validation"]
-    crop, mm_per_px = _crop_geometry(nodules)
-    by_size = ", ".join(f"{k} {v}" for k, v in validation["auroc_by_size"].items())
+    training, validation = lungs["training"], lungs["validation"]
+    crop, mm_per_px = _crop_geometry(lungs)
+    by_size = ", ".join(f"{k} {v}" for k, v in validation["auroc_by_size"]["nodule"].items())
+    auroc = validation["auroc"]
+    reported = [
+        name
+        for code, name in (("nodule", "Nodules"), ("rib_fracture", "rib fractures"))
+        if (auroc.get(code) or 0.0) >= MIN_RELIABLE_AUROC
+    ]
     paragraphs = [
-        f"## The nodule network (version {nodules['version']})",
-        "Lung nodules (6–26 mm in the lab) are read by a third small network "
-        f"({nodules['parameters']:,} parameters; `nodules.onnx`, "
+        f"## The lung network (version {lungs['version']})",
+        "Lung nodules (6–26 mm in the lab) and healing rib fractures are read by one small "
+        f"network with two output channels ({lungs['parameters']:,} parameters; `lungs.onnx`, "
         f"{onnx_path.stat().st_size / 1e6:.2f} MB) from a fixed crop of both lungs — rows "
         f"{crop['top']:.0%}–{crop['bottom']:.0%}, columns {crop['left']:.0%}–"
-        f"{crop['right']:.0%} of the field — at {nodules['input']['shape'][0]} × "
-        f"{nodules['input']['shape'][1]} pixels (about {mm_per_px:.2f} mm per pixel): the crop "
-        "minus its 41-pixel box mean, scaled per image, six convolutions to a logit per "
-        "8-pixel cell; the study's probability is the most nodule-like cell's after Platt "
-        "scaling, and the cells are the nodule heatmap about whose peak the caliper measures.",
-        f"Training: nodules inserted into {training['n_train']} lab studies rendered without "
-        f"nodules ({training['variants']} exposures each, 0–2 nodules of 6–26 mm added to the "
-        "line integral as a sphere's chord length times its attenuation above lung, then the "
-        "lab's exposure, blur, noise and tone curve), plus "
-        f"{training['n_lab']} lab studies with the lab's own nodules (every second one); seed "
+        f"{crop['right']:.0%} of the field — at {lungs['input']['shape'][0]} × "
+        f"{lungs['input']['shape'][1]} pixels (about {mm_per_px:.2f} mm per pixel): the crop "
+        "minus its 41-pixel box mean, scaled per image, six convolutions to two logits per "
+        "8-pixel cell; each finding's probability is its most object-like cell's after Platt "
+        "scaling. The caliper measures a nodule about its heatmap's peak; a fracture's zones "
+        "are read about its peak. What it sees of a fracture is the lab's healing callus, a "
+        "spindle of new bone 8–14 mm across on the lateral arc of a 4th–9th rib: the break "
+        "alone is not visible on the lab's 2 mm grid, and an acute fracture without callus "
+        "would not be found.",
+        f"Training: nodules and fractures inserted into {training['n_train']} lab studies "
+        f"rendered without either ({training['variants']} exposures each; 0–2 nodules, "
+        "a sphere's chord length times its attenuation above lung, and independently 0–2 "
+        "fractures drawn and rendered as the lab draws them, added to the line integral "
+        "before the lab's exposure, blur, noise and tone curve), plus "
+        f"{training['n_lab']} lab studies with the lab's own nodules and fractures; seed "
         f"{training['data_seed']}, profiles {', '.join(training['profiles'])}, frontal only. "
         f"{training['epochs']} epochs on 64-pixel patches with hard negatives (AdamW, lr "
         f"{training['learning_rate']}, one-cycle); rendering "
         f"{training['data_seconds'] / 60:.1f} min, training "
         f"{training['train_seconds'] / 60:.1f} min on 2 CPU threads.",
-        f"Validation ({validation['n_images']} further lab studies with the lab's own nodules, "
-        f"{validation['n_nodules']} with one; training profiles): AUROC "
-        f"{validation['auroc']['nodule']}; by diameter {by_size}. Small nodules behind the "
-        "heart, the diaphragm or a rib crossing are missed, as on real films. It reads only "
-        "images of about 1.1 mm per pixel or finer; on coarser ones nodules are not assessed.",
-    ]
-    return "\n\n".join(textwrap.fill(p, 95) for p in paragraphs) + "\n"
-
-
-def _ribs_section(ribs: dict[str, Any] | None, onnx_path: Path) -> str:
-    """The model card's section on the rib network (empty without one)."""
-    if ribs is None:
-        return ""
-    training, validation = ribs["training"], ribs["validation"]
-    crop, mm_per_px = _crop_geometry(ribs)
-    paragraphs = [
-        f"## The rib network (version {ribs['version']})",
-        "Rib fractures are read by a fourth network, the nodule network's design on the same "
-        f"crop ({ribs['parameters']:,} parameters; `ribs.onnx`, "
-        f"{onnx_path.stat().st_size / 1e6:.2f} MB; rows {crop['top']:.0%}–"
-        f"{crop['bottom']:.0%}, columns {crop['left']:.0%}–{crop['right']:.0%} of the field, "
-        f"about {mm_per_px:.2f} mm per pixel). What it sees of a fracture is the lab's healing "
-        "callus, a spindle of new bone 8–14 mm across on the lateral arc of a 4th–9th rib: "
-        "the lab's 2 mm working grid averages a rib's cortex away, so the break alone is not "
-        "visible, and an acute fracture without callus would not be found. Its zones are "
-        "read about its heatmap's peak.",
-        f"Training: healing fractures inserted into {training['n_train']} lab studies "
-        f"rendered without rib fractures ({training['variants']} exposures each, 0–2 "
-        "fractures drawn and rendered as the lab draws them, before the lab's exposure); seed "
-        f"{training['data_seed']}, profiles {', '.join(training['profiles'])}, frontal only. "
-        f"{training['epochs']} epochs on 64-pixel patches with hard negatives; rendering "
-        f"{training['data_seconds'] / 60:.1f} min, training "
-        f"{training['train_seconds'] / 60:.1f} min on 2 CPU threads.",
-        f"Validation ({validation['n_images']} further lab studies that it reads, "
-        f"{validation['n_fractures']} with the lab's own fracture; training profiles): AUROC "
-        f"{validation['auroc']['rib_fracture']}. It reads only images of about 0.86 mm per "
-        "pixel or finer; on coarser ones (such as the lab's portable profile) rib fractures "
-        "are not assessed"
+        f"Validation ({validation['n_images']} further lab studies with the lab's own "
+        f"objects; {validation['n_nodules']} with a nodule, {validation['n_fractures']} of the "
+        f"{validation['n_read']['rib_fracture']} it reads for ribs with a fracture; training "
+        f"profiles): nodule AUROC {auroc['nodule']} (by diameter {by_size}); rib fracture "
+        f"AUROC {auroc['rib_fracture']} "
+        f"({validation['auroc_all_images']['rib_fracture']} with the images it does not "
+        "read for ribs). Nodules are read on images of about 1.1 mm per pixel or finer, rib "
+        "fractures only on images of about 0.86 mm per pixel or finer (not the lab's "
+        "portable profile); elsewhere they are not assessed. Small nodules behind the heart, "
+        "the diaphragm or a rib crossing are missed, as on real films. "
         + (
-            f" ({validation['n_unread']} validation studies; AUROC with them "
-            f"{validation['auroc_all_images']['rib_fracture']}). "
-            if "n_unread" in validation
-            else ". "
+            f"{' and '.join(reported)} are reported."
+            if reported
+            else "Below the reporting bar, neither is reported."
         )
         + (
-            "Rib fractures are reported."
-            if validation["auroc"]["rib_fracture"] >= MIN_RELIABLE_AUROC
-            else f"Below the reporting bar (validation AUROC {MIN_RELIABLE_AUROC}), rib "
-            "fractures are never reported or used to verify a claim; the probability and "
-            "heatmap are there for benchmarks and research."
+            ""
+            if len(reported) == 2
+            else f" Types under validation AUROC {MIN_RELIABLE_AUROC} are never reported or "
+            "used to verify a claim."
         ),
     ]
     return "\n\n".join(textwrap.fill(p, 95) for p in paragraphs) + "\n"
