@@ -354,21 +354,19 @@ def merge_output(
             output, unassessed=output.unassessed | frozenset(network.findings)
         )
     heatmaps = np.array(output.heatmaps, copy=True)
+    peaks = dict(output.peaks)  # image (row, column), from the crop's own cells
+    field_px = output.field_px()
+    offsets = [centred_offset(f, m) for f, m in zip(field_px, output.image_shape, strict=True)]
     read = [code for code in network.findings if code not in devices.unread]
     for k, code in enumerate(network.findings):
         if code in read:
             heatmaps[FINDINGS.index(code)] = network.paste(devices.cells[k], heatmaps.shape[-1])
+            row, col = network.peak(devices.cells[k], field_px)
+            peaks[code] = (row + offsets[0], col + offsets[1])
     measured = {
         **output.measured,
         **{name: network.title or f"{network.name} network" for name in devices.tips_mm},
     }
-    field_px = output.field_px()
-    offsets = [centred_offset(f, m) for f, m in zip(field_px, output.image_shape, strict=True)]
-    peaks = dict(output.peaks)
-    for k, code in enumerate(network.findings):
-        if code in read:
-            row, col = network.peak(devices.cells[k], field_px)
-            peaks[code] = (row + offsets[0], col + offsets[1])
     return dataclasses.replace(
         output,
         peaks=peaks,

@@ -212,7 +212,6 @@ def calibrate_lungs(
     """Per finding: Platt scaling, validation figures and F1 threshold on the validation
     images the network reads for it; for rib fractures also the AUROC on every image."""
     calibration: dict[str, Any] = {}
-    probabilities = np.zeros_like(logits)
     reads = np.asarray(val["reads"], dtype=bool)
     keys = ("nodules", "ribs")
     for k, (code, key) in enumerate(zip(LUNG_NETWORK.findings, keys, strict=True)):
