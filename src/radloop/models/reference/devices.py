@@ -306,16 +306,18 @@ class CropRuntime:
         self.field_mm = float(self.sidecar.get("input", {}).get("field_mm", FIELD_MM))
 
     def run(self, images: Sequence[Image]) -> list[DeviceOutput | None]:
-        """One reading per image; ``None`` for an image too coarse to read (``readable``)."""
-        readable = self.network.readable
-        fine = [i for i, im in enumerate(images)
-                if readable(im.pixels, im.pixel_spacing_mm, self.field_mm)]  # fmt: skip
+        """One reading per image; ``None`` for an image too coarse to read for any of the
+        network's findings (``CropNetwork.unread``)."""
+        network = self.network
+        unread = [network.unread(im.pixels, im.pixel_spacing_mm, self.field_mm) for im in images]
+        fine = [i for i, codes in enumerate(unread) if len(codes) < len(network.findings)]
         out: list[DeviceOutput | None] = [None] * len(images)
-        for i, reading in zip(fine, self._run([images[i] for i in fine]), strict=True):
+        readings = self._run([images[i] for i in fine], [unread[i] for i in fine])
+        for i, reading in zip(fine, readings, strict=True):
             out[i] = reading
         return out
 
-    def _run(self, images: Sequence[Image]) -> list[DeviceOutput]:
+    def _run(self, images: Sequence[Image], unread: Sequence[frozenset[str]]) -> list[DeviceOutput]:
         if not images:
             return []
         network = self.network
@@ -335,9 +337,9 @@ class CropRuntime:
                     r.name: r.decode(float(values[2][i, k]))
                     for k, r in enumerate(network.regressions)
                 },
-                unread=network.unread(im.pixels, im.pixel_spacing_mm, self.field_mm),
+                unread=unread[i],
             )
-            for i, im in enumerate(images)
+            for i in range(len(images))
         ]
 
 
