@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -21,7 +22,12 @@ from radloop.models.reference.spec import (  # noqa: E402
     VIEWS,
     ZONES,
 )
-from radloop.models.reference.train import TrainConfig, train_reference  # noqa: E402
+from radloop.models.reference.train import (  # noqa: E402
+    TrainConfig,
+    bf16_supported,
+    train_reference,
+    training_precision,
+)
 
 TINY = {"widths": (4, 8, 8, 8, 8), "blocks": (1, 1, 1, 1)}
 
@@ -67,3 +73,43 @@ def test_a_tiny_training_run_exports_onnx_that_matches_torch(
     got = session.run(None, {"image": x})
     for want, have in zip(expected, got, strict=True):
         np.testing.assert_allclose(have, want, atol=1e-4, rtol=1e-4)
+
+
+def test_training_precision_refuses_an_unknown_precision() -> None:
+    model = ReferenceNetwork(NetworkConfig(**TINY))  # type: ignore[arg-type]
+    with (
+        pytest.raises(ValueError, match="expected 'bfloat16' or 'float32', got 'float16'"),
+        training_precision(torch, model, TrainConfig(precision="float16")),
+    ):
+        pass
+
+
+@pytest.mark.skipif(not bf16_supported(torch), reason="this CPU has no native bfloat16 kernels")
+def test_bfloat16_training_runs_convolutions_in_bfloat16_and_hands_back_float32() -> None:
+    model = ReferenceNetwork(NetworkConfig(**TINY))  # type: ignore[arg-type]
+    inner: list[Any] = []
+    model.stem.register_forward_hook(lambda _m, _i, out: inner.append(out.dtype))
+    x = torch.zeros(2, 1, INPUT_SIZE, INPUT_SIZE)
+    with training_precision(torch, model, TrainConfig()) as precision, precision():
+        outputs = model(x)
+    assert inner == [torch.bfloat16]
+    assert {o.dtype for o in outputs} == {torch.float32}
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    # Outside the context the model is plain float32 again (the cast-back hook is gone).
+    inner.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        again = model(x)
+    assert inner == [torch.bfloat16] and again[0].dtype == torch.bfloat16
+
+
+def test_float32_precision_leaves_the_model_alone(tiny_shards: list[Path], tmp_path: Path) -> None:
+    model = ReferenceNetwork(NetworkConfig(**TINY))  # type: ignore[arg-type]
+    config = TrainConfig(precision="float32")
+    with training_precision(torch, model, config) as precision, precision():
+        outputs = model(torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE))
+    assert {o.dtype for o in outputs} == {torch.float32}
+    config = TrainConfig(  # type: ignore[arg-type]
+        n_train=4, batch_size=2, max_steps=1, val_fraction=0.5, precision="float32", **TINY
+    )
+    sidecar = train_reference(config, tmp_path, data_dir=tiny_shards[0].parent, log=lambda _: None)
+    assert sidecar["training"]["precision"] == "float32"

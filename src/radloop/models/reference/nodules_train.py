@@ -34,6 +34,7 @@ from radloop.models.reference.train import (
     Recipe,
     export_network,
     one_cycle,
+    training_precision,
     training_record,
 )
 
@@ -358,7 +359,10 @@ def _fit(
     update = one_cycle(torch, model, config, total, warmup=0.1)
     hard: list[tuple[int, int, int]] = []
     step = 0
-    with tqdm(total=total, unit="step", desc=f"train {network.name}") as bar:
+    with (
+        training_precision(torch, model, config, forward=model.body) as precision,
+        tqdm(total=total, unit="step", desc=f"train {network.name}") as bar,
+    ):
         while step < total:
             jobs = [
                 at(i, *(rc + rng.uniform(-20, 20, 2)))
@@ -407,9 +411,10 @@ def _fit(
                 )
                 flip = torch.from_numpy(rng.random(len(chosen)) < 0.5)[:, None, None, None]
                 x, t = torch.where(flip, x.flip(3), x), torch.where(flip, t.flip(3), t)
-                loss = functional.binary_cross_entropy_with_logits(
-                    model.body(x), t, pos_weight=torch.tensor(3.0)
-                )
+                with precision():
+                    loss = functional.binary_cross_entropy_with_logits(
+                        model.body(x), t, pos_weight=torch.tensor(3.0)
+                    )
                 update(loss)
                 step += 1
                 bar.update(1)
@@ -417,7 +422,7 @@ def _fit(
             # Hard negatives: the most object-like place (any channel) of some clear crops.
             model.eval()
             pick = rng.choice(clear, size=min(config.hard_per_epoch, clear.size), replace=False)
-            with torch.no_grad():
+            with torch.no_grad(), precision():
                 cells = np.concatenate(
                     [
                         model.body(
