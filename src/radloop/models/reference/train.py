@@ -508,6 +508,7 @@ def render_model_card(sidecar: dict[str, Any], onnx_path: Path) -> str:
         seed=training["seed"],
         threads=training["threads"],
         torch=training["torch"],
+        precision=training.get("precision", "float32"),
         data_minutes=round(training["data_seconds"] / 60, 1),
         train_minutes=round(training["train_seconds"] / 60, 1),
         macro_auroc=validation["macro_auroc"],
