@@ -173,3 +173,57 @@ def test_extent_change_needs_twenty_percent_either_way(
 def test_extent_change_refuses_non_positive_extents() -> None:
     with pytest.raises(ValueError, match="positive"):
         extent_change(0.0, 3.0)
+
+
+def _map(strength: float, at: tuple[int, int], shape: tuple[int, int] = (8, 8)) -> Any:
+    import numpy as np
+
+    grid = np.zeros(shape, np.float32)
+    grid[at] = strength
+    return grid
+
+
+def test_look_back_reads_a_lesion_found_on_one_study_as_grown_where_the_other_shows_it() -> None:
+    nodule = [Finding("nodule", side=Side.RIGHT, size_mm=14.0)]
+    now = {"nodule": _map(1.8, (3, 3))}
+    # The prior shows it at 0.6 of the reporting strength one cell away: it grew.
+    grown = diff_findings(nodule, [], local=(now, {"nodule": _map(0.6, (4, 3))}))
+    assert [(c.code, c.direction) for c in grown] == [("nodule", Change.INCREASED)]
+    assert "0.60 of the reporting strength" in grown[0].details
+    # Too faint (0.4) or elsewhere (three cells away): new, as without a look-back.
+    for prior_map in (_map(0.4, (3, 3)), _map(0.9, (6, 3))):
+        (change,) = diff_findings(nodule, [], local=(now, {"nodule": prior_map}))
+        assert change.direction is Change.NEW
+    assert diff_findings(nodule, [])[0].direction is Change.NEW
+    # The other way round: reported on the prior only, still faintly there now.
+    (shrunk,) = diff_findings([], nodule, local=({"nodule": _map(0.7, (3, 2))}, now))
+    assert (shrunk.direction, shrunk.current, shrunk.prior) == (Change.DECREASED, None, nodule[0])
+
+
+def test_look_back_leaves_devices_and_fractures_new_or_resolved() -> None:
+    tube = [Finding("endotracheal_tube")]
+    local = ({"endotracheal_tube": _map(2.0, (1, 4))}, {"endotracheal_tube": _map(0.9, (1, 4))})
+    assert diff_findings(tube, [], local=local)[0].direction is Change.NEW
+    fracture = [Finding("rib_fracture", side=Side.LEFT)]
+    local = ({"rib_fracture": _map(0.9, (2, 2))}, {"rib_fracture": _map(1.5, (2, 2))})
+    assert diff_findings([], fracture, local=local)[0].direction is Change.RESOLVED
+
+
+def test_the_reference_model_gives_maps_on_one_grid_scaled_to_its_thresholds() -> None:
+    import numpy as np
+
+    from radloop.models.builtin import ReferenceModel, shipped_model_dir
+    from radloop.models.reference.spec import FINDINGS, HEATMAP_SIZE
+    from radloop.study import load_study, sample_study_path
+
+    model = ReferenceModel(shipped_model_dir())
+    images = load_study(sample_study_path()).images
+    local = model.predict_local(images)
+    output = model.read(images)
+    assert output is not None and local
+    # The 256-px sample is too coarse for the crop networks: their findings have no map.
+    assert not set(local) & set(output.unassessed)
+    for code, grid in local.items():
+        assert grid.shape == (HEATMAP_SIZE, HEATMAP_SIZE)
+        expected = output.heatmaps[FINDINGS.index(code)] / model.sidecar["thresholds"][code]
+        np.testing.assert_allclose(grid, expected, rtol=1e-6)

@@ -10,23 +10,37 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
 
 from radloop.assist.prompts import COMPARE_VERSION, SYSTEM, compare_prompt
 from radloop.assist.schema import changes_schema, extract_json
 from radloop.assist.types import Change, Comparison, OutputMode
-from radloop.models import ExtentPredictor, FindingsPredictor, VisionLanguageModel
+from radloop.models import ExtentPredictor, FindingsPredictor, LocalPredictor, VisionLanguageModel
 from radloop.report import Change as Direction
 from radloop.report import Finding, parse
 from radloop.report.measure import extent_change, extent_min_ratio, format_mm
 from radloop.study import Study
 from radloop.vocabulary import Side, lookup_term
 
-__all__ = ["GROWTH_MIN_MM", "GROWTH_MIN_RATIO", "compare", "diff_findings"]
+__all__ = ["GROWTH_MIN_MM", "GROWTH_MIN_RATIO", "LOOK_BACK_MIN", "compare", "diff_findings"]
 
 # Two sizes differ when they differ by both 2 mm (the smallest change the Fleischner Society
 # 2017 guideline treats as real growth) and 20 % (measurement variability on radiographs).
 GROWTH_MIN_MM = 2.0
 GROWTH_MIN_RATIO = 0.2
+
+# Look-back: a finding reported on one study only is read as grown from (or shrunk to) a
+# smaller one when the other study shows it at the same place at this share of the strength
+# at which the model reports it (``LocalPredictor``); within one cell of the field's grid.
+LOOK_BACK_MIN = 0.5
+_LOOK_BACK_CELLS = 1
+# What grows and shrinks; devices are placed or removed and fractures come or go.
+_LOOK_BACK_CODES = frozenset(
+    {"nodule", "mass", "consolidation", "pleural_effusion", "pneumothorax", "cardiomegaly",
+     "edema"}
+)  # fmt: skip
 
 
 def compare(
@@ -47,8 +61,11 @@ def compare(
         extents: tuple[dict[str, float], dict[str, float]] | None = None
         if isinstance(model, ExtentPredictor):
             extents = model.predict_extents(current.images), model.predict_extents(prior.images)
+        local: tuple[dict[str, Any], dict[str, Any]] | None = None
+        if isinstance(model, LocalPredictor):
+            local = model.predict_local(current.images), model.predict_local(prior.images)
         return Comparison(
-            changes=tuple(diff_findings(now, before, extents=extents)),
+            changes=tuple(diff_findings(now, before, extents=extents, local=local)),
             current_uid=current.study_instance_uid,
             prior_uid=prior.study_instance_uid,
             generations=(),
@@ -156,6 +173,7 @@ def diff_findings(
     prior: Iterable[Finding],
     *,
     extents: tuple[Mapping[str, float], Mapping[str, float]] | None = None,
+    local: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
 ) -> list[Change]:
     """Changes between two structured outputs, by finding code and side.
 
@@ -165,7 +183,10 @@ def diff_findings(
     model measured the extent on both studies (``extents``: current, prior; see
     ``ExtentPredictor``), the ratio decides (``report.measure.extent_change``); otherwise
     increased or decreased when the size (see ``GROWTH_MIN_MM``), the severity or the number
-    of lung zones changed, else stable.
+    of lung zones changed, else stable. With ``local`` (current, prior; see
+    ``LocalPredictor``), a finding that grows and shrinks and is reported on one study only
+    is looked for on the other where it peaks: at ``LOOK_BACK_MIN`` of its reporting
+    strength or more, it is increased (decreased) rather than new (resolved).
     """
     now = [f for f in current if f.is_positive]
     before = [f for f in prior if f.is_positive]
@@ -195,14 +216,40 @@ def diff_findings(
             direction = Direction.INCREASED if found.code == "mass" else Direction.DECREASED
         changes.append(Change(code, direction, details, found.side, found, old))
     for found in now:
-        changes.append(
-            Change(found.code, Direction.NEW, "not on the prior study", found.side, found)
-        )
+        seen = _look_back(found.code, local, where=0, other=1)
+        if seen is None:
+            changes.append(
+                Change(found.code, Direction.NEW, "not on the prior study", found.side, found)
+            )
+        else:
+            details = f"smaller on the prior: {seen:.2f} of the reporting strength at its place"
+            changes.append(Change(found.code, Direction.INCREASED, details, found.side, found))
     for old in before:
-        changes.append(
-            Change(old.code, Direction.RESOLVED, "not on the current study", old.side, None, old)
-        )
+        seen = _look_back(old.code, local, where=1, other=0)
+        if seen is None:
+            details = "not on the current study"
+            changes.append(Change(old.code, Direction.RESOLVED, details, old.side, None, old))
+        else:
+            details = f"smaller now: {seen:.2f} of the reporting strength at its place"
+            changes.append(Change(old.code, Direction.DECREASED, details, old.side, None, old))
     return changes
+
+
+def _look_back(
+    code: str, local: tuple[Mapping[str, Any], Mapping[str, Any]] | None, *, where: int, other: int
+) -> float | None:
+    """The other study's strength (1.0 = reportable) within one cell of where ``code`` peaks
+    on the study that reports it, when at least ``LOOK_BACK_MIN``; else None."""
+    if local is None or code not in _LOOK_BACK_CODES:
+        return None
+    here, there = local[where].get(code), local[other].get(code)
+    if here is None or there is None or np.shape(here) != np.shape(there):
+        return None
+    here, there = np.asarray(here), np.asarray(there)
+    row, col = np.unravel_index(int(np.argmax(here)), here.shape)
+    k = _LOOK_BACK_CELLS
+    seen = float(there[max(0, row - k) : row + k + 1, max(0, col - k) : col + k + 1].max())
+    return seen if seen >= LOOK_BACK_MIN else None
 
 
 def _measured(

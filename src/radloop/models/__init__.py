@@ -15,6 +15,7 @@ from radloop.models.base import (
     FindingsPredictor,
     Generation,
     JsonSchema,
+    LocalPredictor,
     TokenLogprob,
     VisionLanguageModel,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "FindingsPredictor",
     "Generation",
     "JsonSchema",
+    "LocalPredictor",
     "MissingReferenceModelError",
     "ModelConnectionError",
     "ModelError",

@@ -142,6 +142,20 @@ class ExtentPredictor(Protocol):
     def predict_extents(self, images: Sequence[Image]) -> dict[str, float]: ...
 
 
+@runtime_checkable
+class LocalPredictor(Protocol):
+    """A model that says where on the image each finding type shows, and how strongly.
+
+    ``predict_local`` maps finding codes to a map over the detector field (rows × columns on a
+    grid that is the same for every study the model reads), scaled so that 1.0 is the
+    strength at which the model reports the finding. ``compare`` looks at the prior where a
+    finding is now (and at the current study where it was): a radiologist's "in retrospect,
+    there on the prior, smaller".
+    """
+
+    def predict_local(self, images: Sequence[Image]) -> dict[str, Any]: ...
+
+
 def check_generate_arguments(
     n: int, temperature: float, max_tokens: int, top_logprobs: int
 ) -> None:

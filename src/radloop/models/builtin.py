@@ -131,6 +131,14 @@ class ReferenceModel(VisionLanguageModel):
         output = self.read(images)
         return {} if output is None else extents_from_output(output, self.sidecar)
 
+    def predict_local(self, images: Sequence[Image]) -> dict[str, Any]:
+        """Each assessed finding type's heatmap on the network's field (the same grid for
+        every study), divided by its reporting threshold (see ``LocalPredictor``)."""
+        from radloop.models.reference.predictor import local_from_output
+
+        output = self.read(images)
+        return {} if output is None else local_from_output(output, self.sidecar)
+
     def generate(
         self,
         images: Sequence[Image],

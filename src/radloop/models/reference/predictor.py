@@ -14,6 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from radloop.models.reference.runtime import (
     MIN_RELIABLE_AUROC,
     ReferenceOutput,
@@ -31,6 +34,7 @@ __all__ = [
     "MODEL_SOURCE",
     "extents_from_output",
     "findings_from_output",
+    "local_from_output",
     "reliable_findings",
     "severity_of",
 ]
@@ -94,6 +98,23 @@ def extents_from_output(output: ReferenceOutput, sidecar: Mapping[str, Any]) -> 
         code: float(output.regressions[name])
         for code, name in EXTENTS.items()
         if code in reliable and output.regressions.get(name, 0.0) > 0
+    }
+
+
+def local_from_output(
+    output: ReferenceOutput, sidecar: Mapping[str, Any]
+) -> dict[str, npt.NDArray[np.float32]]:
+    """Each assessed finding type's heatmap (the network's field grid) over its threshold:
+    1.0 is where the model would report it (``models.LocalPredictor``)."""
+    thresholds: Mapping[str, float] = sidecar["thresholds"]
+    reliable = assessed_findings(output, sidecar)
+    return {
+        code: np.asarray(
+            output.heatmaps[FINDINGS.index(code)] / max(thresholds.get(code, 0.5), 1e-6),
+            dtype=np.float32,
+        )
+        for code in FINDINGS
+        if code in reliable
     }
 
 
