@@ -1,5 +1,5 @@
-"""Shared helpers of the crop networks' tests (nodules, ribs, lungs): render a tiny data set or skip
-without the lab's anatomy, and check an exported network's ONNX against its PyTorch weights."""
+"""Shared helpers of the reference model's tests: the lab's anatomy or a skip, render a tiny data
+set or skip without it, and check an exported network's ONNX against its PyTorch weights."""
 
 from __future__ import annotations
 
@@ -20,6 +20,16 @@ def render_or_skip(build: Callable[[Any, Path], Any], config: Any, out: Path) ->
     except AnatomySourceMissingError as error:  # pragma: no cover - depends on the install
         pytest.skip(f"synthetic lab unavailable: {error}")
     return out
+
+
+def anatomy_or_skip() -> Any:
+    """The lab's anatomy; skips where the lab is not installed."""
+    from radloop.synth import AnatomySourceMissingError, load_anatomy
+
+    try:
+        return load_anatomy()
+    except AnatomySourceMissingError as error:  # pragma: no cover - depends on the install
+        pytest.skip(f"synthetic lab unavailable: {error}")
 
 
 def onnx_matches_torch(config: Any, folder: Path, network: Any) -> list[np.ndarray]:

@@ -60,14 +60,12 @@ def test_a_folder_without_weights_is_refused_with_the_fix(tmp_path: Path) -> Non
 def test_the_shipped_view_head_tells_a_lab_frontal_from_its_lateral() -> None:
     import dataclasses
 
+    from cropkit import anatomy_or_skip
     from radloop.models.images import image_from_pixels
-    from radloop.synth import AnatomySourceMissingError, load_anatomy, make_study
+    from radloop.synth import make_study
     from radloop.synth.variation import profile
 
-    try:
-        anatomy = load_anatomy()
-    except AnatomySourceMissingError as error:  # pragma: no cover - depends on the install
-        pytest.skip(f"synthetic lab unavailable: {error}")
+    anatomy = anatomy_or_skip()
     model = ReferenceModel(shipped_model_dir())
     # The held-out site profile with a lateral view too, and a seed training never used.
     site = dataclasses.replace(profile("enhanced"), lateral=True)

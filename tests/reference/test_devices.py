@@ -142,14 +142,12 @@ def test_platt_scaling_maps_inflated_logits_onto_probabilities() -> None:
 def test_the_shipped_model_reports_the_tube_and_line_the_lab_inserted() -> None:
     import dataclasses
 
+    from cropkit import anatomy_or_skip
     from radloop.models.builtin import ReferenceModel
     from radloop.models.images import image_from_pixels
-    from radloop.synth import AnatomySourceMissingError, load_anatomy, make_study
+    from radloop.synth import make_study
 
-    try:
-        anatomy = load_anatomy()
-    except AnatomySourceMissingError as error:  # pragma: no cover - depends on the install
-        pytest.skip(f"synthetic lab unavailable: {error}")
+    anatomy = anatomy_or_skip()
     model = ReferenceModel(shipped_model_dir())
     found, tip_truth = {}, {}
     for codes in (list(DEVICES), []):
