@@ -157,3 +157,43 @@ def test_n_generations_are_all_kept_with_their_logprobs(study: Study) -> None:
 def test_an_unknown_output_mode_is_refused(study: Study) -> None:
     with pytest.raises(ValueError, match=r'"output" must be one of'):
         draft(study, MockModel(), output="xml")
+
+
+def test_a_draft_with_a_prior_states_the_changes_compare_reports(
+    study: Study, prior: Study, reference_model: Callable[..., Any]
+) -> None:
+    import numpy as np
+
+    from radloop.assist import compare
+
+    def strength(value: float) -> Any:
+        grid = np.zeros((6, 6), np.float32)
+        grid[2, 1] = value
+        return grid
+
+    base = reference_model(
+        current=[Finding("nodule", side=Side.RIGHT, size_mm=14.0)],
+        prior=[Finding("pleural_effusion", side=Side.RIGHT, severity=Severity.SMALL)],
+    )
+
+    class LookingModel(type(base)):  # type: ignore[misc]
+        """The fake reference model, also saying where each finding shows (LocalPredictor)."""
+
+        def predict_local(self, images: Any) -> dict[str, Any]:
+            if images[0].sop_instance_uid.startswith("prior-"):
+                return {"nodule": strength(0.6), "pleural_effusion": strength(1.4)}
+            return {"nodule": strength(1.3), "pleural_effusion": strength(0.7)}
+
+    model = LookingModel(base.current, base.prior)
+    result = draft(study, model, prior=prior)
+    stated = {(f.code, f.presence, f.change) for f in result.findings}
+    assert stated == {
+        ("nodule", Presence.PRESENT, Change.INCREASED),
+        ("pleural_effusion", Presence.UNCERTAIN, Change.DECREASED),
+    }
+    assert "Right pleural effusion may be present, decreased since the prior study." in result.text
+    compared = {(c.code, c.direction) for c in compare(study, prior, model).changes}
+    assert compared == {(f[0], f[2]) for f in stated}
+    # Without the look-back (the plain fake) the same readings are new and resolved.
+    plain = {(f.code, f.change) for f in draft(study, base, prior=prior).findings}
+    assert plain == {("nodule", Change.NEW), ("pleural_effusion", Change.RESOLVED)}

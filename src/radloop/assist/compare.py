@@ -24,7 +24,14 @@ from radloop.report.measure import extent_change, extent_min_ratio, format_mm
 from radloop.study import Study
 from radloop.vocabulary import Side, lookup_term
 
-__all__ = ["GROWTH_MIN_MM", "GROWTH_MIN_RATIO", "LOOK_BACK_MIN", "compare", "diff_findings"]
+__all__ = [
+    "GROWTH_MIN_MM",
+    "GROWTH_MIN_RATIO",
+    "LOOK_BACK_MIN",
+    "compare",
+    "diff_findings",
+    "predicted_changes",
+]
 
 # Two sizes differ when they differ by both 2 mm (the smallest change the Fleischner Society
 # 2017 guideline treats as real growth) and 20 % (measurement variability on radiographs).
@@ -56,16 +63,8 @@ def compare(
     """The changes from ``prior`` to ``current``, one per finding that changed or stayed."""
     if isinstance(model, FindingsPredictor):
         start = time.perf_counter()
-        now = model.predict_findings(current.images)
-        before = model.predict_findings(prior.images)
-        extents: tuple[dict[str, float], dict[str, float]] | None = None
-        if isinstance(model, ExtentPredictor):
-            extents = model.predict_extents(current.images), model.predict_extents(prior.images)
-        local: tuple[dict[str, Any], dict[str, Any]] | None = None
-        if isinstance(model, LocalPredictor):
-            local = model.predict_local(current.images), model.predict_local(prior.images)
         return Comparison(
-            changes=tuple(diff_findings(now, before, extents=extents, local=local)),
+            changes=tuple(predicted_changes(model, current, prior)),
             current_uid=current.study_instance_uid,
             prior_uid=prior.study_instance_uid,
             generations=(),
@@ -107,6 +106,32 @@ def compare(
         output_mode=mode,
         warnings=tuple(warnings),
     )
+
+
+def predicted_changes(
+    model: FindingsPredictor,
+    current: Study,
+    prior: Study,
+    *,
+    now: Iterable[Finding] | None = None,
+) -> list[Change]:
+    """:func:`diff_findings` of ``model``'s readings of both studies (``now``: its findings
+    on ``current`` when already at hand), with its extents (``ExtentPredictor``) and where
+    each finding shows (``LocalPredictor``) when it has them. ``compare`` and ``draft`` with a
+    prior both use it, so a draft states the changes ``compare`` reports."""
+
+    def read(study: Study, given: Iterable[Finding] | None = None) -> tuple[Any, ...]:
+        # One study at a time: a model that caches its last reading reads each image once.
+        found = tuple(model.predict_findings(study.images) if given is None else given)
+        extent = model.predict_extents(study.images) if isinstance(model, ExtentPredictor) else None
+        where = model.predict_local(study.images) if isinstance(model, LocalPredictor) else None
+        return found, extent, where
+
+    found_now, extent_now, local_now = read(current, now)
+    found_before, extent_before, local_before = read(prior)
+    extents = None if extent_now is None or extent_before is None else (extent_now, extent_before)
+    local = None if local_now is None or local_before is None else (local_now, local_before)
+    return diff_findings(found_now, found_before, extents=extents, local=local)
 
 
 def _changes_from_json(reply: str, warnings: list[str]) -> list[Change] | None:

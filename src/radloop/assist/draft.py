@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import time
 
-from radloop.assist.compare import diff_findings
+from radloop.assist.compare import predicted_changes
 from radloop.assist.prompts import DRAFT_VERSION, SYSTEM, draft_prompt
 from radloop.assist.schema import decode_findings, findings_schema
-from radloop.assist.types import DraftReport, OutputMode
+from radloop.assist.types import Change, DraftReport, OutputMode
 from radloop.models import FindingsPredictor, VisionLanguageModel
 from radloop.report import Change as Direction
 from radloop.report import Finding, Presence, Report, parse, write
@@ -103,7 +103,7 @@ def _draft_structured(study: Study, model: FindingsPredictor, prior: Study | Non
     start = time.perf_counter()
     findings = tuple(model.predict_findings(study.images))
     if prior is not None:
-        findings = _with_changes(findings, tuple(model.predict_findings(prior.images)))
+        findings = _with_changes(findings, predicted_changes(model, study, prior, now=findings))
     return DraftReport(
         report=Report(
             findings=findings,
@@ -120,18 +120,22 @@ def _draft_structured(study: Study, model: FindingsPredictor, prior: Study | Non
     )
 
 
-def _with_changes(current: tuple[Finding, ...], prior: tuple[Finding, ...]) -> tuple[Finding, ...]:
-    """Current findings with their change against the prior; resolved ones added as absent."""
-    changes = {(c.code, c.side): c for c in diff_findings(current, prior)}
+def _with_changes(current: tuple[Finding, ...], changes: list[Change]) -> tuple[Finding, ...]:
+    """Current findings with their change against the prior. A prior finding not reported now
+    is added as absent and resolved, or, where the model still shows it faintly at its place
+    (``compare``'s look-back), as uncertain and decreased."""
+    by_key = {(c.code, c.side): c for c in changes if c.current is not None}
     out = []
     for found in current:
-        change = changes.get((found.code, found.side))
+        change = by_key.get((found.code, found.side))
         out.append(found.with_(change=change.direction) if change and found.is_positive else found)
-    for change in changes.values():
-        if change.direction is Direction.RESOLVED and change.prior is not None:
-            gone = change.prior.with_(
-                presence=Presence.ABSENT, change=Direction.RESOLVED, size_mm=None,
-                dimensions_mm=(), severity=None,
-            )  # fmt: skip
-            out.append(gone)
+    for change in changes:
+        if change.current is not None or change.prior is None:
+            continue
+        presence = Presence.ABSENT if change.direction is Direction.RESOLVED else Presence.UNCERTAIN
+        gone = change.prior.with_(
+            presence=presence, change=change.direction, size_mm=None, dimensions_mm=(),
+            severity=None,
+        )  # fmt: skip
+        out.append(gone)
     return tuple(out)
