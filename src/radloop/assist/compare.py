@@ -241,7 +241,7 @@ def diff_findings(
             direction = Direction.INCREASED if found.code == "mass" else Direction.DECREASED
         changes.append(Change(code, direction, details, found.side, found, old))
     for found in now:
-        seen = _look_back(found.code, local, where=0, other=1)
+        seen = _look_back(found.code, local, where=0)
         if seen is None:
             changes.append(
                 Change(found.code, Direction.NEW, "not on the prior study", found.side, found)
@@ -250,7 +250,7 @@ def diff_findings(
             details = f"smaller on the prior: {seen:.2f} of the reporting strength at its place"
             changes.append(Change(found.code, Direction.INCREASED, details, found.side, found))
     for old in before:
-        seen = _look_back(old.code, local, where=1, other=0)
+        seen = _look_back(old.code, local, where=1)
         if seen is None:
             details = "not on the current study"
             changes.append(Change(old.code, Direction.RESOLVED, details, old.side, None, old))
@@ -261,13 +261,14 @@ def diff_findings(
 
 
 def _look_back(
-    code: str, local: tuple[Mapping[str, Any], Mapping[str, Any]] | None, *, where: int, other: int
+    code: str, local: tuple[Mapping[str, Any], Mapping[str, Any]] | None, *, where: int
 ) -> float | None:
     """The other study's strength (1.0 = reportable) within one cell of where ``code`` peaks
-    on the study that reports it, when at least ``LOOK_BACK_MIN``; else None."""
+    on study ``where`` (0 current, 1 prior), which reports it, when at least
+    ``LOOK_BACK_MIN``; else None."""
     if local is None or code not in _LOOK_BACK_CODES:
         return None
-    here, there = local[where].get(code), local[other].get(code)
+    here, there = local[where].get(code), local[1 - where].get(code)
     if here is None or there is None or np.shape(here) != np.shape(there):
         return None
     here, there = np.asarray(here), np.asarray(there)

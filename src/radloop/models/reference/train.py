@@ -255,6 +255,13 @@ def bf16_supported(torch: Any) -> bool:
         return False
 
 
+def precision_used(torch: Any, config: Recipe) -> str:
+    """What ``config.precision`` becomes on this CPU: float32 without native bfloat16."""
+    if config.precision not in ("bfloat16", "float32"):
+        raise ValueError(f"precision: expected 'bfloat16' or 'float32', got {config.precision!r}")
+    return config.precision if config.precision == "float32" or bf16_supported(torch) else "float32"
+
+
 @contextlib.contextmanager
 def training_precision(
     torch: Any, model: Any, config: Recipe, forward: Any = None, log: Any = print
@@ -267,9 +274,7 @@ def training_precision(
     by default, are cast back). Not the channels-last layout: with torch 2.13's CPU build it
     corrupts the heap in the whole-image network's backward pass. ``float32``, or a CPU
     without native bfloat16 (then said through ``log``): nothing changes."""
-    if config.precision not in ("bfloat16", "float32"):
-        raise ValueError(f"precision: expected 'bfloat16' or 'float32', got {config.precision!r}")
-    if config.precision == "float32" or not bf16_supported(torch):
+    if precision_used(torch, config) == "float32":
         if config.precision == "bfloat16":
             log("this CPU has no native bfloat16 kernels: training in float32 (slower; the "
                 "weights will differ from the shipped ones)")  # fmt: skip
@@ -441,10 +446,7 @@ def training_record(
         "data_seconds": round(data_seconds, 1),
         "train_seconds": round(train_seconds, 1),
         "torch": str(_torch().__version__),
-        # What the run used: float32 where the CPU has no native bfloat16 kernels.
-        "precision": "bfloat16"
-        if config.precision == "bfloat16" and bf16_supported(_torch())
-        else "float32",
+        "precision": precision_used(_torch(), config),  # what the run used
     }
 
 
