@@ -159,6 +159,35 @@ def test_findings_pair_by_side_first_then_across_sides() -> None:
     ]
 
 
+def test_findings_in_different_lung_zones_are_two_findings() -> None:
+    # A fracture read in the left lower zone before and in the right lower zone now: one
+    # resolved, one new — not one fracture that stayed.
+    fractures = diff_findings(
+        [Finding("rib_fracture", side=Side.RIGHT, zones=(Zone.RIGHT_LOWER,))],
+        [Finding("rib_fracture", side=Side.LEFT, zones=(Zone.LEFT_LOWER,))],
+    )
+    assert {(c.side, c.direction) for c in fractures} == {
+        (Side.RIGHT, Change.NEW),
+        (Side.LEFT, Change.RESOLVED),
+    }
+    # A mass in the left upper zone did not grow from a nodule in the left lower zone.
+    lesions = diff_findings(
+        [Finding("mass", side=Side.LEFT, size_mm=50.0, zones=(Zone.LEFT_UPPER,))],
+        [Finding("nodule", side=Side.LEFT, size_mm=4.0, zones=(Zone.LEFT_LOWER,))],
+    )
+    assert {(c.code, c.direction) for c in lesions} == {
+        ("mass", Change.NEW),
+        ("nodule", Change.RESOLVED),
+    }
+    # Sharing a zone, they are one: the nodule became a mass.
+    grown = diff_findings(
+        [Finding("mass", side=Side.LEFT, size_mm=36.0,
+                 zones=(Zone.LEFT_MIDDLE, Zone.LEFT_LOWER))],
+        [Finding("nodule", side=Side.LEFT, size_mm=24.0, zones=(Zone.LEFT_LOWER,))],
+    )  # fmt: skip
+    assert [(c.code, c.direction) for c in grown] == [("mass", Change.INCREASED)]
+
+
 @pytest.mark.parametrize(
     ("before", "now", "expected"),
     [(100.0, 120.0, "increased"), (100.0, 119.0, "stable"), (120.0, 100.0, "decreased"),

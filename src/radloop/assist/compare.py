@@ -9,7 +9,7 @@ structured outputs are compared by presence, size and extent (:func:`diff_findin
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -193,6 +193,11 @@ def _family(code: str) -> str:
     return _LESION_FAMILY.get(code, code)
 
 
+def _same_place(a: Finding, b: Finding) -> bool:
+    """Whether two findings may be one: they share a lung zone, or either has none."""
+    return not a.zones or not b.zones or bool(set(a.zones) & set(b.zones))
+
+
 def diff_findings(
     current: Iterable[Finding],
     prior: Iterable[Finding],
@@ -202,8 +207,11 @@ def diff_findings(
 ) -> list[Change]:
     """Changes between two structured outputs, by finding code and side.
 
-    Findings are paired by code and side, then (what is left) by code on either side, then
-    nodule with mass (one lesion that crossed 3 cm; the change is named ``mass``). Present now
+    Findings are paired by code and side, then (what is left) by code where the two share a
+    lung zone or either has none (the side read wrong), then nodule with mass where they share
+    a zone (one lesion that crossed 3 cm; the change is named ``mass``). A fracture in the left
+    lower zone before and one in the right lower zone now are two fractures, one resolved and
+    one new, not one that stayed. Present now
     but not before is new; present before but not now is resolved. Paired findings: when the
     model measured the extent on both studies (``extents``: current, prior; see
     ``ExtentPredictor``), the ratio decides (``report.measure.extent_change``); otherwise
@@ -216,11 +224,12 @@ def diff_findings(
     now = [f for f in current if f.is_positive]
     before = [f for f in prior if f.is_positive]
     pairs: list[tuple[Finding, Finding]] = []
-    for same in (
+    rules: tuple[Callable[[Finding, Finding], bool], ...] = (
         lambda a, b: _key(a) == _key(b),
-        lambda a, b: a.code == b.code,
-        lambda a, b: _family(a.code) == _family(b.code),
-    ):
+        lambda a, b: a.code == b.code and _same_place(a, b),
+        lambda a, b: _family(a.code) == _family(b.code) and _same_place(a, b),
+    )
+    for same in rules:
         for found in list(now):
             old = next((o for o in before if same(found, o)), None)
             if old is not None:

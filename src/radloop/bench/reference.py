@@ -14,7 +14,8 @@ same path as a user. Protocol in docs/BENCHMARKS.md ("reference"):
 - VQA accuracy on templated questions answered through ``radloop.assist.ask``: presence of
   each finding type, side of each sided finding, endotracheal tube placement (30–70 mm);
 - change-direction accuracy through ``radloop.assist.compare`` on prior/current pairs: each
-  truth change of the current study (new, increased, decreased, stable, resolved);
+  truth change of the current study (new, increased, decreased, stable, resolved), scored by
+  the change reported for the same finding on the same side, else for the same finding;
 - draft latency p50 per study through ``radloop.assist.draft`` (image already loaded).
 """
 
@@ -24,7 +25,7 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,16 @@ class _Cached:
 
     def predict_extents(self, images: Sequence[Image]) -> dict[str, float]:
         return dict(self.model.predict_extents(images))
+
+
+def _predicted_direction(changes: Sequence[Any], item: Mapping[str, Any]) -> str | None:
+    """The direction predicted for a truth change: of the change reported for the same
+    finding on the same side when there is one (a resolved left fracture is not scored by a
+    new right one), else of the first change reported for that finding."""
+    same = [c for c in changes if c.code == item["code"]]
+    sided = [c for c in same if c.side is not None and c.side.value == item.get("side")]
+    chosen = (sided or same)[:1]
+    return str(chosen[0].direction.value) if chosen else None
 
 
 def _question_name(code: str) -> str:
@@ -183,13 +194,10 @@ def run_benchmark(
             current, truth = load_rendered(root / "pairs" / by_pair[pair_id]["current"])
             prior, _ = load_rendered(root / "pairs" / by_pair[pair_id]["prior"])
             comparison = compare(current, prior, model)
-            predicted: dict[str, str] = {}
-            for change in comparison.changes:
-                predicted.setdefault(change.code, change.direction.value)
             for item in truth["findings"]:
                 if item.get("change") is None:
                     continue
-                hit = predicted.get(item["code"]) == item["change"]
+                hit = _predicted_direction(comparison.changes, item) == item["change"]
                 change_hits.setdefault(item["change"], []).append(hit)
                 change_by_code.setdefault(item["code"], []).append(hit)
     aurocs = {c: auroc(labels[c], scores[c]) for c in FINDINGS}
