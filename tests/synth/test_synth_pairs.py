@@ -64,3 +64,52 @@ def test_a_nodule_that_changed_size_keeps_its_place(anatomy: Anatomy) -> None:
         big, small = found
         np.testing.assert_allclose(small.centre_mm, big.centre_mm)
         assert small.size_mm == pytest.approx(0.65 * big.size_mm, abs=0.11)
+
+
+@pytest.mark.parametrize(
+    ("intended", "before_ml", "after_ml", "expected"),
+    [
+        (Change.STABLE, 400.9, 787.4, Change.INCREASED),  # room freed by a resolved neighbour
+        (Change.DECREASED, 768.1, 779.2, Change.STABLE),  # the prior's volume was capped
+        (Change.DECREASED, 872.6, 750.7, Change.STABLE),  # ×0.86 is within ×1.24
+        (Change.DECREASED, 600.0, 390.0, Change.DECREASED),  # ×0.65, as intended
+        (Change.INCREASED, 390.0, 600.0, Change.INCREASED),
+        (Change.STABLE, 500.0, 520.0, Change.STABLE),
+        (Change.NEW, 500.0, 520.0, Change.NEW),  # only sizes of findings on both studies
+    ],
+)
+def test_an_inserted_volume_changes_as_the_volumes_show(
+    intended: Change, before_ml: float, after_ml: float, expected: Change
+) -> None:
+    from radloop.synth.pairs import realized_change
+
+    assert realized_change(intended, before_ml, after_ml) is expected
+
+
+def test_realized_change_refuses_non_positive_volumes() -> None:
+    from radloop.synth.pairs import realized_change
+
+    with pytest.raises(ValueError, match=r"two positive volumes, got 0\.0 and 5\.0"):
+        realized_change(Change.STABLE, 0.0, 5.0)
+
+
+def test_an_effusion_capped_beside_an_enlarged_heart_is_labelled_by_its_volumes(
+    anatomy: Anatomy,
+) -> None:
+    # Development pair 880001/43: the effusion was meant to shrink to 0.65, but on the prior
+    # the enlarged heart left room for only 768 ml, and the current's 0.65 share is 779 ml.
+    prior, current = make_pair(anatomy, 880001, 43, size=128)
+    (before,) = [f for f in prior.truth["findings"] if f["code"] == "pleural_effusion"]
+    (now,) = [f for f in current.truth["findings"] if f["code"] == "pleural_effusion"]
+    ratio = now["details"]["volume_ml"] / before["details"]["volume_ml"]
+    assert 0.95 < ratio < 1.05
+    assert now["change"] == "stable"
+    # Every inserted volume on both studies carries the change its volumes show.
+    from radloop.synth.pairs import realized_change
+
+    was = {f["details"]["spec_seed"]: f["details"] for f in prior.truth["findings"]}
+    for finding in current.truth["findings"]:
+        details = finding["details"]
+        if details["spec_seed"] in was and "volume_ml" in details:
+            ml = (was[details["spec_seed"]]["volume_ml"], details["volume_ml"])
+            assert realized_change(Change(finding["change"]), *ml).value == finding["change"]

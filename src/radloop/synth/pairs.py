@@ -2,7 +2,11 @@
 
 Both studies share the patient's build and age group; each finding of the pair is new,
 increased, decreased, stable or resolved. A finding keeps its place between the two studies
-(its own random stream) and only its size changes, so the change truth is exact.
+(its own random stream) and only its size changes, so the change truth is exact. Fluid and
+airspace findings fill the space other findings leave (an effusion cannot take voxels a
+consolidation or an enlarged heart holds), so a volume the lab intended to keep can grow when
+a consolidation beside it resolves, and one it intended to shrink can stay: their change truth
+is the change of the volumes the lab actually inserted (:func:`realized_change`).
 """
 
 from __future__ import annotations
@@ -16,12 +20,33 @@ from radloop.synth.lab import PhantomStudy, _rng, render_study, sample_patient, 
 from radloop.synth.phantom import build_phantom
 from radloop.synth.variation import PROFILES, profile
 
-__all__ = ["INTERVAL_DAYS", "make_pair"]
+__all__ = ["CHANGED_RATIO", "INTERVAL_DAYS", "make_pair", "realized_change"]
 
 INTERVAL_DAYS = 60
 # Findings whose size can change; devices and fractures are only new, stable or resolved.
 _SIZED = {"nodule", "mass", "consolidation", "pleural_effusion", "pneumothorax", "cardiomegaly",
           "edema"}  # fmt: skip
+# The smaller study of a changed pair is inserted at this scale of the larger (hearts: _HEART).
+_SMALLER = 0.65
+_HEART = 0.75
+# An inserted volume changed when the two studies' volumes differ by more than the geometric
+# midpoint between no change (×1) and the lab's change (×1/0.65): ×1.24 either way.
+CHANGED_RATIO = (1.0 / _SMALLER) ** 0.5
+
+
+def realized_change(intended: Change, before_ml: float, after_ml: float) -> Change:
+    """The change of an inserted volume between the prior (``before_ml``) and the current
+    study: ``intended`` when the volumes bear it out, else what they show."""
+    if intended not in (Change.INCREASED, Change.DECREASED, Change.STABLE):
+        return intended
+    if before_ml <= 0 or after_ml <= 0:
+        raise ValueError(f"expected two positive volumes, got {before_ml} and {after_ml}")
+    ratio = after_ml / before_ml
+    if ratio >= CHANGED_RATIO:
+        return Change.INCREASED
+    if ratio <= 1.0 / CHANGED_RATIO:
+        return Change.DECREASED
+    return Change.STABLE
 
 
 def _changes(specs: list[FindingSpec], rng: np.random.Generator) -> list[Change]:
@@ -53,7 +78,7 @@ def make_pair(
     prior_specs, current_specs = [], []
     for spec, change in zip(specs, changes, strict=True):
         # Hearts change less, so an enlarged heart stays enlarged at both time points.
-        low = 0.75 if spec.code == "cardiomegaly" else 0.65
+        low = _HEART if spec.code == "cardiomegaly" else _SMALLER
         if change is Change.INCREASED:
             prior_specs.append(FindingSpec(spec.code, spec.seed, low))
             current_specs.append(FindingSpec(spec.code, spec.seed, 1.0))
@@ -81,9 +106,15 @@ def make_pair(
         seed=seed, index=index, size=size,
         extra={"pair": {"pair_id": pair_id, "role": "current", "interval_days": INTERVAL_DAYS}},
     )  # fmt: skip
+    before = {f["details"]["spec_seed"]: f for f in prior.truth["findings"]}
     for finding in current.truth["findings"]:
         key = tuple(int(v) for v in finding["details"]["spec_seed"].split("-"))
-        finding["change"] = by_seed[key].value
+        change = by_seed[key]
+        old = before.get(finding["details"]["spec_seed"])
+        if old is not None and "volume_ml" in finding["details"] and "volume_ml" in old["details"]:
+            inserted = (float(old["details"]["volume_ml"]), float(finding["details"]["volume_ml"]))
+            change = realized_change(change, *inserted)
+        finding["change"] = change.value
     # Resolved findings are truth of the current study too: present before, absent now.
     current_keys = {f["details"]["spec_seed"] for f in current.truth["findings"]}
     for finding in prior.truth["findings"]:
