@@ -147,3 +147,17 @@ def test_devices_are_support_devices() -> None:
     for entry in FINDING_CODES.values():
         if entry.device and entry.code != "support_devices":
             assert "support_devices" in ancestors(entry.code)
+
+
+def test_sized_findings_grow_and_shrink_devices_and_fractures_do_not() -> None:
+    from radloop.synth.findings import FINDING_TYPES
+    from radloop.vocabulary import sized_codes
+
+    sized = sized_codes()
+    # The lab's findings that a pair can grow or shrink, and compare looks back for.
+    assert sized & set(FINDING_TYPES) == {
+        "nodule", "mass", "consolidation", "pleural_effusion", "pneumothorax", "cardiomegaly",
+        "edema",
+    }  # fmt: skip
+    assert all(not finding(code).device for code in sized)
+    assert not {"rib_fracture", "fracture", "endotracheal_tube"} & sized

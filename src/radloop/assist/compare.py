@@ -22,7 +22,7 @@ from radloop.report import Change as Direction
 from radloop.report import Finding, parse
 from radloop.report.measure import extent_change, extent_min_ratio, format_mm
 from radloop.study import Study
-from radloop.vocabulary import Side, lookup_term
+from radloop.vocabulary import Side, lookup_term, sized_codes
 
 __all__ = [
     "GROWTH_MIN_MM",
@@ -43,11 +43,9 @@ GROWTH_MIN_RATIO = 0.2
 # at which the model reports it (``LocalPredictor``); within one cell of the field's grid.
 LOOK_BACK_MIN = 0.5
 _LOOK_BACK_CELLS = 1
-# What grows and shrinks; devices are placed or removed and fractures come or go.
-_LOOK_BACK_CODES = frozenset(
-    {"nodule", "mass", "consolidation", "pleural_effusion", "pneumothorax", "cardiomegaly",
-     "edema"}
-)  # fmt: skip
+# What grows and shrinks (the vocabulary's sized findings); devices are placed or removed and
+# fractures come or go.
+_LOOK_BACK_CODES = sized_codes()
 
 
 def compare(

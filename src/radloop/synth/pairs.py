@@ -19,13 +19,14 @@ from radloop.synth.findings import FindingSpec
 from radloop.synth.lab import PhantomStudy, _rng, render_study, sample_patient, sample_specs
 from radloop.synth.phantom import build_phantom
 from radloop.synth.variation import PROFILES, profile
+from radloop.vocabulary import sized_codes
 
 __all__ = ["CHANGED_RATIO", "INTERVAL_DAYS", "make_pair", "realized_change"]
 
 INTERVAL_DAYS = 60
-# Findings whose size can change; devices and fractures are only new, stable or resolved.
-_SIZED = {"nodule", "mass", "consolidation", "pleural_effusion", "pneumothorax", "cardiomegaly",
-          "edema"}  # fmt: skip
+# Findings whose size can change (the vocabulary's sized findings); devices and fractures are
+# only new, stable or resolved.
+_SIZED = sized_codes()
 # The smaller study of a changed pair is inserted at this scale of the larger (hearts: _HEART).
 _SMALLER = 0.65
 _HEART = 0.75

@@ -26,6 +26,7 @@ __all__ = [
     "lookup_term",
     "normalize_term",
     "side_of",
+    "sized_codes",
 ]
 
 CHEXPERT_LABELS: tuple[str, ...] = tuple(
@@ -80,3 +81,9 @@ def ancestors(code: str) -> tuple[str, ...]:
 def critical_codes() -> tuple[str, ...]:
     """Codes that can make a study urgent (always, or when large or malpositioned)."""
     return tuple(c.code for c in FINDING_CODES.values() if c.critical is not Criticality.NEVER)
+
+
+def sized_codes() -> frozenset[str]:
+    """Codes that grow and shrink between studies (increased / decreased); devices are placed
+    or removed and fractures come or go."""
+    return frozenset(c.code for c in FINDING_CODES.values() if c.sized)
