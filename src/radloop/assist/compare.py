@@ -209,12 +209,12 @@ def diff_findings(
     lung zone or either has none (the side read wrong), then nodule with mass where they share
     a zone (one lesion that crossed 3 cm; the change is named ``mass``). A fracture in the left
     lower zone before and one in the right lower zone now are two fractures, one resolved and
-    one new, not one that stayed. Present now
-    but not before is new; present before but not now is resolved. Paired findings: when the
-    model measured the extent on both studies (``extents``: current, prior; see
-    ``ExtentPredictor``), the ratio decides (``report.measure.extent_change``); otherwise
-    increased or decreased when the size (see ``GROWTH_MIN_MM``), the severity or the number
-    of lung zones changed, else stable. With ``local`` (current, prior; see
+    one new, not one that stayed. Present now but not before is new; present before but not
+    now is resolved. Paired findings: when the model measured the extent on both studies
+    (``extents``: current, prior; see ``ExtentPredictor``), the ratio decides
+    (``report.measure.extent_change``); otherwise increased or decreased when the size (see
+    ``GROWTH_MIN_MM``), the severity or the number of lung zones changed, else stable. With
+    ``local`` (current, prior; see
     ``LocalPredictor``), a finding that grows and shrinks and is reported on one study only
     is looked for on the other where it peaks: at ``LOOK_BACK_MIN`` of its reporting
     strength or more, it is increased (decreased) rather than new (resolved).
