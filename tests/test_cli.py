@@ -30,7 +30,7 @@ def test_ingest_json_gives_one_object_per_study() -> None:
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
     summary = json.loads(lines[0])
-    assert summary["metadata"]["patient_sex"] == "F"
+    assert summary["metadata"]["patient_sex"] == "M"
     assert summary["metadata"]["modality"] in {"CR", "DX"}
     assert summary["series"][0]["images"][0]["pixel_spacing_mm"] is not None
 

@@ -250,7 +250,7 @@ def test_the_reference_model_gives_maps_on_one_grid_scaled_to_its_thresholds() -
     local = model.predict_local(images)
     output = model.read(images)
     assert output is not None and local
-    # The 256-px sample is too coarse for the crop networks: their findings have no map.
+    # Findings the model did not assess (images too coarse for its crop networks) have no map.
     assert not set(local) & set(output.unassessed)
     for code, grid in local.items():
         assert grid.shape == (HEATMAP_SIZE, HEATMAP_SIZE)

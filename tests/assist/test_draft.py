@@ -75,7 +75,7 @@ def test_clinical_context_goes_into_the_prompt(study: Study) -> None:
     prompt = model.requests[0].prompt
     assert "Indication: Fever and shortness of breath; check ETT position" in prompt
     assert "History: Smoker, 40 pack-years" in prompt
-    assert "Patient: 54-year-old female" in prompt
+    assert "Patient: 44-year-old male" in prompt
     assert "View: PA" in prompt
 
 

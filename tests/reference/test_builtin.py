@@ -46,10 +46,11 @@ def test_the_reference_output_has_probabilities_heatmaps_and_an_embedding() -> N
     assert 0.0 <= output.probabilities["pneumothorax"] <= 1.0
     assert output.heatmap("pneumothorax").shape == output.image_shape
     assert output.embedding.ndim == 1
-    # The bundled sample is a geometric cartoon, not a lab image: its view is not asserted
-    # (0.6.0 reads it LL 0.56, 0.5.0 AP 0.67); only that the view head gives a distribution.
     assert set(output.view_probabilities) == {"PA", "AP", "LL"}
     assert sum(output.view_probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    # The bundled sample is a lab PA radiograph at 0.70 mm: PA, and every finding assessed.
+    assert max(output.view_probabilities, key=output.view_probabilities.__getitem__) == "PA"
+    assert not output.unassessed
 
 
 def test_a_folder_without_weights_is_refused_with_the_fix(tmp_path: Path) -> None:
