@@ -67,12 +67,13 @@ def _uid(*parts: str) -> str:
     return str(generate_uid(entropy_srcs=["radloop sample study", *parts]))
 
 
-def sample_dataset() -> Dataset:
+def sample_dataset(study: Any = None) -> Dataset:
     """The sample image as a DX For Presentation dataset (PS3.3 A.26), JPEG 2000 lossless: the
-    lab's DICOM of the frontal view, with the sample's fictional patient and fixed UIDs."""
+    lab's DICOM of the frontal view (of ``study``, :func:`lab_study` when not given), with the
+    sample's fictional patient and fixed UIDs."""
     from radloop.synth.study_writer import write_dicom
 
-    study = lab_study()
+    study = lab_study() if study is None else study
     frontal = next(iter(study.views))  # the frontal view first; the lateral is left out
     with tempfile.TemporaryDirectory(prefix="radloop-sample-") as scratch:
         path = Path(scratch) / "IM0001.dcm"

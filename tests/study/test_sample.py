@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import numpy as np
 import pydicom
@@ -29,20 +30,25 @@ def test_sample_study_is_a_small_compressed_pa_chest_radiograph() -> None:
     assert pydicom.dcmread(files[0]).file_meta.TransferSyntaxUID == JPEG2000Lossless
 
 
-def test_bundled_sample_matches_what_the_generator_builds() -> None:
-    anatomy_or_skip()  # the generator renders the sample with the synthetic lab
+@pytest.fixture(scope="module")
+def lab() -> Any:
+    """The sample's study as the generator renders it (with the synthetic lab's anatomy)."""
+    anatomy_or_skip()
+    return lab_study()
+
+
+def test_bundled_sample_matches_what_the_generator_builds(lab: Any) -> None:
     bundled = pydicom.dcmread(sample_study_path() / "IM0001.dcm")
-    rebuilt = sample_dataset()
+    rebuilt = sample_dataset(lab)
     np.testing.assert_array_equal(bundled.pixel_array, rebuilt.pixel_array)
     assert bundled.SOPInstanceUID == rebuilt.SOPInstanceUID
     assert sample_report_path().read_text(encoding="utf-8") == SAMPLE_REPORT
 
 
-def test_sample_report_states_what_the_lab_inserted() -> None:
-    anatomy_or_skip()
+def test_sample_report_states_what_the_lab_inserted(lab: Any) -> None:
     text = sample_report_path().read_text(encoding="utf-8")
     assert "FINDINGS:" in text and "IMPRESSION:" in text
-    truth = {f["code"]: f for f in lab_study().truth["findings"]}
+    truth = {f["code"]: f for f in lab.truth["findings"]}
     assert set(truth) == {"consolidation", "pleural_effusion", "nodule", "endotracheal_tube"}
     assert truth["consolidation"]["lobes"] == ["left_lower_lobe"]
     assert "opacity in the left lower lobe" in text
