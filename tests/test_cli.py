@@ -19,6 +19,11 @@ def test_demo_prints_the_sample_metadata_and_parsed_findings() -> None:
     assert "pneumothorax: absent" in result.output
     assert "not a diagnosis" in result.output
     assert "drafted by the reference model" in result.output
+    # The sample (a lab image) is drafted beside its report: its tube, nodule and effusion.
+    sample_draft = result.output.split("The sample drafted by the reference model")[1]
+    sample_draft = sample_draft.split("A synthetic study")[0]
+    for finding in ("Endotracheal tube with tip", "13 mm nodule", "pleural effusion"):
+        assert finding in sample_draft
     assert "trained only on synthetic radiographs" in result.output
     assert "Truth inserted by the synthetic lab" in result.output
 

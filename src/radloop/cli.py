@@ -231,9 +231,11 @@ def vocabulary(as_json: bool) -> None:
 def demo() -> None:
     """Ingest the bundled sample study, parse its report, and draft a synthetic study.
 
-    The draft is written by radloop's reference model, checked by the safety layer and shown
-    beside the synthetic lab's truth.
+    The sample's report is parsed and the reference model drafts the sample beside it; then a
+    newly rendered synthetic study is drafted and shown beside the synthetic lab's truth. Each
+    draft is checked by the safety layer.
     """
+    from radloop.models import load_model
     from radloop.report import parse as parse_report
     from radloop.report import write
     from radloop.study import load_study, sample_report_path, sample_study_path
@@ -249,21 +251,34 @@ def demo() -> None:
     _print_findings(findings)
     click.secho("\nThe same findings, written back in standard report language", bold=True)
     click.echo(write(findings))
-    _demo_synthetic_draft()
+    click.secho("\nThe sample drafted by the reference model, beside its report above", bold=True)
+    model = load_model("builtin")
+    _print_checked_draft(study, model)
+    _demo_synthetic_draft(model)
     click.secho(
         "\nAssistant output for review by a qualified reader; not a diagnosis.", fg="yellow"
     )
 
 
-def _demo_synthetic_draft() -> None:
-    """Render one study with the synthetic lab, draft it with the reference model, check the
-    draft with the safety layer and show it beside the truth."""
+def _print_checked_draft(study: Study, model: Any) -> None:
+    """``model``'s draft of ``study``, checked by the safety layer: its text, the claims
+    flagged for the reviewer and the triage."""
+    from radloop.assist import draft
+    from radloop.safety import check, load_verifier
+
+    checked = check(draft(study, model), study, load_verifier("reference"))
+    click.echo(checked.text.strip())
+    for flag in checked.flags:
+        click.secho(f"  flagged for the reviewer: {flag.finding.name}: {flag.verdict}", fg="red")
+    click.secho(f"triage: {'URGENT' if checked.triage.urgent else 'routine'}", bold=True)
+
+
+def _demo_synthetic_draft(model: Any) -> None:
+    """Render one study with the synthetic lab, draft it with ``model`` (the reference model),
+    check the draft with the safety layer and show it beside the truth."""
     import tempfile
 
-    from radloop.assist import draft
-    from radloop.models import load_model
     from radloop.models.reference.predictor import reliable_findings
-    from radloop.safety import check, load_verifier
     from radloop.study import load_study
     from radloop.synth.study_writer import make_dataset
 
@@ -277,12 +292,7 @@ def _demo_synthetic_draft() -> None:
         folder = Path(scratch) / manifest["studies"][0]["path"]
         study = load_study(folder / "dicom")
         truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
-        model = load_model("builtin")
-        checked = check(draft(study, model), study, load_verifier("reference"))
-    click.echo(checked.text.strip())
-    for flag in checked.flags:
-        click.secho(f"  flagged for the reviewer: {flag.finding.name}: {flag.verdict}", fg="red")
-    click.secho(f"triage: {'URGENT' if checked.triage.urgent else 'routine'}", bold=True)
+        _print_checked_draft(study, model)
     click.secho("Truth inserted by the synthetic lab:", bold=True)
     for item in truth["findings"]:
         where = ", ".join(item.get("zones") or []) or item.get("side") or ""
