@@ -12,11 +12,9 @@ The patient is fictional.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
-import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import UID, JPEG2000Lossless, generate_uid
 
@@ -71,14 +69,11 @@ def sample_dataset(study: Any = None) -> Dataset:
     """The sample image as a DX For Presentation dataset (PS3.3 A.26), JPEG 2000 lossless: the
     lab's DICOM of the frontal view (of ``study``, :func:`lab_study` when not given), with the
     sample's fictional patient and fixed UIDs."""
-    from radloop.synth.study_writer import write_dicom
+    from radloop.synth.study_writer import dicom_dataset
 
     study = lab_study() if study is None else study
     frontal = next(iter(study.views))  # the frontal view first; the lateral is left out
-    with tempfile.TemporaryDirectory(prefix="radloop-sample-") as scratch:
-        path = Path(scratch) / "IM0001.dcm"
-        write_dicom(path, study, frontal, seed=SEED)
-        ds = pydicom.dcmread(path)
+    ds = dicom_dataset(study, frontal, seed=SEED)
     ds.file_meta.MediaStorageSOPInstanceUID = UID(_uid("image", "1"))
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID = _uid("study")

@@ -7,7 +7,7 @@ import pytest
 
 from radloop.report.types import Change
 from radloop.synth.anatomy import Anatomy
-from radloop.synth.pairs import make_pair
+from radloop.synth.pairs import make_pair, realized_change
 
 
 def test_pairs_carry_change_truth_that_matches_the_sizes(anatomy: Anatomy) -> None:
@@ -81,14 +81,10 @@ def test_a_nodule_that_changed_size_keeps_its_place(anatomy: Anatomy) -> None:
 def test_an_inserted_volume_changes_as_the_volumes_show(
     intended: Change, before_ml: float, after_ml: float, expected: Change
 ) -> None:
-    from radloop.synth.pairs import realized_change
-
     assert realized_change(intended, before_ml, after_ml) is expected
 
 
 def test_realized_change_refuses_non_positive_volumes() -> None:
-    from radloop.synth.pairs import realized_change
-
     with pytest.raises(ValueError, match=r"two positive volumes, got 0\.0 and 5\.0"):
         realized_change(Change.STABLE, 0.0, 5.0)
 
@@ -105,8 +101,6 @@ def test_an_effusion_capped_beside_an_enlarged_heart_is_labelled_by_its_volumes(
     assert 0.95 < ratio < 1.05
     assert now["change"] == "stable"
     # Every inserted volume on both studies carries the change its volumes show.
-    from radloop.synth.pairs import realized_change
-
     was = {f["details"]["spec_seed"]: f["details"] for f in prior.truth["findings"]}
     for finding in current.truth["findings"]:
         details = finding["details"]

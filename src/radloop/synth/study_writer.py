@@ -31,7 +31,7 @@ from radloop.synth._deps import worker_pool
 from radloop.synth.lab import PhantomStudy
 from radloop.synth.projector import View
 
-__all__ = ["DatasetJob", "make_dataset", "write_dicom", "write_study"]
+__all__ = ["DatasetJob", "dicom_dataset", "make_dataset", "write_dicom", "write_study"]
 
 STUDY_DATE = datetime.date(2024, 1, 15)
 _DX_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - Presentation
@@ -52,7 +52,22 @@ def write_dicom(
     study_date: datetime.date = STUDY_DATE,
     patient_key: str | None = None,
 ) -> None:
-    """One DX image of a study (DICOM PS3.3 A.26, Digital X-Ray Image IOD)."""
+    """One DX image of a study (DICOM PS3.3 A.26, Digital X-Ray Image IOD), written to
+    ``path``."""
+    ds = dicom_dataset(study, view, seed=seed, study_date=study_date, patient_key=patient_key)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def dicom_dataset(
+    study: PhantomStudy,
+    view: View,
+    *,
+    seed: int,
+    study_date: datetime.date = STUDY_DATE,
+    patient_key: str | None = None,
+) -> Any:
+    """One DX image of a study as a pydicom ``FileDataset`` (PS3.3 A.26, Digital X-Ray Image
+    IOD; UIDs derived from ``seed`` and the study)."""
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import UID, ExplicitVRLittleEndian
 
@@ -65,7 +80,7 @@ def write_dicom(
     meta.MediaStorageSOPClassUID = UID(_DX_PRESENTATION)
     meta.MediaStorageSOPInstanceUID = UID(_uid(seed, study.study_id, view.value, "image"))
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = FileDataset(str(path), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds = FileDataset(f"{study.study_id}-{view.value}.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
     ds.SOPClassUID = _DX_PRESENTATION
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID = _uid(seed, study.study_id, "study")
@@ -119,7 +134,7 @@ def write_dicom(
     ds.RescaleIntercept = "0"
     ds.RescaleSlope = "1"
     ds.PixelData = stored.astype("<u2").tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    return ds
 
 
 def _png(array: npt.NDArray[Any]) -> bytes:
