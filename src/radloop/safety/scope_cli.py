@@ -115,8 +115,11 @@ def bench_scope(data: Path, classifier: Path | None, as_json: bool) -> None:
             f"{group:20} {counts['n']:>4} {counts.get('refused', 0):>8} "
             f"{counts.get('flagged', 0):>8} {counts.get('accepted', 0):>9}"
         )
-    bars = ", ".join(
-        f"{k} {v:.3f} (target ≥ {result['targets'][k]})" for k, v in result["bars"].items()
-    )
-    click.echo(f"bars: {bars}")
+    for k, v in result["bars"].items():
+        counted = result["bar_intervals"][k]
+        low, high = counted["ci95"]
+        click.echo(
+            f"bar {k}: {v:.3f} ({counted['hits']}/{counted['n']}; 95 % interval "
+            f"{low:.3f}-{high:.3f}), target ≥ {result['targets'][k]}"
+        )
     click.echo(f"{result['ms_per_image']} ms per image (scope guard only, image loaded)")
