@@ -62,7 +62,11 @@ def train_reference(
     reads nodules and rib fractures from both lungs at about 1 mm per pixel, trained on
     nodules and healing rib fractures inserted into the lab's images (DIR/lungs.onnx,
     lungs.json). --n-train, --epochs and --seed change the recipe of the part trained (of the
-    whole-image network with --part all). Needs pip install 'radloop[train,synth]'.
+    whole-image network with --part all). Needs pip install 'radloop[train,synth]'. The whole
+    recipe takes about 40-50 min on 2 cores of a CPU with native bfloat16 (AVX-512 BF16 or
+    AMX); elsewhere it trains in float32, about 1.5 h, and its weights differ from the
+    shipped ones (another CPU's kernels also give weights that are not byte-identical but of
+    the same quality: docs/benchmarks.md).
     """  # fmt: skip
     from dataclasses import replace
 
