@@ -33,6 +33,7 @@ import click
 import numpy as np
 
 from radloop.bench._synthetic import load_rendered, pair_folders, render
+from radloop.evaluate.proportions import wilson_interval
 from radloop.models.reference.metrics import auroc
 from radloop.models.reference.spec import FINDINGS, ZONED
 from radloop.report import Finding
@@ -244,6 +245,15 @@ def run_benchmark(
         "render_seconds": round(render_seconds, 1),
     }
     result["bars"] = {k: _meets(result.get(k), op, bar) for k, (op, bar) in BARS.items()}
+    # The accuracies are shares of a few hundred items (change direction of about 100): their
+    # 95 % Wilson intervals say how much another draw of test studies could move them.
+    counted = {"zone_accuracy": zone_hits, "vqa_accuracy": all_vqa,
+               "change_direction_accuracy": all_changes}  # fmt: skip
+    result["intervals"] = {
+        k: [round(v, 4) for v in wilson_interval(int(sum(hits)), len(hits))]
+        for k, hits in counted.items()
+        if hits
+    }
     return result
 
 
@@ -271,7 +281,9 @@ def format_benchmark(result: dict[str, Any]) -> str:
              f"studies and {result['n_pairs']} pairs (unseen seeds and profile)"]  # fmt: skip
     for key, (op, bar) in BARS.items():
         verdict = {True: "meets", False: "MISSES", None: "n/a"}[result["bars"][key]]
-        lines.append(f"  {key:28s} {result.get(key)!s:>8}   bar {op} {bar:g}   {verdict}")
+        low_high = result.get("intervals", {}).get(key)
+        ci = f"   95 % interval {low_high[0]}-{low_high[1]}" if low_high else ""
+        lines.append(f"  {key:28s} {result.get(key)!s:>8}   bar {op} {bar:g}   {verdict}{ci}")
     lines.append("  AUROC per finding: " + ", ".join(
         f"{c} {v}" for c, v in result["auroc"].items()))  # fmt: skip
     lines.append(f"  side accuracy {result['side_accuracy']}; VQA by kind {result['vqa_by_kind']}")

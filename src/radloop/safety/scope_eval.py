@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from radloop.errors import InputError
+from radloop.evaluate.proportions import wilson_interval
 
 __all__ = [
     "BARS",
@@ -28,7 +28,6 @@ __all__ = [
     "evaluate_folder",
     "group_of",
     "patient_half",
-    "wilson_interval",
 ]
 
 BARS = {"ct_refused": 0.95, "lateral_refused": 0.95, "frontal_not_refused": 0.95}
@@ -49,21 +48,6 @@ def patient_half(patient_id: str) -> str:
     """``"A"`` or ``"B"``: a fixed split of patients (first byte of SHA-1 of the id, parity),
     so that follow-up films of one patient never straddle the halves."""
     return "A" if hashlib.sha1(patient_id.encode()).digest()[0] % 2 == 0 else "B"
-
-
-def wilson_interval(hits: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The Wilson score interval for a proportion ``hits / n`` (95 % by default; Wilson 1927,
-    the interval Brown, Cai & DasGupta 2001 recommend for small n). ``(nan, nan)`` for n = 0."""
-    if not 0 <= hits <= n:
-        raise ValueError(f"expected 0 <= hits <= n, got hits={hits}, n={n}")
-    if n == 0:
-        return float("nan"), float("nan")
-    p = hits / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    # Exact at the ends (0 of n includes 0, n of n includes 1), where rounding would not be.
-    low = 0.0 if hits == 0 else max(0.0, centre - half)
-    return low, 1.0 if hits == n else min(1.0, centre + half)
 
 
 @dataclass
