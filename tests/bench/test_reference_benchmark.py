@@ -40,7 +40,9 @@ def test_a_tiny_reference_benchmark_runs_end_to_end() -> None:
     assert set(result["change_by_direction"]) <= {"new", "increased", "decreased", "stable",
                                                   "resolved"}  # fmt: skip
     assert set(result["bars"]) >= {"macro_auroc", "change_direction_accuracy"}
-    low, high = result["intervals"]["change_direction_accuracy"]
+    changes = result["intervals"]["change_direction_accuracy"]
+    assert changes["n"] == result["changes"]
+    low, high = changes["ci95"]
     assert low <= accuracy <= high and high - low > 0.2  # a handful of changes pins down little
     assert result["vqa_questions"] > 0 and "vqa_accuracy" in result["intervals"]
     assert result["draft_latency_p50_ms"] > 0

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from radloop.evaluate.proportions import wilson_interval
+from radloop.evaluate.proportions import counted_share, wilson_interval
 
 
 @pytest.mark.parametrize(("hits", "n"), [(5, 10), (0, 10), (33, 35), (230, 242), (31, 31)])
@@ -25,3 +25,7 @@ def test_wilson_interval_known_values_and_bad_counts() -> None:
     assert all(math.isnan(v) for v in wilson_interval(0, 0))
     with pytest.raises(ValueError, match="hits=11, n=10"):
         wilson_interval(11, 10)
+
+
+def test_counted_share_reports_count_total_and_rounded_interval() -> None:
+    assert counted_share(83, 97) == {"hits": 83, "n": 97, "ci95": [0.7722, 0.912]}

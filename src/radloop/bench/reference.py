@@ -33,7 +33,7 @@ import click
 import numpy as np
 
 from radloop.bench._synthetic import load_rendered, pair_folders, render
-from radloop.evaluate.proportions import wilson_interval
+from radloop.evaluate.proportions import counted_share
 from radloop.models.reference.metrics import auroc
 from radloop.models.reference.spec import FINDINGS, ZONED
 from radloop.report import Finding
@@ -250,9 +250,7 @@ def run_benchmark(
     counted = {"zone_accuracy": zone_hits, "vqa_accuracy": all_vqa,
                "change_direction_accuracy": all_changes}  # fmt: skip
     result["intervals"] = {
-        k: [round(v, 4) for v in wilson_interval(int(sum(hits)), len(hits))]
-        for k, hits in counted.items()
-        if hits
+        k: counted_share(int(sum(hits)), len(hits)) for k, hits in counted.items() if hits
     }
     return result
 
@@ -281,8 +279,8 @@ def format_benchmark(result: dict[str, Any]) -> str:
              f"studies and {result['n_pairs']} pairs (unseen seeds and profile)"]  # fmt: skip
     for key, (op, bar) in BARS.items():
         verdict = {True: "meets", False: "MISSES", None: "n/a"}[result["bars"][key]]
-        low_high = result.get("intervals", {}).get(key)
-        ci = f"   95 % interval {low_high[0]}-{low_high[1]}" if low_high else ""
+        share = result.get("intervals", {}).get(key)
+        ci = f"   95 % interval {share['ci95'][0]}-{share['ci95'][1]}" if share else ""
         lines.append(f"  {key:28s} {result.get(key)!s:>8}   bar {op} {bar:g}   {verdict}{ci}")
     lines.append("  AUROC per finding: " + ", ".join(
         f"{c} {v}" for c, v in result["auroc"].items()))  # fmt: skip

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
-__all__ = ["wilson_interval"]
+__all__ = ["counted_share", "wilson_interval"]
 
 
 def wilson_interval(hits: int, n: int, z: float = 1.959964) -> tuple[float, float]:
@@ -20,3 +21,9 @@ def wilson_interval(hits: int, n: int, z: float = 1.959964) -> tuple[float, floa
     # Exact at the ends (0 of n includes 0, n of n includes 1), where rounding would not be.
     low = 0.0 if hits == 0 else max(0.0, centre - half)
     return low, 1.0 if hits == n else min(1.0, centre + half)
+
+
+def counted_share(hits: int, n: int) -> dict[str, Any]:
+    """How a benchmark reports a share: the count, the total and the 95 % Wilson interval."""
+    low, high = wilson_interval(hits, n)
+    return {"hits": hits, "n": n, "ci95": [round(low, 4), round(high, 4)]}

@@ -20,15 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from radloop.errors import InputError
-from radloop.evaluate.proportions import wilson_interval
+from radloop.evaluate.proportions import counted_share
 
-__all__ = [
-    "BARS",
-    "ScopeEvaluation",
-    "evaluate_folder",
-    "group_of",
-    "patient_half",
-]
+__all__ = ["BARS", "ScopeEvaluation", "evaluate_folder", "group_of", "patient_half"]
 
 BARS = {"ct_refused": 0.95, "lateral_refused": 0.95, "frontal_not_refused": 0.95}
 _FRONTAL = {"PA": "frontal PA", "AP": "frontal AP", "AP Supine": "frontal AP supine"}
@@ -82,12 +76,8 @@ class ScopeEvaluation:
         return {k: h / n if n else float("nan") for k, (h, n) in self.bar_counts(counts).items()}
 
     def intervals(self) -> dict[str, dict[str, Any]]:
-        """Each bar's count, share and 95 % Wilson interval on all the images."""
-        out: dict[str, dict[str, Any]] = {}
-        for k, (hits, n) in self.bar_counts().items():
-            low, high = wilson_interval(hits, n)
-            out[k] = {"hits": hits, "n": n, "ci95": [round(low, 4), round(high, 4)]}
-        return out
+        """Each bar's count, total and 95 % Wilson interval on all the images."""
+        return {k: counted_share(hits, n) for k, (hits, n) in self.bar_counts().items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {
