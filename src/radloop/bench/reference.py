@@ -33,8 +33,7 @@ import click
 import numpy as np
 
 from radloop.bench._synthetic import load_rendered, pair_folders, render
-from radloop.evaluate.proportions import counted_share
-from radloop.models.reference.metrics import auroc
+from radloop.models.reference.metrics import auroc, counted_share
 from radloop.models.reference.spec import FINDINGS, ZONED
 from radloop.report import Finding
 from radloop.study import Image

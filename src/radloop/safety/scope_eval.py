@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from radloop.errors import InputError
-from radloop.evaluate.proportions import counted_share
+from radloop.models.reference.metrics import counted_share
 
 __all__ = ["BARS", "ScopeEvaluation", "evaluate_folder", "group_of", "patient_half"]
 

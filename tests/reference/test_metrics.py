@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from radloop.evaluate.proportions import counted_share, wilson_interval
+from radloop.models.reference.metrics import counted_share, wilson_interval
 
 
 @pytest.mark.parametrize(("hits", "n"), [(5, 10), (0, 10), (33, 35), (230, 242), (31, 31)])
