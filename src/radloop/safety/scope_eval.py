@@ -59,17 +59,15 @@ class ScopeEvaluation:
         """Each bar as (images that meet it, images in its groups)."""
         c = self.counts if counts is None else counts
 
-        def tally(
-            groups: tuple[str, ...], outcome: str, *, negate: bool = False
-        ) -> tuple[int, int]:
+        def refused(groups: tuple[str, ...], *, negate: bool = False) -> tuple[int, int]:
             total = sum(sum(c[g].values()) for g in groups if g in c)
-            hits = sum(c[g][outcome] for g in groups if g in c)
+            hits = sum(c[g]["refused"] for g in groups if g in c)
             return (total - hits if negate else hits), total
 
         return {
-            "ct_refused": tally(("CT",), "refused"),
-            "lateral_refused": tally(("lateral",), "refused"),
-            "frontal_not_refused": tally(tuple(_FRONTAL.values()), "refused", negate=True),
+            "ct_refused": refused(("CT",)),
+            "lateral_refused": refused(("lateral",)),
+            "frontal_not_refused": refused(tuple(_FRONTAL.values()), negate=True),
         }
 
     def bars(self, counts: dict[str, Counter[str]] | None = None) -> dict[str, float]:
