@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 
@@ -74,3 +75,41 @@ def test_bench_scope_measures_a_classifier_from_train_scope(tmp_path) -> None:
         main, ["bench", "scope", "--data", str(folder), "--classifier", str(tmp_path / "none")]
     )
     assert missing.exit_code != 0 and "does not exist" in missing.output
+
+
+@pytest.mark.skipif(importlib.util.find_spec("nrrd") is None, reason="needs pynrrd (train)")
+def test_extra_ct_sections_join_the_ct_class_and_the_sidecar_names_each_ct(tmp_path) -> None:
+    import nrrd
+    from click.testing import CliRunner
+
+    from radloop.cli import main
+    from radloop.safety.scope_train import ScopeTrainConfig, train_scope
+
+    hu = np.full((64, 56, 30), -1000, np.int16)
+    hu[8:56, 6:50, 3:27] = 20  # a body
+    hu[14:28, 14:44, 6:24] = hu[36:50, 14:44, 6:24] = -850  # two lungs
+    hu[30:34, 10:14, 3:27] = 700  # a spine at the back
+    header = {"space": "left-posterior-superior", "space directions": np.diag([6.0, 6.0, 10.0])}
+    ct = tmp_path / "other_body.nrrd"
+    nrrd.write(str(ct), hu[::-1, ::-1], header)
+    config = ScopeTrainConfig(
+        size=32,
+        counts={"frontal": 8, "lateral": 8, "ct": 8, "other": 4},
+        val_counts={"frontal": 4, "lateral": 4, "ct": 4, "other": 4},
+        angles=2, iso_mm=4.0, epochs=1, members=1, width=4, extra_ct_images=6,
+    )  # fmt: skip
+    lines: list[str] = []
+    sidecar = train_scope(
+        config, tmp_path / "model", cache=tmp_path / "cache", log=lines.append, extra_ct=[ct]
+    )
+    assert "member 1/1: 34 training images" in lines[0]  # 28 of the recipe + 6 sections
+    digest = hashlib.sha256(ct.read_bytes()).hexdigest()
+    assert sidecar["extra_ct"] == [{"file": "other_body.nrrd", "sha256": digest}]
+    assert "other_body.nrrd" in sidecar["trained_on"]
+    (made,) = (tmp_path / "cache").glob("scope-extra-ct-*.npz")
+    with np.load(made) as data:  # CT-class images, none blank
+        assert data["images"].shape == (6, 32, 32) and set(data["labels"]) == {2}
+        assert (data["images"].std(axis=(1, 2)) > 5).all()
+    missing = tmp_path / "none.nrrd"
+    result = CliRunner().invoke(main, ["train-scope", "--out", str(tmp_path), "--ct", str(missing)])
+    assert result.exit_code != 0 and "does not exist" in result.output

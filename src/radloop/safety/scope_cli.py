@@ -44,6 +44,15 @@ __all__ = ["bench_scope", "train_scope"]
     default=None,
     help="Keep the made images here and reuse them when the recipe is the same.",
 )
+@click.option(
+    "--ct",
+    "extra_ct",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Another chest CT (NIfTI, or NRRD) whose sections join the CT class; repeat for "
+    "more. The shipped recipe uses pyradiomics 3.1.0's lung1 and lung2 test CTs "
+    "(docs/safety.md says how to get them).",
+)
 def train_scope(
     out: Path,
     epochs: int | None,
@@ -52,6 +61,7 @@ def train_scope(
     scale: float,
     members: int | None,
     cache: Path | None,
+    extra_ct: tuple[Path, ...],
 ) -> None:
     """Train the scope guard's acquisition classifier (frontal / lateral / CT / other).
 
@@ -77,9 +87,10 @@ def train_scope(
     if scale != 1.0:
         scaled = {k: max(4, round(v * scale)) for k, v in config.counts.items()}
         val = {k: max(4, round(v * scale)) for k, v in config.val_counts.items()}
-        config = replace(config, counts=scaled, val_counts=val)
+        extra = max(4, round(config.extra_ct_images * scale))
+        config = replace(config, counts=scaled, val_counts=val, extra_ct_images=extra)
     started = time.perf_counter()
-    sidecar = run(config, out, cache=cache, log=click.echo)
+    sidecar = run(config, out, cache=cache, log=click.echo, extra_ct=extra_ct)
     click.echo(
         f"wrote {out / 'acquisition.onnx'} in {time.perf_counter() - started:.0f} s; synthetic "
         f"validation {sidecar['validation_synthetic']}"

@@ -42,6 +42,7 @@ __all__ = [
     "ISO_MM",
     "CTVolume",
     "SynthSet",
+    "ct_image",
     "load_ct_volume",
     "make_training_set",
 ]
@@ -478,7 +479,7 @@ def _shrink(a: F32, side: int) -> F32:
     return a if f >= 1 else _resize(a, (max(8, round(h * f)), max(8, round(w * f))))
 
 
-def _ct_image(
+def ct_image(
     volume: CTVolume,
     rng: np.random.Generator,
     size: int,
@@ -486,6 +487,10 @@ def _ct_image(
     *,
     body_planes: bool = False,
 ) -> F32:
+    """One CT-class image: a section of ``volume`` through a random window, warped, perhaps
+    mirrored and with ``scout`` inset, then the nuisances every class gets (``size`` px).
+    ``body_planes`` places coronal planes by the body's depth instead of the field of view's
+    (for CTs whose field of view is not centred on the body)."""
     x = _shrink(_ct_section(volume, rng, body_planes=body_planes), 3 * size)
     x = _elastic(x, rng, rng.uniform(0.0, 0.02))
     x = _affine(x, rng, rot=10.0, scale=0.2, fill=float(x[0, 0]))
@@ -566,7 +571,7 @@ def make_training_set(
                 image = _radiograph(pair[label], rng, lateral=name == "lateral", size=size)
             elif name == "ct":
                 scout = projections[int(rng.integers(len(projections)))][0]
-                image = _ct_image(volume, rng, size, scout)
+                image = ct_image(volume, rng, size, scout)
             else:
                 image = _other_image(rng, size)
             images.append((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))

