@@ -3,9 +3,10 @@
 Decisions come from DICOM tags when present (Modality, ViewPosition, BodyPartExamined,
 PatientAge; PS3.3 C.7.3.1, C.8.11.5, C.7.1.1) and from the image otherwise: the acquisition
 classifier (:mod:`radloop.safety.scope_model`: frontal, lateral, CT/MR slice or other, trained
-on images made from one CT), a view classifier and an out-of-distribution score on the
-reference model's embedding (Mahalanobis distance, Lee et al., NeurIPS 2018) when plugged in,
-and model-free quality checks (:mod:`radloop.safety.image_checks`).
+on images made from chest CTs, no real radiograph), a view classifier and an
+out-of-distribution score on the reference model's embedding (Mahalanobis distance, Lee et
+al., NeurIPS 2018) when plugged in, and model-free quality checks
+(:mod:`radloop.safety.image_checks`).
 
 - refused: CT, MR and other non-radiograph modalities, lateral views, other body parts, and
   untagged images the acquisition classifier gives a frontal probability under 0.5 (the

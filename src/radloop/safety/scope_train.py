@@ -1,12 +1,12 @@
-"""Train the acquisition classifier on images made from one CT and export it to ONNX.
+"""Train the acquisition classifier on images made from chest CTs and export it to ONNX.
 
 ``radloop train-scope --out DIR [--ct FILE ...]`` makes a validation set and, for each of
 ``members`` networks, its own training set (:mod:`radloop.safety.scope_synth`, each from its
-own seed; sections of the ``--ct`` volumes, when given, join the CT class),
-trains the small CNNs with torch on two CPU threads, exports their averaged probabilities as
-one ``acquisition.onnx`` and writes ``acquisition.json`` (classes, input size, recipe,
-synthetic validation figures). No real image is used: the real-image figures in
-docs/safety.md are measured afterwards, never trained or stopped on.
+own seed; sections of the ``--ct`` volumes, when given, join the CT class), trains the small
+CNNs with torch on two CPU threads, exports their averaged probabilities as one
+``acquisition.onnx`` and writes ``acquisition.json`` (classes, input size, recipe, synthetic
+validation figures, the extra CTs' hashes). No real radiograph or real figure is used: the
+real-image figures in docs/safety.md are measured afterwards, never trained or stopped on.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from radloop.safety.scope_synth import (
 
 __all__ = ["ExtraCT", "ScopeTrainConfig", "train_scope"]
 
-MODEL_VERSION = "acquisition-3"
+MODEL_VERSION = "acquisition-4"
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,10 @@ class ScopeTrainConfig:
     members: int = 1
     threads: int = 2
     # Sections of the extra CTs (``train_scope(extra_ct=...)``) added to the CT class, split
-    # evenly between the volumes, their coronal planes placed by each body's depth.
+    # evenly between the volumes, their coronal planes placed by each body's depth and this
+    # share of the coronals made thick-slab reformats (maximum or mean over 4-20 mm).
     extra_ct_images: int = 600
+    extra_ct_slabs: float = 0.4
 
 
 def _torch() -> Any:
@@ -165,6 +167,7 @@ def _extra_sections(
     """``config.extra_ct_images`` CT-class images from the extra volumes, in turn, from a
     random stream of their own (the recipe's other images do not change)."""
     recipe: dict[str, Any] = {"size": config.size, "n": config.extra_ct_images, "seed": seed}
+    recipe["slabs"] = config.extra_ct_slabs
     recipe.update(ct=[ct.sha256 for ct in extra_ct], version=MODEL_VERSION)
     path = None if cache is None else cache / f"scope-extra-ct-{_key(recipe)}.npz"
 
@@ -174,7 +177,9 @@ def _extra_sections(
         images = []
         for k in range(config.extra_ct_images):
             volume = volumes[k % len(volumes)]
-            image = ct_image(volume, rng, config.size, body_planes=True)
+            image = ct_image(
+                volume, rng, config.size, body_planes=True, slabs=config.extra_ct_slabs
+            )
             images.append((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
         labels = np.full(len(images), CLASSES.index("ct"), np.int64)
         return SynthSet(np.stack(images), labels)
