@@ -2,8 +2,7 @@
 
 Issue #5: at least 0.95 of CT slices and of laterals refused, at least 0.95 of frontal
 radiographs (PA, AP, AP supine) not refused. The shipped acquisition classifier never saw a
-real image (docs/safety.md); these images only measure it. The CT bar is not met yet: its
-test is a strict xfail, so it turns into a failure (to be un-marked) when it is.
+real radiograph or a real figure (docs/safety.md); these images only measure it.
 """
 
 from __future__ import annotations
@@ -26,24 +25,17 @@ def evaluation():
     return evaluate_folder(DATA)
 
 
-@pytest.mark.parametrize("bar", ["lateral_refused", "frontal_not_refused"])
+@pytest.mark.parametrize("bar", ["ct_refused", "lateral_refused", "frontal_not_refused"])
 def test_scope_guard_meets_the_issue_bar_on_realcxr_dev(evaluation, bar) -> None:
     bars = evaluation.bars()
     assert bars[bar] >= BARS[bar], (bar, bars, evaluation.to_dict()["groups"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: 33 of 35 CT slices refused (0.943 < 0.95); two coronal or bone-window "
-    "sections read as frontal (docs/safety.md)",
-)
-def test_scope_guard_meets_the_ct_bar_on_realcxr_dev(evaluation) -> None:
-    assert evaluation.bars()["ct_refused"] >= BARS["ct_refused"]
-
-
-def test_scope_guard_keeps_its_measured_ct_figure(evaluation) -> None:
-    """The measured 0.943 less one image: a change that refuses fewer CT slices fails."""
-    assert evaluation.bars()["ct_refused"] >= 0.91
+def test_scope_guard_keeps_its_measured_figures(evaluation) -> None:
+    """The measured 34/35 CT slices and 235/242 frontals (less one film, for a borderline
+    probability on another CPU): a change that refuses fewer CT slices or more films fails."""
+    counts = evaluation.bar_counts()
+    assert counts["ct_refused"][0] >= 34 and counts["frontal_not_refused"][0] >= 234, counts
 
 
 def test_every_group_is_measured(evaluation) -> None:

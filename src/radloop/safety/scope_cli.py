@@ -69,7 +69,7 @@ def train_scope(
     --ct, sections of more chest CTs (no real radiograph), trains a small CNN on 2 CPU
     threads and writes DIR/acquisition.onnx and DIR/acquisition.json; copy them to
     radloop/data/scope to ship them. The shipped classifier is `--ct lung1_image.nrrd --ct
-    lung2_image.nrrd` (pyradiomics 3.1.0's test CTs; docs/safety.md). About 6 min on 2
+    lung2_image.nrrd` (pyradiomics 3.1.0's test CTs; docs/safety.md). About 7 min on 2
     cores. Needs pip install 'radloop[train,synth]'.
     """  # fmt: skip
     from dataclasses import replace

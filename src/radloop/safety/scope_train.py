@@ -273,7 +273,7 @@ def _trained_on(extras: Sequence[ExtraCT]) -> str:
     if extras:
         names = ", ".join(ct.path.name for ct in extras)
         made += f", with sections of {len(extras)} more chest CT(s) ({names}) in the CT class"
-    return made + "; no real radiograph or real CT slice"
+    return made + "; no real radiograph and no image of radloop's test collections"
 
 
 def train_scope(
