@@ -172,7 +172,7 @@ def _extra_sections(
     path = None if cache is None else cache / f"scope-extra-ct-{_key(recipe)}.npz"
 
     def make() -> SynthSet:
-        volumes = [load_ct_volume(ct.path, iso_mm=config.iso_mm) for ct in extra_ct]
+        volumes = [_volume(config.iso_mm, ct.path) for ct in extra_ct]
         rng = np.random.default_rng([seed, 3])
         images = []
         for k in range(config.extra_ct_images):
@@ -199,13 +199,14 @@ class ExtraCT:
         return cls(Path(path), hashlib.sha256(Path(path).read_bytes()).hexdigest())
 
 
-_VOLUMES: dict[float, CTVolume] = {}
+_VOLUMES: dict[tuple[Path | None, float], CTVolume] = {}
 
 
-def _volume(iso_mm: float) -> CTVolume:
-    if iso_mm not in _VOLUMES:
-        _VOLUMES[iso_mm] = load_ct_volume(iso_mm=iso_mm)
-    return _VOLUMES[iso_mm]
+def _volume(iso_mm: float, path: Path | None = None) -> CTVolume:
+    """The CT at ``path`` (the example CT by default), read once per process."""
+    if (path, iso_mm) not in _VOLUMES:
+        _VOLUMES[path, iso_mm] = load_ct_volume(path, iso_mm=iso_mm)
+    return _VOLUMES[path, iso_mm]
 
 
 def _train_member(
