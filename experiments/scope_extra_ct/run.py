@@ -17,8 +17,6 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-import numpy as np
-
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -36,38 +34,18 @@ def main() -> None:
     parser.add_argument("--slabs", type=float, default=0.0, help="share of thick-slab coronals")
     args = parser.parse_args()
 
-    from radloop.safety import scope_synth as ss
     from radloop.safety import scope_train as st
 
-    volumes = [ss.load_ct_volume(p) for p in args.ct]
-    config = st.ScopeTrainConfig(seed=args.seed)
+    config = st.ScopeTrainConfig(
+        seed=args.seed,
+        extra_ct_images=args.extra,
+        extra_ct_slabs=args.slabs,
+        extra_ct_body_planes=args.body_planes,
+    )
     if args.balanced:
         counts = dict(config.counts, ct=config.counts["ct"] - args.extra)
         config = dataclasses.replace(config, counts=counts)
-    original = st._made
-
-    def made(config_, counts, seed, angles, cache):  # type: ignore[no-untyped-def]
-        base = original(config_, counts, seed, angles, cache)
-        if counts != config_.counts:  # the validation set stays as it is
-            return base
-        rng = np.random.default_rng([seed, 3])
-        extra = []
-        for k in range(args.extra):
-            x = ss.ct_image(
-                volumes[k % len(volumes)],
-                rng,
-                config_.size,
-                body_planes=args.body_planes,
-                slabs=args.slabs,
-            )
-            extra.append((np.clip(x, 0, 1) * 255 + 0.5).astype(np.uint8))
-        labels = np.full(len(extra), ss.CLASSES.index("ct"), np.int64)
-        return ss.SynthSet(
-            np.concatenate([base.images, np.stack(extra)]), np.concatenate([base.labels, labels])
-        )
-
-    st._made = made
-    st.train_scope(config, args.out, cache=Path("/tmp/scope-cache"), log=print)
+    st.train_scope(config, args.out, cache=Path("/tmp/scope-cache"), log=print, extra_ct=args.ct)
 
 
 if __name__ == "__main__":

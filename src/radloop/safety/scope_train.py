@@ -62,10 +62,12 @@ class ScopeTrainConfig:
     members: int = 1
     threads: int = 2
     # Sections of the extra CTs (``train_scope(extra_ct=...)``) added to the CT class, split
-    # evenly between the volumes, their coronal planes placed by each body's depth and this
-    # share of the coronals made thick-slab reformats (maximum or mean over 4-20 mm).
+    # evenly between the volumes, their coronal planes placed by each body's depth (or, if
+    # not, by the field of view's as for the example CT) and this share of the coronals made
+    # thick-slab reformats (maximum or mean over 4-20 mm).
     extra_ct_images: int = 600
     extra_ct_slabs: float = 0.4
+    extra_ct_body_planes: bool = True
 
 
 def _torch() -> Any:
@@ -168,6 +170,8 @@ def _extra_sections(
     random stream of their own (the recipe's other images do not change)."""
     recipe: dict[str, Any] = {"size": config.size, "n": config.extra_ct_images, "seed": seed}
     recipe["slabs"] = config.extra_ct_slabs
+    if not config.extra_ct_body_planes:  # (absent from the key of the default recipe's cache)
+        recipe["body_planes"] = False
     recipe.update(ct=[ct.sha256 for ct in extra_ct], version=MODEL_VERSION)
     path = None if cache is None else cache / f"scope-extra-ct-{_key(recipe)}.npz"
 
@@ -178,7 +182,11 @@ def _extra_sections(
         for k in range(config.extra_ct_images):
             volume = volumes[k % len(volumes)]
             image = ct_image(
-                volume, rng, config.size, body_planes=True, slabs=config.extra_ct_slabs
+                volume,
+                rng,
+                config.size,
+                body_planes=config.extra_ct_body_planes,
+                slabs=config.extra_ct_slabs,
             )
             images.append((np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8))
         labels = np.full(len(images), CLASSES.index("ct"), np.int64)
