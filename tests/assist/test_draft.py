@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from radloop.assist import OutputMode, draft
+from radloop.assist.types import WarningKind
 from radloop.models.mock import MockModel
 from radloop.report import Change, Finding, Presence, Severity
 from radloop.study import Study
@@ -22,6 +23,7 @@ JSON_REPLY = json.dumps(
             {"code": "nodule", "presence": "present", "zones": ["right_upper"], "size_mm": 12},
             {"code": "pneumothorax", "presence": "absent"},
         ],
+        "normal_sections": ["heart_mediastinum", "bones"],
         "impression": "Small left pleural effusion. 12 mm right upper zone nodule.",
     }
 )  # fmt: skip
@@ -79,14 +81,22 @@ def test_clinical_context_goes_into_the_prompt(study: Study) -> None:
     assert "View: PA" in prompt
 
 
-def test_a_malformed_json_reply_falls_back_to_the_text_with_a_warning(study: Study) -> None:
+def test_a_schema_breaking_json_reply_fails_the_draft_with_the_reason(study: Study) -> None:
     model = MockModel(
         '{"findings": [{"code": "pleural_effusion", "presence": "pres',
         supports_json_schema=True,
     )
     result = draft(study, model, output="json")
-    assert result.output_mode is OutputMode.TEXT
-    assert result.warnings == ("the reply was not the requested JSON; read it as free text",)
+    assert result.failed and result.failure is not None
+    assert result.failure.kind is WarningKind.SCHEMA_BROKEN
+    assert result.findings == () and result.text == ""
+
+
+def test_prose_instead_of_the_requested_json_is_read_as_text_with_a_warning(study: Study) -> None:
+    model = MockModel("Small left pleural effusion. No pneumothorax.", supports_json_schema=True)
+    result = draft(study, model, output="json")
+    assert result.output_mode is OutputMode.TEXT and not result.failed
+    assert [w.kind for w in result.warnings] == [WarningKind.NOT_JSON]
 
 
 def test_findings_that_break_the_schema_are_dropped_with_warnings(study: Study) -> None:
@@ -98,6 +108,7 @@ def test_findings_that_break_the_schema_are_dropped_with_warnings(study: Study) 
                 {"code": "nodule", "presence": "present", "size_mm": -3, "side": "up"},
                 "pneumothorax",
             ],
+            "normal_sections": ["heart_mediastinum", "bones"],
             "impression": "",
         }
     )
@@ -105,7 +116,8 @@ def test_findings_that_break_the_schema_are_dropped_with_warnings(study: Study) 
     assert [f.code for f in result.findings] == ["pleural_effusion", "nodule"]
     assert result.findings[1].size_mm is None
     assert len(result.warnings) == 4
-    assert any("got 'unicorn'; skipped" in w for w in result.warnings)
+    assert all(w.kind is WarningKind.INVALID_FIELD for w in result.warnings)
+    assert any("got 'unicorn'; skipped" in str(w) for w in result.warnings)
 
 
 @pytest.mark.parametrize(
@@ -115,6 +127,8 @@ def test_no_model_output_makes_draft_crash(study: Study, reply: str) -> None:
     result = draft(study, MockModel(reply), output="json")
     assert result.label == "assistant output — not a diagnosis"
     assert result.warnings
+    # None of these is a report: each fails the draft, never a "normal" one.
+    assert result.failed and result.findings == () and "No acute" not in result.text
 
 
 def test_a_prior_study_travels_after_the_current_one(study: Study, prior: Study) -> None:

@@ -104,7 +104,9 @@ def seed_store(store: Any, scratch: Path) -> Seeded:
         }
         for role, presence in PRESENCE.items()
     }
-    verifier = TableVerifier(table, name="test-table-verifier")
+    codes = sorted({code for presence in PRESENCE.values() for code in presence})
+    lab = {"domains": [{"name": "synthetic-lab", "images": "test", "findings": codes}]}
+    verifier = TableVerifier(table, name="test-table-verifier", competence=lab)
     with store.sessions() as session:
         session.execute(update(Job).values(state="done"))
         session.commit()

@@ -445,7 +445,10 @@ def test_a_configured_calibration_reaches_the_drafts_and_its_omission_thresholds
         ).parent
         study_id = ingest_path(store, folder).added[0]
         # A faint pneumothorax: below the default 0.5, above the fitted 0.1.
-        verifier = TableVerifier({uid: {"presence": {"pneumothorax": 0.2}}})
+        lab = {
+            "domains": [{"name": "synthetic-lab", "images": "test", "findings": ["pneumothorax"]}]
+        }
+        verifier = TableVerifier({uid: {"presence": {"pneumothorax": 0.2}}}, competence=lab)
         reply = MockModel("No pneumothorax.")
         draft_study(store, study_id, reply, verifier, calibrator=calibrator)
         with store.sessions() as session:

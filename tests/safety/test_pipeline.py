@@ -8,13 +8,23 @@ from radloop.report import Finding, Presence, Verdict
 from radloop.safety import Calibrator, TableVerifier, check
 from radloop.vocabulary import Side, Zone
 
+LAB = {
+    "domains": [
+        {
+            "name": "synthetic-lab",
+            "images": "the test's phantom",
+            "findings": ["pleural_effusion", "nodule", "pneumothorax"],
+        }
+    ]
+}
 TABLE = TableVerifier(
     {
         "1.2.3": {
             "presence": {"pleural_effusion": 0.97, "nodule": 0.02, "pneumothorax": 0.9},
             "zones": {"pleural_effusion": {"left_lower": 0.95, "right_lower": 0.03}},
         }
-    }
+    },
+    competence=LAB,
 )
 
 
@@ -26,7 +36,11 @@ def test_unsupported_claim_stays_in_the_draft_with_its_reason() -> None:
     assert nodule.verdict is Verdict.UNSUPPORTED and nodule.probability == 0.02
     flag = checked.flags[0]
     assert flag.finding.code == "nodule" and "possible hallucination" in flag.reasons[0]
-    assert "Nodule is very unlikely." in checked.text
+    # No calibrator: the probability is the verifier's, uncalibrated, and the words are the
+    # model's own.
+    assert not checked.calibrated and checked.text == draft.text
+    calibrated = check(draft, make_study(), TABLE, Calibrator())
+    assert calibrated.calibrated and "Nodule is very unlikely." in calibrated.text
 
 
 def test_omitted_critical_finding_makes_the_study_urgent_and_is_flagged() -> None:
@@ -70,7 +84,7 @@ def test_sampled_generations_give_sample_agreement() -> None:
 def test_the_calibrators_omission_thresholds_apply_unless_the_caller_sets_its_own() -> None:
     from radloop.safety import Thresholds
 
-    faint = TableVerifier({"1.2.3": {"presence": {"pneumothorax": 0.12}}})
+    faint = TableVerifier({"1.2.3": {"presence": {"pneumothorax": 0.12}}}, competence=LAB)
     draft = make_draft([Finding("pneumothorax", presence=Presence.ABSENT)])
     assert not check(draft, make_study(), faint, Calibrator()).checks[0].possible_omission
     fitted = Calibrator(omission_thresholds={"pneumothorax": 0.1})

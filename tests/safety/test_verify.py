@@ -97,10 +97,11 @@ def test_finding_the_draft_never_mentions_is_reported_as_possible_omission() -> 
     assert "critical" in checks[0].reasons[0]
 
 
-def test_finding_the_verifier_does_not_assess_is_unverifiable() -> None:
+def test_finding_the_verifier_does_not_assess_is_not_checked() -> None:
     check = _one(Finding("scoliosis"))
-    assert check.verdict is Verdict.UNVERIFIABLE
+    assert check.verdict is Verdict.NOT_CHECKED and not check.checked
     assert not check.flagged
+    assert "does not assess scoliosis" in check.reasons[0]
 
 
 def test_narrow_claim_is_checked_against_the_verifiers_broader_code() -> None:

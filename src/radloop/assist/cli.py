@@ -62,7 +62,7 @@ def _study(path: Path, indication: str | None = None) -> Any:
     return study
 
 
-def _warn(warnings: tuple[str, ...]) -> None:
+def _warn(warnings: tuple[object, ...]) -> None:
     for warning in warnings:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
 

@@ -4,24 +4,40 @@ The prompt asks for the standard sections (lungs, pleura, heart and mediastinum,
 devices, impression) with the clinical context. Where the backend can constrain its reply to
 a JSON schema, the findings are asked for as JSON; a reply that parses as that JSON is used
 directly and the report text is written from it, otherwise the reply is read as free text by
-``radloop.report.parse``. Malformed output never raises: what could not be used is recorded in
-``DraftReport.warnings``.
+``radloop.report.parse``. Malformed output never raises, and it fails closed: a finding whose
+presence is invalid is held as uncertain (flagged, never present), a section the model did not
+address is written "Not commented." (never "Unremarkable."), and a degenerate reply (empty, cut
+off, a repetition loop, schema-breaking JSON, long text with no recognised statement) fails the
+draft with the reason. Each case is a typed :class:`OutputWarning` in ``DraftReport.warnings``.
+
+A model that declares a validated domain and can check it (``assess_domain``: the reference
+model) abstains on a study outside it: the draft states no finding and says why.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from radloop.assist.compare import predicted_changes
+from radloop.assist.degenerate import degenerate_reply
 from radloop.assist.prompts import DRAFT_VERSION, SYSTEM, draft_prompt
 from radloop.assist.schema import decode_findings, findings_schema
-from radloop.assist.types import Change, DraftReport, OutputMode
+from radloop.assist.types import Change, DraftReport, OutputMode, OutputWarning, WarningKind
 from radloop.models import FindingsPredictor, VisionLanguageModel
+from radloop.models.competence import DomainDecision
 from radloop.report import Change as Direction
 from radloop.report import Finding, Presence, Report, parse, write
-from radloop.study import Study
+from radloop.study import Image, Study
+from radloop.vocabulary import Category, finding
 
-__all__ = ["OUTPUT_CHOICES", "draft", "read_findings"]
+__all__ = ["OUTPUT_CHOICES", "ReadReply", "abstention", "draft", "read_findings", "read_reply"]
+
+# Sections every report addresses (devices and other only when there is something to say).
+_MAIN_SECTIONS = tuple(
+    c.value for c in (Category.LUNGS, Category.PLEURA, Category.HEART_MEDIASTINUM, Category.BONES)
+)
 
 OUTPUT_CHOICES = ("auto", "json", "text")
 
@@ -60,15 +76,17 @@ def draft(
         system=SYSTEM,
         json_schema=findings_schema() if structured else None,
     )
-    reply = generations[0].text if generations else ""
-    findings, text, mode, warnings = read_findings(reply, expected_json=structured,
-                                                   source=model.model_id)  # fmt: skip
-    if generations and generations[0].finish_reason == "length":
-        warnings.append(f"the reply was cut off at max_tokens={max_tokens}")
+    first = generations[0] if generations else None
+    read = read_reply(
+        first.text if first is not None else "",
+        expected_json=structured,
+        source=model.model_id,
+        finish_reason=first.finish_reason if first is not None else None,
+    )
     return DraftReport(
         report=Report(
-            findings=findings,
-            text=text,
+            findings=read.findings,
+            text=read.text,
             study_instance_uid=study.study_instance_uid,
             source_model=model.model_id,
         ),
@@ -77,32 +95,129 @@ def draft(
         prompt_version=DRAFT_VERSION,
         model_id=model.model_id,
         latency_s=max((g.latency_s for g in generations), default=0.0),
-        output_mode=mode,
-        warnings=tuple(warnings),
+        output_mode=read.mode,
+        warnings=tuple(read.warnings),
+        failure=read.failure,
+        unaddressed=read.unaddressed,
     )
+
+
+@dataclass(frozen=True)
+class ReadReply:
+    """What one model reply says: findings and text, or the reason it failed (then neither)."""
+
+    findings: tuple[Finding, ...]
+    text: str
+    mode: OutputMode
+    warnings: list[OutputWarning] = field(default_factory=list)
+    failure: OutputWarning | None = None
+    unaddressed: tuple[str, ...] = ()
+
+
+def read_reply(
+    reply: str,
+    *,
+    expected_json: bool,
+    source: str | None = None,
+    finish_reason: str | None = None,
+) -> ReadReply:
+    """Read one model reply, failing closed (see the module docstring)."""
+    decoded = decode_findings(reply, source=source) if reply.strip() else None
+    if decoded is not None:
+        failure = degenerate_reply(reply, finish_reason=finish_reason, expected_json=expected_json,
+                                   decoded_json=True)  # fmt: skip
+        if failure is not None:
+            return ReadReply((), "", OutputMode.JSON, [failure], failure)
+        warnings = [OutputWarning(_kind(w), w) for w in decoded.warnings]
+        warnings += [
+            OutputWarning(
+                WarningKind.INVALID_PRESENCE,
+                f"{decoded.findings[i].name}: the model's presence was invalid; held "
+                "as uncertain, for the reader to decide",
+                i,
+            )
+            for i in decoded.invalid_presence
+        ]
+        addressed = {finding(f.code).category.value for f in decoded.findings}
+        addressed |= set(decoded.normal_sections)
+        unaddressed = tuple(s for s in _MAIN_SECTIONS if s not in addressed)
+        if unaddressed:
+            names = ", ".join(s.replace("_", " and ") for s in unaddressed)
+            warnings.append(OutputWarning(
+                WarningKind.UNADDRESSED_SECTION,
+                f"the model did not comment on: {names}; shown as not commented",
+            ))  # fmt: skip
+        text = write(decoded.findings, unaddressed=unaddressed)
+        return ReadReply(decoded.findings, text, OutputMode.JSON, warnings, None, unaddressed)
+    findings = tuple(f.with_(source=source) for f in parse(reply)) if reply.strip() else ()
+    failure = degenerate_reply(reply, finish_reason=finish_reason, expected_json=expected_json,
+                               n_findings=len(findings))  # fmt: skip
+    if failure is not None:
+        return ReadReply((), "", OutputMode.TEXT, [failure], failure)
+    warnings = []
+    if expected_json:
+        warnings.append(OutputWarning(
+            WarningKind.NOT_JSON, "the reply was not the requested JSON; read it as free text"
+        ))  # fmt: skip
+    return ReadReply(findings, reply.strip(), OutputMode.TEXT, warnings)
+
+
+def _kind(message: str) -> WarningKind:
+    return WarningKind.INVALID_PRESENCE if ".presence:" in message else WarningKind.INVALID_FIELD
 
 
 def read_findings(
     reply: str, *, expected_json: bool, source: str | None = None
 ) -> tuple[tuple[Finding, ...], str, OutputMode, list[str]]:
-    """Findings, report text, how they were read and warnings, from one model reply."""
-    if not reply.strip():
-        return (), "", OutputMode.TEXT, ["the model returned an empty reply"]
-    decoded = decode_findings(reply, source=source)
-    if decoded is not None:
-        warnings = list(decoded.warnings)
-        return decoded.findings, write(decoded.findings), OutputMode.JSON, warnings
-    warnings = []
-    if expected_json:
-        warnings.append("the reply was not the requested JSON; read it as free text")
-    findings = tuple(f.with_(source=source) for f in parse(reply))
-    return findings, reply.strip(), OutputMode.TEXT, warnings
+    """Findings, report text, how they were read and warnings, from one model reply (a
+    degenerate reply gives no finding: see :func:`read_reply`)."""
+    read = read_reply(reply, expected_json=expected_json, source=source)
+    return read.findings, read.text, read.mode, [str(w) for w in read.warnings]
+
+
+def abstention(model: object, images: Sequence[Image]) -> DomainDecision | None:
+    """The model's domain decision when it can tell and the study is outside its validated
+    domain (it must then abstain); None when it may speak."""
+    assess = getattr(model, "assess_domain", None)
+    if not callable(assess):
+        return None
+    decision = assess(images)
+    if isinstance(decision, DomainDecision) and not decision.in_domain:
+        return decision
+    return None
+
+
+def _abstained(study: Study, model: FindingsPredictor, decision: DomainDecision,
+               started: float) -> DraftReport:  # fmt: skip
+    text = (
+        f"No finding is stated: {decision.reason}. This draft is empty; the film must be read "
+        "without it."
+    )
+    return DraftReport(
+        report=Report(
+            findings=(),
+            text=text,
+            study_instance_uid=study.study_instance_uid,
+            source_model=model.model_id,
+        ),
+        generations=(),
+        prompt="",
+        prompt_version=DRAFT_VERSION,
+        model_id=model.model_id,
+        latency_s=time.perf_counter() - started,
+        output_mode=OutputMode.STRUCTURED,
+        warnings=(OutputWarning(WarningKind.ABSTAINED, f"the model abstains: {decision.reason}"),),
+        abstained=decision.reason,
+    )
 
 
 def _draft_structured(study: Study, model: FindingsPredictor, prior: Study | None) -> DraftReport:
     start = time.perf_counter()
+    outside = abstention(model, study.images)
+    if outside is not None:
+        return _abstained(study, model, outside, start)
     findings = tuple(model.predict_findings(study.images))
-    if prior is not None:
+    if prior is not None and abstention(model, prior.images) is None:
         findings = _with_changes(findings, predicted_changes(model, study, prior, now=findings))
     return DraftReport(
         report=Report(

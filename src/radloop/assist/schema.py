@@ -21,10 +21,11 @@ from typing import Any, TypeVar
 from radloop.errors import UnknownFindingError
 from radloop.report import Change, Finding, Presence, Severity
 from radloop.report.measure import TIP_REFERENCES
-from radloop.vocabulary import FINDING_CODES, Lobe, Side, Zone, lookup_term
+from radloop.vocabulary import FINDING_CODES, Category, Lobe, Side, Zone, lookup_term
 
 __all__ = [
     "SCHEMA_VERSION",
+    "SECTION_NAMES",
     "DecodedFindings",
     "answer_schema",
     "changes_schema",
@@ -83,16 +84,26 @@ def finding_schema() -> dict[str, Any]:
     return copy.deepcopy(_finding_schema())  # a copy callers may change
 
 
+SECTION_NAMES = tuple(c.value for c in Category if c is not Category.OTHER)
+"""Report sections a model may call normal (``normal_sections``); a section it neither calls
+normal nor states a finding in is not commented."""
+
+
 def findings_schema() -> dict[str, Any]:
-    """JSON Schema of a drafted report: ``{"findings": [...], "impression": "..."}``."""
+    """JSON Schema of a drafted report:
+    ``{"findings": [...], "normal_sections": [...], "impression": "..."}``."""
     return {
         "title": SCHEMA_VERSION,
         "type": "object",
         "properties": {
             "findings": {"type": "array", "items": finding_schema()},
+            "normal_sections": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(SECTION_NAMES)},
+            },
             "impression": {"type": "string"},
         },
-        "required": ["findings", "impression"],
+        "required": ["findings", "normal_sections", "impression"],
         "additionalProperties": False,
     }
 
@@ -171,11 +182,25 @@ def extract_json(text: str) -> Any | None:
 
 @dataclass(frozen=True, slots=True)
 class DecodedFindings:
-    """Findings read from a JSON reply, the impression if given, and what was dropped."""
+    """Findings read from a JSON reply, the impression if given, and what was dropped.
+
+    ``invalid_presence`` lists the positions (in ``findings``) of findings whose presence was
+    missing or not one of the schema's values: they are held as uncertain, never present.
+    ``normal_sections`` are the sections the model called normal.
+    """
 
     findings: tuple[Finding, ...]
     impression: str | None
     warnings: tuple[str, ...]
+    invalid_presence: tuple[int, ...] = ()
+    normal_sections: tuple[str, ...] = ()
+
+
+def _presence_valid(item: object) -> bool:
+    if not isinstance(item, Mapping):
+        return True  # skipped anyway
+    value = item.get("presence")
+    return isinstance(value, str) and value.strip().lower() in {p.value for p in Presence}
 
 
 def decode_findings(text: str, *, source: str | None = None) -> DecodedFindings | None:
@@ -185,13 +210,34 @@ def decode_findings(text: str, *, source: str | None = None) -> DecodedFindings 
         return None
     findings: list[Finding] = []
     warnings: list[str] = []
+    invalid: list[int] = []
     for index, item in enumerate(data["findings"]):
         found = finding_from_json(item, warnings, where=f"findings[{index}]", source=source)
-        if found is not None and found not in findings:
+        if found is None:
+            continue
+        if found not in findings:
             findings.append(found)
+        if not _presence_valid(item):
+            invalid.append(findings.index(found))
     impression = data.get("impression")
+    normal = data.get("normal_sections")
+    sections: list[str] = []
+    if isinstance(normal, list):
+        for name in normal:
+            value = str(name).strip().lower().replace(" ", "_") if isinstance(name, str) else ""
+            if value in SECTION_NAMES and value not in sections:
+                sections.append(value)
+            elif value not in SECTION_NAMES:
+                warnings.append(
+                    f"normal_sections: expected one of {', '.join(SECTION_NAMES)}, got {name!r}; "
+                    "left out"
+                )
     return DecodedFindings(
-        tuple(findings), impression if isinstance(impression, str) else None, tuple(warnings)
+        tuple(findings),
+        impression if isinstance(impression, str) else None,
+        tuple(warnings),
+        tuple(sorted(set(invalid))),
+        tuple(sections),
     )
 
 
@@ -211,7 +257,13 @@ def finding_from_json(
         return None
     if code == "no_finding":
         return None
-    presence = _enum(Presence, item.get("presence", "present"), f"{where}.presence", warnings)
+    # A missing or invalid presence fails closed: uncertain and flagged, never present.
+    presence = _enum(Presence, item.get("presence"), f"{where}.presence", [])
+    if presence is None:
+        warnings.append(
+            f"{where}.presence: expected one of present, absent, uncertain, got "
+            f"{item.get('presence')!r}; held as uncertain — the model's output was invalid"
+        )
     zones = _enums(Zone, item.get("zones"), f"{where}.zones", warnings)
     lobes = _enums(Lobe, item.get("lobes"), f"{where}.lobes", warnings)
     side = _enum(Side, item.get("side"), f"{where}.side", warnings)
@@ -225,7 +277,7 @@ def finding_from_json(
     try:
         return Finding(
             code=code,
-            presence=presence or Presence.PRESENT,
+            presence=presence or Presence.UNCERTAIN,
             side=side,
             zones=zones,
             lobes=lobes,

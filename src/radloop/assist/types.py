@@ -19,12 +19,15 @@ from radloop.vocabulary import Lobe, Side, Zone, finding
 
 __all__ = [
     "ASSISTANT_LABEL",
+    "DEGENERATE",
     "Answer",
     "Change",
     "Comparison",
     "DraftReport",
     "OutputMode",
+    "OutputWarning",
     "QuestionKind",
+    "WarningKind",
 ]
 
 ASSISTANT_LABEL = "assistant output — not a diagnosis"
@@ -36,6 +39,54 @@ class OutputMode(StrEnum):
     JSON = "json"  # the reply was the requested JSON
     TEXT = "text"  # free text, read by radloop.report.parse
     STRUCTURED = "structured"  # a FindingsPredictor (the reference model), no text involved
+
+
+class WarningKind(StrEnum):
+    """What was wrong with a model's output (each kind fails closed, never open)."""
+
+    INVALID_PRESENCE = "invalid_presence"  # held as uncertain and flagged, never present
+    INVALID_FIELD = "invalid_field"  # a field or finding broke the schema and was left out
+    NOT_JSON = "not_json"  # JSON was asked for, prose came back: read as free text
+    UNADDRESSED_SECTION = "unaddressed_section"  # shown as not commented, never as normal
+    EMPTY = "empty_reply"
+    TRUNCATED = "truncated"
+    REPETITION = "repetition_loop"
+    SCHEMA_BROKEN = "schema_broken"
+    NO_STATEMENT = "no_recognised_statement"
+    ABSTAINED = "abstained"  # the model declined: the study is outside its validated domain
+
+
+DEGENERATE = frozenset({
+    WarningKind.EMPTY, WarningKind.TRUNCATED, WarningKind.REPETITION,
+    WarningKind.SCHEMA_BROKEN, WarningKind.NO_STATEMENT,
+})  # fmt: skip
+"""Warning kinds that fail the draft: nothing of such a reply is read as a finding or as normal."""
+
+
+@dataclass(frozen=True)
+class OutputWarning:
+    """A typed warning about a model's output; ``index`` is the finding it concerns."""
+
+    kind: WarningKind
+    message: str
+    index: int | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    @property
+    def degenerate(self) -> bool:
+        return self.kind in DEGENERATE
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind.value, "message": self.message}
+        if self.index is not None:
+            out["index"] = self.index
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutputWarning:
+        return cls(WarningKind(data["kind"]), str(data["message"]), data.get("index"))
 
 
 class QuestionKind(StrEnum):
@@ -64,7 +115,14 @@ def _generations_json(generations: tuple[Generation, ...]) -> list[dict[str, Any
 
 @dataclass(frozen=True)
 class DraftReport:
-    """A drafted report: its text and findings, and how the model produced them."""
+    """A drafted report: its text and findings, and how the model produced them.
+
+    ``failure`` is set when the reply was degenerate (empty, cut off, a repetition loop, a
+    schema-breaking JSON, long text with no recognised statement): the draft then holds no
+    finding and no text, and says why. ``abstained`` holds the reason when the model declined
+    to read a study outside its validated domain. ``unaddressed`` names the report sections
+    the model did not comment on (shown as not commented, never as normal).
+    """
 
     report: Report
     generations: tuple[Generation, ...]
@@ -73,12 +131,27 @@ class DraftReport:
     model_id: str
     latency_s: float
     output_mode: OutputMode
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[OutputWarning, ...] = ()
     label: str = ASSISTANT_LABEL
+    failure: OutputWarning | None = None
+    abstained: str | None = None
+    unaddressed: tuple[str, ...] = ()
 
     @property
     def findings(self) -> tuple[Finding, ...]:
         return self.report.findings
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
+
+    def invalid_indices(self) -> frozenset[int]:
+        """Findings whose presence the model stated invalidly (held as uncertain)."""
+        return frozenset(
+            w.index
+            for w in self.warnings
+            if w.kind is WarningKind.INVALID_PRESENCE and w.index is not None
+        )
 
     @property
     def text(self) -> str:
@@ -96,7 +169,11 @@ class DraftReport:
             "output_mode": self.output_mode.value,
             "prompt_version": self.prompt_version,
             "latency_s": round(self.latency_s, 4),
-            "warnings": list(self.warnings),
+            "warnings": [str(w) for w in self.warnings],
+            "output_warnings": [w.to_dict() for w in self.warnings],
+            "failure": self.failure.to_dict() if self.failure is not None else None,
+            "abstained": self.abstained,
+            "unaddressed": list(self.unaddressed),
             "generations": _generations_json(self.generations),
         }
 

@@ -28,6 +28,7 @@ from radloop.models.base import (
     VisionLanguageModel,
     check_generate_arguments,
 )
+from radloop.models.competence import SYNTHETIC_LAB, Competence, DomainDecision, ValidatedDomain
 from radloop.models.errors import MissingReferenceModelError
 from radloop.models.registry import register_model
 from radloop.report import Finding, write
@@ -93,6 +94,65 @@ class ReferenceModel(VisionLanguageModel):
             return legacy if isinstance(legacy, dict) else None
         loaded = json.loads(path.read_text(encoding="utf-8"))
         return loaded if isinstance(loaded, dict) else None
+
+    @property
+    def competence(self) -> Competence:
+        """Validated on the synthetic lab only: the finding types whose validation AUROC on
+        the lab's held-out studies reaches the reporting bar, with those figures."""
+        from radloop.models.reference.runtime import reliable_findings
+
+        auroc = self.sidecar.get("validation", {}).get("auroc", {}) or {}
+        codes = tuple(sorted(reliable_findings(self.sidecar)))
+        lab = ValidatedDomain(
+            SYNTHETIC_LAB,
+            images="the synthetic lab's frontal radiographs (rendered from chest CTs with "
+            "inserted findings; site profiles standard, portable, community)",
+            findings=codes,
+            figures={f"auroc.{c}": float(auroc[c]) for c in codes if c in auroc},
+        )
+        return Competence(
+            self.model_id,
+            (lab,),
+            note="trained and validated on synthetic radiographs only: no real-film figures, "
+            "so on real films it abstains and, as a verifier, is silent",
+        )
+
+    def assess_domain(self, images: Sequence[Image]) -> DomainDecision:
+        """Whether a study lies in the synthetic-lab domain: the Mahalanobis distance of the
+        model's embedding to its training-like images (``reference-ood.json``) at most the
+        threshold chosen on its own validation images."""
+        from radloop.models.ood import MahalanobisScorer
+
+        reference = self.ood_reference
+        if reference is None:
+            return DomainDecision(
+                self.model_id,
+                None,
+                "no domain reference (reference-ood.json) ships with these weights, so no "
+                "image can be shown to lie in the synthetic-lab domain",
+            )
+        output = self.read(images)
+        if output is None:
+            return DomainDecision(self.model_id, None, "the study has no image")
+        scorer = MahalanobisScorer.from_json(reference)
+        score = scorer.score(output.embedding)
+        if score <= scorer.threshold:
+            return DomainDecision(
+                self.model_id,
+                SYNTHETIC_LAB,
+                f"the image lies in the synthetic-lab domain (distance {score:.1f} ≤ "
+                f"{scorer.threshold:.1f})",
+                score,
+                scorer.threshold,
+            )
+        return DomainDecision(
+            self.model_id,
+            None,
+            "the reference model is validated on synthetic radiographs only; this film is "
+            f"outside that domain (distance {score:.1f} > {scorer.threshold:.1f})",
+            score,
+            scorer.threshold,
+        )
 
     def read(self, images: Sequence[Image]) -> Any:
         """The network's output for the study's frontal image (None without images)."""

@@ -58,7 +58,8 @@ class Verdict(StrEnum):
     SUPPORTED = "supported"
     UNSUPPORTED = "unsupported"  # possible hallucination
     CONTRADICTED = "contradicted"
-    UNVERIFIABLE = "unverifiable"
+    UNVERIFIABLE = "unverifiable"  # a valid verifier looked and is undecided
+    NOT_CHECKED = "not_checked"  # no evidence valid for this film and finding type
 
 
 class ReportStatus(StrEnum):

@@ -25,7 +25,7 @@ from radloop.report.measure import format_mm
 from radloop.report.types import Change, Finding, Presence, Severity
 from radloop.vocabulary import Category, Criticality, Side, finding
 
-__all__ = ["SECTIONS", "describe", "is_critical", "write"]
+__all__ = ["NOT_COMMENTED", "SECTIONS", "describe", "is_critical", "write"]
 
 SECTIONS: tuple[tuple[Category, str], ...] = (
     (Category.LUNGS, "Lungs"),
@@ -38,6 +38,8 @@ SECTIONS: tuple[tuple[Category, str], ...] = (
 _ALWAYS_WRITTEN = frozenset({Category.LUNGS, Category.PLEURA, Category.HEART_MEDIASTINUM,
                              Category.BONES})  # fmt: skip
 NORMAL_IMPRESSION = "No acute cardiopulmonary abnormality."
+NOT_COMMENTED = "Not commented."
+"""A section the model did not address: never written as normal."""
 
 _CHANGE_SUFFIX = {
     Change.INCREASED: ", increased since the prior study",
@@ -128,22 +130,35 @@ def describe(found: Finding) -> str:
     return f"{_capitalised(phrase)}{suffix}."
 
 
-def _impression(findings: Iterable[Finding]) -> list[str]:
+def _impression(findings: Iterable[Finding], silent: list[str]) -> list[str]:
     positive = [f for f in findings if f.is_positive]
+    if not positive and silent:
+        return [f"No finding stated. Not commented: {', '.join(silent)}."]
     if not positive:
         return [NORMAL_IMPRESSION]
     ordered = sorted(positive, key=lambda f: not is_critical(f))  # stable: critical first
     return [f"{i}. {describe(f)}" for i, f in enumerate(ordered, start=1)]
 
 
-def write(findings: Iterable[Finding]) -> str:
-    """A report (FINDINGS by section, then IMPRESSION) stating the findings."""
+def write(findings: Iterable[Finding], *, unaddressed: Iterable[str] = ()) -> str:
+    """A report (FINDINGS by section, then IMPRESSION) stating the findings.
+
+    A section without findings reads "Unremarkable." unless it is in ``unaddressed``
+    (``Category`` values: the model did not comment on it), which reads "Not commented.";
+    then the impression does not call the study normal either.
+    """
     findings = list(findings)
+    silent_sections = {Category(c) for c in unaddressed}
     lines = ["FINDINGS:"]
+    silent: list[str] = []
     for category, title in SECTIONS:
         sentences = [describe(f) for f in findings if finding(f.code).category is category]
         if not sentences and category not in _ALWAYS_WRITTEN:
             continue
+        if not sentences and category in silent_sections:
+            silent.append(title.lower())
+            lines.append(f"{title}: {NOT_COMMENTED}")
+            continue
         lines.append(f"{title}: {' '.join(sentences) if sentences else 'Unremarkable.'}")
-    lines += ["", "IMPRESSION:", *_impression(findings)]
+    lines += ["", "IMPRESSION:", *_impression(findings, silent)]
     return "\n".join(lines) + "\n"

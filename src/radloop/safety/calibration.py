@@ -36,6 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.errors import MissingExtraError, UnknownFindingError
+from radloop.models.competence import SYNTHETIC_LAB
 from radloop.safety.errors import CalibrationDataError
 from radloop.safety.reliability import brier_score, expected_calibration_error
 from radloop.safety.verify import Thresholds
@@ -141,6 +142,9 @@ class Calibrator:
     """Critical finding code -> verifier probability from which a denied or unmentioned finding
     is a possible omission (see :func:`fit_omission_thresholds`); the verifier's defaults
     apply to codes not listed."""
+    domain: str = SYNTHETIC_LAB
+    """The domain of the labelled claims it was fitted on (``synthetic-lab``, or a real-film
+    domain such as ``real-frontal``): certainty words come from it only on studies there."""
 
     def __post_init__(self) -> None:
         # The verifier's thresholds check the codes and probabilities (one rule, one place).
@@ -188,6 +192,7 @@ class Calibrator:
             "isotonic": {"x": list(self.isotonic_x), "y": list(self.isotonic_y)},
             "omission_thresholds": dict(sorted(self.omission_thresholds.items())),
             "metrics": self.metrics,
+            "domain": self.domain,
         }
 
     @classmethod
@@ -224,6 +229,8 @@ class Calibrator:
                 omission_thresholds={
                     str(k): float(v) for k, v in data.get("omission_thresholds", {}).items()
                 },
+                # Files written before domains were recorded were fitted on the lab's claims.
+                domain=str(data.get("domain", SYNTHETIC_LAB)),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise CalibrationDataError(
@@ -511,6 +518,7 @@ def fit_calibrator(
     seed: int = 0,
     omission_false_alarm: float | None = OMISSION_FALSE_ALARM,
     omission_recall: float = OMISSION_RECALL,
+    domain: str = SYNTHETIC_LAB,
 ) -> CalibrationResult:
     """Fit the combiner, temperature and isotonic calibrators; choose by held-out ECE, keeping
     the raw signals (``identity``) when no fitted map beats them.
@@ -573,6 +581,7 @@ def fit_calibrator(
         chosen.method,
         summary,
         omission,
+        domain,
     )
     return CalibrationResult(
         chosen,

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from radloop.report import Finding, Presence
-from radloop.report.writer import SECTIONS, describe, is_critical
+from radloop.report.writer import NORMAL_IMPRESSION as NORMAL
+from radloop.report.writer import NOT_COMMENTED, SECTIONS, describe, is_critical
 from radloop.vocabulary import finding
 
 __all__ = [
@@ -133,8 +134,11 @@ def _sentence(found: Finding) -> str:
     return certain_sentence(found, found.probability)
 
 
-def write_with_certainty(findings: Sequence[Finding]) -> str:
+def write_with_certainty(findings: Sequence[Finding], *, unaddressed: Sequence[str] = ()) -> str:
     """A report in the writer's layout with each finding's certainty phrase.
+
+    Sections in ``unaddressed`` (the model did not comment on them) read "Not commented.",
+    never "Unremarkable.", and then the impression does not call the study normal.
 
     Findings with ``probability`` set are stated with its phrase; the others (and devices,
     which are seen rather than inferred) keep the writer's sentence. IMPRESSION lists the
@@ -142,9 +146,14 @@ def write_with_certainty(findings: Sequence[Finding]) -> str:
     critical ones first, most probable first.
     """
     lines = ["FINDINGS:"]
+    silent: list[str] = []
     for category, title in SECTIONS:
         sentences = [_sentence(f) for f in findings if finding(f.code).category is category]
         if not sentences and category.value in ("devices", "other"):
+            continue
+        if not sentences and category.value in unaddressed:
+            silent.append(title.lower())
+            lines.append(f"{title}: {NOT_COMMENTED}")
             continue
         lines.append(f"{title}: {' '.join(sentences) if sentences else 'Unremarkable.'}")
 
@@ -159,5 +168,6 @@ def write_with_certainty(findings: Sequence[Finding]) -> str:
         )
     )
     impression = [f"{i}. {_sentence(f)}" for i, f in enumerate(shown, start=1)]
-    lines += ["", "IMPRESSION:", *(impression or ["No acute cardiopulmonary abnormality."])]
+    normal = f"No finding stated. Not commented: {', '.join(silent)}." if silent else NORMAL
+    lines += ["", "IMPRESSION:", *(impression or [normal])]
     return "\n".join(lines) + "\n"

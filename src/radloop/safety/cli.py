@@ -163,6 +163,13 @@ def fit_ood(model_dir: Path | None, n: int, work_dir: Path | None, workers: int)
     help="Share of labelled present critical findings the omission threshold must still "
     "reach; within the false-alarm limit, the threshold rises as far as this allows.",
 )
+@click.option(
+    "--domain",
+    default="synthetic-lab",
+    show_default=True,
+    help="The domain of the labelled claims (synthetic-lab, or real-frontal for a site's "
+    "own signed films): certainty words are written from this calibrator only there.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object.")
 def calibrate(
     data: Path,
@@ -172,6 +179,7 @@ def calibrate(
     seed: int,
     omission_false_alarm: float,
     omission_recall: float,
+    domain: str,
     as_json: bool,
 ) -> None:
     """Fit temperature and isotonic calibrators on labelled claims; report ECE and Brier.
@@ -188,6 +196,7 @@ def calibrate(
         seed=seed,
         omission_false_alarm=omission_false_alarm,
         omission_recall=omission_recall,
+        domain=domain,
     )
     result.calibrator.save(out)
     plot = plot or out.with_suffix(".png")

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from radloop.assist import DraftReport, read_findings
+from radloop.models.competence import DomainDecision, competence_of
 from radloop.report import Finding, Presence, Verdict
 from radloop.safety.calibration import Calibrator, ClaimSignals
 from radloop.safety.certainty import write_with_certainty
 from radloop.safety.scope import ScopeDecision
 from radloop.safety.triage import TriageDecision, critical_reason, triage
-from radloop.safety.verify import ClaimCheck, Thresholds, Verifier, verify_claims
+from radloop.safety.verifiers import verifier_domain
+from radloop.safety.verify import ClaimCheck, Thresholds, Verifier, VerifierOutput, verify_claims
 from radloop.study import Study
+from radloop.vocabulary import ancestors
 
 __all__ = ["CheckedReport", "ReviewerFlag", "check", "sampled_findings"]
 
@@ -56,6 +59,36 @@ class CheckedReport:
     verifier: str
     timings_s: dict[str, float] = field(default_factory=dict)
     scope: ScopeDecision | None = None
+    domain: DomainDecision | None = None
+    calibrated: bool = False
+
+    @property
+    def not_checked(self) -> int:
+        """Claims of the draft that no evidence valid for this film spoke about."""
+        return sum(1 for c in self.checks if c.index is not None and not c.checked)
+
+    @property
+    def all_unchecked(self) -> bool:
+        """The draft makes claims and none of them could be checked."""
+        claims = [c for c in self.checks if c.index is not None]
+        return bool(claims) and all(not c.checked for c in claims)
+
+    @property
+    def banner(self) -> str | None:
+        """What the top of the draft must say, if anything: a failed or abstained draft, or
+        one whose claims are all unchecked."""
+        if self.draft.failure is not None:
+            return f"Draft failed: {self.draft.failure.message}. No finding was read from it."
+        if self.draft.abstained is not None:
+            return f"The model abstained: {self.draft.abstained}."
+        if self.all_unchecked:
+            why = (
+                self.domain.reason
+                if self.domain is not None and not self.domain.in_domain
+                else ("no verifier is validated for these finding types")
+            )
+            return f"Not checked: no claim of this draft could be checked ({why})."
+        return None
 
     @property
     def flags(self) -> tuple[ReviewerFlag, ...]:
@@ -77,6 +110,12 @@ class CheckedReport:
             "flags": [f.to_json() for f in self.flags],
             "triage": self.triage.to_json(),
             "scope": self.scope.to_json() if self.scope is not None else None,
+            "domain": self.domain.to_dict() if self.domain is not None else None,
+            "calibrated": self.calibrated,
+            "not_checked": self.not_checked,
+            "banner": self.banner,
+            "failure": self.draft.failure.to_dict() if self.draft.failure else None,
+            "abstained": self.draft.abstained,
             "timings_s": {k: round(v, 6) for k, v in self.timings_s.items()},
         }
 
@@ -86,6 +125,7 @@ def sampled_findings(draft: DraftReport) -> list[tuple[Finding, ...]] | None:
     if len(draft.generations) < 2:
         return None
     structured = draft.output_mode.value == "json"
+    # A degenerate sample states nothing (read_findings fails closed).
     return [read_findings(g.text, expected_json=structured)[0] for g in draft.generations]
 
 
@@ -114,6 +154,34 @@ def _probability(
     return calibrator.presence_probability(signals) if signals.has_signal else None
 
 
+def _silence(
+    findings: Sequence[Finding], valid: frozenset[str], domain: DomainDecision, verifier: str
+) -> dict[str, str]:
+    """Why the verifier may not speak about each claimed code it is not validated for here."""
+    reasons = {}
+    for found in findings:
+        if found.code in valid or any(a in valid for a in ancestors(found.code)):
+            continue
+        if not domain.in_domain:
+            reasons[found.code] = f"not checked: {domain.reason}"
+        else:
+            reasons[found.code] = (
+                f"not checked: the verifier {verifier!r} is not validated for {found.name} "
+                f"on {domain.domain}"
+            )
+    return reasons
+
+
+def _gate(
+    verifier: Verifier, study: Study, output: VerifierOutput
+) -> tuple[VerifierOutput, DomainDecision, frozenset[str]]:
+    """The evidence the verifier may give about ``study``: none outside its validated domain,
+    only its validated finding types inside it."""
+    domain = verifier_domain(verifier, study)
+    valid = competence_of(verifier, output.verifier).findings_in(domain.domain)
+    return output.restricted_to(valid), domain, valid
+
+
 def check(
     draft: DraftReport,
     study: Study,
@@ -129,37 +197,78 @@ def check(
 
     With ``prior`` (the prior study the draft was compared with) the verifier reads it too
     and every claimed change is checked against its two readings.
+
+    The verifier speaks only where it was shown to work: outside its validated domain
+    (:func:`radloop.safety.verifier_domain`), or about a finding type it was not validated
+    for, it changes nothing, supports nothing, raises no omission and sets no triage; such a
+    claim is ``not_checked`` with the reason. Certainty words are written only from a
+    calibrator fitted on the study's domain; otherwise the model's own text stands and the
+    probabilities are marked uncalibrated.
     """
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    output = verifier.verify(study)
-    prior_output = verifier.verify(prior) if prior is not None else None
+    raw = verifier.verify(study)
+    raw_prior = verifier.verify(prior) if prior is not None else None
     timings["verifier_inference"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    output, domain, valid = _gate(verifier, study, raw)
+    prior_output = None
+    if prior is not None and raw_prior is not None:
+        gated_prior, prior_domain, _ = _gate(verifier, prior, raw_prior)
+        prior_output = gated_prior if prior_domain.in_domain else None
     if samples is None:
         samples = sampled_findings(draft)
     if calibrator is not None:
         # Fitted per-finding omission thresholds apply unless the caller set its own.
         thresholds = (thresholds or Thresholds()).with_omissions(calibrator.omission_thresholds)
-    checks = verify_claims(draft.findings, output, samples, thresholds, prior_output)
+    silent = _silence(draft.findings, valid, domain, raw.verifier)
+    checks = verify_claims(draft.findings, output, samples, thresholds, prior_output, silent)
+    invalid = draft.invalid_indices()
+    checks = [
+        replace(
+            c,
+            invalid_output=True,
+            reasons=(*c.reasons, "the model's output was invalid: held as uncertain"),
+        )
+        if c.index in invalid
+        else c
+        for c in checks
+    ]
     timings["verify"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    calibrated = calibrator is not None and domain.in_domain and calibrator.domain == domain.domain
     logprob = draft.generations[0].mean_logprob if draft.generations else None
     findings = list(draft.findings)
     for claim in checks:
         if claim.index is None:
             continue
-        p = _probability(claim, calibrator, logprob)
+        p = _probability(claim, calibrator if calibrated else None, logprob)
         findings[claim.index] = findings[claim.index].with_(probability=p, verdict=claim.verdict)
     timings["calibrate"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    text = write_with_certainty(findings)
+    if calibrated and not draft.failed and draft.abstained is None:
+        text = write_with_certainty(findings, unaddressed=draft.unaddressed)
+    else:
+        text = draft.text  # the model's own words stand
     timings["write"] = time.perf_counter() - start
 
     start = time.perf_counter()
+    decision = _triage(findings, checks, scope)
+    timings["triage"] = time.perf_counter() - start
+    return CheckedReport(
+        draft, tuple(findings), tuple(checks), text, decision, raw.verifier, timings, scope,
+        domain, calibrated,
+    )  # fmt: skip
+
+
+def _triage(
+    findings: Sequence[Finding], checks: Sequence[ClaimCheck], scope: ScopeDecision | None
+) -> TriageDecision:
+    """Urgent from the draft's critical claims and from critical possible omissions of a
+    verifier in its domain (the only verifier evidence left after gating)."""
     # A critical finding the verifier sees makes the study urgent whether the draft left it
     # out or denied it.
     omitted = [
@@ -167,23 +276,17 @@ def check(
         for c in checks
         if c.possible_omission and critical_reason(c.finding.with_(presence=Presence.UNCERTAIN))
     ]
+    unchecked = {findings[c.index].name for c in checks if c.index is not None and not c.checked}
     flagged = sum(c.flagged for c in checks)
     out_of_scope = scope is not None and scope.outcome.value != "accepted"
     decision = triage([*findings, *omitted], flagged_claims=flagged, out_of_scope=out_of_scope)
-    if omitted:
-        decision = TriageDecision(
-            decision.urgent,
-            tuple(
-                f"possible omission: {r}"
-                if any(r.startswith(o.name) for o in omitted)
-                and not any(r.startswith(f.name) for f in findings if f.is_positive)
-                else r
-                for r in decision.reasons
-            ),
-            decision.flagged_claims,
-            decision.out_of_scope,
-        )
-    timings["triage"] = time.perf_counter() - start
-    return CheckedReport(
-        draft, tuple(findings), tuple(checks), text, decision, output.verifier, timings, scope
-    )
+    reasons = []
+    for r in decision.reasons:
+        if any(r.startswith(o.name) for o in omitted) and not any(
+            r.startswith(f.name) for f in findings if f.is_positive
+        ):
+            r = f"possible omission: {r}"
+        elif any(r.startswith(name) for name in unchecked):
+            r = f"{r} — the draft's claim, not checked"
+        reasons.append(r)
+    return TriageDecision(decision.urgent, tuple(reasons), flagged, out_of_scope)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from radloop.errors import UnknownFindingError
+from radloop.models.competence import Competence, DomainDecision, competence_of
 from radloop.registry import Registry
 from radloop.safety.errors import UnknownVerifierError, VerifierDataError
 from radloop.safety.verify import Verifier, VerifierOutput
@@ -41,6 +42,7 @@ __all__ = [
     "output_from_json",
     "output_to_json",
     "register_verifier",
+    "verifier_domain",
 ]
 
 ENTRY_POINT_GROUP = "radloop.verifiers"
@@ -81,6 +83,22 @@ def load_verifier(name: str = DEFAULT_VERIFIER, **options: Any) -> Verifier:
     return instance
 
 
+def verifier_domain(verifier: Verifier, study: Study) -> DomainDecision:
+    """Whether ``study`` lies in a validated domain of ``verifier`` (its ``assess_domain``);
+    a verifier that cannot tell is outside every domain, so it is never used as evidence."""
+    assess = getattr(verifier, "assess_domain", None)
+    if callable(assess):
+        decision = assess(study)
+        if isinstance(decision, DomainDecision):
+            return decision
+    name = str(verifier.verifier_id)
+    if not competence_of(verifier, name).declared:
+        reason = f"the verifier {name!r} declares no validated domain"
+    else:
+        reason = f"the verifier {name!r} has no domain check, so no film is shown to lie in it"
+    return DomainDecision(name, None, reason)
+
+
 # --- built-ins -------------------------------------------------------------------------------
 
 
@@ -95,11 +113,23 @@ class ReadOnce:
     def __init__(self, inner: Verifier) -> None:
         self.inner = inner
         self._outputs: dict[str, VerifierOutput] = {}
+        self._domains: dict[str, DomainDecision] = {}
         self.output: VerifierOutput | None = None
 
     @property
     def verifier_id(self) -> str:
         return str(self.inner.verifier_id)
+
+    @property
+    def competence(self) -> Competence:
+        return competence_of(self.inner, self.verifier_id)
+
+    def assess_domain(self, study: Study) -> DomainDecision:
+        uid = study.study_instance_uid
+        if uid not in self._domains:
+            self.verify(study)  # one reading serves the domain check too
+            self._domains[uid] = verifier_domain(self.inner, study)
+        return self._domains[uid]
 
     def verify(self, study: Study) -> VerifierOutput:
         uid = study.study_instance_uid
@@ -123,6 +153,16 @@ class ReferenceVerifier:
     @property
     def verifier_id(self) -> str:
         return self._model.model_id
+
+    @property
+    def competence(self) -> Competence:
+        """The reference model's validated domain: the synthetic lab only."""
+        return self._model.competence
+
+    def assess_domain(self, study: Study) -> DomainDecision:
+        """In domain when the model's embedding of the frontal image lies among its
+        training-like images (the OOD reference's threshold, chosen on its validation images)."""
+        return self._model.assess_domain(study.images)
 
     def ood_scorer(self) -> Any:
         """The model's shipped OOD reference as a :class:`MahalanobisScorer`, or None."""
@@ -246,6 +286,7 @@ class TableVerifier:
         *,
         path: str | Path | None = None,
         name: str = "table",
+        competence: Mapping[str, Any] | Competence | None = None,
     ) -> None:
         if (table is None) == (path is None):
             raise ValueError('Pass exactly one of the arguments "table" and "path".')
@@ -263,8 +304,18 @@ class TableVerifier:
                 )
             name = str(data.get("verifier", name))
             table = data["studies"]
+            if competence is None and isinstance(data.get("competence"), Mapping):
+                competence = data["competence"]
         assert table is not None
         self._name = name
+        if isinstance(competence, Mapping):
+            competence = Competence.from_dict(competence, owner=name)
+        self._competence = competence or Competence(name)
+        self._study_domains = {
+            str(uid): str(entry["domain"])
+            for uid, entry in table.items()
+            if isinstance(entry, Mapping) and isinstance(entry.get("domain"), str)
+        }
         self._outputs = {
             str(uid): output_from_json(entry, verifier=name, where=f"{where}[{uid!r}]")
             for uid, entry in table.items()
@@ -273,6 +324,27 @@ class TableVerifier:
     @property
     def verifier_id(self) -> str:
         return self._name
+
+    @property
+    def competence(self) -> Competence:
+        """What the table declares (``"competence"`` in its file); nothing by default."""
+        return self._competence
+
+    def assess_domain(self, study: Study) -> DomainDecision:
+        """A listed study lies in the domain its entry names (``"domain"``), else in the
+        table's first declared domain; an unlisted one in none."""
+        uid = study.study_instance_uid
+        if not self._competence.declared:
+            reason = f"the verifier {self._name!r} declares no validated domain"
+            return DomainDecision(self._name, None, reason)
+        if uid not in self._outputs:
+            return DomainDecision(self._name, None, f"{self._name!r} has no reading of this study")
+        domain = self._study_domains.get(uid, self._competence.domains[0].name)
+        if self._competence.domain(domain) is None:
+            return DomainDecision(
+                self._name, None, f"{self._name!r} is not validated on the domain {domain!r}"
+            )
+        return DomainDecision(self._name, domain, f"{self._name!r} declares this study {domain}")
 
     def verify(self, study: Study) -> VerifierOutput:
         """The stored outputs of the study; an empty output (nothing assessed) if absent."""

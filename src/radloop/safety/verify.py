@@ -14,7 +14,10 @@ classifier provides the parts it has, and a claim the verifier cannot judge is
   or a negative claim is contradicted by a confident verifier (a possible omission);
 - ``unsupported``: the verifier sees no evidence for a positive claim, or too few sampled
   drafts repeat it (possible hallucination);
-- ``unverifiable``: the verifier does not assess this finding;
+- ``unverifiable``: the verifier looked but is undecided (a negative claim between its
+  thresholds);
+- ``not_checked``: no evidence valid for this film speaks about the finding (the verifier does
+  not assess it, or is outside its validated domain: see ``radloop.safety.check``);
 - ``supported``: none of the above.
 
 The error types follow ReXErr (Rao et al., "ReXErr: synthesizing clinically meaningful errors
@@ -92,6 +95,23 @@ class VerifierOutput:
         for code, extent in self.extents.items():
             if not extent > 0:
                 raise ValueError(f"expected a positive extent for {code!r}, got {extent}")
+
+    def restricted_to(self, codes: frozenset[str] | set[str]) -> VerifierOutput:
+        """This output with only the evidence about ``codes``: what a verifier may say where
+        it was validated for those finding types alone (none: it says nothing)."""
+        keep = frozenset(codes)
+        return replace(
+            self,
+            presence={c: p for c, p in self.presence.items() if c in keep},
+            zones={c: z for c, z in self.zones.items() if c in keep},
+            heatmaps={c: h for c, h in self.heatmaps.items() if c in keep},
+            sizes_mm={c: s for c, s in self.sizes_mm.items() if c in keep},
+            cardiothoracic_ratio=self.cardiothoracic_ratio if "cardiomegaly" in keep else None,
+            tube_tip_to_carina_mm=(
+                self.tube_tip_to_carina_mm if "endotracheal_tube" in keep else None
+            ),
+            extents={c: e for c, e in self.extents.items() if c in keep},
+        )
 
     def code_for(self, code: str) -> str | None:
         """The code the verifier assesses for a claim: the code itself or its nearest broader
@@ -228,7 +248,9 @@ class ClaimCheck:
     """One claim of a draft with its verdict, the reasons and the numbers behind them.
 
     ``index`` is the finding's position in the draft, or None for a finding the draft does not
-    mention at all but the verifier sees (``possible_omission`` then holds).
+    mention at all but the verifier sees (``possible_omission`` then holds). ``invalid_output``
+    marks a claim the model stated invalidly (its presence was not one of the schema's values):
+    it is held as uncertain and always shown to the reader.
     """
 
     finding: Finding
@@ -237,11 +259,17 @@ class ClaimCheck:
     numbers: ClaimNumbers
     index: int | None
     possible_omission: bool = False
+    invalid_output: bool = False
 
     @property
     def flagged(self) -> bool:
-        """A claim a reviewer must look at: unsupported or contradicted."""
-        return self.verdict in (Verdict.UNSUPPORTED, Verdict.CONTRADICTED)
+        """A claim a reviewer must look at: unsupported, contradicted or invalidly stated."""
+        return self.verdict in (Verdict.UNSUPPORTED, Verdict.CONTRADICTED) or self.invalid_output
+
+    @property
+    def checked(self) -> bool:
+        """Some evidence valid for the film spoke about the claim."""
+        return self.verdict is not Verdict.NOT_CHECKED
 
     @property
     def mentioned(self) -> bool:
@@ -255,6 +283,7 @@ class ClaimCheck:
             "numbers": self.numbers.to_json(),
             "index": self.index,
             "possible_omission": self.possible_omission,
+            "invalid_output": self.invalid_output,
         }
 
 
@@ -306,6 +335,7 @@ class _Findings:
     contradicted: list[str] = field(default_factory=list)
     unsupported: list[str] = field(default_factory=list)
     unverifiable: list[str] = field(default_factory=list)
+    not_checked: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def verdict(self) -> tuple[Verdict, tuple[str, ...]]:
@@ -313,6 +343,7 @@ class _Findings:
             (Verdict.CONTRADICTED, self.contradicted),
             (Verdict.UNSUPPORTED, self.unsupported),
             (Verdict.UNVERIFIABLE, self.unverifiable),
+            (Verdict.NOT_CHECKED, self.not_checked),
         ):
             if reasons:
                 others = [r for r in self.all() if r not in reasons]
@@ -320,7 +351,10 @@ class _Findings:
         return Verdict.SUPPORTED, tuple(self.notes)
 
     def all(self) -> list[str]:
-        return [*self.contradicted, *self.unsupported, *self.unverifiable, *self.notes]
+        return [
+            *self.contradicted, *self.unsupported, *self.unverifiable, *self.not_checked,
+            *self.notes,
+        ]  # fmt: skip
 
 
 def _check_location(
@@ -449,7 +483,9 @@ def _check_claim(
     contradictions: Sequence[Contradiction],
     th: Thresholds,
     prior: VerifierOutput | None = None,
+    silent: Mapping[str, str] | None = None,
 ) -> ClaimCheck:
+    silent = silent or {}
     why = _Findings()
     numbers: dict[str, Any] = {}
     for contradiction in contradictions:
@@ -458,7 +494,10 @@ def _check_claim(
     code = out.code_for(found.code)
     p: float | None = None
     if code is None:
-        why.unverifiable.append(f"the verifier {out.verifier!r} does not assess {found.name}")
+        why.not_checked.append(
+            silent.get(found.code)
+            or f"not checked: the verifier {out.verifier!r} does not assess {found.name}"
+        )
     else:
         p = out.presence[code]
         numbers.update(verifier_code=code, p_claim=p)
@@ -539,8 +578,12 @@ def verify_claims(
     samples: Sequence[Sequence[Finding]] | None = None,
     thresholds: Thresholds | None = None,
     prior_output: VerifierOutput | None = None,
+    silent: Mapping[str, str] | None = None,
 ) -> list[ClaimCheck]:
     """A check per finding of a draft, in order, then one per finding the draft omits.
+
+    ``silent`` gives, per finding code, why the verifier may not speak about it (outside its
+    validated domain): a claim of such a code is ``not_checked`` with that reason.
 
     ``samples`` are the findings of k drafts sampled from the same backend (temperature > 0),
     when it sampled; agreement is the share of them that state the same finding on an
@@ -550,7 +593,7 @@ def verify_claims(
     th = thresholds or Thresholds()
     contradictions = find_contradictions(findings)
     checks = [
-        _check_claim(i, found, verifier_output, samples, contradictions, th, prior_output)
+        _check_claim(i, found, verifier_output, samples, contradictions, th, prior_output, silent)
         for i, found in enumerate(findings)
     ]
     return [*checks, *_unmentioned(findings, verifier_output, th)]
