@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 
+from radloop.assist.domain import abstention
 from radloop.assist.prompts import ASK_VERSION, SYSTEM, ask_prompt
 from radloop.assist.schema import answer_schema, extract_json, finding_from_json
 from radloop.assist.types import Answer, QuestionKind
@@ -149,6 +150,21 @@ def _ask_structured(
     model: FindingsPredictor,
 ) -> Answer:
     start = time.perf_counter()
+    outside = abstention(model, study.images)
+    if outside is not None:
+        return Answer(
+            question=question,
+            kind=kind,
+            text=f"No answer: {outside.reason}.",
+            answer=None,
+            finding=None,
+            generations=(),
+            prompt="",
+            prompt_version=ASK_VERSION,
+            model_id=model.model_id,
+            latency_s=time.perf_counter() - start,
+            warnings=(f"the model abstains: {outside.reason}",),
+        )
     findings = model.predict_findings(study.images)
     found = next((f for f in findings if _about(f, target)), None) if target else None
     warnings: list[str] = []

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from radloop.assist.domain import abstention
 from radloop.assist.prompts import COMPARE_VERSION, SYSTEM, compare_prompt
 from radloop.assist.schema import changes_schema, extract_json
 from radloop.assist.types import Change, Comparison, OutputMode
@@ -61,6 +62,20 @@ def compare(
     """The changes from ``prior`` to ``current``, one per finding that changed or stayed."""
     if isinstance(model, FindingsPredictor):
         start = time.perf_counter()
+        outside = abstention(model, current.images) or abstention(model, prior.images)
+        if outside is not None:
+            return Comparison(
+                changes=(),
+                current_uid=current.study_instance_uid,
+                prior_uid=prior.study_instance_uid,
+                generations=(),
+                prompt="",
+                prompt_version=COMPARE_VERSION,
+                model_id=model.model_id,
+                latency_s=time.perf_counter() - start,
+                output_mode=OutputMode.STRUCTURED,
+                warnings=(f"the model abstains: {outside.reason}",),
+            )
         return Comparison(
             changes=tuple(predicted_changes(model, current, prior)),
             current_uid=current.study_instance_uid,

@@ -17,11 +17,11 @@ model) abstains on a study outside it: the draft states no finding and says why.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from radloop.assist.compare import predicted_changes
 from radloop.assist.degenerate import degenerate_reply
+from radloop.assist.domain import abstention
 from radloop.assist.prompts import DRAFT_VERSION, SYSTEM, draft_prompt
 from radloop.assist.schema import decode_findings, findings_schema
 from radloop.assist.types import Change, DraftReport, OutputMode, OutputWarning, WarningKind
@@ -29,7 +29,7 @@ from radloop.models import FindingsPredictor, VisionLanguageModel
 from radloop.models.competence import DomainDecision
 from radloop.report import Change as Direction
 from radloop.report import Finding, Presence, Report, parse, write
-from radloop.study import Image, Study
+from radloop.study import Study
 from radloop.vocabulary import Category, finding
 
 __all__ = ["OUTPUT_CHOICES", "ReadReply", "abstention", "draft", "read_findings", "read_reply"]
@@ -173,18 +173,6 @@ def read_findings(
     degenerate reply gives no finding: see :func:`read_reply`)."""
     read = read_reply(reply, expected_json=expected_json, source=source)
     return read.findings, read.text, read.mode, [str(w) for w in read.warnings]
-
-
-def abstention(model: object, images: Sequence[Image]) -> DomainDecision | None:
-    """The model's domain decision when it can tell and the study is outside its validated
-    domain (it must then abstain); None when it may speak."""
-    assess = getattr(model, "assess_domain", None)
-    if not callable(assess):
-        return None
-    decision = assess(images)
-    if isinstance(decision, DomainDecision) and not decision.in_domain:
-        return decision
-    return None
 
 
 def _abstained(study: Study, model: FindingsPredictor, decision: DomainDecision,

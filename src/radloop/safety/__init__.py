@@ -6,6 +6,7 @@ states each finding with the certainty phrase its probability earns, unsupported
 in the draft flagged for the reviewer, and critical findings make a study urgent.
 """
 
+from radloop.safety.answers import CheckedAnswer, CheckedComparison, check_answer, check_comparison
 from radloop.safety.calibration import (
     Calibrator,
     ClaimSignals,
@@ -52,6 +53,7 @@ from radloop.safety.verifiers import (
     available_verifiers,
     load_verifier,
     register_verifier,
+    verifier_domain,
 )
 from radloop.safety.verify import (
     ClaimCheck,
@@ -66,6 +68,8 @@ __all__ = [
     "CalibrationDataError",
     "Calibrator",
     "CertaintyPhrase",
+    "CheckedAnswer",
+    "CheckedComparison",
     "CheckedReport",
     "ClaimCheck",
     "ClaimNumbers",
@@ -96,6 +100,8 @@ __all__ = [
     "certain_sentence",
     "certainty_phrase",
     "check",
+    "check_answer",
+    "check_comparison",
     "critical_reason",
     "expected_calibration_error",
     "find_contradictions",
@@ -108,6 +114,7 @@ __all__ = [
     "save_reliability_diagram",
     "study_decision",
     "triage",
+    "verifier_domain",
     "verify_claims",
     "write_labelled_claims",
     "write_with_certainty",

@@ -25,7 +25,14 @@ from radloop.safety.verify import ClaimCheck, Thresholds, Verifier, VerifierOutp
 from radloop.study import Study
 from radloop.vocabulary import ancestors
 
-__all__ = ["CheckedReport", "ReviewerFlag", "check", "sampled_findings"]
+__all__ = [
+    "CheckedReport",
+    "ReviewerFlag",
+    "check",
+    "gate_output",
+    "sampled_findings",
+    "silence_reasons",
+]
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,7 @@ def _probability(
     return calibrator.presence_probability(signals) if signals.has_signal else None
 
 
-def _silence(
+def silence_reasons(
     findings: Sequence[Finding], valid: frozenset[str], domain: DomainDecision, verifier: str
 ) -> dict[str, str]:
     """Why the verifier may not speak about each claimed code it is not validated for here."""
@@ -172,7 +179,7 @@ def _silence(
     return reasons
 
 
-def _gate(
+def gate_output(
     verifier: Verifier, study: Study, output: VerifierOutput
 ) -> tuple[VerifierOutput, DomainDecision, frozenset[str]]:
     """The evidence the verifier may give about ``study``: none outside its validated domain,
@@ -212,17 +219,17 @@ def check(
     timings["verifier_inference"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    output, domain, valid = _gate(verifier, study, raw)
+    output, domain, valid = gate_output(verifier, study, raw)
     prior_output = None
     if prior is not None and raw_prior is not None:
-        gated_prior, prior_domain, _ = _gate(verifier, prior, raw_prior)
+        gated_prior, prior_domain, _ = gate_output(verifier, prior, raw_prior)
         prior_output = gated_prior if prior_domain.in_domain else None
     if samples is None:
         samples = sampled_findings(draft)
     if calibrator is not None:
         # Fitted per-finding omission thresholds apply unless the caller set its own.
         thresholds = (thresholds or Thresholds()).with_omissions(calibrator.omission_thresholds)
-    silent = _silence(draft.findings, valid, domain, raw.verifier)
+    silent = silence_reasons(draft.findings, valid, domain, raw.verifier)
     checks = verify_claims(draft.findings, output, samples, thresholds, prior_output, silent)
     invalid = draft.invalid_indices()
     checks = [
