@@ -350,11 +350,11 @@ def _attach_commands() -> None:
     from radloop.bench.review import bench_review
     from radloop.bench.safety import bench_safety
     from radloop.evaluate.cli import eval_command
-    from radloop.models.cli import serve_model
+    from radloop.models.cli import models_command, serve_model
     from radloop.models.reference.cli import train_reference
     from radloop.monitor.cli import monitor
     from radloop.review.cli import audit, serve, users, worker
-    from radloop.safety.cli import calibrate, fit_ood, scope
+    from radloop.safety.cli import calibrate, fit_ood, scope, verifiers
     from radloop.safety.scope_cli import bench_scope, train_scope
     from radloop.synth.cli import bench_synth, synth
 
@@ -363,6 +363,8 @@ def _attach_commands() -> None:
         ask,
         compare,
         serve_model,
+        models_command,
+        verifiers,
         scope,
         calibrate,
         fit_ood,

@@ -1,4 +1,9 @@
-"""``radloop draft``, ``radloop ask`` and ``radloop compare``: the assist tasks from a shell."""
+"""``radloop draft``, ``radloop ask`` and ``radloop compare``: the assist tasks from a shell.
+
+Each runs the scope guard and the safety check by default (``radloop.safety``): a refused
+study is not drafted, and every claim is shown verified, contradicted, unsupported or not
+checked, with the reason. ``--no-check`` is the way out, and the output then says "unchecked".
+"""
 
 from __future__ import annotations
 
@@ -31,7 +36,24 @@ def _footer(model_id: str, notice: str | None, *, blank_line: bool = False) -> N
         click.secho(notice, fg="yellow")
 
 
+UNCHECKED = "UNCHECKED: the scope guard and the safety check were not run (--no-check)."
+
+
 def _model_options(command: F) -> F:
+    command = click.option(
+        "--no-check", "no_check", is_flag=True,
+        help="Skip the scope guard and the safety check (the output then says unchecked).",
+    )(command)  # fmt: skip
+    command = click.option(
+        "--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        default=None,
+        help="A calibration file (radloop calibrate): certainty words and calibrated "
+        "probabilities on studies of its domain.",
+    )(command)  # fmt: skip
+    command = click.option(
+        "--verifier", "verifier_name", default="reference", show_default=True,
+        help="The verifier the claims are checked against (radloop verifiers lists them).",
+    )(command)  # fmt: skip
     command = click.option(
         "--json", "as_json", is_flag=True, help="Print one JSON object (with the raw output)."
     )(command)
@@ -67,6 +89,48 @@ def _warn(warnings: tuple[object, ...]) -> None:
         click.secho(f"warning: {warning}", fg="yellow", err=True)
 
 
+def _verifier(name: str) -> Any:
+    from radloop.safety import ReadOnce, load_verifier
+
+    return ReadOnce(load_verifier(name))
+
+
+def _guard(study: Any, verifier: Any, as_json: bool) -> Any:
+    """The study's scope decision; a refused study ends the command (exit status 1)."""
+    from radloop.safety.scope import guard_study
+
+    decision = guard_study(study, verifier)
+    if decision is not None and decision.refused:
+        if as_json:
+            click.echo(json.dumps({"refused": True, "scope": decision.to_json()}, default=str))
+        else:
+            click.secho("Refused: the study is outside radloop's intended use.", fg="red")
+            for reason in decision.reasons:
+                click.echo(f"  - {reason.code}: {reason.text}")
+        raise SystemExit(1)
+    return decision
+
+
+_STATE_COLOUR = {"verified": "green", "contradicted": "red", "unsupported": "red"}
+
+
+def _print_states(checks: Any) -> None:
+    from radloop.safety.answers import state
+
+    for check in checks:
+        label = state(check)
+        if check.index is None:
+            label = "possible omission"
+        probability = check.numbers.p_claim
+        number = f" (verifier {probability:.2f})" if probability is not None else ""
+        click.secho(
+            f"  [{label}] {check.finding.name}, {check.finding.presence.value}{number}",
+            fg=_STATE_COLOUR.get(label, "red" if check.possible_omission else "yellow"),
+        )
+        for reason in check.reasons[:2]:
+            click.echo(f"      {reason}")
+
+
 @click.command()
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("--prior", type=click.Path(exists=True, path_type=Path),
@@ -87,21 +151,50 @@ def draft(
     indication: str | None,
     history: str | None,
     output: str,
+    verifier_name: str,
+    calibration: Path | None,
+    no_check: bool,
 ) -> None:
-    """Draft a report of a study with a model (for review, not a diagnosis)."""
+    """Draft a report of a study with a model, checked by the safety layer (for review, not a
+    diagnosis). Exit status 1 when the study is refused or the draft failed."""
     from radloop.assist import draft as draft_report
 
     study = _study(path, indication)
     prior_study = _study(prior) if prior is not None else None
+    verifier = None if no_check else _verifier(verifier_name)
+    decision = None if verifier is None else _guard(study, verifier, as_json)
     with _load(model_name, options) as model:
         notice = _notice(model)
         result = draft_report(study, model, prior=prior_study, history=history, output=output)
+    if verifier is None:
+        if as_json:
+            click.echo(json.dumps(result.to_json() | {"checked": False}, default=str))
+        else:
+            _warn(result.warnings)
+            click.secho(UNCHECKED, fg="red", bold=True)
+            click.echo(result.text)
+            _footer(result.model_id, notice, blank_line=True)
+        raise SystemExit(1 if result.failed else 0)
+    from radloop.safety import Calibrator, check
+
+    calibrator = Calibrator.load(calibration) if calibration is not None else None
+    checked = check(result, study, verifier, calibrator, scope=decision, prior=prior_study)
     if as_json:
-        click.echo(json.dumps(result.to_json(), default=str))
-        return
+        payload = checked.to_json() | {"checked": True, "draft": result.to_json()}
+        click.echo(json.dumps(payload, default=str))
+        raise SystemExit(1 if result.failed else 0)
     _warn(result.warnings)
-    click.echo(result.text)
+    if checked.banner:
+        click.secho(checked.banner, fg="red", bold=True)
+    click.echo(checked.text)
+    if checked.checks:
+        calibrated = "calibrated" if checked.calibrated else "uncalibrated"
+        click.secho(f"Claims, checked against {checked.verifier} ({calibrated}):", bold=True)
+        _print_states(checked.checks)
+    urgent = "URGENT: " + "; ".join(checked.triage.reasons) if checked.triage.urgent else "routine"
+    click.secho(f"triage: {urgent}", bold=True)
     _footer(result.model_id, notice, blank_line=True)
+    raise SystemExit(1 if result.failed else 0)
 
 
 @click.command()
@@ -116,21 +209,46 @@ def ask(
     options: tuple[str, ...],
     as_json: bool,
     history: str | None,
+    verifier_name: str,
+    calibration: Path | None,
+    no_check: bool,
 ) -> None:
-    """Ask a question about a study: yes/no, which side, where, how large, tube position."""
+    """Ask a question about a study: yes/no, which side, where, how large, tube position.
+    The finding the answer rests on is checked by the safety layer."""
     from radloop.assist import ask as ask_question
 
+    del calibration  # an answer states no certainty phrase of radloop's
     study = _study(path)
+    verifier = None if no_check else _verifier(verifier_name)
+    if verifier is not None:
+        _guard(study, verifier, as_json)
     with _load(model_name, options) as model:
         notice = _notice(model)
         result = ask_question(study, question, model, history=history)
+    if verifier is None:
+        if as_json:
+            click.echo(json.dumps(result.to_json() | {"checked": False}, default=str))
+            return
+        _warn(result.warnings)
+        click.secho(UNCHECKED, fg="red", bold=True)
+        click.echo(result.text)
+        _footer(result.model_id, notice)
+        return
+    from radloop.safety import check_answer
+
+    checked = check_answer(result, study, verifier)
     if as_json:
-        click.echo(json.dumps(result.to_json(), default=str))
+        click.echo(json.dumps(checked.to_json(), default=str))
         return
     _warn(result.warnings)
     click.echo(result.text)
     if result.finding is not None:
         click.echo(f"(rests on: {result.finding.name}, {result.finding.presence.value})")
+    if checked.check is not None:
+        click.secho(f"Checked against {checked.verifier}:", bold=True)
+        _print_states([checked.check])
+    else:
+        click.secho("[not checked] the answer rests on no finding to check", fg="yellow")
     _footer(result.model_id, notice)
 
 
@@ -139,22 +257,54 @@ def ask(
 @click.argument("prior", type=click.Path(exists=True, path_type=Path))
 @_model_options
 def compare(
-    current: Path, prior: Path, model_name: str, options: tuple[str, ...], as_json: bool
+    current: Path,
+    prior: Path,
+    model_name: str,
+    options: tuple[str, ...],
+    as_json: bool,
+    verifier_name: str,
+    calibration: Path | None,
+    no_check: bool,
 ) -> None:
-    """Compare a current study with a prior one: what is new, larger, smaller or resolved."""
+    """Compare a current study with a prior one: what is new, larger, smaller or resolved.
+    Each change is checked against the verifier's readings of both studies."""
     from radloop.assist import compare as compare_studies
 
+    del calibration
+    now, before = _study(current), _study(prior)
+    verifier = None if no_check else _verifier(verifier_name)
+    if verifier is not None:
+        _guard(now, verifier, as_json)
+        _guard(before, verifier, as_json)
     with _load(model_name, options) as model:
         notice = _notice(model)
-        result = compare_studies(_study(current), _study(prior), model)
+        result = compare_studies(now, before, model)
+    checked = None
+    if verifier is not None:
+        from radloop.safety import check_comparison
+
+        checked = check_comparison(result, now, before, verifier)
     if as_json:
-        click.echo(json.dumps(result.to_json(), default=str))
+        payload = checked.to_json() if checked is not None else result.to_json()
+        click.echo(json.dumps(payload | {"checked": checked is not None}, default=str))
         return
     _warn(result.warnings)
+    if checked is None:
+        click.secho(UNCHECKED, fg="red", bold=True)
     if not result.changes:
         click.echo("No interval change reported.")
-    for change in result.changes:
+    states = [] if checked is None else [c for c in checked.checks]
+    for i, change in enumerate(result.changes):
         side = f"{change.side.value} " if change.side else ""
         details = f" ({change.details})" if change.details else ""
-        click.echo(f"- {side}{change.name}: {change.direction.value}{details}")
+        label = ""
+        if states:
+            from radloop.safety.answers import state
+
+            label = (
+                f"  [{state(states[i])}: {states[i].reasons[0]}]"
+                if states[i].reasons
+                else (f"  [{state(states[i])}]")
+            )
+        click.echo(f"- {side}{change.name}: {change.direction.value}{details}{label}")
     _footer(result.model_id, notice)

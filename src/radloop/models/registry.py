@@ -27,6 +27,7 @@ __all__ = [
     "available_models",
     "describe_model",
     "load_model",
+    "model_factory",
     "parse_options",
     "register_model",
 ]
@@ -58,8 +59,12 @@ def available_models() -> list[str]:
     return _MODELS.names()
 
 
-def _factory(name: str) -> ModelFactory:
+def model_factory(name: str) -> ModelFactory:
+    """The factory (class or function) registered as backend ``name``."""
     return _MODELS.factory(name)
+
+
+_factory = model_factory
 
 
 def describe_model(name: str) -> str:

@@ -10,7 +10,7 @@ import click
 
 from radloop.safety.calibration import OMISSION_FALSE_ALARM, OMISSION_RECALL
 
-__all__ = ["calibrate", "fit_ood", "scope"]
+__all__ = ["calibrate", "fit_ood", "scope", "verifiers"]
 
 
 @click.command()
@@ -228,3 +228,39 @@ def calibrate(
     for code, threshold in result.calibrator.omission_thresholds.items():
         click.echo(f"  possible omission of {code} from verifier probability {threshold:.4f}")
     click.echo(f"chose {result.calibrator.method}; wrote {out} and {plot}")
+
+
+@click.command("verifiers")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verifiers(as_json: bool) -> None:
+    """List the verifiers with the domain each was validated on.
+
+    A verifier speaks only inside its validated domain and only about the finding types it
+    was validated for; everywhere else a claim is not checked. The ``table`` verifier
+    declares its domain in its file (``"competence"``).
+    """
+    from radloop.errors import RadloopError
+    from radloop.models.cli import competence_lines
+    from radloop.models.competence import Competence
+    from radloop.safety.verifiers import available_verifiers, describe_verifier, load_verifier
+
+    rows: list[dict[str, Any]] = []
+    for name in available_verifiers():
+        try:
+            description = describe_verifier(name)
+            competence: dict[str, Any] | None = (
+                Competence(name, note='declared in the table\'s file ("competence")').to_dict()
+                if name == "table"
+                else getattr(load_verifier(name), "competence", Competence(name)).to_dict()
+            )
+        except (RadloopError, ImportError, TypeError) as error:
+            description, competence = f"(not available: {error})", None
+        rows.append({"name": name, "description": description, "competence": competence})
+    if as_json:
+        click.echo(json.dumps({"verifiers": rows}))
+        return
+    for row in rows:
+        click.secho(f"{row['name']}: {row['description']}", bold=True)
+        if row["competence"] is not None:
+            loaded = Competence.from_dict(row["competence"], owner=row["name"])
+            click.echo("\n".join(competence_lines(loaded)))

@@ -52,6 +52,7 @@ __all__ = [
     "ViewClassifier",
     "assess_image",
     "assess_study",
+    "guard_study",
     "ood_inputs",
     "study_decision",
     "tag_reasons",
@@ -463,3 +464,15 @@ def study_decision(decisions: Sequence[ScopeDecision]) -> ScopeDecision | None:
     order = list(ScopeOutcome)
     usable = [d for d in decisions if not d.refused] or list(decisions)
     return max(usable, key=lambda d: order.index(d.outcome))
+
+
+def guard_study(study: Study, verifier: Any = None) -> ScopeDecision | None:
+    """The scope decision that stands for ``study``, with the out-of-distribution flag from
+    ``verifier``'s own OOD reference where it ships one (the reference model does)."""
+    options: dict[str, Any] = {}
+    inner = getattr(verifier, "inner", verifier)
+    shipped = getattr(inner, "ood_scorer", None)
+    scorer = shipped() if callable(shipped) else None
+    if scorer is not None and verifier is not None:
+        options = ood_inputs(study, verifier.verify(study), scorer)
+    return study_decision(assess_study(study, **options))
