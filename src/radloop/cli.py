@@ -346,6 +346,7 @@ def _attach_commands() -> None:
     from radloop.assist.cli import ask, compare, draft
     from radloop.bench.evaluate import bench_eval
     from radloop.bench.monitor import bench_monitor
+    from radloop.bench.realfilm import bench_realfilm
     from radloop.bench.reference import bench_reference
     from radloop.bench.review import bench_review
     from radloop.bench.safety import bench_safety
@@ -375,6 +376,7 @@ def _attach_commands() -> None:
     bench.add_command(bench_synth, name="synth")
     bench.add_command(bench_reference, name="reference")
     bench.add_command(bench_safety, name="safety")
+    bench.add_command(bench_realfilm, name="realfilm")
     main.add_command(monitor)
     bench.add_command(bench_monitor, name="monitor")
     main.add_command(train_scope)

@@ -29,6 +29,26 @@ DEFAULT_REPLY = (
 )
 
 
+def _read_script(path: str) -> list[str]:
+    import json
+    from pathlib import Path
+
+    from radloop.models.errors import ModelOptionError
+
+    try:
+        script = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ModelOptionError(
+            f"replies_file: expected a JSON list of replies, got {error}"
+        ) from None
+    if not isinstance(script, list) or not script or not all(isinstance(r, str) for r in script):
+        raise ModelOptionError(
+            f"replies_file: expected a non-empty JSON list of strings in {path}, "
+            f"got {type(script).__name__}"
+        )
+    return script
+
+
 @dataclass(frozen=True, slots=True)
 class MockRequest:
     """What one ``generate`` call received, kept so tests can assert on prompts and images."""
@@ -52,8 +72,10 @@ class MockModel(VisionLanguageModel):
     """Deterministic replies from a fixed script or a callable, for tests and demos.
 
     ``replies`` is one reply, a script used in turn (the last one repeats), or a callable
-    given the request. Token log-probabilities are made up but deterministic: one token per
-    word, each with log-probability ``-0.1`` times its position in a cycle of five.
+    given the request; ``replies_file`` reads the script from a JSON list of strings instead
+    (for ``radloop serve-model --model mock --option replies_file=FILE``). Token
+    log-probabilities are made up but deterministic: one token per word, each with
+    log-probability ``-0.1`` times its position in a cycle of five.
     """
 
     supports_logprobs = True
@@ -65,7 +87,10 @@ class MockModel(VisionLanguageModel):
         model: str = "mock",
         supports_json_schema: bool = False,
         delay_s: float = 0.0,
+        replies_file: str | None = None,
     ) -> None:
+        if replies_file is not None:
+            replies = _read_script(replies_file)
         if isinstance(replies, str) or callable(replies):
             replies = [replies]
         if not replies:
