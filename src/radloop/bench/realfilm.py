@@ -347,7 +347,7 @@ def run_realfilm_benchmark(
     replies += [reply for _, reply in MALFORMED]
     with serve_script(replies) as base_url:
         mllm = load_model("openai", model=SCRIPTED_MODEL, base_url=base_url, max_retries=0)
-        for case, study, decision in tqdm(accepted, desc="scripted MLLM", unit="film",
+        for _, study, decision in tqdm(accepted, desc="scripted MLLM", unit="film",
                                           disable=not progress):  # fmt: skip
             checked = check(draft(study, mllm), study, verifier, scope=decision)
             _score_checked(result, checked, competence, collection, builtin=False)
