@@ -111,6 +111,7 @@ class SafetyBenchmark:
     calibration_data: str | None
     own_drafts: dict[str, Any] | None
     misses: list[dict[str, Any]]
+    in_domain: dict[str, Any] = field(default_factory=dict)
     bars: dict[str, bool | None] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -317,6 +318,7 @@ def run_safety_benchmark(
         scope_reasons: Counter[str] = Counter()
         stage_time: defaultdict[str, float] = defaultdict(float)
         misses: list[dict[str, Any]] = []
+        domains: list[bool] = []
         jobs: list[tuple[Path, Sequence[ErrorKind], Path | None]] = [
             (f, _SINGLE_KINDS, None) for f in test_folders
         ]
@@ -341,6 +343,8 @@ def run_safety_benchmark(
             checked = check(draft, study, verifier, calibrator, scope=scope, prior=prior_study)
             for stage, seconds in checked.timings_s.items():
                 stage_time[stage] += seconds
+            # The gate must not switch the verifier off on the lab's own images.
+            domains.append(checked.domain is not None and checked.domain.in_domain)
             error = challenge.error
             kind = error.kind.value
             injected[kind] += 1
@@ -354,7 +358,8 @@ def run_safety_benchmark(
                 hit = flag = bool(omitted)
             else:
                 verdict = checked.checks[error.index].verdict
-                hit = verifiable and verdict is not Verdict.SUPPORTED
+                # A claim no valid evidence checked is not caught.
+                hit = verifiable and verdict not in (Verdict.SUPPORTED, Verdict.NOT_CHECKED)
                 flag = checked.checks[error.index].flagged
             if not verifiable:
                 unverifiable[kind] += 1
@@ -453,6 +458,11 @@ def run_safety_benchmark(
         calibration_data=str(calibration_data) if calibration_data is not None else None,
         own_drafts=own,
         misses=misses,
+        in_domain={
+            "studies": len(domains),
+            "in_domain": sum(domains),
+            "share": _rate(domains),
+        },
     )
     result.bars = _bars(result)
     return result
@@ -461,12 +471,14 @@ def run_safety_benchmark(
 def _bars(result: SafetyBenchmark) -> dict[str, bool | None]:
     out: dict[str, bool | None] = {}
     for kind, value in result.recall_verifiable.items():
-        out[f"recall_verifiable.{kind}"] = None if value is None else value >= 0.90
+        out[f"recall_verifiable.{kind}"] = None if value is None else value >= 0.95
     for kind, value in result.recall.items():
         out[f"recall.{kind}"] = None if value is None else value >= 0.90
     share = result.correct_flagged_share
-    out["correct_flagged_share"] = None if share is None else share <= 0.05
-    out["ece_after"] = None if result.ece_after is None else result.ece_after <= 0.03
+    out["correct_flagged_share"] = None if share is None else share <= 0.04
+    out["ece_after"] = None if result.ece_after is None else result.ece_after <= 0.02
+    in_domain = result.in_domain.get("share")
+    out["in_domain_share"] = None if in_domain is None else in_domain >= 0.95
     out["overhead"] = None if result.overhead is None else result.overhead <= 0.20
     return out
 
@@ -546,7 +558,7 @@ def format_safety_benchmark(result: SafetyBenchmark) -> str:
         f"({', '.join(result.profiles)}), {result.n_pairs} pairs; calibrated "
         f"({result.calibration_method}) on {result.n_calibration_studies} other studies",
         f"  {'error kind':18s} {'injected':>8s} {'unverif.':>8s} {'recall':>7s} "
-        f"{'verifiable':>10s} {'flagged':>8s}   bar >= 0.90 (verifiable)",
+        f"{'verifiable':>10s} {'flagged':>8s}   bar >= 0.95 (verifiable)",
     ]
     for kind in ErrorKind:
         k = kind.value
@@ -557,14 +569,17 @@ def format_safety_benchmark(result: SafetyBenchmark) -> str:
         )
     lines += [
         f"  correct claims flagged  {result.correct_flagged_share} of {result.correct_claims} "
-        f"{result.correct_flagged_by_claim}   bar <= 0.05   "
+        f"{result.correct_flagged_by_claim}   bar <= 0.04   "
         f"{verdict[result.bars['correct_flagged_share']]}",
         f"  correct claims unverifiable {result.correct_unverifiable_share}; spurious "
         f"omission flags per study {result.spurious_omissions_per_study}",
-        f"  ECE {result.ece_before} -> {result.ece_after}   bar <= 0.03   "
+        f"  ECE {result.ece_before} -> {result.ece_after}   bar <= 0.02   "
         f"{verdict[result.bars['ece_after']]}; Brier {result.brier_before} -> "
         f"{result.brier_after} ({result.n_claims_calibrated} assessed claims)",
         f"  overhead {result.overhead}   bar <= 0.20   {verdict[result.bars['overhead']]}",
+        f"  verifier in its domain on {result.in_domain.get('in_domain')} of "
+        f"{result.in_domain.get('studies')} studies (share {result.in_domain.get('share')})   "
+        f"bar >= 0.95   {verdict[result.bars['in_domain_share']]}",
         f"  scope guard {result.scope}, reasons {result.scope_reasons}",
         f"  timings {result.timings_s}",
     ]
