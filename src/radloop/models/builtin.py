@@ -212,10 +212,15 @@ class ReferenceModel(VisionLanguageModel):
         system: str | None = None,
         json_schema: JsonSchema | None = None,
     ) -> list[Generation]:
-        """The report of the findings (the prompt is not read: the model only reports)."""
+        """The report of the findings (the prompt is not read: the model only reports); on a
+        study outside its validated domain, an abstention that states no finding."""
         check_generate_arguments(n, temperature, max_tokens, top_logprobs)
         start = time.perf_counter()
-        text = f"{NOTICE}\n\n{write(self.predict_findings(images))}"
+        domain = self.assess_domain(images)
+        if not domain.in_domain:
+            text = f"{NOTICE}\n\nThe model abstains: {domain.reason}. No finding is stated."
+        else:
+            text = f"{NOTICE}\n\n{write(self.predict_findings(images))}"
         latency = time.perf_counter() - start
         return [Generation(text, self.model_id, latency, finish_reason="stop") for _ in range(n)]
 
