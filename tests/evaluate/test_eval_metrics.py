@@ -468,3 +468,40 @@ def test_lobe_and_vertebral_level_agreement_is_scored_where_a_claim_states_them(
     assert spatial["size_mae_mm"]["value"] == 8.0
     # 8 mm off a 12 mm nodule is over max(5 mm, 30 %): an inflated size.
     assert table["summary"]["draft"]["error_rate_inflated_size"]["value"] == 1.0
+
+
+def test_not_checked_claims_and_abstained_drafts_have_categories_of_their_own() -> None:
+    from radloop.evaluate.arrays import VERDICTS
+    from radloop.report import Finding, Verdict
+
+    cases = [
+        Case("a", "x", {"nodule": 1}, findings=(Finding("nodule"),)),
+        Case("b", "x", {"nodule": 0}),
+        Case("c", "x", {"nodule": 0}),
+        Case("d", "x", {"nodule": 0}),
+    ]
+    claim = Finding("nodule", probability=0.9)
+    preds = [
+        # Not checked: kept as written; its (verifier-free) probability never replaces the score.
+        Prediction("a", "m", {"nodule": 0.7}, (claim,),
+                   checked=(claim.with_(probability=0.2, verdict=Verdict.NOT_CHECKED),)),
+        Prediction("b", "m", {"nodule": 0.1}, (), abstained="outside the model's domain"),
+        Prediction("c", "m", {"nodule": 0.1}, (), failure="the model returned an empty reply"),
+        Prediction("d", "m", {"nodule": 0.8}, (claim,),
+                   checked=(claim.with_(probability=0.3, verdict=Verdict.UNSUPPORTED),)),
+    ]  # fmt: skip
+    arrays = build_arrays(cases, preds, ("nodule",))
+    assert arrays.score_safe[0, 0] == 0.7 and arrays.score_safe[3, 0] == 0.3
+    assert arrays.claimed_safe[:, 0].tolist() == [True, False, False, False]
+    assert arrays.verdicts[0, VERDICTS.index("not_checked")] == 1
+    table = score_arrays(arrays, ScoringOptions(resamples=0))
+    safety = table["summary"]["safety"]
+    assert safety["claims_not_checked"]["value"] == 0.5
+    assert safety["claims_supported"]["value"] == 0.0
+    assert safety["claims_unsupported"]["value"] == 0.5
+    assert table["summary"]["draft"]["drafts_abstained"]["value"] == 0.25
+    drafts = table["claim_checks"]["drafts"]
+    assert (drafts["failed"], drafts["abstained"]) == (1, 1)
+    # Only case d is a true negative with safety: the abstained and failed drafts state nothing.
+    assert safety["specificity"]["value"] == 1.0
+    assert table["summary"]["draft"]["specificity"]["value"] == 0.0  # d claims a nodule

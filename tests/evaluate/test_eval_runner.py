@@ -17,7 +17,7 @@ from radloop.evaluate import RunFolderError, open_dataset
 from radloop.evaluate.pipeline import score_run
 from radloop.evaluate.runner import RunSettings, draft_scores, run_evaluation
 from radloop.models.mock import MockModel, MockRequest
-from radloop.report import Finding, Presence
+from radloop.report import Finding, Presence, Verdict
 from radloop.safety import TableVerifier
 
 
@@ -95,7 +95,9 @@ def test_a_run_caches_each_case_and_resumes_without_inference(tmp_path: Path) ->
     assert len(list((out / "cache").glob("*.json"))) == 12
     claims = {p.case_id: [f.code for f in p.draft if f.is_positive] for p in predictions}
     assert claims[cases[0].case_id] == ["pleural_effusion"]
-    assert predictions[0].checked and predictions[0].checked[0].verdict is not None
+    # The table declares no validated domain: the check runs, and no claim is checked.
+    assert predictions[0].checked and predictions[0].checked[0].verdict is Verdict.NOT_CHECKED
+    assert predictions[0].domain is not None and predictions[0].domain["in_domain"] is False
     # Resume: nothing left to run; a second call does no inference.
     run_evaluation(dataset, model, out, _settings(), verifier=TableVerifier({}))
     assert _Counting.calls == 12
@@ -188,3 +190,124 @@ def test_eval_command_refuses_a_bad_dataset_with_a_clear_error(tmp_path: Path) -
     result = CliRunner().invoke(main, ["eval", "--model", "mock", "--data", str(tmp_path)])
     assert result.exit_code == 2
     assert "expected a dataset as KIND:PATH" in result.output
+
+
+# --- claims not checked: their own category, never supported ---------------------------------
+
+
+class _LabVerifier:
+    """A verifier that declares the synthetic lab as its domain (for ``validated`` finding
+    types) and says every study lies there: effusion seen on the 'eff' images, no
+    pneumothorax anywhere."""
+
+    def __init__(self, validated: list[str]) -> None:
+        from radloop.models.competence import Competence
+
+        self.competence = Competence.from_dict(
+            {"domains": [{"name": "synthetic-lab", "images": "test", "findings": validated}]},
+            owner="lab",
+        )
+
+    @property
+    def verifier_id(self) -> str:
+        return "lab"
+
+    def assess_domain(self, study):  # type: ignore[no-untyped-def]
+        from radloop.models.competence import DomainDecision
+
+        return DomainDecision("lab", "synthetic-lab", "test studies are lab studies")
+
+    def verify(self, study):  # type: ignore[no-untyped-def]
+        from radloop.safety import VerifierOutput
+
+        effusion = Path(str(study.images[0].source)).name.startswith("eff")
+        return VerifierOutput(
+            "lab", presence={"pleural_effusion": 0.9 if effusion else 0.05, "pneumothorax": 0.01}
+        )
+
+
+def _scored(tmp_path: Path, verifier: object, name: str) -> dict:  # type: ignore[type-arg]
+    if not (tmp_path / "data").is_dir():
+        (tmp_path / "data").mkdir()
+        _dataset_folder(tmp_path / "data")
+    dataset = open_dataset(f"folder:{tmp_path / 'data'}")
+    run_evaluation(dataset, MockModel(_reply), tmp_path / name, _settings(), verifier=verifier)
+    outcome = score_run(tmp_path / name, resamples=30, subgroup_resamples=10, min_group=4)
+    table = json.loads(outcome.json_path.read_text())
+    table["page"] = outcome.html_path.read_text()
+    return table
+
+
+def test_a_verifier_without_a_validated_domain_checks_no_claim_and_supports_none(
+    tmp_path: Path,
+) -> None:
+    table = _scored(tmp_path, TableVerifier({}), "nodomain")
+    checks = table["claim_checks"]
+    # 12 drafts, two statements each (effusion and pneumothorax, present or absent).
+    assert checks["claims"] == 24 and checks["positive_claims"] == 5
+    verdicts = checks["verdicts"]
+    assert verdicts["not_checked"]["n"] == 24 and verdicts["not_checked"]["n_positive"] == 5
+    assert verdicts["not_checked"]["share"]["value"] == 1.0
+    for verdict in ("supported", "unsupported", "contradicted", "unverifiable"):
+        assert verdicts[verdict]["n"] == 0, verdict
+    assert checks["drafts"]["all_claims_not_checked"] == 12
+    assert checks["drafts"]["verifier_out_of_domain"] == 12
+    safety = table["summary"]["safety"]
+    assert safety["claims_not_checked"]["value"] == 1.0
+    assert safety["claims_supported"]["value"] == 0.0
+    # Unchecked claims stay as the model wrote them: the effusions are still found, and the
+    # made-up pneumothorax reaches the reader unflagged, not checked.
+    effusion = table["per_finding"]["pleural_effusion"]["safety"]
+    assert effusion["sensitivity"]["value"] == 1.0
+    assert safety["hallucination_rate"]["value"] == pytest.approx(1 / 5)
+    assert safety["hallucination_rate_not_checked"]["value"] == pytest.approx(1 / 5)
+    assert "24 of 24 claims were not checked" in table["page"]
+    assert "not checked (no evidence valid for the film)" in table["page"]
+
+
+def test_a_verifier_in_its_domain_speaks_only_for_the_finding_types_it_was_validated_for(
+    tmp_path: Path,
+) -> None:
+    table = _scored(tmp_path, _LabVerifier(["pleural_effusion"]), "effusion-only")
+    verdicts = table["claim_checks"]["verdicts"]
+    # Effusion statements are checked (and supported); pneumothorax ones are not checked.
+    assert (verdicts["supported"]["n"], verdicts["not_checked"]["n"]) == (12, 12)
+    assert (verdicts["supported"]["n_positive"], verdicts["not_checked"]["n_positive"]) == (4, 1)
+    assert table["summary"]["safety"]["claims_not_checked"]["value"] == pytest.approx(1 / 5)
+    assert table["summary"]["safety"]["hallucination_rate"]["value"] == pytest.approx(1 / 5)
+
+    both = _scored(tmp_path, _LabVerifier(["pleural_effusion", "pneumothorax"]), "both")
+    verdicts = both["claim_checks"]["verdicts"]
+    assert verdicts["not_checked"]["n"] == 0
+    # Validated for pneumothorax, it flags the made-up one: no hallucination reaches the reader.
+    assert verdicts["unsupported"]["n_positive"] == 1
+    assert both["summary"]["safety"]["hallucination_rate"]["value"] == 0.0
+    assert both["summary"]["safety"]["hallucination_rate_not_checked"]["value"] == 0.0
+
+
+def test_failed_drafts_are_counted_and_never_read_as_normal(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    dataset = open_dataset(f"folder:{_dataset_folder(tmp_path / 'data')}")
+
+    def reply(request: MockRequest) -> str:
+        source = request.images[0].source.name
+        return "" if source in ("eff00.png", "clear01.png") else _reply(request)
+
+    out = tmp_path / "run"
+    _, predictions = run_evaluation(
+        dataset, MockModel(reply), out, _settings(), verifier=TableVerifier({})
+    )
+    failed = {p.case_id: p.failure for p in predictions if p.failure}
+    assert len(failed) == 2 and all("empty" in m for m in failed.values())
+    table = score_run(out, resamples=20, subgroup_resamples=10, min_group=4).table
+    assert table["claim_checks"]["drafts"]["failed"] == 2
+    assert table["summary"]["draft"]["drafts_failed"]["value"] == pytest.approx(2 / 12)
+    effusion = table["per_finding"]["pleural_effusion"]["draft"]
+    # The failed effusion draft is a miss; the failed clear one is not a true negative.
+    assert effusion["sensitivity"]["value"] == pytest.approx(3 / 4)
+    assert effusion["specificity"]["value"] == 1.0
+    assert table["per_finding"]["pneumothorax"]["n_negative"] == 12
+    pneumothorax_tn = 12 - 2 - 1  # two failed drafts left out, one false pneumothorax
+    assert table["per_finding"]["pneumothorax"]["draft"]["specificity"]["value"] == (
+        pytest.approx(pneumothorax_tn / (pneumothorax_tn + 1))
+    )

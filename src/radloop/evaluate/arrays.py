@@ -6,9 +6,16 @@ matrix product. Definitions (docs/evaluate.md has the full text):
 - A model's finding ``c`` counts for a labelled code ``T`` when ``c == T`` or ``T`` is one of
   ``c``'s broader codes (a claimed consolidation is a claimed opacity).
 - Draft decisions: a positive (present or uncertain) claim. With the safety layer: a claim the
-  verifier did not flag (unsupported or contradicted), or a finding the verifier flags as a
-  possible omission; cases the scope guard refuses get no assistant output and leave the
-  "with safety" figures.
+  safety layer did not flag (unsupported, contradicted, or stated invalidly by the model), or a
+  finding the verifier flags as a possible omission; cases the scope guard refuses get no
+  assistant output and leave the "with safety" figures.
+- Verdicts: each claim of the draft is counted under its verdict (``VERDICTS``). A claim no
+  evidence valid for the film spoke about is ``not_checked``: it stays in the draft as the
+  model wrote it (so it counts as claimed with safety too), and it is never counted as
+  supported. Without the safety layer every claim is ``not_checked``.
+- A draft that failed (degenerate output) or on which the model abstained states nothing: it
+  is never read as normal, so its absent findings are left out of specificity, while its
+  present findings count as missed.
 - Hallucination error types of a positive claim (after ReXErr, Rao et al., PSB 2025):
   ``false_finding`` (the code is absent in the truth), ``wrong_side`` (no truth finding of the
   code on an overlapping side: right and bilateral overlap), ``wrong_zone`` (side right, zone
@@ -31,6 +38,7 @@ from radloop.vocabulary import Criticality, Side, Zone, ancestors, finding
 
 __all__ = [
     "ERROR_TYPES",
+    "VERDICTS",
     "EvalArrays",
     "age_band",
     "build_arrays",
@@ -41,6 +49,7 @@ ERROR_TYPES = ("false_finding", "wrong_side", "wrong_zone", "inflated_size")
 ZONES = tuple(z.value for z in Zone)
 ETT_TIP_RANGE_MM = (30.0, 70.0)  # as radloop.assist.ask: 5 ± 2 cm above the carina
 _FLAGGED = (Verdict.UNSUPPORTED, Verdict.CONTRADICTED)
+VERDICTS = tuple(v.value for v in Verdict)  # supported ... not_checked
 F64 = npt.NDArray[np.float64]
 B8 = npt.NDArray[np.bool_]
 
@@ -84,6 +93,22 @@ class EvalArrays:
     critical: F64  # n: critical findings present
     critical_missed: F64  # n
     critical_missed_safe: F64  # n
+    verdicts: F64 = field(default_factory=lambda: np.zeros((0, len(VERDICTS))))
+    """n x V: the draft's claims (positive and negative) under each verdict (``VERDICTS``)."""
+    verdicts_positive: F64 = field(default_factory=lambda: np.zeros((0, len(VERDICTS))))
+    """n x V: the same for the positive claims only."""
+    flagged_positive: F64 = field(default_factory=lambda: np.zeros(0))
+    """n: positive claims the safety layer flags (unsupported, contradicted, invalid output)."""
+    invalid_claims: F64 = field(default_factory=lambda: np.zeros(0))
+    """n: claims the model stated invalidly (held as uncertain, flagged)."""
+    errors_not_checked: F64 = field(default_factory=lambda: np.zeros((0, len(ERROR_TYPES))))
+    """n x E: the hallucinations of claims that were not checked (part of errors_unflagged)."""
+    failed: B8 = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """n: the draft failed (degenerate output): it states nothing."""
+    abstained: B8 = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """n: the model abstained (the film is outside its validated domain): it states nothing."""
+    verifier_out_of_domain: B8 = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """n: the verifier was outside its validated domain for the film (silent)."""
     spatial: dict[str, F64] = field(default_factory=dict)  # name → n (sums per case)
     zone: dict[str, tuple[F64, F64]] = field(default_factory=dict)  # code → (n x 6 y, score)
     lesions: dict[str, F64 | list[str]] = field(default_factory=dict)
@@ -92,6 +117,54 @@ class EvalArrays:
     @property
     def n(self) -> int:
         return len(self.case_ids)
+
+    @property
+    def stated(self) -> B8:
+        """n: the draft states something (it neither failed nor abstained)."""
+        if self.failed.size != self.n or self.abstained.size != self.n:
+            return np.ones(self.n, dtype=bool)
+        return ~(self.failed | self.abstained)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """One claim of a draft: as drafted, as the safety layer hands it on (None without one),
+    its verdict and whether the safety layer flags it."""
+
+    drafted: Finding
+    checked: Finding | None
+    verdict: str
+    flagged: bool
+
+    @property
+    def shown(self) -> Finding:
+        return self.checked if self.checked is not None else self.drafted
+
+
+def _claims(pred: Prediction) -> list[_Claim]:
+    """Every claim of the draft in order, with the safety layer's verdict.
+
+    ``pred.checked`` holds the draft's findings in the same order; a record that holds only
+    the checked positive claims is paired with the draft's positive claims in order. A claim
+    without a verdict (no safety layer) is not checked.
+    """
+    draft = list(pred.draft)
+    checked: list[Finding | None]
+    if not pred.checked:
+        checked = [None] * len(draft)
+    elif len(pred.checked) == len(draft):
+        checked = list(pred.checked)
+    else:
+        rest = iter([f for f in pred.checked if f.is_positive])
+        checked = [next(rest, None) if f.is_positive else None for f in draft]
+    invalid = set(pred.invalid_output)
+    out = []
+    for index, (drafted, mine) in enumerate(zip(draft, checked, strict=True)):
+        verdict = mine.verdict if mine is not None else None
+        flagged = mine is not None and (verdict in _FLAGGED or index in invalid)
+        value = verdict.value if verdict is not None else Verdict.NOT_CHECKED.value
+        out.append(_Claim(drafted, mine, value, flagged))
+    return out
 
 
 def _map_scores(
@@ -230,6 +303,14 @@ def build_arrays(
     missed_safe = np.zeros(n)
     ood = np.full(n, np.nan)
     ood_flagged = np.zeros(n, dtype=bool)
+    verdicts = np.zeros((n, len(VERDICTS)))
+    verdicts_positive = np.zeros((n, len(VERDICTS)))
+    flagged_positive = np.zeros(n)
+    invalid_claims = np.zeros(n)
+    not_checked_errors = np.zeros((n, len(ERROR_TYPES)))
+    failed = np.zeros(n, dtype=bool)
+    abstained = np.zeros(n, dtype=bool)
+    out_of_domain = np.zeros(n, dtype=bool)
     spatial = {key: np.zeros(n) for key in SPATIAL_KEYS}
     zone_codes = sorted({c for case in cases for c in case.zone_labels if c in codes})
     zone = {c: (np.full((n, 6), np.nan), np.zeros((n, 6))) for c in zone_codes}
@@ -271,20 +352,37 @@ def build_arrays(
         score[i] = values
         scored |= np.asarray(present)
         score_safe[i] = values
-        positives = [f for f in pred.draft if f.is_positive]
-        checked = [f for f in pred.checked if f.is_positive] or positives
+        failed[i] = pred.failure is not None
+        abstained[i] = pred.abstained is not None
+        out_of_domain[i] = pred.domain is not None and not pred.domain.get("in_domain")
+        every = _claims(pred)
+        mine_all = [c for c in every if c.drafted.is_positive]
+        positives = [c.drafted for c in mine_all]
+        for c in every:
+            verdicts[i, VERDICTS.index(c.verdict)] += 1
+            if c.drafted.is_positive:
+                verdicts_positive[i, VERDICTS.index(c.verdict)] += 1
+                flagged_positive[i] += float(c.flagged)
+        invalid_claims[i] = float(len(set(pred.invalid_output)))
         for j, code in enumerate(codes):
-            mine = [f for f in positives if counts_for(f.code, code)]
+            mine = [c for c in mine_all if counts_for(c.drafted.code, code)]
             claimed[i, j] = bool(mine)
-            checked_mine = [f for f in checked if counts_for(f.code, code)]
-            probs = [f.probability for f in checked_mine if f.probability is not None]
+            # A probability with safety comes from a claim some valid evidence spoke about,
+            # or, without the safety layer, from the draft itself; never from an unchecked one.
+            probs = [
+                c.shown.probability
+                for c in mine
+                if c.shown.probability is not None
+                and (c.checked is None or c.verdict != Verdict.NOT_CHECKED.value)
+            ]
             if probs:
                 score_safe[i, j] = max(probs)
-            kept = [f for f in checked_mine if f.verdict not in _FLAGGED]
+            kept = [c for c in mine if not c.flagged]  # a not-checked claim stays as written
             omitted = any(counts_for(f.code, code) for f in pred.omissions)
             claimed_safe[i, j] = bool(kept) or omitted
-        flagged = [f.verdict in _FLAGGED for f in (pred.checked or pred.draft) if f.is_positive]
-        _claim_errors(case, codes, positives, flagged, i, claims, errors, unflagged, spatial)
+        _claim_errors(
+            case, codes, mine_all, i, claims, errors, unflagged, not_checked_errors, spatial
+        )
         for truth in case.findings:
             if truth.code not in codes and not any(counts_for(truth.code, c) for c in codes):
                 continue
@@ -304,11 +402,7 @@ def build_arrays(
         for lesion in case.lesions:
             size = lesion.size_mm if lesion.size_mm is not None else np.nan
             contrast = lesion.contrast if lesion.contrast is not None else np.nan
-            kept_safe = [
-                f
-                for f in (pred.checked or pred.draft)
-                if f.is_positive and f.verdict not in _FLAGGED
-            ]
+            kept_safe = [c.shown for c in mine_all if not c.flagged]
             found = _lesion_detected(positives, lesion.code, lesion.side)
             found_safe = _lesion_detected(kept_safe, lesion.code, lesion.side) or any(
                 counts_for(f.code, lesion.code) for f in pred.omissions
@@ -346,6 +440,14 @@ def build_arrays(
         critical=critical,
         critical_missed=missed,
         critical_missed_safe=missed_safe,
+        verdicts=verdicts,
+        verdicts_positive=verdicts_positive,
+        flagged_positive=flagged_positive,
+        invalid_claims=invalid_claims,
+        errors_not_checked=not_checked_errors,
+        failed=failed,
+        abstained=abstained,
+        verifier_out_of_domain=out_of_domain,
         spatial=spatial,
         zone=zone,
         lesions=lesions,
@@ -356,17 +458,18 @@ def build_arrays(
 def _claim_errors(
     case: Case,
     codes: Sequence[str],
-    positives: Sequence[Finding],
-    flagged: Sequence[bool],
+    positives: Sequence[_Claim],
     i: int,
     claims: F64,
     errors: F64,
     unflagged: F64,
+    not_checked: F64,
     spatial: dict[str, F64],
 ) -> None:
     stats = dict.fromkeys(SPATIAL_KEYS, 0.0)
     seen: set[str] = set()
-    for claim, is_flagged in zip(positives, flagged, strict=False):
+    for entry in positives:
+        claim = entry.drafted
         target = next((c for c in codes if counts_for(claim.code, c)), None)
         if target is None or case.labels.get(target) is None:
             continue  # the truth does not say: not assessable
@@ -377,7 +480,9 @@ def _claim_errors(
         for kind in _error_types(claim, truth):
             e = ERROR_TYPES.index(kind)
             errors[i, e] += 1
-            unflagged[i, e] += float(not is_flagged)
+            unflagged[i, e] += float(not entry.flagged)
+            unchecked = not entry.flagged and entry.verdict == Verdict.NOT_CHECKED.value
+            not_checked[i, e] += float(unchecked)
         if truth and target not in seen:
             seen.add(target)
             _spatial(claim, truth, stats)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -202,6 +203,7 @@ def eval_command(
         "draft": {k: v["value"] for k, v in table["summary"]["draft"].items()},
         "safety": {k: v["value"] for k, v in table["summary"]["safety"].items()},
         "zones": {c: z["auroc"]["value"] for c, z in table["zones"].items()},
+        "claim_checks": _checks_summary(table),
     }
     if as_json:
         click.echo(json.dumps(summary, default=str))
@@ -231,7 +233,39 @@ def eval_command(
         click.echo(f"  {key:22s} draft {_short(d)}   with safety {_short(s)}")
     for code, z in table["zones"].items():
         click.echo(f"  zone AUROC {code:15s} {_short(z['auroc'])}")
+    from radloop.evaluate.arrays import VERDICTS
+
+    checks = _checks_summary(table)
+    if checks["claims"]:
+        counts = ", ".join(f"{v} {checks[v]}" for v in VERDICTS)
+        click.echo(f"  claims with safety: {counts} (of {checks['claims']})")
+    if checks["not_checked"]:
+        click.secho(
+            f"  {checks['not_checked']} claim(s) not checked: no evidence valid for the film; "
+            "they reach the reader as the model wrote them, never as supported",
+            fg="yellow",
+        )
+    if checks["drafts_failed"] or checks["drafts_abstained"]:
+        click.secho(
+            f"  drafts failed {checks['drafts_failed']}, abstained {checks['drafts_abstained']}",
+            fg="yellow",
+        )
     click.secho("Assistant evaluation for a qualified team; not a diagnosis.", fg="yellow")
+
+
+def _checks_summary(table: Mapping[str, Any]) -> dict[str, int]:
+    """The claim-check counts of a scored run: per verdict, and failed or abstained drafts."""
+    from radloop.evaluate.arrays import VERDICTS
+
+    block = table.get("claim_checks") or {}
+    verdicts = block.get("verdicts", {})
+    drafts = block.get("drafts", {})
+    return {
+        "claims": int(block.get("claims", 0)),
+        **{v: int(verdicts.get(v, {}).get("n", 0)) for v in VERDICTS},
+        "drafts_failed": int(drafts.get("failed", 0)),
+        "drafts_abstained": int(drafts.get("abstained", 0)),
+    }
 
 
 def _short(entry: dict[str, object]) -> str:

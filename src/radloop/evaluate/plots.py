@@ -30,6 +30,14 @@ NAMES = {
     "error_rate_wrong_side": "claims: wrong side",
     "error_rate_wrong_zone": "claims: wrong zone",
     "error_rate_inflated_size": "claims: inflated size",
+    "drafts_failed": "drafts failed (degenerate output)",
+    "drafts_abstained": "drafts abstained (film outside the model's domain)",
+    "claims_supported": "positive claims supported",
+    "claims_unsupported": "positive claims unsupported (flagged)",
+    "claims_contradicted": "positive claims contradicted (flagged)",
+    "claims_unverifiable": "positive claims unverifiable",
+    "claims_not_checked": "positive claims not checked (no valid evidence)",
+    "hallucination_rate_not_checked": "false findings reaching the reader not checked",
 }
 
 

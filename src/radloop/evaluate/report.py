@@ -98,6 +98,23 @@ def _model_card(run: Mapping[str, Any], table: Mapping[str, Any]) -> str:
         )
     if table["n_errors"]:
         limits.append(f"{table['n_errors']} case(s) could not be read and are left out.")
+    checks = table.get("claim_checks")
+    if checks and checks["claims"]:
+        unchecked = checks["verdicts"]["not_checked"]["n"]
+        if unchecked:
+            limits.append(
+                f"{unchecked} of {checks['claims']} claims ({unchecked / checks['claims']:.0%}) "
+                "were not checked by the safety layer (no evidence valid for the film): the "
+                "figures with safety carry them as the model wrote them."
+            )
+    if checks:
+        failed, abstained = checks["drafts"]["failed"], checks["drafts"]["abstained"]
+        if failed or abstained:
+            limits.append(
+                f"{failed} draft(s) failed and {abstained} abstained: they state nothing, "
+                "so their present findings count as missed and their absent ones are not "
+                "counted as correctly normal."
+            )
     items = "".join(f"<li>{html.escape(x)}</li>" for x in limits)
     return (
         "<h2>Model card</h2>"
@@ -112,7 +129,63 @@ def _model_card(run: Mapping[str, Any], table: Mapping[str, Any]) -> str:
 
 def _summary_rows(table: Mapping[str, Any]) -> list[list[str]]:
     s = table["summary"]
-    return [[_NAMES.get(k, k), _ci(s["draft"][k]), _ci(s["safety"][k])] for k in s["draft"]]
+    keys = [*s["draft"], *(k for k in s["safety"] if k not in s["draft"])]
+    return [[_NAMES.get(k, k), _ci(s["draft"].get(k)), _ci(s["safety"].get(k))] for k in keys]
+
+
+VERDICT_TEXT = {
+    "supported": "supported",
+    "unsupported": "unsupported (flagged)",
+    "contradicted": "contradicted (flagged)",
+    "unverifiable": "unverifiable (a valid verifier looked, undecided)",
+    "not_checked": "not checked (no evidence valid for the film)",
+}
+
+
+def _claim_checks_html(table: Mapping[str, Any]) -> str:
+    """Each verdict's count and share of the claims; not checked is its own category."""
+    block = table.get("claim_checks")
+    if not block:
+        return ""
+    rows = [
+        [
+            html.escape(VERDICT_TEXT.get(v, v)),
+            str(e["n"]),
+            _ci(e["share"]),
+            str(e["n_positive"]),
+            _ci(e["share_positive"]),
+        ]
+        for v, e in block["verdicts"].items()
+    ]
+    drafts = block["drafts"]
+    unchecked = block["verdicts"].get("not_checked", {"n": 0})
+    notice = ""
+    if block["claims"] and unchecked["n"]:
+        whole = unchecked["n"] == block["claims"]
+        notice = (
+            f"<p class={'gap' if whole else 'notice'}><b>{unchecked['n']} of "
+            f"{block['claims']} claims were not checked</b>"
+            f"{' — none of the claims could be checked' if whole else ''}: no evidence valid "
+            "for these films (a verifier inside its validated domain, for a finding type it was "
+            "validated for) spoke about them. They reach the reader as the model wrote them, "
+            "marked not checked; none is counted as supported, and the “with safety” figures "
+            "carry them unchanged from the draft.</p>"
+        )
+    return (
+        "<h2>Claim checks: what the safety layer could check</h2>"
+        + notice
+        + f"<p>{block['n_cases']} studies handed to the reader; {block['claims']} claims "
+        f"({block['positive_claims']} positive), {block['flagged_positive']} positive claims "
+        f"flagged, {block['invalid_output']} stated invalidly by the model. Drafts failed "
+        f"(degenerate output, nothing read from them): {drafts['failed']}; abstained (the film "
+        f"is outside the model's validated domain): {drafts['abstained']}; drafts whose claims "
+        f"were all not checked: {drafts['all_claims_not_checked']}; studies outside the "
+        f"verifier's validated domain: {drafts['verifier_out_of_domain']}.</p>"
+        + _table(
+            ["verdict", "claims", "share [95 % CI]", "positive claims", "share [95 % CI]"],
+            rows,
+        )
+    )
 
 
 def compare_runs(this: Mapping[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
@@ -324,10 +397,13 @@ def render_html(table: Mapping[str, Any], comparison: Mapping[str, Any] | None =
         _comparison_html(comparison) if comparison else "",
         _model_card(run, table),
         "<h2>Summary: the model alone and with the safety layer</h2>",
-        "<p class=muted>With safety: claims the verifier flags count as withdrawn, flagged "
-        "possible omissions as found, refused studies are left out; hallucinations with safety "
-        "are the ones that reach the reader unflagged.</p>",
+        "<p class=muted>With safety: claims the safety layer flags count as withdrawn, "
+        "flagged possible omissions as found, refused studies are left out; a claim that was "
+        "not checked stays as the model wrote it (it is not counted as supported); "
+        "hallucinations with safety are the ones that reach the reader unflagged. A failed or "
+        "abstained draft states nothing: never read as normal.</p>",
         _table(["figure", "draft", "with safety"], _summary_rows(table)),
+        _claim_checks_html(table),
         "<h2>Per finding</h2>",
         _table(
             FINDING_COLUMNS,

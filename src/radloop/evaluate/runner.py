@@ -153,6 +153,8 @@ def predict_case(
     timings["model"] = time.perf_counter() - start
     checked_findings: tuple[Finding, ...] = ()
     omissions: tuple[Finding, ...] = ()
+    invalid: tuple[int, ...] = ()
+    domain: dict[str, Any] | None = None
     urgent = None
     if reading is not None:
         start = time.perf_counter()
@@ -165,6 +167,8 @@ def predict_case(
             if c.possible_omission
         )
         urgent = checked.triage.urgent
+        invalid = tuple(c.index for c in checked.checks if c.invalid_output and c.index is not None)
+        domain = checked.domain.to_dict() if checked.domain is not None else None
     return Prediction(
         case_id=case.case_id,
         model=drafted.model_id,
@@ -183,6 +187,10 @@ def predict_case(
         else None,
         urgent=urgent,
         latency_s=timings,
+        failure=drafted.failure.message if drafted.failure is not None else None,
+        abstained=drafted.abstained,
+        invalid_output=invalid,
+        domain=domain,
     )
 
 

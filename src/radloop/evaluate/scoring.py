@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.evaluate.arrays import ERROR_TYPES, ZONES, EvalArrays
+from radloop.evaluate.arrays import ERROR_TYPES, VERDICTS, ZONES, EvalArrays
 from radloop.evaluate.bootstrap import (
     FloatArray,
     bootstrap_weights,
@@ -102,11 +102,13 @@ def per_code_counts(a: EvalArrays, idx: IntArray, safe: bool) -> dict[str, Float
     y = a.y[idx]
     c = claimed[idx]
     pos, neg = y == 1, y == 0
+    # A failed or abstained draft states nothing: never read as normal (no true negatives).
+    stated = a.stated[idx][:, None]
     return {
         "tp": (c & pos).astype(float),
         "fn": (~c & pos).astype(float),
         "fp": (c & neg).astype(float),
-        "tn": (~c & neg).astype(float),
+        "tn": (~c & neg & stated).astype(float),
     }
 
 
@@ -161,9 +163,18 @@ def summary_metrics(
         "one": np.ones(len(idx)),
         "any_omission": (fn > 0).astype(float),
         "any_present": ((tp + fn) > 0).astype(float),
+        "failed": a.failed[idx].astype(float) if a.failed.size else np.zeros(len(idx)),
+        "abstained": a.abstained[idx].astype(float) if a.abstained.size else np.zeros(len(idx)),
     }
     for e, kind in enumerate(ERROR_TYPES):
         columns[kind] = errors[:, e]
+    if safe and a.verdicts_positive.size:
+        # What the safety layer could check, over the positive claims (never "not checked"
+        # counted as supported), and the false findings that reached the reader unchecked.
+        columns["positive_claims"] = a.verdicts_positive[idx].sum(axis=1)
+        for v, verdict in enumerate(VERDICTS):
+            columns[f"verdict_{verdict}"] = a.verdicts_positive[idx, v]
+        columns["false_not_checked"] = a.errors_not_checked[idx, 0]
     for b in range(ECE_BINS):
         columns[f"gap{b}"] = np.where(known & (bins == b), p - t, 0.0).sum(axis=1)
     names = list(columns)
@@ -185,6 +196,12 @@ def summary_metrics(
     }
     for kind in ERROR_TYPES:
         out[f"error_rate_{kind}"] = divide(c[kind], c["claims"])
+    out["drafts_failed"] = divide(c["failed"], c["one"])
+    out["drafts_abstained"] = divide(c["abstained"], c["one"])
+    if "positive_claims" in c:
+        for verdict in VERDICTS:
+            out[f"claims_{verdict}"] = divide(c[f"verdict_{verdict}"], c["positive_claims"])
+        out["hallucination_rate_not_checked"] = divide(c["false_not_checked"], c["claims"])
     return out
 
 
@@ -506,6 +523,53 @@ def _scope(a: EvalArrays) -> dict[str, Any]:
     }
 
 
+def _claim_checks(a: EvalArrays, w: FloatArray, idx: IntArray) -> dict[str, Any]:
+    """What the safety layer said about the drafts' claims, over every study it handed on
+    (valid and not refused, labelled or not): each verdict's count and share of the claims and
+    of the positive claims. ``not_checked`` is a category of its own: a claim no evidence valid
+    for the film spoke about, shown to the reader as the model wrote it, never as supported.
+    Failed and abstained drafts (which state nothing) are counted beside."""
+    every = a.verdicts[idx] if a.verdicts.size else np.zeros((len(idx), len(VERDICTS)))
+    positive = a.verdicts_positive[idx] if a.verdicts_positive.size else np.zeros_like(every)
+    total, total_pos = every.sum(axis=1), positive.sum(axis=1)
+    verdicts: dict[str, Any] = {}
+    for v, verdict in enumerate(VERDICTS):
+        verdicts[verdict] = {
+            "n": int(every[:, v].sum()),
+            "share": interval(ratio(w, every[:, v], total)),
+            "n_positive": int(positive[:, v].sum()),
+            "share_positive": interval(ratio(w, positive[:, v], total_pos)),
+        }
+    failed = a.failed[idx] if a.failed.size else np.zeros(len(idx), dtype=bool)
+    abstained = a.abstained[idx] if a.abstained.size else np.zeros(len(idx), dtype=bool)
+    outside = (
+        a.verifier_out_of_domain[idx]
+        if a.verifier_out_of_domain.size
+        else np.zeros(len(idx), dtype=bool)
+    )
+    not_checked = VERDICTS.index("not_checked")
+    unchecked_drafts = (total > 0) & (every[:, not_checked] == total)
+    ones = np.ones(len(idx))
+    flagged = a.flagged_positive[idx] if a.flagged_positive.size else np.zeros(len(idx))
+    invalid = a.invalid_claims[idx] if a.invalid_claims.size else np.zeros(len(idx))
+    return {
+        "n_cases": len(idx),
+        "claims": int(total.sum()),
+        "positive_claims": int(total_pos.sum()),
+        "verdicts": verdicts,
+        "flagged_positive": int(flagged.sum()),
+        "invalid_output": int(invalid.sum()),
+        "drafts": {
+            "failed": int(failed.sum()),
+            "failed_share": interval(ratio(w, failed, ones)),
+            "abstained": int(abstained.sum()),
+            "abstained_share": interval(ratio(w, abstained, ones)),
+            "all_claims_not_checked": int(unchecked_drafts.sum()),
+            "verifier_out_of_domain": int(outside.sum()),
+        },
+    }
+
+
 def _latency(a: EvalArrays) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, values in a.latency.items():
@@ -524,6 +588,7 @@ def score_arrays(a: EvalArrays, options: ScoringOptions | None = None) -> dict[s
     started = time.perf_counter()
     idx_draft = np.flatnonzero(a.valid & ~np.all(np.isnan(a.y), axis=1))
     idx_safe = np.flatnonzero(a.valid & a.in_scope & ~np.all(np.isnan(a.y), axis=1))
+    idx_out = np.flatnonzero(a.valid & a.in_scope)
     w_all = bootstrap_weights(a.n, options.resamples, options.seed)
     w_draft, w_safe = w_all[:, idx_draft], w_all[:, idx_safe]
     sub = min(options.subgroup_resamples, options.resamples) + 1
@@ -575,6 +640,7 @@ def score_arrays(a: EvalArrays, options: ScoringOptions | None = None) -> dict[s
         },
         "shift": _shift(a, np.flatnonzero(a.valid)),
         "scope": _scope(a),
+        "claim_checks": _claim_checks(a, w_all[:, idx_out], idx_out),
         "latency": _latency(a),
     }
     table["scoring_seconds"] = round(time.perf_counter() - started, 3)

@@ -115,6 +115,12 @@ class Prediction:
     omitted. ``scope`` is the scope guard's outcome (``accepted``/``flagged``/``refused``),
     ``ood_score`` the out-of-distribution score of the image (``None`` without a scorer) and
     ``ood_flagged`` whether it is above the scorer's threshold.
+
+    ``failure`` is why the draft failed (a degenerate reply: it states nothing), ``abstained``
+    why the model declined the film (outside its validated domain: it states nothing);
+    ``invalid_output`` the indices of draft findings the model stated invalidly (held as
+    uncertain and flagged); ``domain`` the verifier's domain decision for the film (outside
+    its domain the verifier is silent and every claim is ``not_checked``).
     """
 
     case_id: str
@@ -131,6 +137,10 @@ class Prediction:
     urgent: bool | None = None
     latency_s: Mapping[str, float] = field(default_factory=dict)
     error: str | None = None
+    failure: str | None = None
+    abstained: str | None = None
+    invalid_output: tuple[int, ...] = ()
+    domain: Mapping[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -152,6 +162,10 @@ class Prediction:
             "urgent": self.urgent,
             "latency_s": {k: round(float(v), 6) for k, v in self.latency_s.items()},
             "error": self.error,
+            "failure": self.failure,
+            "abstained": self.abstained,
+            "invalid_output": list(self.invalid_output),
+            "domain": dict(self.domain) if self.domain is not None else None,
         }
 
     @classmethod
@@ -174,4 +188,8 @@ class Prediction:
             urgent=data.get("urgent"),
             latency_s=dict(data.get("latency_s", {})),
             error=data.get("error"),
+            failure=data.get("failure"),
+            abstained=data.get("abstained"),
+            invalid_output=tuple(int(i) for i in data.get("invalid_output") or ()),
+            domain=dict(data["domain"]) if isinstance(data.get("domain"), Mapping) else None,
         )
