@@ -110,6 +110,8 @@ class StudyRow(Base):
     urgent: Mapped[bool] = mapped_column(Boolean, default=False)
     triage_reasons: Mapped[list[Any]] = mapped_column(default=list)
     flag_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Claims of the draft that no evidence valid for the film spoke about.
+    not_checked: Mapped[int] = mapped_column(Integer, default=0)
     out_of_scope: Mapped[bool] = mapped_column(Boolean, default=False)
     scope_outcome: Mapped[str | None] = mapped_column(String(16))
     scope: Mapped[list[Any]] = mapped_column(default=list)
@@ -142,7 +144,16 @@ class ImageRow(Base):
 
 
 class Draft(Base):
-    """The model's draft after the safety layer; written once by the drafting worker."""
+    """The model's draft after the safety layer; written once by the drafting worker.
+
+    ``domain`` is the verifier's domain decision for the study; ``calibrated`` says whether
+    the probabilities are calibrated for that domain (otherwise they are shown as
+    uncalibrated); ``banner`` is what the top of the draft must say (a failed or abstained
+    draft, or one whose claims are all unchecked); ``failure`` (a degenerate model reply) and
+    ``abstained`` (the model declined a film outside its validated domain) leave the draft
+    without findings; ``warnings`` are the typed warnings about the model's output and
+    ``unaddressed`` the report sections the model did not comment on.
+    """
 
     __tablename__ = "drafts"
 
@@ -157,6 +168,13 @@ class Draft(Base):
     heatmaps: Mapped[dict[str, Any]] = mapped_column(default=dict)
     notice: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    domain: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    calibrated: Mapped[bool] = mapped_column(Boolean, default=False)
+    banner: Mapped[str | None] = mapped_column(Text)
+    failure: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    abstained: Mapped[str | None] = mapped_column(Text)
+    warnings: Mapped[list[Any]] = mapped_column(default=list)
+    unaddressed: Mapped[list[Any]] = mapped_column(default=list)
 
 
 class Worksheet(Base):

@@ -82,6 +82,7 @@ _SUMMARY_COLUMNS = (
     # As text: a worklist row is then hashable and its summary is memoised by its content.
     cast(_studies.triage_reasons, Text).label("triage_reasons"),
     _studies.flag_count,
+    _studies.not_checked,
     _studies.out_of_scope,
     _studies.scope_outcome,
     _studies.ood,
@@ -90,6 +91,7 @@ _SUMMARY_COLUMNS = (
     _studies.sex,
     _studies.view,
     _studies.prior_id,
+    _studies.error,
 )
 _N_SUMMARY = len(_SUMMARY_COLUMNS)
 
@@ -104,6 +106,7 @@ def _summary(row: Sequence[Any]) -> dict[str, Any]:
         urgent,
         reasons,
         flag_count,
+        not_checked,
         out_of_scope,
         scope_outcome,
         ood,
@@ -112,6 +115,7 @@ def _summary(row: Sequence[Any]) -> dict[str, Any]:
         sex,
         view,
         prior_id,
+        error,
     ) = row[:_N_SUMMARY]
     return {
         "id": id_,
@@ -122,6 +126,7 @@ def _summary(row: Sequence[Any]) -> dict[str, Any]:
         "urgent": urgent,
         "triage_reasons": json.loads(reasons) if isinstance(reasons, str) else list(reasons),
         "flag_count": flag_count,
+        "not_checked": not_checked or 0,
         "out_of_scope": out_of_scope,
         "scope_outcome": scope_outcome,
         "ood": ood,
@@ -130,6 +135,7 @@ def _summary(row: Sequence[Any]) -> dict[str, Any]:
         "sex": sex,
         "view": view,
         "prior_id": prior_id,
+        "error": error,
     }
 
 
@@ -231,6 +237,13 @@ class _DraftView(NamedTuple):
     heatmaps: dict[str, Any]
     findings: list[Any]
     checks: list[Any]
+    domain: dict[str, Any] | None
+    calibrated: bool
+    banner: str | None
+    failure: dict[str, Any] | None
+    abstained: str | None
+    warnings: list[Any]
+    unaddressed: list[Any]
 
 
 class _SheetView(NamedTuple):
@@ -246,7 +259,6 @@ _DETAIL = (
         _studies.ood_score,
         _studies.manufacturer,
         _studies.modality,
-        _studies.error,
         _drafts.study_id,
         _drafts.model,
         _drafts.verifier,
@@ -255,6 +267,13 @@ _DETAIL = (
         _drafts.heatmaps,
         _drafts.findings,
         _drafts.checks,
+        _drafts.domain,
+        _drafts.calibrated,
+        _drafts.banner,
+        _drafts.failure,
+        _drafts.abstained,
+        _drafts.warnings,
+        _drafts.unaddressed,
         _sheets.study_id,
         _sheets.decisions,
         _sheets.text,
@@ -286,9 +305,10 @@ def study_detail(bind: Bind, study_id: str) -> dict[str, Any]:
     row = connection.execute(_DETAIL, params).first()
     if row is None:
         raise KeyError(study_id)
-    scope, ood_score, manufacturer, modality, error = row[_N_SUMMARY : _N_SUMMARY + 5]
-    draft_id, *draft_values = row[_N_SUMMARY + 5 : _N_SUMMARY + 13]
-    sheet_id, *sheet_values = row[_N_SUMMARY + 13 :]
+    scope, ood_score, manufacturer, modality = row[_N_SUMMARY : _N_SUMMARY + 4]
+    drafted = _N_SUMMARY + 4 + len(_DraftView._fields) + 1
+    draft_id, *draft_values = row[_N_SUMMARY + 4 : drafted]
+    sheet_id, *sheet_values = row[drafted:]
     draft = _DraftView(*draft_values) if draft_id is not None else None
     sheet = _SheetView(*sheet_values) if sheet_id is not None else None
     images = connection.execute(_IMAGES, params)
@@ -300,7 +320,6 @@ def study_detail(bind: Bind, study_id: str) -> dict[str, Any]:
         "ood_score": ood_score,
         "manufacturer": manufacturer,
         "modality": modality,
-        "error": error,
         "images": [
             {"position": position, "view": view, "rows": rows, "columns": columns}
             for position, view, rows, columns in images
@@ -313,6 +332,13 @@ def study_detail(bind: Bind, study_id: str) -> dict[str, Any]:
             "text": draft.text,
             "notice": draft.notice,
             "heatmaps": sorted(draft.heatmaps),
+            "domain": draft.domain,
+            "calibrated": bool(draft.calibrated),
+            "banner": draft.banner,
+            "failure": draft.failure,
+            "abstained": draft.abstained,
+            "warnings": list(draft.warnings or []),
+            "unaddressed": list(draft.unaddressed or []),
         },
         "items": [item.__dict__ | {"reasons": list(item.reasons)} for item in items],
         "text": current_text(draft, sheet) if not signed else signed[0].text,

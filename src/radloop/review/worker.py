@@ -140,13 +140,38 @@ def draft_study(
                 checks=[c.to_json() for c in checked.checks],
                 heatmaps=_save_heatmaps(store, study_id, checked.checks, reading.output),
                 notice=notice if isinstance(notice, str) else None,
+                domain=checked.domain.to_dict() if checked.domain is not None else None,
+                calibrated=checked.calibrated,
+                banner=checked.banner,
+                failure=drafted.failure.to_dict() if drafted.failure is not None else None,
+                abstained=drafted.abstained,
+                warnings=[w.to_dict() for w in drafted.warnings],
+                unaddressed=list(drafted.unaddressed),
             )
         )
+        _store_outcome(row, checked)
+        session.commit()
+
+
+def _store_outcome(row: StudyRow, checked: Any) -> None:
+    """The study's worklist state after a checked draft.
+
+    A failed draft shows as failed with the reason, and never lowers the study's urgency:
+    it keeps an urgent flag it already had and takes one from the triage (a critical
+    possible omission of a verifier in its domain still counts when the draft says nothing).
+    """
+    row.flag_count = len(checked.flags)
+    row.not_checked = checked.not_checked
+    failure = checked.draft.failure
+    if failure is None:
         row.urgent = checked.triage.urgent
         row.triage_reasons = list(checked.triage.reasons)
-        row.flag_count = len(checked.flags)
-        row.status = "ready"
-        session.commit()
+        row.status, row.error = "ready", None
+        return
+    kept = list(row.triage_reasons) if row.urgent else []
+    row.urgent = row.urgent or checked.triage.urgent
+    row.triage_reasons = list(dict.fromkeys([*kept, *checked.triage.reasons]))
+    row.status, row.error = "failed", f"draft failed: {failure.message}"
 
 
 class DraftingWorker:
@@ -170,12 +195,17 @@ class DraftingWorker:
         self.calibrator = None if calibration is None else Calibrator.load(calibration)
         self.wake = threading.Event()
 
-    def backends(self) -> tuple[Any, Any]:
-        """The drafting model and the verifier, loaded on first use and kept."""
+    def drafting_model(self) -> Any:
+        """The drafting model, loaded on first use and kept."""
         if self._model is None:
             from radloop.models import load_model
 
             self._model = load_model(self.store.settings.model)
+        return self._model
+
+    def backends(self) -> tuple[Any, Any]:
+        """The drafting model and the verifier, loaded on first use and kept."""
+        self.drafting_model()
         if self._verifier is None:
             from radloop.safety import load_verifier
 

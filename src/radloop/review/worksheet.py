@@ -2,10 +2,16 @@
 
 Each draft finding is accepted, rejected or edited (replaced by a sentence the reader types,
 read back with :func:`radloop.report.parse`); a possible omission the verifier raised is added
-or dismissed. Until the reader edits the text by hand, the text is rewritten from the kept
-findings with their certainty phrases. Flagged claims must be decided before signing. What is
-signed is the text; its findings are the text read back by the parser. A signed report is
-never changed: later changes are addenda.
+or dismissed. Each claim shows its state: verified, contradicted, unsupported, unverifiable or
+not checked (no evidence valid for the film spoke about it), with the reasons. The text starts
+as the draft's own (certainty phrases where the probabilities are calibrated for the study's
+domain, the model's words otherwise); once the reader decides on a finding, and until the text
+is edited by hand, it is rewritten from the kept findings, with certainty phrases only where
+calibrated and the sections the model did not comment on as "Not commented.". A failed or
+abstained draft starts from an empty report, never from a normal one. Flagged claims
+(unsupported, contradicted, invalidly stated by the model, possible omissions) must be decided
+before signing. What is signed is the text; its findings are the text read back by the parser.
+A signed report is never changed: later changes are addenda.
 """
 
 from __future__ import annotations
@@ -19,12 +25,14 @@ from sqlalchemy.orm import Session
 from radloop.errors import InputError
 from radloop.report import Finding
 from radloop.review.db import Draft, SignedReport, StudyRow, Worksheet, utcnow
+from radloop.vocabulary import Category
 
 __all__ = [
     "DECISIONS",
     "NotSignableError",
     "ReviewItem",
     "add_addendum",
+    "claim_state",
     "current_text",
     "decide",
     "review_items",
@@ -33,6 +41,19 @@ __all__ = [
 ]
 
 DECISIONS = ("accepted", "rejected", "edited")
+MAIN_SECTIONS = tuple(
+    c.value for c in (Category.LUNGS, Category.PLEURA, Category.HEART_MEDIASTINUM, Category.BONES)
+)
+"""The sections every report addresses; an empty draft commented on none of them."""
+
+
+def claim_state(verdict: str | None) -> str:
+    """What the reader sees for a stored verdict, in the words of
+    :func:`radloop.safety.answers.state`: verified, contradicted, unsupported, unverifiable or
+    not checked (also for a claim that carries no verdict at all)."""
+    if verdict is None or verdict == "not_checked":
+        return "not checked"
+    return "verified" if verdict == "supported" else verdict
 
 
 class NotSignableError(InputError):
@@ -52,6 +73,8 @@ class ReviewItem:
     heatmap_code: str | None
     decision: str | None
     replacement: str | None
+    state: str = "not checked"
+    invalid_output: bool = False
 
 
 class DraftContent(Protocol):
@@ -62,6 +85,21 @@ class DraftContent(Protocol):
 
     @property
     def checks(self) -> list[Any]: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def calibrated(self) -> bool: ...
+
+    @property
+    def failure(self) -> dict[str, Any] | None: ...
+
+    @property
+    def abstained(self) -> str | None: ...
+
+    @property
+    def unaddressed(self) -> list[Any]: ...
 
 
 class SheetContent(Protocol):
@@ -102,17 +140,20 @@ def _item(
     omission: bool = False,
 ) -> ReviewItem:
     verdict = check.get("verdict") or found.get("verdict")
+    invalid = bool(check.get("invalid_output"))
     decided = decisions.get(key, {})
     return ReviewItem(
         key=key,
         finding=found,
         verdict=verdict,
         reasons=tuple(check.get("reasons", ())),
-        flagged=verdict in ("unsupported", "contradicted") or omission,
+        flagged=verdict in ("unsupported", "contradicted") or omission or invalid,
         omission=omission,
         heatmap_code=(check.get("numbers") or {}).get("verifier_code"),
         decision=decided.get("decision"),
         replacement=decided.get("sentence"),
+        state=claim_state(verdict),
+        invalid_output=invalid,
     )
 
 
@@ -131,14 +172,31 @@ def kept_findings(items: list[ReviewItem], sheet: SheetContent | None) -> list[F
 
 
 def current_text(draft: DraftContent | None, sheet: SheetContent | None) -> str:
-    """The report text as it would be signed now."""
+    """The report text as it would be signed now.
+
+    Text edited by hand stands. Before any decision the draft's own text stands (the checked
+    text: certainty phrases where calibrated, the model's words otherwise); once the reader
+    decides, the text is written from the kept findings, with certainty phrases only from
+    calibrated probabilities and the draft's unaddressed sections as "Not commented.". A
+    failed or abstained draft gives an empty text until the reader keeps a finding (then
+    every section without one reads "Not commented."): never a normal report.
+    """
     from radloop.safety import write_with_certainty
 
     if sheet is not None and sheet.text_edited and sheet.text is not None:
         return sheet.text
     if draft is None:
         return ""
-    return write_with_certainty(kept_findings(review_items(draft, sheet), sheet))
+    empty = draft.failure is not None or draft.abstained is not None
+    if not empty and not (sheet is not None and sheet.decisions):
+        return draft.text
+    kept = kept_findings(review_items(draft, sheet), sheet)
+    if not draft.calibrated:
+        kept = [f.with_(probability=None) for f in kept]
+    if empty and not kept:
+        return ""
+    unaddressed = MAIN_SECTIONS if empty else tuple(draft.unaddressed or ())
+    return write_with_certainty(kept, unaddressed=unaddressed)
 
 
 def _open_sheet(session: Session, study_id: str) -> tuple[StudyRow, Draft | None, Worksheet]:
