@@ -55,6 +55,8 @@ class Seeded:
     uids: dict[str, str]
 
 
+DEGENERATE = "effusio effusion " * 30
+"""A repetition loop: the draft fails, nothing of it is read as a finding or as normal."""
 REPLIES = {
     "routine": "FINDINGS: The lungs are clear. No pleural effusion. No pneumothorax.\n"
     "IMPRESSION: No acute cardiopulmonary abnormality.",
@@ -63,6 +65,12 @@ REPLIES = {
     "flagged": f"FINDINGS: {HALLUCINATION} Cardiomegaly.\nIMPRESSION: Cardiomegaly.",
     "prior": "FINDINGS: Small right pleural effusion.",
     "current": "FINDINGS: Moderate right pleural effusion, increased.",
+    # The verifier is validated for cardiomegaly, not for rib fractures: one claim verified,
+    # one not checked.
+    "unchecked": "FINDINGS: Cardiomegaly. Right rib fracture.\nIMPRESSION: Cardiomegaly.",
+    # A degenerate reply on a film where the verifier sees a pneumothorax the draft does not
+    # mention: the draft fails, the study stays urgent.
+    "failed": DEGENERATE,
 }
 PRESENCE = {
     "routine": {"pneumothorax": 0.01, "pleural_effusion": 0.02},
@@ -70,7 +78,28 @@ PRESENCE = {
     "flagged": {"mass": 0.02, "cardiomegaly": 0.97},
     "prior": {"pleural_effusion": 0.9},
     "current": {"pleural_effusion": 0.95},
+    "unchecked": {"cardiomegaly": 0.9},
+    "failed": {"pneumothorax": 0.95},
 }
+ROLES = (*REPLIES, "abstained")
+"""Every seeded study; "abstained" is drafted by :class:`OutOfDomainModel`."""
+REAL_FILM_DOMAIN = "real-frontal"
+
+
+class OutOfDomainModel:
+    """A structured drafting model (like the built-in one) whose domain check says the film
+    is outside its validated domain, so it abstains."""
+
+    model_id = "stub-reference (validated on the synthetic lab only)"
+    reason = "the stub model is validated on synthetic radiographs only; this film is outside it"
+
+    def assess_domain(self, images: Any) -> Any:
+        from radloop.models.competence import DomainDecision
+
+        return DomainDecision(self.model_id, None, self.reason, score=31.0, threshold=19.5)
+
+    def predict_findings(self, images: Any) -> tuple[Any, ...]:
+        raise AssertionError("a model outside its domain must not be asked for findings")
 
 
 def seed_store(store: Any, scratch: Path) -> Seeded:
@@ -86,9 +115,9 @@ def seed_store(store: Any, scratch: Path) -> Seeded:
 
     dates = {"prior": datetime.date(2023, 6, 1)}
     patients = {"prior": "PAT-PAIR", "current": "PAT-PAIR"}
-    uids = {role: generate_uid() for role in REPLIES}
+    uids = {role: generate_uid() for role in ROLES}
     ids: dict[str, str] = {}
-    for role in REPLIES:
+    for role in ROLES:
         folder = write_sample_copy(
             scratch / role,
             uid=uids[role],
@@ -104,6 +133,8 @@ def seed_store(store: Any, scratch: Path) -> Seeded:
         }
         for role, presence in PRESENCE.items()
     }
+    # The abstained study stands for a real film: outside the verifier's domain too.
+    table[uids["abstained"]] = {"presence": {}, "domain": REAL_FILM_DOMAIN}
     codes = sorted({code for presence in PRESENCE.values() for code in presence})
     lab = {"domains": [{"name": "synthetic-lab", "images": "test", "findings": codes}]}
     verifier = TableVerifier(table, name="test-table-verifier", competence=lab)
@@ -112,6 +143,7 @@ def seed_store(store: Any, scratch: Path) -> Seeded:
         session.commit()
     for role, reply in REPLIES.items():
         draft_study(store, ids[role], MockModel(reply, model="scripted-test-model"), verifier)
+    draft_study(store, ids["abstained"], OutOfDomainModel(), verifier)
     return Seeded(ids, uids)
 
 

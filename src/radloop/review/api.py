@@ -7,6 +7,7 @@ edit, sign-off and export is written to the audit trail.
 
 from __future__ import annotations
 
+import logging
 import shutil
 from typing import Annotated, Any, Literal
 
@@ -30,6 +31,7 @@ from radloop.review.queries import (
 
 __all__ = ["router"]
 
+log = logging.getLogger("radloop.review.api")
 router = APIRouter(tags=["workstation"])
 StatusFilter = Literal["to_review", "ready", "signed", "failed", "all"]
 assert set(StatusFilter.__args__) == set(STATUS_FILTERS)  # type: ignore[attr-defined]
@@ -190,7 +192,13 @@ def post_addendum(study_id: str, body: AddendumIn, ctx: Ctx, user: Radiologist) 
 
 @router.post("/studies/{study_id}/ask")
 def post_question(study_id: str, body: QuestionIn, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
-    """Ask the assistant about the study. The answer is assistant output, not a diagnosis."""
+    """Ask the assistant about the study. The answer is assistant output, not a diagnosis.
+
+    The finding the answer rests on is checked against the workstation's verifier
+    (:func:`radloop.safety.check_answer`): ``state`` is ``verified``, ``contradicted``,
+    ``unsupported``, ``unverifiable`` or ``not checked`` (with ``reasons``), and
+    ``unchecked`` when the check could not run.
+    """
     from radloop.assist import ask
     from radloop.review.ingest import load_stored_study
     from radloop.review.worker import DraftingWorker
@@ -204,15 +212,48 @@ def post_question(study_id: str, body: QuestionIn, ctx: Ctx, user: CurrentUser) 
         study = load_stored_study(ctx.store, row)
     worker = ctx.worker if ctx.worker is not None else DraftingWorker(ctx.store)
     ctx.worker = worker
-    model, _ = worker.backends()
-    answer = ask(study, body.question, model)
-    ctx.audit(user.username, "ask", study_id, {"question": body.question, "answer": answer.text})
+    answer = ask(study, body.question, worker.drafting_model())
+    checked = _check_answer(answer, study, worker)
+    ctx.audit(
+        user.username,
+        "ask",
+        study_id,
+        {"question": body.question, "answer": answer.text, "state": checked["state"]},
+    )
     return {
         "label": answer.label,
         "question": answer.question,
         "text": answer.text,
         "answer": answer.answer,
         "model": answer.model_id,
+        **checked,
+    }
+
+
+def _check_answer(answer: Any, study: Any, worker: Any) -> dict[str, Any]:
+    """The state of an answer's claim, its reasons, the verifier and its domain decision."""
+    from radloop.safety import check_answer
+
+    try:
+        _, verifier = worker.backends()
+        checked = check_answer(answer, study, verifier)
+    except Exception as error:  # the answer stands, labelled as not checked by anything
+        log.warning("checking an answer failed", exc_info=True)
+        return {
+            "state": "unchecked",
+            "reasons": [f"unchecked: the safety check could not run ({type(error).__name__})"],
+            "verifier": None,
+            "domain": None,
+        }
+    if checked.check is not None:
+        reasons = list(checked.check.reasons)
+    else:
+        reasons = ["not checked: the answer rests on no finding that could be checked"]
+    return {
+        "state": checked.state,
+        "reasons": reasons,
+        "verifier": checked.verifier,
+        "domain": checked.domain.to_dict() if checked.domain is not None else None,
     }
 
 

@@ -269,8 +269,18 @@ function setupReview() {
       const label = document.createElement("div"); label.className = "answer-label"; label.textContent = answer.label;
       const q = document.createElement("div"); q.className = "question"; q.textContent = `Q: ${answer.question}`;
       const a = document.createElement("div"); a.textContent = answer.text;
-      const m = document.createElement("div"); m.className = "muted"; m.textContent = `model: ${answer.model}`;
-      box.append(label, q, a, m);
+      const state = document.createElement("div"); state.className = "answer-state";
+      const badge = document.createElement("span");
+      badge.className = `verdict state state-${answer.state.replace(" ", "-")}`;
+      badge.textContent = answer.state;
+      state.append(badge);
+      if (answer.reasons && answer.reasons.length && answer.state !== "verified") {
+        const why = document.createElement("span"); why.className = "why"; why.textContent = ` ${answer.reasons.join("; ")}`;
+        state.append(why);
+      }
+      const m = document.createElement("div"); m.className = "muted";
+      m.textContent = `model: ${answer.model}${answer.verifier ? ` · checked by ${answer.verifier}` : ""}`;
+      box.append(label, q, a, state, m);
     } catch (error) { box.textContent = `No answer: ${error.message}`; box.classList.add("error"); }
   });
 
