@@ -461,3 +461,254 @@ def test_a_configured_calibration_reaches_the_drafts_and_its_omission_thresholds
     bad.write_text('{"format": "something-else"}')
     with pytest.raises(CalibrationDataError, match="radloop-calibration"):
         DraftingWorker(dataclasses.replace(store, settings=store.settings.with_(calibration=bad)))
+
+
+def test_a_failed_draft_shows_its_reason_and_keeps_the_study_urgent(
+    store: Any, seeded: Seeded
+) -> None:
+    from radloop.review.db import Draft, StudyRow
+    from radloop.review.queries import study_detail
+
+    with store.sessions() as session:
+        row = session.get(StudyRow, seeded.ids["failed"])
+        draft = session.get(Draft, seeded.ids["failed"])
+        assert row is not None and draft is not None
+        assert row.status == "failed"
+        assert row.error == "draft failed: the reply is a repetition loop: 2 distinct words in 60"
+        # The verifier, in its domain, sees a pneumothorax the failed draft cannot mention.
+        assert row.urgent
+        assert row.triage_reasons == ["possible omission: pneumothorax (always critical)"]
+        assert draft.findings == [] and draft.failure is not None
+        assert draft.failure["kind"] == "repetition_loop"
+        assert draft.banner is not None and draft.banner.startswith("Draft failed:")
+        detail = study_detail(session, seeded.ids["failed"])
+    # Nothing of the reply is read as normal: the text is empty, the omission needs a decision.
+    assert detail["text"] == ""
+    assert [(i["finding"]["code"], i["omission"], i["flagged"]) for i in detail["items"]] == [
+        ("pneumothorax", True, True)
+    ]
+
+
+def test_a_failed_draft_never_lowers_an_urgent_flag(store: Any, tmp_path: Path) -> None:
+    from pydicom.uid import generate_uid
+
+    from radloop.models.mock import MockModel
+    from radloop.review.db import StudyRow
+    from radloop.review.ingest import ingest_path
+    from radloop.safety import TableVerifier
+
+    uid = generate_uid()
+    folder = write_sample_copy(
+        tmp_path / "u", uid=uid, patient="U", date=datetime.date(2024, 6, 1)
+    ).parent
+    study_id = ingest_path(store, folder).added[0]
+    with store.sessions() as session:
+        row = session.get(StudyRow, study_id)
+        assert row is not None
+        row.urgent, row.triage_reasons = True, ["pneumothorax (always critical)"]
+        session.commit()
+    # A verifier that sees nothing critical, and a reply that is empty.
+    lab = {"domains": [{"name": "synthetic-lab", "images": "test", "findings": ["pneumothorax"]}]}
+    verifier = TableVerifier({uid: {"presence": {"pneumothorax": 0.01}}}, competence=lab)
+    draft_study(store, study_id, MockModel(""), verifier)
+    with store.sessions() as session:
+        row = session.get(StudyRow, study_id)
+        assert row is not None
+        assert (row.status, row.urgent) == ("failed", True)
+        assert row.triage_reasons == ["pneumothorax (always critical)"]
+        assert row.error is not None and row.error.startswith("draft failed: ")
+
+
+def test_an_exception_while_drafting_keeps_the_urgent_flag(store: Any, tmp_path: Path) -> None:
+    from pydicom.uid import generate_uid
+    from sqlalchemy import update
+
+    from radloop.models.mock import MockModel
+    from radloop.review.db import Job, StudyRow
+    from radloop.review.ingest import ingest_path
+    from radloop.review.worker import DraftingWorker
+    from radloop.safety import TableVerifier
+
+    def broken(*_: Any) -> str:
+        raise RuntimeError("the model server went away")
+
+    folder = write_sample_copy(
+        tmp_path / "x", uid=generate_uid(), patient="X", date=datetime.date(2024, 6, 2)
+    ).parent
+    study_id = ingest_path(store, folder).added[0]
+    with store.sessions() as session:
+        session.execute(
+            update(StudyRow)
+            .where(StudyRow.id == study_id)
+            .values(urgent=True, triage_reasons=["tension pneumothorax"])
+        )
+        session.commit()
+    worker = DraftingWorker(store, model=MockModel(broken), verifier=TableVerifier({}))
+    job = worker.claim()
+    while job is not None and job.study_id != study_id:  # other tests' queued studies
+        worker.run_job(job)
+        job = worker.claim()
+    assert job is not None
+    worker.run_job(job)
+    with store.sessions() as session:
+        row = session.get(StudyRow, study_id)
+        ran = session.execute(select(Job).where(Job.study_id == study_id)).scalar_one()
+        assert row is not None and ran.state == "failed"
+        assert (row.status, row.urgent) == ("failed", True)
+        assert row.error is not None and "the model server went away" in row.error
+
+
+def test_claims_not_checked_are_counted_and_keep_their_reason(store: Any, seeded: Seeded) -> None:
+    from radloop.review.db import StudyRow
+    from radloop.review.queries import WorklistFilter, study_detail, worklist
+
+    with store.sessions() as session:
+        row = session.get(StudyRow, seeded.ids["unchecked"])
+        assert row is not None and row.not_checked == 1 and row.flag_count == 0
+        detail = study_detail(session, seeded.ids["unchecked"])
+        _, _, listed = worklist(session, WorklistFilter(status="all", limit=500))
+    states = {i["finding"]["code"]: (i["state"], i["reasons"]) for i in detail["items"]}
+    assert states["cardiomegaly"] == ("verified", [])
+    assert states["rib_fracture"] == (
+        "not checked",
+        ["not checked: the verifier 'test-table-verifier' is not validated for rib fracture "
+         "on synthetic-lab"],
+    )  # fmt: skip
+    assert not any(i["flagged"] for i in detail["items"])  # not checked needs no decision
+    assert detail["draft"]["calibrated"] is False and detail["draft"]["banner"] is None
+    # No calibrator: the model's own words stand, with no certainty phrase.
+    assert (
+        detail["text"] == "FINDINGS: Cardiomegaly. Right rib fracture.\nIMPRESSION: Cardiomegaly."
+    )
+    counts = {s["id"]: s["not_checked"] for s in listed}
+    assert counts[seeded.ids["unchecked"]] == 1 and counts[seeded.ids["routine"]] == 0
+
+
+def test_an_abstained_draft_is_ready_with_no_findings_and_its_banner(
+    store: Any, seeded: Seeded
+) -> None:
+    from reviewkit import OutOfDomainModel
+
+    from radloop.review.queries import study_detail
+
+    with store.sessions() as session:
+        detail = study_detail(session, seeded.ids["abstained"])
+    assert detail["status"] == "ready" and detail["items"] == [] and detail["text"] == ""
+    draft = detail["draft"]
+    assert draft["abstained"] == OutOfDomainModel.reason
+    assert draft["banner"] == f"The model abstained: {OutOfDomainModel.reason}."
+    assert draft["domain"]["domain"] is None  # the verifier is outside its domain there too
+    assert [w["kind"] for w in draft["warnings"]] == ["abstained"]
+
+
+def test_a_claim_the_model_stated_invalidly_needs_a_decision() -> None:
+    from types import SimpleNamespace
+
+    from radloop.review import worksheet
+
+    check = {
+        "finding": {"code": "pleural_effusion", "presence": "uncertain"},
+        "verdict": "not_checked",
+        "reasons": [
+            "not checked: no verifier",
+            "the model's output was invalid: held as uncertain",
+        ],
+        "numbers": {},
+        "index": 0,
+        "possible_omission": False,
+        "invalid_output": True,
+    }
+    draft = SimpleNamespace(findings=[check["finding"]], checks=[check])
+    [item] = worksheet.review_items(draft, None)
+    assert item.flagged and item.invalid_output and item.state == "not checked"
+
+
+def test_uncalibrated_decisions_rewrite_the_text_without_certainty_phrases(
+    store: Any, seeded: Seeded
+) -> None:
+    from radloop.review import worksheet
+    from radloop.review.queries import study_detail
+
+    study_id = seeded.ids["urgent"]
+    with store.sessions() as session:
+        worksheet.decide(session, study_id, "f0", "accepted", "rad")
+        text = study_detail(session, study_id)["text"]
+        # Back to no decision, as the other tests expect the study.
+        sheet = session.get(worksheet.Worksheet, study_id)
+        assert sheet is not None
+        sheet.decisions = {}
+        session.commit()
+    assert "Pleura: Large left pneumothorax." in text  # p=0.98 is not a calibrated probability
+    assert "consistent with" not in text.lower() and "may represent" not in text.lower()
+
+
+def test_migration_0002_upgrades_a_store_with_drafts(backend: str, tmp_path: Path) -> None:
+    import secrets
+
+    import sqlalchemy
+    from reviewkit import PG_URL
+
+    from radloop.review.db import Draft, StudyRow
+    from radloop.review.settings import Settings
+    from radloop.review.store import make_engine, migrate
+
+    schema = f"rv_mig_{secrets.token_hex(4)}" if backend == "postgresql" else None
+    settings = Settings(
+        data_dir=tmp_path,
+        database_url=PG_URL if backend == "postgresql" else None,
+        db_schema=schema,
+    )
+    engine = make_engine(settings)
+    try:
+        migrate(engine, schema, "0001")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO studies (id, study_instance_uid, received_at, status, pending, "
+                    "urgent, triage_reasons, flag_count, out_of_scope, scope, ood, source, "
+                    "source_kind, image_stats) VALUES ('s1', '1.2.3', '2024-01-01T00:00:00+00:00', "
+                    "'ready', true, false, '[]', 0, false, '[]', false, 'x', 'png', '{}')"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO drafts (study_id, model, verifier, text, findings, checks, "
+                    "heatmaps, created_at) VALUES ('s1', 'm', 'v', 'Cardiomegaly.', '[]', '[]', "
+                    "'{}', '2024-01-01T00:00:00+00:00')"
+                )
+            )
+        migrate(engine, schema)
+        with sqlalchemy.orm.Session(engine) as session:
+            row, draft = session.get(StudyRow, "s1"), session.get(Draft, "s1")
+            assert row is not None and draft is not None
+            assert row.not_checked == 0
+            assert (draft.calibrated, draft.banner, draft.failure, draft.abstained) == (
+                False,
+                None,
+                None,
+                None,
+            )
+            assert (draft.warnings, draft.unaddressed, draft.domain) == ([], [], None)
+        _alembic_downgrade(engine, schema, "0001")
+        with engine.connect() as connection:
+            left = connection.execute(text("SELECT text FROM drafts WHERE study_id = 's1'"))
+            assert left.scalar_one() == "Cardiomegaly."  # nothing lost either way
+    finally:
+        if schema:
+            with engine.begin() as connection:
+                connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        engine.dispose()
+
+
+def _alembic_downgrade(engine: Any, schema: str | None, revision: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from radloop.review import store
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(store.__file__).parent / "migrations"))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        config.attributes["schema"] = schema
+        command.downgrade(config, revision)

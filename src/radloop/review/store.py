@@ -64,8 +64,9 @@ def make_engine(settings: Settings) -> Engine:
     )
 
 
-def migrate(engine: Engine, schema: str | None = None) -> None:
-    """Bring the schema to the newest Alembic revision (creating it on first use)."""
+def migrate(engine: Engine, schema: str | None = None, revision: str = "head") -> None:
+    """Bring the schema to the newest Alembic revision (creating it on first use), or to
+    ``revision``."""
     from alembic import command
     from alembic.config import Config
 
@@ -76,7 +77,7 @@ def migrate(engine: Engine, schema: str | None = None) -> None:
             connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
         config.attributes["connection"] = connection
         config.attributes["schema"] = schema
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 @dataclass

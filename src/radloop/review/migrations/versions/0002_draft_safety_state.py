@@ -2,6 +2,10 @@
 abstention, typed output warnings, unaddressed sections; each study's count of claims not
 checked.
 
+Plain ``ALTER TABLE ... ADD/DROP COLUMN`` on both databases, never a batch table copy: on
+SQLite, copying ``studies`` would drop the old table, and with foreign keys on that deletes
+every study's images, draft and worksheet by cascade.
+
 Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-03 05:00:00.000000
@@ -18,31 +22,28 @@ branch_labels = None
 depends_on = None
 
 
+def _draft_columns() -> tuple[sa.Column[object], ...]:
+    return (
+        sa.Column("domain", sa.JSON(), nullable=True),
+        sa.Column("calibrated", sa.Boolean(), nullable=False, server_default=sa.false()),
+        sa.Column("banner", sa.Text(), nullable=True),
+        sa.Column("failure", sa.JSON(), nullable=True),
+        sa.Column("abstained", sa.Text(), nullable=True),
+        sa.Column("warnings", sa.JSON(), nullable=False, server_default=sa.text("'[]'")),
+        sa.Column("unaddressed", sa.JSON(), nullable=False, server_default=sa.text("'[]'")),
+    )
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("studies", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("not_checked", sa.Integer(), nullable=False, server_default=sa.text("0"))
-        )
-    with op.batch_alter_table("drafts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("domain", sa.JSON(), nullable=True))
-        batch_op.add_column(
-            sa.Column("calibrated", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
-        batch_op.add_column(sa.Column("banner", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("failure", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("abstained", sa.Text(), nullable=True))
-        batch_op.add_column(
-            sa.Column("warnings", sa.JSON(), nullable=False, server_default=sa.text("'[]'"))
-        )
-        batch_op.add_column(
-            sa.Column("unaddressed", sa.JSON(), nullable=False, server_default=sa.text("'[]'"))
-        )
+    op.add_column(
+        "studies",
+        sa.Column("not_checked", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    )
+    for column in _draft_columns():
+        op.add_column("drafts", column)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("drafts", schema=None) as batch_op:
-        for name in ("unaddressed", "warnings", "abstained", "failure", "banner", "calibrated"):
-            batch_op.drop_column(name)
-        batch_op.drop_column("domain")
-    with op.batch_alter_table("studies", schema=None) as batch_op:
-        batch_op.drop_column("not_checked")
+    for column in reversed(_draft_columns()):
+        op.drop_column("drafts", column.name)
+    op.drop_column("studies", "not_checked")
