@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from radloop.monitor.cases import FlagOutcome, ImageStats, SignedCase
-from radloop.report.types import Finding, Presence
+from radloop.report.types import Finding, Presence, Verdict
 from radloop.vocabulary import Side, Zone
 
 START = datetime.datetime(2025, 3, 3, 8, 0, tzinfo=datetime.UTC)
@@ -91,7 +91,8 @@ def random_cases(
 
 def pool_study(key: str, profile: str = "standard", **overrides: Any) -> Any:
     """A pool study made by hand: the truth has a right effusion and a pneumothorax; the draft
-    states the effusion on the wrong side, a false nodule (flagged) and misses the pneumothorax."""
+    states the effusion on the wrong side (supported), a false nodule (unsupported, flagged),
+    "no consolidation" (not checked) and misses the pneumothorax."""
     from radloop.monitor.simulate import PoolStudy
 
     values: dict[str, Any] = {
@@ -105,9 +106,9 @@ def pool_study(key: str, profile: str = "standard", **overrides: Any) -> Any:
         "model": "test-model",
         "truth": (effusion(Side.RIGHT), Finding("pneumothorax", side=Side.LEFT)),
         "draft_findings": (
-            effusion(Side.LEFT, probability=0.8),
-            Finding("nodule", probability=0.3),
-            Finding("consolidation", presence=Presence.ABSENT),
+            effusion(Side.LEFT, probability=0.8, verdict=Verdict.SUPPORTED),
+            Finding("nodule", probability=0.3, verdict=Verdict.UNSUPPORTED),
+            Finding("consolidation", presence=Presence.ABSENT, verdict=Verdict.NOT_CHECKED),
         ),
         "draft_text": "Left pleural effusion. May represent a nodule.",
         "flags": (("nodule", "unsupported"),),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import numpy as np
 import pytest
@@ -109,3 +110,67 @@ def test_absent_findings_do_not_count_as_positive() -> None:
     case = make_case(0, (Finding("pneumothorax", presence=Presence.ABSENT),), ())
     table = CaseTable.build([case])
     assert table.codes == () and table.f1[0] == 1.0
+
+
+def _stored(i: int, verdicts: list[str | None], *, sex: str, day: int) -> dict[str, Any]:
+    """A signed case as the review store yields it: the draft's findings with their verdicts."""
+    findings = []
+    for k, verdict in enumerate(verdicts):
+        found = Finding(
+            "pleural_effusion" if k % 2 == 0 else "pneumothorax",
+            presence=Presence.PRESENT if k == 0 else Presence.ABSENT,
+        ).to_dict()
+        if verdict is not None:
+            found["verdict"] = verdict
+        findings.append(found)
+    signed = [
+        {k: v for k, v in f.items() if k != "verdict"}
+        for f in findings
+        if f.get("presence", "present") != "absent"
+    ]
+    when = (START + datetime.timedelta(days=day, hours=i)).isoformat()
+    return {
+        "study_id": f"v{i:03d}",
+        "signed_at": when,
+        "received_at": when,
+        "sex": sex,
+        "model": "test-model",
+        "draft_findings": findings,
+        "signed_findings": signed,
+    }
+
+
+def test_claims_not_checked_are_counted_apart_per_window_and_subgroup_never_as_supported() -> None:
+    from radloop.monitor.aggregate import CLAIM_VERDICTS
+    from radloop.monitor.cases import SignedCase
+
+    records = [
+        # Week 1, men: drafts checked by a verifier in its domain.
+        *(_stored(i, ["supported", "supported"], sex="M", day=0) for i in range(3)),
+        # Week 2, women: films outside the verifier's domain, every claim not checked.
+        *(_stored(10 + i, ["not_checked", "not_checked"], sex="F", day=7) for i in range(3)),
+        # Week 2: one draft with a flagged claim and one stored without any verdict.
+        _stored(20, ["unsupported", "not_checked"], sex="M", day=8),
+        _stored(21, [None, None], sex="M", day=8),
+    ]
+    cases = [SignedCase.from_dict(r) for r in records]
+    summary = summarise(CaseTable.build(cases), window_days=7)
+    overall = summary.overall
+    assert overall is not None and overall.n_claims == 16
+    assert overall.claims == {"supported": 6, "unsupported": 1, "contradicted": 0,
+                              "unverifiable": 0, "not_checked": 7, "unrecorded": 2}  # fmt: skip
+    assert overall.not_checked_rate == pytest.approx(7 / 16)
+    first, second = summary.windows
+    assert (first.claims["not_checked"], first.claims["supported"]) == (0, 6)
+    assert first.not_checked_rate == 0.0
+    assert (second.claims["not_checked"], second.claims["supported"]) == (7, 0)
+    assert second.not_checked_rate == pytest.approx(7 / 10)
+    low, high = second.not_checked_ci
+    assert low is not None and high is not None and low < 0.7 < high
+    by_sex = {g.label: g for g in summary.subgroups["sex"]}
+    assert by_sex["F"].not_checked_rate == 1.0 and by_sex["F"].claims["supported"] == 0
+    assert by_sex["M"].claims["not_checked"] == 1
+    data = summary.to_dict()
+    assert data["overall"]["claims_not_checked"] == 7 and data["overall"]["claims_supported"] == 6
+    assert data["windows"][1]["not_checked_rate"] == pytest.approx(0.7)
+    assert all(f"claims_{v}" in data["windows"][0] for v in CLAIM_VERDICTS)

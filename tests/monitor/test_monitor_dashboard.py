@@ -63,7 +63,8 @@ def test_page_has_every_chart_and_the_active_alert(client: TestClient) -> None:
     assert page.headers["content-type"].startswith("text/html")
     text = page.text
     for chart in ("chart-agreement", "chart-revised", "chart-subgroups", "chart-drift-input",
-                  "chart-drift-output"):  # fmt: skip
+                  "chart-drift-output", "chart-not-checked",
+                  "chart-subgroups-not-checked"):  # fmt: skip
         assert f'id="{chart}"' in text
     assert "Active alerts" in text and "input" in text
     assert "<script" not in text and "http://" not in text.replace('"http://www.w3.org', "")
@@ -78,6 +79,21 @@ def test_json_carries_summary_drift_and_alerts(client: TestClient) -> None:
     assert data["drift"]["active_alerts"] == 1
     alert = data["drift"]["alerts"][0]
     assert 200 < alert["raised_at"] <= 300 and "image mean" in alert["tests"]
+
+
+def test_claims_not_checked_are_shown_apart_from_supported_ones(client: TestClient) -> None:
+    # Every hand-made draft: one supported claim, one unsupported, one not checked.
+    data: dict[str, Any] = client.get("/admin/monitor/data.json", headers=AUDITOR).json()
+    overall = data["summary"]["overall"]
+    assert overall["claims"] == 900
+    assert (overall["claims_supported"], overall["claims_not_checked"]) == (300, 300)
+    assert overall["not_checked_rate"] == pytest.approx(1 / 3, abs=1e-4)
+    assert all(w["claims_not_checked"] * 3 == w["claims"] for w in data["summary"]["windows"])
+    text = client.get("/admin/monitor", headers=AUDITOR).text
+    assert "300 of 900 draft claims were not checked" in text and "claim-verdicts" in text
+    cases = client.get("/admin/monitor/export.csv?table=cases", headers=AUDITOR).text
+    rows = list(csv.DictReader(io.StringIO(cases)))
+    assert {(r["claims_supported"], r["claims_not_checked"]) for r in rows} == {("1", "1")}
 
 
 def test_window_days_query_changes_the_windows(client: TestClient) -> None:

@@ -47,11 +47,17 @@ def test_check_and_report_read_signed_cases_from_the_review_database(tmp_path: P
             worksheet.decide(session, study_id, mass.key, "rejected", "rad")
             worksheet.sign(session, seeded.ids["flagged"], "rad", "Dr Rad")
             worksheet.sign(session, seeded.ids["routine"], "rad", "Dr Rad")
+            # Its rib fracture claim was not checked (no verifier validated for it).
+            worksheet.sign(session, seeded.ids["unchecked"], "rad", "Dr Rad")
         url = str(store.engine.url)
         cases = [SignedCase.from_dict(r) for r in store_module.signed_cases(store.engine)]
     finally:
         store.close()
-    assert {c.study_id for c in cases} == {seeded.ids["flagged"], seeded.ids["routine"]}
+    assert {c.study_id for c in cases} == {
+        seeded.ids["flagged"],
+        seeded.ids["routine"],
+        seeded.ids["unchecked"],
+    }
     flagged = next(c for c in cases if c.study_id == seeded.ids["flagged"])
     result = agreement(flagged)
     assert [f.code for f in result.removed] == ["mass"] and result.flags_rejected == 1
@@ -59,7 +65,7 @@ def test_check_and_report_read_signed_cases_from_the_review_database(tmp_path: P
     runner = CliRunner()
     checked = runner.invoke(main, ["monitor", "check", "--database-url", url, "--json"])
     assert checked.exit_code == 0, checked.output
-    assert json.loads(checked.output.strip().splitlines()[-1])["n"] == 2
+    assert json.loads(checked.output.strip().splitlines()[-1])["n"] == 3
     out = tmp_path / "report"
     reported = runner.invoke(main, ["monitor", "report", "--database-url", url, "--out", str(out),
                                     "--json"])  # fmt: skip
@@ -67,3 +73,13 @@ def test_check_and_report_read_signed_cases_from_the_review_database(tmp_path: P
     data = json.loads((out / "data.json").read_text())
     assert data["summary"]["overall"]["flags"] == 1
     assert data["summary"]["overall"]["guard_precision"] == 1.0
+    # The drafts' stored verdicts: a not-checked claim is counted apart, never as supported.
+    overall = data["summary"]["overall"]
+    verdicts = {k: overall[f"claims_{k}"] for k in ("supported", "contradicted", "not_checked")}
+    assert overall["claims"] == 6 and verdicts == {
+        "supported": 4,
+        "contradicted": 1,
+        "not_checked": 1,
+    }
+    assert overall["not_checked_rate"] == pytest.approx(1 / 6, abs=1e-4)
+    assert "1 of 6 draft claims were not checked" in (out / "dashboard.html").read_text()

@@ -10,6 +10,12 @@ and 10,000 cases aggregate in well under a second. Intervals:
   DasGupta 2001 recommend it over the Wald interval for small n);
 - Cohen's kappa per finding (draft vs signed positive), with a percentile bootstrap of the
   2 x 2 table (multinomial resampling of its cells, 1,000 draws, fixed seed).
+
+Each claim of a draft (every stated finding, present, uncertain or absent) is counted under the
+verdict the safety layer stored with it (``CLAIM_VERDICTS``). ``not_checked`` is a category of
+its own: no evidence valid for the film spoke about the claim, so it reached the reader as the
+model wrote it; it is never counted as supported. A claim stored without a verdict is
+``unrecorded``. The not-checked share of the claims has a Wilson interval.
 """
 
 from __future__ import annotations
@@ -24,9 +30,11 @@ import numpy.typing as npt
 
 from radloop.monitor.agreement import DEFAULT_F1_THRESHOLD, Agreement, agreement
 from radloop.monitor.cases import SignedCase
+from radloop.report.types import Finding, Verdict
 
 __all__ = [
     "AGE_BANDS",
+    "CLAIM_VERDICTS",
     "SUBGROUPS",
     "CaseTable",
     "FindingKappa",
@@ -44,6 +52,18 @@ SUBGROUPS = ("age_band", "sex", "site", "manufacturer", "view")
 UNKNOWN = "unknown"
 Z95 = 1.959963984540054
 BOOTSTRAP_DRAWS = 1000
+CLAIM_VERDICTS = (*(v.value for v in Verdict), "unrecorded")
+"""The verdict of each stored draft claim: the safety layer's verdicts, then no verdict."""
+_NOT_CHECKED = CLAIM_VERDICTS.index(Verdict.NOT_CHECKED.value)
+
+
+def claim_verdicts(findings: Sequence[Finding]) -> list[int]:
+    """How many of a draft's claims carry each verdict, in ``CLAIM_VERDICTS`` order."""
+    counts = [0] * len(CLAIM_VERDICTS)
+    for found in findings:
+        verdict = found.verdict.value if found.verdict is not None else "unrecorded"
+        counts[CLAIM_VERDICTS.index(verdict)] += 1
+    return counts
 
 
 def age_band(age: int | None) -> str:
@@ -102,6 +122,10 @@ class CaseTable:
     draft_positive: npt.NDArray[np.bool_]  # n x len(codes)
     signed_positive: npt.NDArray[np.bool_]
     f1_threshold: float = DEFAULT_F1_THRESHOLD
+    verdicts: npt.NDArray[np.int64] = field(
+        default_factory=lambda: np.zeros((0, len(CLAIM_VERDICTS)), dtype=np.int64)
+    )
+    """n x len(CLAIM_VERDICTS): the draft's claims under each stored verdict."""
 
     def __len__(self) -> int:
         return int(self.f1.size)
@@ -179,6 +203,9 @@ class CaseTable:
             draft_positive=draft,
             signed_positive=signed,
             f1_threshold=f1_threshold,
+            verdicts=np.array(
+                [claim_verdicts(c.draft_findings) for c in items], dtype=np.int64
+            ).reshape(len(items), len(CLAIM_VERDICTS)),
         )
 
 
@@ -205,6 +232,14 @@ class GroupMetrics:
     flags: int
     guard_precision: float | None
     guard_ci: tuple[float | None, float | None]
+    claims: dict[str, int] = field(default_factory=dict)
+    """The drafts' claims under each stored verdict (``CLAIM_VERDICTS``)."""
+    not_checked_rate: float | None = None
+    not_checked_ci: tuple[float | None, float | None] = (None, None)
+
+    @property
+    def n_claims(self) -> int:
+        return sum(self.claims.values())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -222,6 +257,10 @@ class GroupMetrics:
             "flags": self.flags,
             "guard_precision": _r(self.guard_precision),
             "guard_ci": [_r(v) for v in self.guard_ci],
+            "claims": self.n_claims,
+            **{f"claims_{v}": self.claims.get(v, 0) for v in CLAIM_VERDICTS},
+            "not_checked_rate": _r(self.not_checked_rate),
+            "not_checked_ci": [_r(v) for v in self.not_checked_ci],
         }
 
 
@@ -259,6 +298,15 @@ def group_metrics(table: CaseTable, keys: npt.NDArray[Any], labels: Sequence[str
         caught = total(table.flags_rejected + table.flags_edited)
     rev_low, rev_high = wilson_interval(revised, n)
     guard_low, guard_high = wilson_interval(caught, flags)
+    verdicts = table.verdicts if table.verdicts.shape[0] == len(table) else None
+    by_verdict = (
+        np.stack([total(verdicts[:, v]) for v in range(len(CLAIM_VERDICTS))], axis=1)
+        if verdicts is not None
+        else np.zeros((m, len(CLAIM_VERDICTS)))
+    )
+    claims = by_verdict.sum(axis=1)
+    unchecked = by_verdict[:, _NOT_CHECKED]
+    nc_low, nc_high = wilson_interval(unchecked, claims)
     out = []
     for g, label in enumerate(labels):
         if n[g] == 0:
@@ -280,6 +328,9 @@ def group_metrics(table: CaseTable, keys: npt.NDArray[Any], labels: Sequence[str
                 flags=int(flags[g]),
                 guard_precision=None if guard is None else float(guard),
                 guard_ci=(_none_if_nan(guard_low[g]), _none_if_nan(guard_high[g])),
+                claims={v: int(by_verdict[g, k]) for k, v in enumerate(CLAIM_VERDICTS)},
+                not_checked_rate=float(unchecked[g] / claims[g]) if claims[g] else None,
+                not_checked_ci=(_none_if_nan(nc_low[g]), _none_if_nan(nc_high[g])),
             )
         )
     return out

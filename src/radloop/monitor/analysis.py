@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from radloop.monitor.aggregate import CaseTable, MonitorSummary, summarise
+from radloop.monitor.aggregate import CLAIM_VERDICTS, CaseTable, MonitorSummary, summarise
 from radloop.monitor.agreement import DEFAULT_F1_THRESHOLD, Agreement, agreement
 from radloop.monitor.cases import SignedCase
 from radloop.monitor.drift import DriftConfig, DriftReport, detect_drift
@@ -65,7 +65,17 @@ def csv_table(analysis: Analysis, name: str) -> str:
     """One of ``cases``, ``windows``, ``subgroups``, ``kappa``, ``drift`` as CSV text."""
     rows: list[dict[str, Any]]
     if name == "cases":
-        rows = [_case_row(a) for a in analysis.agreements]
+        table = analysis.table
+        where = {str(s): i for i, s in enumerate(table.study_id)}
+        rows = []
+        for a in analysis.agreements:
+            row = _case_row(a)
+            i = where.get(a.study_id)
+            stored = table.verdicts[i] if i is not None and table.verdicts.size else None
+            row["claims"] = int(stored.sum()) if stored is not None else 0
+            for k, verdict in enumerate(CLAIM_VERDICTS):
+                row[f"claims_{verdict}"] = int(stored[k]) if stored is not None else 0
+            rows.append(row)
     elif name == "windows":
         rows = [w.to_dict() for w in analysis.summary.windows]
     elif name == "subgroups":

@@ -264,3 +264,8 @@ def report(cases_file: Path | None, database_url: str | None, window_days: int, 
     else:
         click.echo(f"wrote {out / 'dashboard.html'} ({analysis.summary.n} cases, "
                    f"{len(analysis.drift.active)} active alerts)")  # fmt: skip
+        overall = analysis.summary.overall
+        if overall is not None and overall.claims.get("not_checked"):
+            click.secho(f"  {overall.claims['not_checked']} of {overall.n_claims} draft claims "
+                        "were not checked (no evidence valid for the film)",
+                        fg="yellow")  # fmt: skip

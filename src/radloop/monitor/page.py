@@ -10,6 +10,7 @@ import html
 import math
 from typing import Any
 
+from radloop.monitor.aggregate import CLAIM_VERDICTS
 from radloop.monitor.analysis import CSV_TABLES, NOTICE, Analysis
 from radloop.monitor.charts import Band, ForestRow, Series, forest_plot, line_chart
 
@@ -60,6 +61,7 @@ def render_dashboard(
         f"<p class='notice'>{_e(NOTICE)}</p>",
         _alerts_html(analysis),
         _figures_html(analysis),
+        _not_checked_notice(analysis),
     ]
     if summary.n:
         sections += [
@@ -68,6 +70,8 @@ def render_dashboard(
             _revision_chart(analysis),
             "<h2>Agreement by subgroup</h2>",
             _forest(analysis),
+            "<h2>Claims the safety layer could not check</h2>",
+            _not_checked_charts(analysis),
             "<h2>Drift against the reference window</h2>",
             f"<p>Reference: the first {drift.reference[1]} cases. Windows of "
             f"{drift.config.window_size} cases every {drift.config.step}; a window alarms when a "
@@ -108,9 +112,68 @@ def _figures_html(analysis: Analysis) -> str:
         ("text edit rate", f"{overall.edit_rate:.3f}"),
         ("flags", f"{overall.flags}"),
         ("guard precision (flag right)", _pct(overall.guard_precision)),
-    ]
+        ("draft claims not checked",
+         f"{_pct(overall.not_checked_rate)} "
+         f"({overall.claims.get('not_checked', 0)} of {overall.n_claims})"),
+    ]  # fmt: skip
     cells = "".join(f"<div><b>{_e(v)}</b><br>{_e(k)}</div>" for k, v in items)
     return f"<div class='figures' id='figures'>{cells}</div>"
+
+
+def _not_checked_notice(analysis: Analysis) -> str:
+    overall = analysis.summary.overall
+    if overall is None or not overall.claims.get("not_checked"):
+        return ""
+    k, n = overall.claims["not_checked"], overall.n_claims
+    return (
+        f"<p class='notice' id='not-checked'>{k} of {n} draft claims were not checked: no "
+        "evidence valid for the film (a verifier inside its validated domain, for a finding "
+        "type it was validated for) spoke about them, so they reached the reader as the model "
+        "wrote them. They are counted apart, never as supported.</p>"
+    )
+
+
+def _not_checked_charts(analysis: Analysis) -> str:
+    """The not-checked share of the drafts' claims per window, per subgroup, and each
+    verdict's count per window."""
+    summary = analysis.summary
+    windows = summary.windows
+    if not any(w.n_claims for w in windows):
+        return "<p>No draft claims stored with the signed cases.</p>"
+    chart = line_chart(
+        f"Share of draft claims not checked per {summary.window_days}-day window, 95 % Wilson CI",
+        [w.label for w in windows],
+        [Series("not checked", [w.not_checked_rate for w in windows])],
+        band=Band([w.not_checked_ci[0] for w in windows], [w.not_checked_ci[1] for w in windows]),
+        y_range=(0.0, 1.0),
+        css_id="chart-not-checked",
+    )
+    rows = [
+        ForestRow(group, g.label, g.not_checked_rate, g.not_checked_ci[0] or 0.0,
+                  g.not_checked_ci[1] or 1.0, g.n_claims)
+        for group, levels in summary.subgroups.items()
+        for g in levels
+        if g.not_checked_rate is not None
+    ]  # fmt: skip
+    overall = summary.overall
+    forest = forest_plot(
+        "Share of draft claims not checked by subgroup (95 % Wilson CI; dashed: all cases)",
+        rows,
+        reference=None if overall is None else overall.not_checked_rate,
+        css_id="chart-subgroups-not-checked",
+    )
+    head = "".join(f"<th>{_e(v.replace('_', ' '))}</th>" for v in CLAIM_VERDICTS)
+    body = "".join(
+        f"<tr><td>{_e(w.label)}</td><td>{w.n_claims}</td>"
+        + "".join(f"<td>{w.claims.get(v, 0)}</td>" for v in CLAIM_VERDICTS)
+        + f"<td>{_pct(w.not_checked_rate)}</td></tr>"
+        for w in windows
+    )
+    table = (
+        "<table id='claim-verdicts'><tr><th>window</th><th>claims</th>"
+        f"{head}<th>not checked</th></tr>{body}</table>"
+    )
+    return chart + forest + table
 
 
 def _agreement_chart(analysis: Analysis) -> str:
