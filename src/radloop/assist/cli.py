@@ -180,7 +180,11 @@ def draft(
     calibrator = Calibrator.load(calibration) if calibration is not None else None
     checked = check(result, study, verifier, calibrator, scope=decision, prior=prior_study)
     if as_json:
-        payload = checked.to_json() | {"checked": True, "draft": result.to_json()}
+        # The draft's keys (findings as the schema's objects), the checked text, and the
+        # check's own keys; the checked findings, with probability and verdict, beside them.
+        drafted = result.to_json()
+        payload = drafted | checked.to_json() | {"findings": drafted["findings"], "checked": True}
+        payload["checked_findings"] = checked.to_json()["findings"]
         click.echo(json.dumps(payload, default=str))
         raise SystemExit(1 if result.failed else 0)
     _warn(result.warnings)

@@ -128,15 +128,20 @@ def read_reply(
                                    decoded_json=True)  # fmt: skip
         if failure is not None:
             return ReadReply((), "", OutputMode.JSON, [failure], failure)
-        warnings = [OutputWarning(_kind(w), w) for w in decoded.warnings]
+        # Presence problems are reported once per finding, with its index, below.
+        warnings = [
+            OutputWarning(WarningKind.INVALID_FIELD, w)
+            for w in decoded.warnings
+            if ".presence:" not in w
+        ]
         warnings += [
             OutputWarning(
                 WarningKind.INVALID_PRESENCE,
-                f"{decoded.findings[i].name}: the model's presence was invalid; held "
-                "as uncertain, for the reader to decide",
+                f"{decoded.findings[i].name}: expected a presence of present, absent or "
+                f"uncertain, got {given!r}; held as uncertain — the model's output was invalid",
                 i,
             )
-            for i in decoded.invalid_presence
+            for i, given in zip(decoded.invalid_presence, decoded.presence_given, strict=True)
         ]
         addressed = {finding(f.code).category.value for f in decoded.findings}
         addressed |= set(decoded.normal_sections)
@@ -160,10 +165,6 @@ def read_reply(
             WarningKind.NOT_JSON, "the reply was not the requested JSON; read it as free text"
         ))  # fmt: skip
     return ReadReply(findings, reply.strip(), OutputMode.TEXT, warnings)
-
-
-def _kind(message: str) -> WarningKind:
-    return WarningKind.INVALID_PRESENCE if ".presence:" in message else WarningKind.INVALID_FIELD
 
 
 def read_findings(

@@ -194,6 +194,8 @@ class DecodedFindings:
     warnings: tuple[str, ...]
     invalid_presence: tuple[int, ...] = ()
     normal_sections: tuple[str, ...] = ()
+    presence_given: tuple[object, ...] = ()
+    """What arrived as each invalid presence (parallel to ``invalid_presence``)."""
 
 
 def _presence_valid(item: object) -> bool:
@@ -210,7 +212,7 @@ def decode_findings(text: str, *, source: str | None = None) -> DecodedFindings 
         return None
     findings: list[Finding] = []
     warnings: list[str] = []
-    invalid: list[int] = []
+    invalid: dict[int, object] = {}
     for index, item in enumerate(data["findings"]):
         found = finding_from_json(item, warnings, where=f"findings[{index}]", source=source)
         if found is None:
@@ -218,7 +220,7 @@ def decode_findings(text: str, *, source: str | None = None) -> DecodedFindings 
         if found not in findings:
             findings.append(found)
         if not _presence_valid(item):
-            invalid.append(findings.index(found))
+            invalid.setdefault(findings.index(found), dict(item).get("presence"))
     impression = data.get("impression")
     normal = data.get("normal_sections")
     sections: list[str] = []
@@ -236,8 +238,9 @@ def decode_findings(text: str, *, source: str | None = None) -> DecodedFindings 
         tuple(findings),
         impression if isinstance(impression, str) else None,
         tuple(warnings),
-        tuple(sorted(set(invalid))),
+        tuple(sorted(invalid)),
         tuple(sections),
+        tuple(invalid[i] for i in sorted(invalid)),
     )
 
 
