@@ -154,3 +154,136 @@ def test_radiologist_reviews_edits_signs_and_exports_and_an_auditor_cannot_sign(
     assert errors == []
     context.close()
     assert len(list(ARTIFACTS.glob(f"0*-{backend}.png"))) == 7
+
+
+REAL_FILMS = Path(__file__).resolve().parents[3] / "shared" / "data" / "realcxr-dev" / "images"
+REAL_FILM = "covid-19-pneumonia-15-PA.png"  # a real PA film the scope guard accepts
+
+
+@pytest.fixture()
+def radiologist(server: str, browser: Any, backend: str) -> Iterator[Any]:
+    """A signed-in radiologist's page; fails the test on any JavaScript error."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = browser.new_context(viewport={"width": 1500, "height": 900})
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    _login(page, server, "rad")
+    yield page
+    context.close()
+    assert errors == []
+
+
+def _shot(page: Any, name: str, backend: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"safety-{name}-{backend}.png"))
+
+
+def test_a_failed_draft_stays_urgent_on_the_worklist_with_its_reason(
+    server: str, radiologist: Any, seeded: Seeded, backend: str
+) -> None:
+    page = radiologist
+    page.goto(f"{server}/")
+    row = page.locator(f'tr[data-study="{seeded.ids["failed"]}"]')
+    text = row.inner_text()
+    assert "URGENT" in text and "possible omission: pneumothorax" in text
+    assert "failed" in row.locator(".status").inner_text()
+    assert "draft failed: the reply is a repetition loop" in text
+    unchecked = page.locator(f'tr[data-study="{seeded.ids["unchecked"]}"] .badge.unchecked')
+    assert unchecked.inner_text() == "1 not checked"
+    _shot(page, "01-worklist", backend)
+
+    row.locator("a").click()
+    page.wait_for_selector(".viewer.loaded")
+    banner = page.locator("#draft-banner")
+    assert banner.is_visible()
+    assert banner.inner_text().startswith("Draft failed: the reply is a repetition loop")
+    assert page.locator("#report-text").input_value() == ""  # never a normal report
+    omission = page.locator('li.finding:has-text("neumothorax")')
+    assert "flagged" in (omission.get_attribute("class") or "")
+    assert omission.locator(".finding-text").inner_text() == "Pneumothorax."
+    assert "possible omission" in omission.inner_text()
+    _shot(page, "02-failed-draft", backend)
+    page.click("#sign")
+    page.wait_for_function(
+        "/Not signed/.test(document.getElementById('action-status').textContent)"
+    )
+    assert "decision on every flagged claim" in page.locator("#action-status").inner_text()
+
+
+def test_a_claim_not_checked_shows_its_state_and_reason(
+    server: str, radiologist: Any, seeded: Seeded, backend: str
+) -> None:
+    page = radiologist
+    page.goto(f"{server}/studies/{seeded.ids['unchecked']}")
+    page.wait_for_selector(".viewer.loaded")
+    rib = page.locator('li.finding:has-text("rib fracture")')
+    state = rib.locator(".state")
+    # The state is words, not a colour alone: read as a screen reader would.
+    assert state.inner_text().strip().endswith("not checked")
+    assert "not validated for rib fracture on synthetic-lab" in rib.locator(".why").inner_text()
+    assert "flagged" not in (rib.get_attribute("class") or "")
+    heart = page.locator('li.finding:has-text("ardiomegaly")')
+    assert heart.locator(".state").inner_text().strip().endswith("verified")
+    assert heart.locator(".certainty").inner_text() == "uncalibrated p=0.90"
+    assert "uncalibrated" in page.locator(".model-banner").inner_text()
+    assert page.locator("#draft-banner").count() == 0
+    assert page.locator(".study-head .badge.unchecked").inner_text() == "1 not checked"
+
+    # The ask box says whether its answer was checked.
+    page.fill('#ask-form input[name="question"]', "Is there cardiomegaly?")
+    page.click('#ask-form button[type="submit"]')
+    page.wait_for_selector(".answer .answer-state")
+    answered = page.locator(".answer").first
+    assert "assistant output — not a diagnosis" in answered.inner_text().lower()
+    assert answered.locator(".answer-state .state").inner_text() in {
+        "verified",
+        "contradicted",
+        "unsupported",
+        "not checked",
+    }
+    answered.scroll_into_view_if_needed()
+    _shot(page, "03b-ask-checked", backend)
+    page.evaluate("document.querySelector('.report-pane').scrollTop = 0")
+    _shot(page, "03-not-checked", backend)
+
+
+def test_an_abstained_draft_says_so_and_states_no_finding(
+    server: str, radiologist: Any, seeded: Seeded, backend: str
+) -> None:
+    page = radiologist
+    page.goto(f"{server}/studies/{seeded.ids['abstained']}")
+    page.wait_for_selector(".viewer.loaded")
+    banner = page.locator("#draft-banner")
+    assert banner.inner_text().startswith("The model abstained: the stub model is validated")
+    assert page.locator("li.finding").count() == 0
+    assert page.locator("#report-text").input_value() == ""
+    _shot(page, "04-abstained-stub", backend)
+
+
+def test_the_builtin_model_abstains_on_a_real_film(
+    server: str, radiologist: Any, store: Any, backend: str
+) -> None:
+    film = REAL_FILMS / REAL_FILM
+    if not film.is_file():
+        pytest.skip(f"the real film {REAL_FILM} of shared/data/realcxr-dev is not here")
+    from radloop.models.builtin import load_reference_model
+    from radloop.review.ingest import ingest_path
+    from radloop.review.worker import draft_study
+    from radloop.safety import load_verifier
+
+    added = ingest_path(store, film).added
+    assert added, "the film is already in this store"
+    draft_study(store, added[0], load_reference_model(), load_verifier("reference"))
+    page = radiologist
+    page.goto(f"{server}/studies/{added[0]}")
+    page.wait_for_selector(".viewer.loaded")
+    banner = page.locator("#draft-banner").inner_text()
+    assert banner.startswith(
+        "The model abstained: the reference model is validated on synthetic radiographs only"
+    )
+    assert page.locator("li.finding").count() == 0
+    assert page.locator("#report-text").input_value() == ""
+    # The reference verifier is outside its domain on this film too: nothing was checked.
+    assert "this film is outside that domain" in page.locator(".model-banner").inner_text()
+    _shot(page, "05-abstained-real-film", backend)

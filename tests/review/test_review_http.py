@@ -332,6 +332,104 @@ def test_the_question_box_answers_as_assistant_output(seeded: Seeded, client_for
     assert answer.status_code == 200, answer.text
     assert answer.json()["label"] == "assistant output — not a diagnosis"
     assert answer.json()["text"]
+    # The answer went through the workstation's verifier (the reference model's).
+    assert answer.json()["state"] in {"verified", "contradicted", "unsupported", "not checked"}
+    assert answer.json()["verifier"] == "radloop-reference-0.6.0" and answer.json()["reasons"]
+
+
+class _Backends:
+    """A worker stand-in for the ask box: a scripted model and a given verifier (or none)."""
+
+    def __init__(self, reply: str, verifier: Any = None) -> None:
+        from radloop.models.mock import MockModel
+
+        self.model, self.verifier = MockModel(reply, model="scripted-ask-model"), verifier
+
+    def drafting_model(self) -> Any:
+        return self.model
+
+    def backends(self) -> tuple[Any, Any]:
+        if self.verifier is None:
+            from radloop.safety import UnknownVerifierError
+
+            raise UnknownVerifierError("a registered verifier", "'gone'", source="verifier")
+        return self.model, self.verifier
+
+
+def test_the_question_box_states_whether_the_answer_was_checked(
+    app: Any, seeded: Seeded, client_for: Any
+) -> None:
+    from radloop.safety import TableVerifier
+
+    client = client_for("rad")
+    lab = {"domains": [{"name": "synthetic-lab", "images": "test", "findings": ["pneumothorax"]}]}
+    uid = seeded.uids["urgent"]
+    cases = [
+        # In the verifier's domain and validated for the finding: checked.
+        (TableVerifier({uid: {"presence": {"pneumothorax": 0.97}}}, competence=lab), "verified"),
+        # A verifier that declares no validated domain never speaks.
+        (TableVerifier({uid: {"presence": {"pneumothorax": 0.97}}}), "not checked"),
+        # The verifier cannot be loaded: the answer stands, labelled unchecked.
+        (None, "unchecked"),
+    ]
+    ctx = app.state.ctx
+    kept = ctx.worker
+    try:
+        for verifier, state in cases:
+            ctx.worker = _Backends("Yes, there is a large left pneumothorax.", verifier)
+            reply = client.post(
+                f"/api/studies/{seeded.ids['urgent']}/ask",
+                json={"question": "Is there a pneumothorax?"},
+            )
+            assert reply.status_code == 200, reply.text
+            body = reply.json()
+            assert (body["state"], body["label"]) == (state, "assistant output — not a diagnosis")
+            assert body["text"] == "Yes, there is a large left pneumothorax."
+            if state != "verified":
+                assert body["reasons"] and body["reasons"][0].startswith(state), body["reasons"]
+    finally:
+        ctx.worker = kept
+
+
+def test_the_worklist_shows_claims_not_checked_and_failed_drafts_that_stay_urgent(
+    seeded: Seeded, client_for: Any
+) -> None:
+    client = client_for("rad")
+    studies = {s["id"]: s for s in client.get("/api/worklist").json()["studies"]}
+    assert studies[seeded.ids["unchecked"]]["not_checked"] == 1
+    assert studies[seeded.ids["routine"]]["not_checked"] == 0
+    failed = studies[seeded.ids["failed"]]
+    assert (failed["status"], failed["urgent"]) == ("failed", True)
+    assert failed["error"].startswith("draft failed: the reply is a repetition loop")
+    page = client.get("/")
+    row = re.search(rf'<tr[^>]*data-study="{seeded.ids["failed"]}".*?</tr>', page.text, re.S)
+    assert row is not None
+    assert "URGENT" in row.group(0) and "draft failed: the reply is a repetition loop" in row.group(
+        0
+    )
+    unchecked = re.search(
+        rf'<tr[^>]*data-study="{seeded.ids["unchecked"]}".*?</tr>', page.text, re.S
+    )
+    assert unchecked is not None and "1 not checked" in unchecked.group(0)
+
+
+def test_the_review_page_shows_claim_states_and_the_draft_banner(
+    seeded: Seeded, client_for: Any
+) -> None:
+    client = client_for("rad")
+    page = client.get(f"/studies/{seeded.ids['unchecked']}").text
+    assert "state-verified" in page and "state-not-checked" in page
+    assert "is not validated for rib fracture on synthetic-lab" in page
+    assert "uncalibrated p=0.90" in page
+    assert 'id="draft-banner"' not in page
+    failed = client.get(f"/studies/{seeded.ids['failed']}").text
+    assert 'class="draft-banner draft-failed"' in failed
+    assert "Draft failed: the reply is a repetition loop" in failed
+    abstained = client.get(f"/studies/{seeded.ids['abstained']}").text
+    assert 'class="draft-banner draft-abstained"' in abstained
+    detail = client.get(f"/api/studies/{seeded.ids['abstained']}").json()
+    assert detail["draft"]["banner"].startswith("The model abstained:")
+    assert detail["items"] == [] and detail["text"] == ""
 
 
 def test_serve_get_runs_one_request_and_exits_0(store: Any, backend: str) -> None:

@@ -489,6 +489,23 @@ def test_a_failed_draft_shows_its_reason_and_keeps_the_study_urgent(
     ]
 
 
+def test_adding_a_possible_omission_states_the_finding(store: Any, seeded: Seeded) -> None:
+    from radloop.review import worksheet
+    from radloop.review.queries import study_detail
+
+    study_id = seeded.ids["failed"]
+    with store.sessions() as session:
+        worksheet.decide(session, study_id, "c0", "accepted", "rad")
+        text = study_detail(session, study_id)["text"]
+        sheet = session.get(worksheet.Worksheet, study_id)
+        assert sheet is not None
+        sheet.decisions = {}  # as the other tests expect the study
+        session.commit()
+    assert "Pleura: Pneumothorax." in text and "no pneumothorax" not in text.lower()
+    # The failed draft commented on nothing else: never "Unremarkable".
+    assert "Lungs: Not commented." in text and "Unremarkable" not in text
+
+
 def test_a_failed_draft_never_lowers_an_urgent_flag(store: Any, tmp_path: Path) -> None:
     from pydicom.uid import generate_uid
 

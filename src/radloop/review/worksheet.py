@@ -127,7 +127,10 @@ def review_items(draft: DraftContent | None, sheet: SheetContent | None) -> list
         items.append(_item(f"f{i}", found, check, decisions))
     for k, check in enumerate(draft.checks):
         if check.get("index") is None and check.get("possible_omission"):
-            items.append(_item(f"c{k}", check["finding"], check, decisions, omission=True))
+            # The check holds the draft's implied "no X"; the reader is offered X itself, so
+            # adding a possible omission states the finding, never its absence.
+            seen = {**check["finding"], "presence": "present"}
+            items.append(_item(f"c{k}", seen, check, decisions, omission=True))
     return items
 
 
