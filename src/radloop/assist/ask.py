@@ -15,7 +15,7 @@ from radloop.assist.prompts import ASK_VERSION, SYSTEM, ask_prompt
 from radloop.assist.schema import answer_schema, extract_json, finding_from_json
 from radloop.assist.types import Answer, QuestionKind
 from radloop.models import FindingsPredictor, VisionLanguageModel
-from radloop.report import Finding, parse
+from radloop.report import Finding, Presence, parse
 from radloop.report.writer import describe
 from radloop.study import Study
 from radloop.vocabulary import ancestors, finding
@@ -175,6 +175,8 @@ def _ask_structured(
     elif found is None:
         text = f"No {finding(target).name} detected."
         answer = False if kind is QuestionKind.PRESENCE else None
+        # The answer rests on the finding's absence: a claim the safety layer can check.
+        found = Finding(target, presence=Presence.ABSENT, source=model.model_id)
     else:
         text = describe(found)
         answer = found.is_positive if kind is QuestionKind.PRESENCE else None
