@@ -319,6 +319,7 @@ def run_safety_benchmark(
         stage_time: defaultdict[str, float] = defaultdict(float)
         misses: list[dict[str, Any]] = []
         domains: list[bool] = []
+        out_of_domain: Counter[str] = Counter()
         jobs: list[tuple[Path, Sequence[ErrorKind], Path | None]] = [
             (f, _SINGLE_KINDS, None) for f in test_folders
         ]
@@ -344,11 +345,16 @@ def run_safety_benchmark(
             for stage, seconds in checked.timings_s.items():
                 stage_time[stage] += seconds
             # The gate must not switch the verifier off on the lab's own images.
-            domains.append(checked.domain is not None and checked.domain.in_domain)
+            in_domain = checked.domain is not None and checked.domain.in_domain
+            domains.append(in_domain)
             error = challenge.error
             kind = error.kind.value
             injected[kind] += 1
-            verifiable = _assessed(error.finding.code, assessed)
+            # Verifiable: a finding type the verifier assesses, on a study inside its domain
+            # (outside it the verifier may not speak; those studies are counted apart).
+            verifiable = _assessed(error.finding.code, assessed) and in_domain
+            if not in_domain:
+                out_of_domain[kind] += 1
             if error.index is None:
                 omitted = [
                     c for c in checked.checks
@@ -462,6 +468,7 @@ def run_safety_benchmark(
             "studies": len(domains),
             "in_domain": sum(domains),
             "share": _rate(domains),
+            "errors_out_of_domain": {k.value: out_of_domain[k.value] for k in ErrorKind},
         },
     )
     result.bars = _bars(result)

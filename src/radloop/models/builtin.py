@@ -75,6 +75,7 @@ class ReferenceModel(VisionLanguageModel):
         self.directory = directory
         self.runtime = ReferenceRuntime(onnx_path, sidecar_path)
         self._last_read: tuple[tuple[Image, ...], Any] | None = None
+        self._domain: tuple[Any, float] | None = None
         self.version = str(self.runtime.sidecar.get("version", "unknown"))
 
     @property
@@ -121,10 +122,7 @@ class ReferenceModel(VisionLanguageModel):
         """Whether a study lies in the synthetic-lab domain: the Mahalanobis distance of the
         model's embedding to its training-like images (``reference-ood.json``) at most the
         threshold chosen on its own validation images."""
-        from radloop.models.ood import MahalanobisScorer
-
-        reference = self.ood_reference
-        if reference is None:
+        if self._domain is None and self.ood_reference is None:
             return DomainDecision(
                 self.model_id,
                 None,
@@ -134,25 +132,36 @@ class ReferenceModel(VisionLanguageModel):
         output = self.read(images)
         if output is None:
             return DomainDecision(self.model_id, None, "the study has no image")
-        scorer = MahalanobisScorer.from_json(reference)
+        scorer, limit = self._domain_scorer()
         score = scorer.score(output.embedding)
-        if score <= scorer.threshold:
+        if score <= limit:
             return DomainDecision(
                 self.model_id,
                 SYNTHETIC_LAB,
-                f"the image lies in the synthetic-lab domain (distance {score:.1f} ≤ "
-                f"{scorer.threshold:.1f})",
+                f"the image lies in the synthetic-lab domain (distance {score:.1f} ≤ {limit:.1f})",
                 score,
-                scorer.threshold,
+                limit,
             )
         return DomainDecision(
             self.model_id,
             None,
             "the reference model is validated on synthetic radiographs only; this film is "
-            f"outside that domain (distance {score:.1f} > {scorer.threshold:.1f})",
+            f"outside that domain (distance {score:.1f} > {limit:.1f})",
             score,
-            scorer.threshold,
+            limit,
         )
+
+    def _domain_scorer(self) -> tuple[Any, float]:
+        """The OOD reference's scorer and its threshold, read once: the 99th percentile of
+        the distances of held-out training-like lab studies (``radloop fit-ood``)."""
+        if self._domain is None:
+            from radloop.models.ood import MahalanobisScorer
+
+            reference = self.ood_reference
+            assert reference is not None
+            scorer = MahalanobisScorer.from_json(reference)
+            self._domain = (scorer, scorer.threshold)
+        return self._domain
 
     def read(self, images: Sequence[Image]) -> Any:
         """The network's output for the study's frontal image (None without images)."""
