@@ -93,7 +93,7 @@ def review_extension(app: Any, ctx: Any) -> None:
     Registered as the ``monitor`` entry point of ``radloop.review.extensions``, so
     ``radloop serve`` picks it up; ``ctx`` is the workstation's ``AppContext``.
     """
-    from radloop.review.app import NavLink
+    from radloop.review.deps import NavLink
     from radloop.review.store import signed_cases
 
     engine = ctx.store.engine

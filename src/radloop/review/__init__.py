@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 from radloop.review.settings import Settings, settings_from_env
 
 if TYPE_CHECKING:
-    from radloop.review.app import AppContext, NavLink, create_app
+    from radloop.review.app import create_app
+    from radloop.review.deps import AppContext, NavLink
     from radloop.review.store import Store, open_store, signed_cases
 
 __all__ = [
@@ -30,8 +31,8 @@ __all__ = [
 ]
 
 _LAZY = {
-    "AppContext": "radloop.review.app",
-    "NavLink": "radloop.review.app",
+    "AppContext": "radloop.review.deps",
+    "NavLink": "radloop.review.deps",
     "create_app": "radloop.review.app",
     "Store": "radloop.review.store",
     "open_store": "radloop.review.store",

@@ -11,15 +11,15 @@ import logging
 import shutil
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, UploadFile
+from fastapi import APIRouter, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from radloop.review import worksheet
-from radloop.review.accounts import AuthenticatedUser, create_user
-from radloop.review.app import AppContext, Ctx, CurrentUser, require_role
+from radloop.review.accounts import create_user
 from radloop.review.db import AuditEntry, Draft, ImageRow
+from radloop.review.deps import Admin, AppContext, Auditor, Ctx, CurrentUser, Ingester, Radiologist
 from radloop.review.ingest import IngestResult, ingest_path, safe_name, staging_dir
 from radloop.review.queries import (
     STATUS_FILTERS,
@@ -35,12 +35,6 @@ log = logging.getLogger("radloop.review.api")
 router = APIRouter(tags=["workstation"])
 StatusFilter = Literal["to_review", "ready", "signed", "failed", "all"]
 assert set(StatusFilter.__args__) == set(STATUS_FILTERS)  # type: ignore[attr-defined]
-
-
-Radiologist = Annotated[AuthenticatedUser, Depends(require_role("radiologist"))]
-Ingester = Annotated[AuthenticatedUser, Depends(require_role("radiologist", "admin"))]
-Auditor = Annotated[AuthenticatedUser, Depends(require_role("auditor", "admin"))]
-Admin = Annotated[AuthenticatedUser, Depends(require_role("admin"))]
 
 
 def _check_id(study_id: str) -> str:

@@ -33,8 +33,8 @@ def _get(app: Any, path: str, as_user: str | None) -> int:
     from sqlalchemy import select
 
     from radloop.review.accounts import create_session
-    from radloop.review.app import SESSION_COOKIE
     from radloop.review.db import User
+    from radloop.review.deps import SESSION_COOKIE
 
     ctx = app.state.ctx
     with TestClient(app, base_url="https://localhost") as client:

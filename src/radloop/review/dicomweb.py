@@ -10,14 +10,13 @@ from __future__ import annotations
 import io
 import re
 import shutil
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from radloop.errors import InputError
-from radloop.review.accounts import AuthenticatedUser
-from radloop.review.app import Ctx, require_role
+from radloop.review.deps import Ctx, Ingester
 from radloop.review.ingest import ingest_path, staging_dir
 
 __all__ = ["router", "split_multipart"]
@@ -25,7 +24,6 @@ __all__ = ["router", "split_multipart"]
 router = APIRouter(tags=["dicomweb"])
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _DICOM_JSON = "application/dicom+json"
-Ingester = Annotated[AuthenticatedUser, Depends(require_role("radiologist", "admin"))]
 
 
 def split_multipart(body: bytes, content_type: str) -> list[bytes]:

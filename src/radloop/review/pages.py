@@ -25,14 +25,15 @@ from radloop.review.accounts import (
     create_user,
     end_session,
 )
-from radloop.review.app import (
+from radloop.review.deps import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
+    Admin,
     AppContext,
+    Auditor,
     Ctx,
     CurrentUser,
     csrf_protect,
-    require_role,
 )
 from radloop.review.queries import (
     STATUS_FILTERS,
@@ -282,9 +283,7 @@ def password_change(
 
 
 @router.get("/audit")
-def audit_page(
-    request: Request, ctx: Ctx, user: Annotated[Any, Depends(require_role("auditor", "admin"))]
-) -> HTMLResponse:
+def audit_page(request: Request, ctx: Ctx, user: Auditor) -> HTMLResponse:
     from sqlalchemy import select
 
     from radloop.review.audit import verify_chain
@@ -303,7 +302,7 @@ def audit_page(
 def users_page(
     request: Request,
     ctx: Ctx,
-    _user: Annotated[Any, Depends(require_role("admin"))],
+    _user: Admin,
     message: str | None = None,
 ) -> HTMLResponse:
     from sqlalchemy import select
@@ -319,7 +318,7 @@ def users_page(
 def users_add(
     request: Request,
     ctx: Ctx,
-    user: Annotated[Any, Depends(require_role("admin"))],
+    user: Admin,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=200)],
     role: Annotated[str, Form(max_length=20)],
