@@ -29,6 +29,11 @@ def test_builtin_model_on_a_tiny_held_out_split_writes_the_report(tmp_path: Path
     table = json.loads((out / "metrics.json").read_text())
     assert table["run"]["model_id"].startswith("radloop-reference")
     assert len(table["per_finding"]) == 10
+    # On the synthetic lab the reference verifier is inside its validated domain: it speaks.
+    checks = table["claim_checks"]
+    assert checks["drafts"]["verifier_out_of_domain"] == 0
+    assert sum(v["n"] for v in checks["verdicts"].values()) == checks["claims"]
+    assert summary["claim_checks"]["not_checked"] == checks["verdicts"]["not_checked"]["n"]
     page = (out / "report.html").read_text()
     assert "trained only on synthetic radiographs" in page
     # A second run reuses the rendered split and every cached prediction.
