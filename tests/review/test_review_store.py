@@ -285,6 +285,64 @@ def test_sign_needs_a_decision_on_every_flagged_claim_and_is_immutable(
     assert [c for c in signed_cases(store.engine, since=later) if c["study_id"] == study_id] == []
 
 
+def _drafted_cardiomegaly(store: Any, folder: Path, calibrator: Any = None) -> str:
+    """A fresh study drafted "Cardiomegaly." with the verifier at 0.8 for it."""
+    from pydicom.uid import generate_uid
+
+    from radloop.models.mock import MockModel
+    from radloop.review.ingest import ingest_path
+    from radloop.safety import TableVerifier
+
+    uid = generate_uid()
+    image = write_sample_copy(folder, uid=uid, patient=folder.name, date=datetime.date(2024, 3, 2))
+    study_id: str = ingest_path(store, image.parent).added[0]
+    lab = {"domains": [{"name": "synthetic-lab", "images": "test", "findings": ["cardiomegaly"]}]}
+    verifier = TableVerifier({uid: {"presence": {"cardiomegaly": 0.8}}}, competence=lab)
+    draft_study(store, study_id, MockModel("Cardiomegaly."), verifier, calibrator=calibrator)
+    return study_id
+
+
+def test_a_signed_report_keeps_the_reviewed_findings_not_a_reading_of_its_text(
+    store: Any, tmp_path: Path
+) -> None:
+    """A calibrated 0.8 is written "likely", which the parser reads back as uncertain; the
+    signed report keeps the finding as reviewed: present, with its probability."""
+    from radloop.report import Finding, Presence, parse
+    from radloop.review import worksheet
+    from radloop.review.store import signed_cases
+    from radloop.safety import Calibrator
+
+    study_id = _drafted_cardiomegaly(store, tmp_path / "likely", Calibrator())
+    with store.sessions() as session:
+        draft, sheet = _draft_and_sheet(session, study_id)
+        assert draft.calibrated
+        reviewed = worksheet.reviewed_findings(draft, sheet)
+        signed = worksheet.sign(session, study_id, "rad", "Dr Rad")
+    (found,) = reviewed
+    assert (found.code, found.presence) == ("cardiomegaly", Presence.PRESENT)
+    assert found.probability == pytest.approx(0.8)
+    # The text states it with its certainty phrase, which reads back as something else.
+    assert [(f.code, f.presence) for f in parse(signed.text)] == [
+        ("cardiomegaly", Presence.UNCERTAIN)
+    ]
+    assert signed.findings == [f.to_dict() for f in reviewed]
+    assert [Finding.from_dict(f) for f in signed.findings] == reviewed
+    (case,) = [c for c in signed_cases(store.engine) if c["study_id"] == study_id]
+    assert case["signed_findings"] == signed.findings
+
+
+def test_a_report_typed_by_hand_is_signed_with_the_findings_its_text_states(
+    store: Any, tmp_path: Path
+) -> None:
+    from radloop.review import worksheet
+
+    study_id = _drafted_cardiomegaly(store, tmp_path / "by-hand")
+    with store.sessions() as session:
+        worksheet.set_text(session, study_id, "Small left pleural effusion.", "rad")
+        signed = worksheet.sign(session, study_id, "rad", "Dr Rad")
+    assert [(f["code"], f.get("side")) for f in signed.findings] == [("pleural_effusion", "left")]
+
+
 def _draft_and_sheet(session: Any, study_id: str) -> tuple[Any, Any]:
     from radloop.review.db import Draft, Worksheet
 

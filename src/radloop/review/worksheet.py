@@ -10,8 +10,9 @@ is edited by hand, it is rewritten from the kept findings, with certainty phrase
 calibrated and the sections the model did not comment on as "Not commented.". A failed or
 abstained draft starts from an empty report, never from a normal one. Flagged claims
 (unsupported, contradicted, invalidly stated by the model, possible omissions) must be decided
-before signing. What is signed is the text; its findings are the text read back by the parser.
-A signed report is never changed: later changes are addenda.
+before signing. What is signed is the text and the reviewed findings it was written from; only
+a text the reader typed by hand, the one statement of what they meant, is read back by the
+parser. A signed report is never changed: later changes are addenda.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "current_text",
     "decide",
     "review_items",
+    "reviewed_findings",
     "set_text",
     "sign",
 ]
@@ -174,6 +176,21 @@ def kept_findings(items: list[ReviewItem], sheet: SheetContent | None) -> list[F
     return kept
 
 
+def reviewed_findings(draft: DraftContent | None, sheet: SheetContent | None) -> list[Finding]:
+    """The findings the report states as reviewed, as the text is written from them.
+
+    The kept findings (:func:`kept_findings`), without probabilities where they are not
+    calibrated for the study's domain and without evidence spans (those point into the
+    draft's text or the reader's edit, not into the report).
+    """
+    if draft is None:
+        return []
+    kept = kept_findings(review_items(draft, sheet), sheet)
+    if not draft.calibrated:
+        kept = [f.with_(probability=None) for f in kept]
+    return [f.with_(evidence=None) for f in kept]
+
+
 def current_text(draft: DraftContent | None, sheet: SheetContent | None) -> str:
     """The report text as it would be signed now.
 
@@ -193,9 +210,7 @@ def current_text(draft: DraftContent | None, sheet: SheetContent | None) -> str:
     empty = draft.failure is not None or draft.abstained is not None
     if not empty and not (sheet is not None and sheet.decisions):
         return draft.text
-    kept = kept_findings(review_items(draft, sheet), sheet)
-    if not draft.calibrated:
-        kept = [f.with_(probability=None) for f in kept]
+    kept = reviewed_findings(draft, sheet)
     if empty and not kept:
         return ""
     unaddressed = MAIN_SECTIONS if empty else tuple(draft.unaddressed or ())
@@ -297,7 +312,11 @@ def _flag_records(items: list[ReviewItem]) -> list[dict[str, str]]:
 
 
 def sign(session: Session, study_id: str, username: str, full_name: str) -> SignedReport:
-    """Sign the study's report as it stands; the caller has checked the radiologist role."""
+    """Sign the study's report as it stands; the caller has checked the radiologist role.
+
+    The signed findings are the reviewed ones (:func:`reviewed_findings`), exactly as the
+    reader left them; a text edited by hand is read back by the parser instead.
+    """
     from radloop.report import parse
 
     row, draft, sheet = _open_sheet(session, study_id)
@@ -313,11 +332,13 @@ def sign(session: Session, study_id: str, username: str, full_name: str) -> Sign
     text = current_text(draft, sheet).strip()
     if not text:
         raise NotSignableError("a report text", "an empty report", source=study_id)
+    by_hand = sheet.text_edited and sheet.text is not None
+    findings = parse(text) if by_hand else reviewed_findings(draft, sheet)
     signed = SignedReport(
         study_id=study_id,
         kind="final",
         text=text,
-        findings=[f.to_dict() for f in parse(text)],
+        findings=[f.to_dict() for f in findings],
         flags=_flag_records(items),
         signed_by=username,
         signed_by_name=full_name,
