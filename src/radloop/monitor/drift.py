@@ -343,8 +343,3 @@ def _alert(
         tests=tuple(names),
         active=active,
     )
-
-
-def p_value_floor(p: float) -> float:
-    """-log10 of a p-value for charts (capped at 50: p-values under 1e-50 all read as 50)."""
-    return 50.0 if p <= 0 else min(50.0, -math.log10(p))

@@ -65,25 +65,14 @@ class Verdict(StrEnum):
 class ReportStatus(StrEnum):
     """Report status, one enum mapped to the DICOM SR flags and FHIR R4 status.
 
-    DICOM PS3.3 C.17.2 (SR Document General Module): Completion Flag and Verification Flag.
-    FHIR R4 DiagnosticReport.status.
+    DICOM PS3.3 C.17.2 (SR Document General Module): a draft is Completion Flag PARTIAL and
+    Verification Flag UNVERIFIED, a final or amended report COMPLETE and VERIFIED (written by
+    ``radloop.review.export``). FHIR R4 DiagnosticReport.status: :attr:`fhir_status`.
     """
 
     DRAFT = "draft"
     FINAL = "final"
     AMENDED = "amended"
-
-    @property
-    def completion_flag(self) -> str:
-        return "PARTIAL" if self is ReportStatus.DRAFT else "COMPLETE"
-
-    @property
-    def verification_flag(self) -> str:
-        return "UNVERIFIED" if self is ReportStatus.DRAFT else "VERIFIED"
-
-    @property
-    def preliminary_flag(self) -> str:
-        return "PRELIMINARY" if self is ReportStatus.DRAFT else "FINAL"
 
     @property
     def fhir_status(self) -> str:
