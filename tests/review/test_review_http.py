@@ -333,8 +333,12 @@ def test_the_question_box_answers_as_assistant_output(seeded: Seeded, client_for
     assert answer.json()["label"] == "assistant output — not a diagnosis"
     assert answer.json()["text"]
     # The answer went through the workstation's verifier (the reference model's).
-    assert answer.json()["state"] in {"verified", "contradicted", "unsupported", "not checked"}
-    assert answer.json()["verifier"] == "radloop-reference-0.6.0" and answer.json()["reasons"]
+    # "No pneumothorax detected." rests on pneumothorax absent, a claim the verifier checks;
+    # any state but verified names its reasons.
+    checked = answer.json()
+    assert checked["state"] in {"verified", "contradicted", "unsupported", "not checked"}
+    assert checked["verifier"] == "radloop-reference-0.6.0"
+    assert checked["reasons"] or checked["state"] == "verified"
 
 
 class _Backends:
