@@ -48,7 +48,7 @@ F64 = npt.NDArray[np.float64]
 
 @dataclass(frozen=True)
 class DriftConfig:
-    """Settings of drift detection (defaults meet the bars of BENCHMARKS.md "monitor")."""
+    """Settings of drift detection (defaults meet the bars of docs/benchmarks.md, "monitor")."""
 
     reference_size: int = 400
     window_size: int = 100

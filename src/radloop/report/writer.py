@@ -7,7 +7,7 @@ positive findings, critical ones first, or says "No acute cardiopulmonary abnorm
 Each finding is one sentence: "Small left pleural effusion.", "A 12 mm nodule in the right upper
 lobe.", "Endotracheal tube with tip 40 mm above the carina.", "No pneumothorax.". Uncertain
 findings say "may be present", the phrase of the Brigham and Women's certainty scale for
-25–75 % (docs/BENCHMARKS.md); the safety layer rewrites it once a probability is calibrated.
+25–75 % (docs/architecture.md); the safety layer rewrites it once a probability is calibrated.
 
 What the writer can express, so that ``parse(write(findings)) == findings``: any finding
 whose side equals the side its zones and lobes imply (when it has any); sizes on findings

@@ -2,7 +2,7 @@
 
 The scale is the Brigham and Women's Hospital diagnostic certainty scale (Panicek and Hricak,
 "How sure are you, doctor? A standardized lexicon to describe the radiologist's level of
-certainty", AJR 2016), as BENCHMARKS.md gives it:
+certainty", AJR 2016), as docs/architecture.md gives it:
 
 =========  ==========================================
 > 90 %     "consistent with"

@@ -1,9 +1,9 @@
 """How well probabilities are calibrated: ECE, Brier score and a reliability diagram.
 
 ECE uses 15 equal-width bins (Guo et al., "On calibration of modern neural networks",
-ICML 2017), as BENCHMARKS.md specifies; the Brier score is the mean squared error of the
-probabilities (Brier, Monthly Weather Review 1950). The diagram is drawn with Pillow so that
-no plotting package is needed.
+ICML 2017), as the benchmark protocols in docs/benchmarks.md do; the Brier score is the mean
+squared error of the probabilities (Brier, Monthly Weather Review 1950). The diagram is drawn
+with Pillow so that no plotting package is needed.
 """
 
 from __future__ import annotations

@@ -10,12 +10,12 @@ Two layouts, chosen from the CSV's columns (or ``layout=``):
 - ``realcxr``: the COVID-19 chest X-ray collection's ``metadata.csv`` as in
   ``../shared/data/realcxr-dev``. Brixia zone scores A–F (0 none, 1 interstitial, 2 and 3
   alveolar; Borghesi and Maroldi, Radiol Med 2020) give opacity (``lung_opacity``) per zone:
-  score > 0 is present. Zones follow DESIGN.md: A right upper, B right middle, C right lower,
-  D left upper, E left middle, F left lower. A study is opacity-positive when any zone
-  scores > 0, negative when every zone scores 0 or the row's finding is ``No Finding``, and
-  unknown otherwise. The site is the country of ``location``; CT rows and lateral views are
-  kept as cases for the scope guard (they should be refused) but carry no labels; rows
-  without a view say nothing about scope.
+  score > 0 is present. Zones as in docs/architecture.md: A right upper, B right middle,
+  C right lower, D left upper, E left middle, F left lower. A study is opacity-positive when
+  any zone scores > 0, negative when every zone scores 0 or the row's finding is ``No
+  Finding``, and unknown otherwise. The site is the country of ``location``; CT rows and
+  lateral views are kept as cases for the scope guard (they should be refused) but carry no
+  labels; rows without a view say nothing about scope.
 """
 
 from __future__ import annotations

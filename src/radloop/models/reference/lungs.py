@@ -2,17 +2,16 @@
 
 The whole-image network sees the chest at 1.6 mm per pixel and never learned the lab's
 nodules (validation AUROC 0.59) or its rib fractures (0.56). Nodules: a crop network trained
-on about 1,200 lab studies with nodules did not learn them either (0.63, sixth session) —
-the lab's anatomy is full of nodule-sized blobs (vessels, rib crossings) of the same contrast
-— but trained on nodules *inserted* into the lab's line integrals (a sphere's chord length
-times its attenuation, added before the lab's exposure, scatter, blur, noise and tone curve)
-it did (0.91, seventh session). Rib fractures: the lab draws each with its healing callus (a
-spindle of new bone 8–14 mm across on the lateral arc of a 4th–9th rib; the break alone is
-under 1 % of the display on the lab's 2 mm grid, ``experiments/rib_fracture``), and a crop
-network trained on inserted calluses learned it (eighth session). Those were two networks of
-one design on one crop; the lung network is that design with two output channels, trained on
-lab studies into which both are inserted (:mod:`.lungs_train`): one pass instead of two per
-image (each about 60 ms on 2 cores), one set of renders instead of two, and a callus and a
+on about 1,200 lab studies with nodules does not learn them either (0.63) — the lab's anatomy
+is full of nodule-sized blobs (vessels, rib crossings) of the same contrast — but trained on
+nodules *inserted* into the lab's line integrals (a sphere's chord length times its
+attenuation, added before the lab's exposure, scatter, blur, noise and tone curve) it does
+(0.91). Rib fractures: the lab draws each with its healing callus (a spindle of new bone
+8–14 mm across on the lateral arc of a 4th–9th rib; the break alone is under 1 % of the
+display on the lab's 2 mm grid), and a crop network trained on inserted calluses learns it.
+The lung network is that one design with two output channels, trained on lab studies into
+which both are inserted (:mod:`radloop.lab.training.reference.lungs_train`): one pass per
+image instead of two (each about 60 ms on 2 cores), one set of renders, and a callus and a
 nodule told apart by the same network on the same backgrounds.
 
 It reads a fixed crop of the detector field — rows 8–84 %, columns 6–94 % (both lungs and the
@@ -30,8 +29,8 @@ Nodules are read on images of about 1.1 mm per pixel or finer (``min_share`` 0.9
 training profile, ``portable``, is 0.94 mm). Rib fractures need more (``finding_min_share``
 1.15: about 0.86 mm per pixel or finer, the lab's ``standard`` 0.70 mm and ``community``
 0.80 mm, not ``portable``): a callus is a 0.05 contrast 8–14 mm across, and on the coarse,
-noisy portable images the rib network of the eighth session separated fractured from intact
-ribs with validation AUROC 0.70 against 0.93 / 0.91 on the finer profiles — as a bedside film
+noisy portable images a rib-fracture crop network separates fractured from intact ribs with
+validation AUROC 0.70 against 0.93 / 0.91 on the finer profiles — as a bedside film
 is a poor rib film. Elsewhere they are ``unassessed``. This module needs only numpy;
 :class:`~.devices.CropRuntime` runs ``lungs.onnx``.
 """
