@@ -343,7 +343,6 @@ def bench_parser(reports: Path, labels: Path, as_json: bool) -> None:
 
 def _attach_commands() -> None:
     """Commands defined next to the modules they drive (each imports its module lazily)."""
-    from radloop.assist.cli import ask, compare, draft
     from radloop.bench.evaluate import bench_eval
     from radloop.bench.monitor import bench_monitor
     from radloop.bench.realfilm import bench_realfilm
@@ -355,6 +354,7 @@ def _attach_commands() -> None:
     from radloop.models.reference.cli import train_reference
     from radloop.monitor.cli import monitor
     from radloop.review.cli import audit, serve, users, worker
+    from radloop.safety.assist_cli import ask, compare, draft
     from radloop.safety.cli import calibrate, fit_ood, scope, verifiers
     from radloop.safety.scope_cli import bench_scope, train_scope
     from radloop.synth.cli import bench_synth, synth

@@ -6,7 +6,7 @@ import json
 
 from click.testing import CliRunner
 
-from radloop.assist.cli import ask, compare, draft
+from radloop.safety.assist_cli import ask, compare, draft
 from radloop.study import sample_study_path
 
 SAMPLE = str(sample_study_path())

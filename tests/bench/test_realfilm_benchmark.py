@@ -39,7 +39,7 @@ def test_the_bench_counts_an_unvalidated_verifier_that_speaks(
     """A broken gate (every film declared inside the synthetic lab) shows in the figures."""
     import radloop.safety.pipeline as pipeline
 
-    def everywhere(verifier: object, study: object) -> DomainDecision:
+    def everywhere(verifier: object, study: object, output: object = None) -> DomainDecision:
         return DomainDecision("reference", "synthetic-lab", "forced in domain by the test")
 
     monkeypatch.setattr(pipeline, "verifier_domain", everywhere)

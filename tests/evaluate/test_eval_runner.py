@@ -212,7 +212,7 @@ class _LabVerifier:
     def verifier_id(self) -> str:
         return "lab"
 
-    def assess_domain(self, study):  # type: ignore[no-untyped-def]
+    def assess_domain(self, study, output=None):  # type: ignore[no-untyped-def]
         from radloop.models.competence import DomainDecision
 
         return DomainDecision("lab", "synthetic-lab", "test studies are lab studies")

@@ -122,6 +122,11 @@ class ReferenceModel(VisionLanguageModel):
         """Whether a study lies in the synthetic-lab domain: the Mahalanobis distance of the
         model's embedding to its training-like images (``reference-ood.json``) at most the
         threshold chosen on its own validation images."""
+        output = self.read(images) if self.ood_reference is not None else None
+        return self.domain_of(None if output is None else output.embedding, bool(images))
+
+    def domain_of(self, embedding: Any, has_image: bool = True) -> DomainDecision:
+        """The domain decision for one embedding of this model (None: no reading)."""
         if self._domain is None and self.ood_reference is None:
             return DomainDecision(
                 self.model_id,
@@ -129,11 +134,11 @@ class ReferenceModel(VisionLanguageModel):
                 "no domain reference (reference-ood.json) ships with these weights, so no "
                 "image can be shown to lie in the synthetic-lab domain",
             )
-        output = self.read(images)
-        if output is None:
-            return DomainDecision(self.model_id, None, "the study has no image")
+        if embedding is None:
+            reason = "the study has no image" if not has_image else "the model gave no reading"
+            return DomainDecision(self.model_id, None, reason)
         scorer, limit = self._domain_scorer()
-        score = scorer.score(output.embedding)
+        score = scorer.score(embedding)
         if score <= limit:
             return DomainDecision(
                 self.model_id,

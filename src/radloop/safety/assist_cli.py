@@ -1,4 +1,4 @@
-"""``radloop draft``, ``radloop ask`` and ``radloop compare``: the assist tasks from a shell.
+"""``radloop draft``, ``ask`` and ``compare``: the assist tasks from a shell, checked.
 
 Each runs the scope guard and the safety check by default (``radloop.safety``): a refused
 study is not drafted, and every claim is shown verified, contradicted, unsupported or not

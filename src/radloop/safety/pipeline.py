@@ -184,7 +184,7 @@ def gate_output(
 ) -> tuple[VerifierOutput, DomainDecision, frozenset[str]]:
     """The evidence the verifier may give about ``study``: none outside its validated domain,
     only its validated finding types inside it."""
-    domain = verifier_domain(verifier, study)
+    domain = verifier_domain(verifier, study, output)
     valid = competence_of(verifier, output.verifier).findings_in(domain.domain)
     return output.restricted_to(valid), domain, valid
 

@@ -83,12 +83,15 @@ def load_verifier(name: str = DEFAULT_VERIFIER, **options: Any) -> Verifier:
     return instance
 
 
-def verifier_domain(verifier: Verifier, study: Study) -> DomainDecision:
-    """Whether ``study`` lies in a validated domain of ``verifier`` (its ``assess_domain``);
-    a verifier that cannot tell is outside every domain, so it is never used as evidence."""
+def verifier_domain(
+    verifier: Verifier, study: Study, output: VerifierOutput | None = None
+) -> DomainDecision:
+    """Whether ``study`` lies in a validated domain of ``verifier`` (its ``assess_domain``,
+    given the verifier's reading ``output`` of it when at hand); a verifier that cannot tell
+    is outside every domain, so it is never used as evidence."""
     assess = getattr(verifier, "assess_domain", None)
     if callable(assess):
-        decision = assess(study)
+        decision = assess(study, output)
         if isinstance(decision, DomainDecision):
             return decision
     name = str(verifier.verifier_id)
@@ -124,11 +127,11 @@ class ReadOnce:
     def competence(self) -> Competence:
         return competence_of(self.inner, self.verifier_id)
 
-    def assess_domain(self, study: Study) -> DomainDecision:
+    def assess_domain(self, study: Study, output: VerifierOutput | None = None) -> DomainDecision:
         uid = study.study_instance_uid
         if uid not in self._domains:
-            self.verify(study)  # one reading serves the domain check too
-            self._domains[uid] = verifier_domain(self.inner, study)
+            reading = self.verify(study)  # one reading serves the domain check too
+            self._domains[uid] = verifier_domain(self.inner, study, reading)
         return self._domains[uid]
 
     def verify(self, study: Study) -> VerifierOutput:
@@ -159,9 +162,12 @@ class ReferenceVerifier:
         """The reference model's validated domain: the synthetic lab only."""
         return self._model.competence
 
-    def assess_domain(self, study: Study) -> DomainDecision:
+    def assess_domain(self, study: Study, output: VerifierOutput | None = None) -> DomainDecision:
         """In domain when the model's embedding of the frontal image lies among its
-        training-like images (the OOD reference's threshold, chosen on its validation images)."""
+        training-like images (the OOD reference's threshold, chosen on its validation images);
+        from ``output``'s embedding when given, so the check reads no image again."""
+        if output is not None and output.embedding is not None:
+            return self._model.domain_of(output.embedding)
         return self._model.assess_domain(study.images)
 
     def ood_scorer(self) -> Any:
@@ -330,7 +336,7 @@ class TableVerifier:
         """What the table declares (``"competence"`` in its file); nothing by default."""
         return self._competence
 
-    def assess_domain(self, study: Study) -> DomainDecision:
+    def assess_domain(self, study: Study, output: VerifierOutput | None = None) -> DomainDecision:
         """A listed study lies in the domain its entry names (``"domain"``), else in the
         table's first declared domain; an unlisted one in none."""
         uid = study.study_instance_uid
