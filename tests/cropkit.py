@@ -13,7 +13,7 @@ import pytest
 
 def render_or_skip(build: Callable[[Any, Path], Any], config: Any, out: Path) -> Path:
     """``build(config, out)`` (a recipe's data sets); skips where the lab is not installed."""
-    from radloop.synth import AnatomySourceMissingError
+    from radloop.lab.synth import AnatomySourceMissingError
 
     try:
         build(config, out)
@@ -24,7 +24,7 @@ def render_or_skip(build: Callable[[Any, Path], Any], config: Any, out: Path) ->
 
 def anatomy_or_skip() -> Any:
     """The lab's anatomy; skips where the lab is not installed."""
-    from radloop.synth import AnatomySourceMissingError, load_anatomy
+    from radloop.lab.synth import AnatomySourceMissingError, load_anatomy
 
     try:
         return load_anatomy()
@@ -38,7 +38,7 @@ def onnx_matches_torch(config: Any, folder: Path, network: Any) -> list[np.ndarr
     import onnxruntime as ort
     import torch
 
-    from radloop.models.reference.nodules_train import _network
+    from radloop.lab.training.reference.nodules_train import _network
 
     model = _network(config, outputs=len(network.findings)).eval()
     model.load_state_dict(torch.load(folder / f"{network.name}.pt"))

@@ -150,7 +150,7 @@ def test_devices_are_support_devices() -> None:
 
 
 def test_sized_findings_grow_and_shrink_devices_and_fractures_do_not() -> None:
-    from radloop.synth.findings import FINDING_TYPES
+    from radloop.lab.synth.findings import FINDING_TYPES
     from radloop.vocabulary import sized_codes
 
     sized = sized_codes()

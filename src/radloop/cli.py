@@ -280,7 +280,7 @@ def _demo_synthetic_draft(model: Any) -> None:
 
     from radloop.models.reference.predictor import reliable_findings
     from radloop.study import load_study
-    from radloop.synth.study_writer import make_dataset
+    from radloop.lab.synth.study_writer import make_dataset
 
     click.secho("\nA synthetic study (seed 7), drafted by the reference model", bold=True)
     with tempfile.TemporaryDirectory(prefix="radloop-demo-") as scratch:
@@ -332,7 +332,7 @@ def bench() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 def bench_parser(reports: Path, labels: Path, as_json: bool) -> None:
     """Parser accuracy and speed on real radiology reports (IU X-ray, MeSH tags)."""
-    from radloop.bench.parser import format_parser_benchmark, run_parser_benchmark
+    from radloop.lab.bench.parser import format_parser_benchmark, run_parser_benchmark
 
     result = run_parser_benchmark(reports, labels)
     if as_json:
@@ -343,21 +343,21 @@ def bench_parser(reports: Path, labels: Path, as_json: bool) -> None:
 
 def _attach_commands() -> None:
     """Commands defined next to the modules they drive (each imports its module lazily)."""
-    from radloop.bench.evaluate import bench_eval
-    from radloop.bench.monitor import bench_monitor
-    from radloop.bench.realfilm import bench_realfilm
-    from radloop.bench.reference import bench_reference
-    from radloop.bench.review import bench_review
-    from radloop.bench.safety import bench_safety
+    from radloop.lab.bench.evaluate import bench_eval
+    from radloop.lab.bench.monitor import bench_monitor
+    from radloop.lab.bench.realfilm import bench_realfilm
+    from radloop.lab.bench.reference import bench_reference
+    from radloop.lab.bench.review import bench_review
+    from radloop.lab.bench.safety import bench_safety
     from radloop.evaluate.cli import eval_command
     from radloop.models.cli import models_command, serve_model
-    from radloop.models.reference.cli import train_reference
+    from radloop.lab.training.reference.cli import train_reference
     from radloop.monitor.cli import monitor
     from radloop.review.cli import audit, serve, users, worker
     from radloop.safety.assist_cli import ask, compare, draft
     from radloop.safety.cli import calibrate, fit_ood, scope, verifiers
-    from radloop.safety.scope_cli import bench_scope, train_scope
-    from radloop.synth.cli import bench_synth, synth
+    from radloop.lab.training.scope.cli import bench_scope, train_scope
+    from radloop.lab.synth.cli import bench_synth, synth
 
     for command in (
         draft,

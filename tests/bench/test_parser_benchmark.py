@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from radloop.bench.parser import (
+from radloop.lab.bench.parser import (
     format_parser_benchmark,
     predicted_labels,
     run_parser_benchmark,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from radloop.bench.realfilm import MALFORMED, run_realfilm_benchmark
+from radloop.lab.bench.realfilm import MALFORMED, run_realfilm_benchmark
 from radloop.models.competence import DomainDecision
 
 SHARED = Path(__file__).resolve().parents[2] / "../shared/data"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from radloop.assist.types import Change
-from radloop.bench.reference import _predicted_direction, format_benchmark, run_benchmark
+from radloop.lab.bench.reference import _predicted_direction, format_benchmark, run_benchmark
 from radloop.report import Change as Direction
 from radloop.vocabulary import Side
 

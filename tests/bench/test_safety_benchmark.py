@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from radloop.bench.safety import (
+from radloop.lab.bench.safety import (
     SafetyBenchmark,
     bench_safety,
     format_safety_benchmark,
     run_safety_benchmark,
 )
 from radloop.safety.calibration import read_labelled_claims
-from radloop.safety.challenge import ErrorKind
+from radloop.lab.challenge import ErrorKind
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("sklearn")
@@ -67,7 +67,7 @@ def test_calibration_split_is_in_the_calibrate_format(
 
 def test_command_prints_json(monkeypatch: pytest.MonkeyPatch,
                              tiny: tuple[SafetyBenchmark, float, Path]) -> None:  # fmt: skip
-    import radloop.bench.safety as module
+    import radloop.lab.bench.safety as module
 
     seen = {}
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from radloop.evaluate import DatasetError, UnknownDatasetError, available_datasets, open_dataset
 from radloop.evaluate.datasets.folder import country_of
-from radloop.evaluate.datasets.synthetic import case_from_truth, lesion_contrast
+from radloop.lab.datasets import case_from_truth, lesion_contrast
 
 REALCXR = Path("/work/shared/data/realcxr-dev")
 
@@ -399,7 +399,7 @@ def test_an_image_model_on_a_report_set_is_refused(tmp_path: Path) -> None:
 
 
 def test_splits_of_several_profiles_get_distinct_case_ids(tmp_path: Path) -> None:
-    from radloop.evaluate.datasets.synthetic import SyntheticDataset
+    from radloop.lab.datasets import SyntheticDataset
 
     folders = []
     for split in ("synth-test-1-enhanced-1", "synth-test-2-standard-1"):

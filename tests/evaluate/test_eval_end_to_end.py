@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 
 def test_builtin_model_on_a_tiny_held_out_split_writes_the_report(tmp_path: Path) -> None:
-    from radloop.synth.anatomy import AnatomySourceMissingError, find_source
+    from radloop.lab.synth.anatomy import AnatomySourceMissingError, find_source
 
     try:
         find_source()

@@ -93,7 +93,7 @@ def pool_study(key: str, profile: str = "standard", **overrides: Any) -> Any:
     """A pool study made by hand: the truth has a right effusion and a pneumothorax; the draft
     states the effusion on the wrong side (supported), a false nodule (unsupported, flagged),
     "no consolidation" (not checked) and misses the pneumothorax."""
-    from radloop.monitor.simulate import PoolStudy
+    from radloop.lab.monitor_simulation import PoolStudy
 
     values: dict[str, Any] = {
         "key": key,
@@ -121,7 +121,7 @@ def pool_study(key: str, profile: str = "standard", **overrides: Any) -> Any:
 
 def hand_pools() -> dict[str, Any]:
     """Pools of two profiles built by hand, with OOD scores."""
-    from radloop.monitor.simulate import Pool
+    from radloop.lab.monitor_simulation import Pool
 
     standard = tuple(pool_study(f"s{i}") for i in range(3))
     portable = tuple(pool_study(f"p{i}", "portable") for i in range(3))

@@ -16,7 +16,7 @@ from radloop.cli import main
 def test_bench_monitor_reports_detection_false_alarms_and_timing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from radloop.bench import monitor as bench
+    from radloop.lab.bench import monitor as bench
     from radloop.monitor import simulate
 
     def pools(profiles: Any, **kwargs: Any) -> Any:
@@ -38,7 +38,7 @@ def test_bench_monitor_reports_detection_false_alarms_and_timing(
 
 
 def test_bench_monitor_json_is_the_last_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from radloop.bench import monitor as bench
+    from radloop.lab.bench import monitor as bench
 
     figures = {"benchmark": "monitor", "bars": {}}
     monkeypatch.setattr(bench, "run_monitor_benchmark", lambda **kwargs: figures)

@@ -17,7 +17,7 @@ from monitor_builders import hand_pools
 from browserkit import CHROMIUM, chromium, served
 from radloop.monitor.analysis import MonitorSettings
 from radloop.monitor.drift import DriftConfig
-from radloop.monitor.simulate import StreamConfig, simulate
+from radloop.lab.monitor_simulation import StreamConfig, simulate
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "monitor"
 pytest.importorskip("playwright.sync_api")

@@ -11,7 +11,7 @@ from monitor_builders import hand_pools, random_cases
 
 from radloop.cli import main
 from radloop.monitor.cases import write_cases
-from radloop.monitor.simulate import StreamConfig, simulate
+from radloop.lab.monitor_simulation import StreamConfig, simulate
 
 SMALL = ["--reference-size", "200", "--window-size", "100", "--step", "50"]
 

@@ -13,7 +13,7 @@ from monitor_builders import hand_pools
 from radloop.monitor.analysis import MonitorSettings
 from radloop.monitor.cases import SignedCase
 from radloop.monitor.drift import DriftConfig
-from radloop.monitor.simulate import StreamConfig, simulate
+from radloop.lab.monitor_simulation import StreamConfig, simulate
 
 pytest.importorskip("fastapi")
 from fastapi import FastAPI, Header, HTTPException

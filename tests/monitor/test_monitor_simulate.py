@@ -11,7 +11,7 @@ from monitor_builders import hand_pools, pool_study
 
 from radloop.errors import InputError
 from radloop.monitor.agreement import agreement
-from radloop.monitor.simulate import ReaderConfig, StreamConfig, read_as_reader, simulate
+from radloop.lab.monitor_simulation import ReaderConfig, StreamConfig, read_as_reader, simulate
 from radloop.vocabulary import Side
 
 PERFECT = ReaderConfig(miss_rate=0.0, accept_rate=0.0, flagged_accept_rate=0.0, correct_rate=1.0)
@@ -76,7 +76,7 @@ def test_pools_are_rendered_drafted_and_cached(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytest.importorskip("sklearn")
-    from radloop.synth.anatomy import AnatomySourceMissingError, find_source
+    from radloop.lab.synth.anatomy import AnatomySourceMissingError, find_source
 
     try:
         find_source()

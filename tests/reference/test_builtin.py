@@ -63,8 +63,8 @@ def test_the_shipped_view_head_tells_a_lab_frontal_from_its_lateral() -> None:
 
     from cropkit import anatomy_or_skip
     from radloop.models.images import image_from_pixels
-    from radloop.synth import make_study
-    from radloop.synth.variation import profile
+    from radloop.lab.synth import make_study
+    from radloop.lab.synth.variation import profile
 
     anatomy = anatomy_or_skip()
     model = ReferenceModel(shipped_model_dir())

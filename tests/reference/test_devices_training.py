@@ -14,9 +14,9 @@ ort = pytest.importorskip("onnxruntime")
 
 from radloop.models.builtin import shipped_model_dir  # noqa: E402
 from radloop.models.images import image_from_pixels  # noqa: E402
-from radloop.models.reference.data import load_dataset  # noqa: E402
+from radloop.lab.training.reference.data import load_dataset  # noqa: E402
 from radloop.models.reference.devices import CELLS, CROP_SHAPE, DEVICES  # noqa: E402
-from radloop.models.reference.devices_train import (  # noqa: E402
+from radloop.lab.training.reference.devices_train import (  # noqa: E402
     DeviceConfig,
     _network,
     build_device_dataset,
@@ -30,7 +30,7 @@ TINY = DeviceConfig(n_train=8, batch_size=4, max_steps=2, val_fraction=0.5,
 
 @pytest.fixture(scope="module")
 def device_shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    from radloop.synth import AnatomySourceMissingError
+    from radloop.lab.synth import AnatomySourceMissingError
 
     out = tmp_path_factory.mktemp("device-data")
     try:

@@ -13,7 +13,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("scipy")
 
 from radloop.models.reference.lungs import LUNG_NETWORK  # noqa: E402
-from radloop.models.reference.nodules_train import (  # noqa: E402
+from radloop.lab.training.reference.nodules_train import (  # noqa: E402
     MAX_NODULES,
     _sphere_chords,
     _targets,

@@ -12,13 +12,13 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("scipy")
 
-from radloop.models.reference.ribs_train import insert_fractures  # noqa: E402
-from radloop.synth.anatomy import Anatomy  # noqa: E402
+from radloop.lab.training.reference.ribs_train import insert_fractures  # noqa: E402
+from radloop.lab.synth.anatomy import Anatomy  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def anatomy() -> Anatomy:
-    from radloop.synth import AnatomySourceMissingError, load_anatomy
+    from radloop.lab.synth import AnatomySourceMissingError, load_anatomy
 
     try:
         return load_anatomy()
@@ -27,8 +27,8 @@ def anatomy() -> Anatomy:
 
 
 def test_the_lab_breaks_a_lateral_arc_and_draws_its_callus_along_the_rib(anatomy: Anatomy) -> None:
-    from radloop.synth.findings import callus_spheres, fracture_site
-    from radloop.synth.regions import regions
+    from radloop.lab.synth.findings import callus_spheres, fracture_site
+    from radloop.lab.synth.regions import regions
 
     midline = regions(anatomy).midline_x
     for seed in range(6):
@@ -48,8 +48,8 @@ def test_the_lab_breaks_a_lateral_arc_and_draws_its_callus_along_the_rib(anatomy
 
 
 def test_a_lab_fracture_shows_on_the_radiograph_where_its_truth_says(anatomy: Anatomy) -> None:
-    from radloop.synth import make_study
-    from radloop.synth.variation import profile
+    from radloop.lab.synth import make_study
+    from radloop.lab.synth.variation import profile
 
     site = dataclasses.replace(profile("standard"), lateral=False)
     with_it = make_study(anatomy, 5, 0, site=site, codes=["rib_fracture"])
@@ -65,8 +65,8 @@ def test_a_lab_fracture_shows_on_the_radiograph_where_its_truth_says(anatomy: An
 
 
 def test_inserted_fractures_add_attenuation_at_the_rib_they_name(anatomy: Anatomy) -> None:
-    from radloop.synth import make_study
-    from radloop.synth.variation import profile
+    from radloop.lab.synth import make_study
+    from radloop.lab.synth.variation import profile
 
     site = dataclasses.replace(profile("standard"), lateral=False)
     study = make_study(anatomy, 7, 1, site=site, codes=[])

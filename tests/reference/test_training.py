@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from radloop.models.reference.data import load_dataset  # noqa: E402
-from radloop.models.reference.network import NetworkConfig, ReferenceNetwork  # noqa: E402
+from radloop.lab.training.reference.data import load_dataset  # noqa: E402
+from radloop.lab.training.reference.network import NetworkConfig, ReferenceNetwork  # noqa: E402
 from radloop.models.reference.spec import (  # noqa: E402
     FINDINGS,
     HEATMAP_SIZE,
@@ -22,7 +22,7 @@ from radloop.models.reference.spec import (  # noqa: E402
     VIEWS,
     ZONES,
 )
-from radloop.models.reference.train import (  # noqa: E402
+from radloop.lab.training.reference.train import (  # noqa: E402
     TrainConfig,
     bf16_supported,
     train_reference,

@@ -6,7 +6,7 @@ import pytest
 
 from radloop.report import Finding, Presence
 from radloop.report.types import Change
-from radloop.safety.challenge import (
+from radloop.lab.challenge import (
     ErrorKind,
     InjectedError,
     applicable_kinds,

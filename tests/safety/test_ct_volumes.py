@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from radloop.errors import InputError
-from radloop.safety.scope_synth import load_ct_volume
+from radloop.lab.training.scope.synth import load_ct_volume
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("nrrd", "nibabel", "scipy")),

@@ -19,7 +19,7 @@ from radloop.safety.verifiers import ReferenceVerifier
 
 
 def _lab_available() -> None:
-    from radloop.synth.anatomy import AnatomySourceMissingError, find_source
+    from radloop.lab.synth.anatomy import AnatomySourceMissingError, find_source
 
     try:
         find_source()
@@ -31,7 +31,7 @@ def _lab_available() -> None:
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six synthetic studies (PA and lateral) of a training profile, from a seed of their own."""
     _lab_available()
-    from radloop.synth.study_writer import make_dataset
+    from radloop.lab.synth.study_writer import make_dataset
 
     out = tmp_path_factory.mktemp("ood-lab")
     make_dataset(6, 31_337, out, profile="standard", workers=1)

@@ -44,7 +44,7 @@ def codes(decision) -> list[str]:
 @pytest.fixture(scope="module")
 def synthetic_images():
     """Images of each class from seeds the shipped model was not trained on (coarse grid)."""
-    from radloop.safety.scope_synth import load_ct_volume, make_training_set
+    from radloop.lab.training.scope.synth import load_ct_volume, make_training_set
 
     volume = load_ct_volume(iso_mm=3.0)
     counts = {"frontal": 6, "lateral": 6, "ct": 6, "other": 4}
@@ -60,7 +60,7 @@ def test_shipped_classifier_says_each_probability_and_sums_to_one() -> None:
 
 @needs_ct
 def test_shipped_classifier_labels_held_out_synthetic_images(synthetic_images) -> None:
-    from radloop.safety.scope_synth import CLASSES
+    from radloop.lab.training.scope.synth import CLASSES
 
     classifier = load_acquisition_classifier()
     predicted = [p.label for p in classifier.predict(list(synthetic_images.images / 255.0))]

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from radloop.safety.scope_eval import ScopeEvaluation
+from radloop.lab.training.scope.eval import ScopeEvaluation
 
 
 def test_bars_count_what_meets_them_and_carry_intervals() -> None:

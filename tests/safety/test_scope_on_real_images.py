@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from radloop.safety.scope_eval import BARS, evaluate_folder
+from radloop.lab.training.scope.eval import BARS, evaluate_folder
 
 DATA = Path(__file__).resolve().parents[2] / "../shared/data/realcxr-dev"
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_tiny_training_run_exports_an_averaged_classifier_that_loads(tmp_path) -> None:
-    from radloop.safety.scope_train import ScopeTrainConfig, train_scope
+    from radloop.lab.training.scope.train import ScopeTrainConfig, train_scope
 
     config = ScopeTrainConfig(
         size=32,
@@ -46,7 +46,7 @@ def test_bench_scope_measures_a_classifier_from_train_scope(tmp_path) -> None:
     from PIL import Image as PILImage
 
     from radloop.cli import main
-    from radloop.safety.scope_train import ScopeTrainConfig, train_scope
+    from radloop.lab.training.scope.train import ScopeTrainConfig, train_scope
 
     config = ScopeTrainConfig(
         size=32,
@@ -83,7 +83,7 @@ def test_extra_ct_sections_join_the_ct_class_and_the_sidecar_names_each_ct(tmp_p
     from click.testing import CliRunner
 
     from radloop.cli import main
-    from radloop.safety.scope_train import ScopeTrainConfig, train_scope
+    from radloop.lab.training.scope.train import ScopeTrainConfig, train_scope
 
     hu = np.full((64, 56, 30), -1000, np.int16)
     hu[8:56, 6:50, 3:27] = 20  # a body

@@ -55,8 +55,8 @@ IMPRESSION:
 
 def lab_study() -> Any:
     """The sample's study, rendered by the synthetic lab (needs its anatomy)."""
-    from radloop.synth import load_anatomy
-    from radloop.synth.lab import make_study
+    from radloop.lab.synth import load_anatomy
+    from radloop.lab.synth.lab import make_study
 
     return make_study(load_anatomy(), SEED, INDEX, codes=CODES, site="standard", size=SIZE)
 
@@ -69,7 +69,7 @@ def sample_dataset(study: Any = None) -> Dataset:
     """The sample image as a DX For Presentation dataset (PS3.3 A.26), JPEG 2000 lossless: the
     lab's DICOM of the frontal view (of ``study``, :func:`lab_study` when not given), with the
     sample's fictional patient and fixed UIDs."""
-    from radloop.synth.study_writer import dicom_dataset
+    from radloop.lab.synth.study_writer import dicom_dataset
 
     study = lab_study() if study is None else study
     frontal = next(iter(study.views))  # the frontal view first; the lateral is left out

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from radloop.synth.anatomy import Anatomy, AnatomySourceMissingError, find_source, load_anatomy
+from radloop.lab.synth.anatomy import Anatomy, AnatomySourceMissingError, find_source, load_anatomy
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "synth"
 

@@ -7,7 +7,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from radloop.synth.anatomy import Anatomy, AnatomySourceMissingError, find_source
+from radloop.lab.synth.anatomy import Anatomy, AnatomySourceMissingError, find_source
 from radloop.vocabulary import Lobe, VertebralLevel
 
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from radloop.synth.anatomy import Anatomy
-from radloop.synth.findings import FINDING_TYPES
-from radloop.synth.lab import make_study
-from radloop.synth.overlay import draw_truth
-from radloop.synth.study_writer import write_study
-from radloop.synth.truth import truth_findings
+from radloop.lab.synth.anatomy import Anatomy
+from radloop.lab.synth.findings import FINDING_TYPES
+from radloop.lab.synth.lab import make_study
+from radloop.lab.synth.overlay import draw_truth
+from radloop.lab.synth.study_writer import write_study
+from radloop.lab.synth.truth import truth_findings
 
 
 @pytest.mark.parametrize("code", FINDING_TYPES)

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from radloop.report.types import Change
-from radloop.synth.anatomy import Anatomy
-from radloop.synth.pairs import make_pair, realized_change
+from radloop.lab.synth.anatomy import Anatomy
+from radloop.lab.synth.pairs import make_pair, realized_change
 
 
 def test_pairs_carry_change_truth_that_matches_the_sizes(anatomy: Anatomy) -> None:
@@ -37,7 +37,7 @@ def test_pairs_carry_change_truth_that_matches_the_sizes(anatomy: Anatomy) -> No
 def test_a_lobar_consolidation_that_changed_fills_less_of_its_lobe_on_the_smaller_study(
     anatomy: Anatomy,
 ) -> None:
-    from radloop.synth.findings import Canvas, FindingSpec, insert
+    from radloop.lab.synth.findings import Canvas, FindingSpec, insert
 
     def volume(seed: int, scale: float) -> tuple[str, float, np.ndarray]:
         canvas = Canvas(anatomy, anatomy.hu.copy(), np.zeros(anatomy.shape, bool))
@@ -53,7 +53,7 @@ def test_a_lobar_consolidation_that_changed_fills_less_of_its_lobe_on_the_smalle
 
 
 def test_a_nodule_that_changed_size_keeps_its_place(anatomy: Anatomy) -> None:
-    from radloop.synth.findings import Canvas, FindingSpec, insert
+    from radloop.lab.synth.findings import Canvas, FindingSpec, insert
 
     for seed in range(4):
         found = []

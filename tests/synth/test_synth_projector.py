@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from radloop.synth.projector import (
+from radloop.lab.synth.projector import (
     View,
     make_geometry,
     plan_splat,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from radloop.synth.anatomy import Anatomy
-from radloop.synth.benchmark import format_validation, validate_truth
+from radloop.lab.synth.anatomy import Anatomy
+from radloop.lab.synth.benchmark import format_validation, validate_truth
 
 
 def test_truth_of_random_studies_is_consistent(anatomy: Anatomy) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from radloop.errors import InputError
-from radloop.synth.variation import (
+from radloop.lab.synth.variation import (
     PROFILES,
     Demographics,
     profile,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from radloop.synth.anatomy import Anatomy
-from radloop.synth.cli import synth
-from radloop.synth.study_writer import make_dataset
+from radloop.lab.synth.anatomy import Anatomy
+from radloop.lab.synth.cli import synth
+from radloop.lab.synth.study_writer import make_dataset
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -87,7 +87,7 @@ def test_cli_rejects_an_unknown_profile(tmp_path: Path) -> None:
 def test_another_ct_given_by_path_renders_like_the_default_source(
     anatomy: Anatomy, tmp_path: Path
 ) -> None:
-    from radloop.synth.anatomy import find_source
+    from radloop.lab.synth.anatomy import find_source
 
     source = find_source()
     make_dataset(1, 31, tmp_path / "default", size=128, workers=1)
@@ -99,7 +99,7 @@ def test_a_ct_without_its_label_map_is_refused_before_anything_is_written(
     anatomy: Anatomy, tmp_path: Path
 ) -> None:
     from radloop.errors import InputError
-    from radloop.synth.anatomy import find_source
+    from radloop.lab.synth.anatomy import find_source
 
     out = tmp_path / "never"
     with pytest.raises(InputError, match="expected both a CT and its label map"):

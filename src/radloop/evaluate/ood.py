@@ -1,7 +1,7 @@
 """The OOD reference the evaluation uses for the reference verifier.
 
 The reference shipped beside the model's weights (``reference-ood.json``, see
-:mod:`radloop.safety.ood_reference`) when there is one; otherwise one is fitted on first use
+:mod:`radloop.lab.training.ood`) when there is one; otherwise one is fitted on first use
 the same way on 60 studies and cached.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from radloop.safety.ood_reference import OOD_PROFILES, OOD_SEED, fit_ood_reference
+from radloop.lab.training.ood import OOD_PROFILES, OOD_SEED, fit_ood_reference
 from radloop.safety.scope import MahalanobisScorer
 
 __all__ = ["OOD_PROFILES", "OOD_SEED", "reference_ood_scorer"]

@@ -90,7 +90,7 @@ def evaluate(
     ``render`` (synthetic studies), ``ood`` (the OOD reference, once) and ``cases``.
     """
     from radloop.evaluate.datasets import open_dataset
-    from radloop.evaluate.datasets.synthetic import default_cache_dir
+    from radloop.lab.datasets import default_cache_dir
     from radloop.evaluate.runner import RunSettings, run_evaluation
     from radloop.models import load_model
 

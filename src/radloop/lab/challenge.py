@@ -30,7 +30,7 @@ import numpy as np
 from radloop.report import Finding, Presence
 from radloop.report.types import Change
 from radloop.safety.triage import critical_reason
-from radloop.synth.findings import FINDING_TYPES
+from radloop.lab.synth.findings import FINDING_TYPES
 from radloop.vocabulary import Lobe, Side, Zone, ancestors
 
 __all__ = [
@@ -181,7 +181,7 @@ def _false_finding(code: str, rng: np.random.Generator) -> Finding:
         extra["size_mm"] = _SIZED[code]
     if code == "endotracheal_tube":
         extra.update(tip_distance_mm=45.0, tip_reference="carina")
-    return Finding(code, side=side, zones=zones, source="radloop.safety.challenge", **extra)
+    return Finding(code, side=side, zones=zones, source="radloop.lab.challenge", **extra)
 
 
 def _changed(kind: ErrorKind, found: Finding, rng: np.random.Generator) -> Finding:

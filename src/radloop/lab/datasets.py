@@ -28,7 +28,7 @@ from radloop.evaluate.datasets import check_options, register_dataset, require_f
 from radloop.evaluate.errors import DatasetError
 from radloop.evaluate.types import Case, Lesion
 from radloop.study import Study
-from radloop.synth.findings import FINDING_TYPES
+from radloop.lab.synth.findings import FINDING_TYPES
 from radloop.vocabulary import Zone
 
 __all__ = [
@@ -105,7 +105,7 @@ def case_from_truth(
     folder: Path, truth: Mapping[str, Any], site: str | None = None, case_id: str | None = None
 ) -> Case:
     """The case of one rendered study folder (``dicom/`` and ``truth.json``)."""
-    from radloop.synth.truth import truth_findings
+    from radloop.lab.synth.truth import truth_findings
 
     present = {f["code"] for f in truth.get("findings", []) if f.get("presence") == "present"}
     zone_labels: dict[str, dict[str, int]] = {}
@@ -148,7 +148,7 @@ def render_test_split(
     progress: Callable[[int], None] | None = None,
 ) -> list[Path]:
     """Render (once) and return the study folders of the held-out split."""
-    from radloop.synth.study_writer import make_dataset
+    from radloop.lab.synth.study_writer import make_dataset
 
     folders: list[Path] = []
     counts = [n // len(profiles) + (i < n % len(profiles)) for i in range(len(profiles))]
@@ -241,7 +241,7 @@ def open_synthetic(
     if count < 1:
         raise DatasetError("n >= 1 test studies", str(n))
     names = tuple(p.strip() for p in str(profiles).split(",") if p.strip())
-    from radloop.synth import PROFILES
+    from radloop.lab.synth import PROFILES
 
     unknown = [p for p in names if p not in PROFILES]
     if unknown or not names:

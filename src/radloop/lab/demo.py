@@ -55,10 +55,10 @@ def demo_login(store: Store) -> DemoLogin:
 
 def _render(out: Path, size: int | None) -> dict[str, Path]:
     """Write the demo studies as DICOM with the synthetic lab; folder by role."""
-    from radloop.synth.anatomy import find_source, load_anatomy
-    from radloop.synth.lab import make_study
-    from radloop.synth.pairs import INTERVAL_DAYS, make_pair
-    from radloop.synth.study_writer import STUDY_DATE, write_study
+    from radloop.lab.synth.anatomy import find_source, load_anatomy
+    from radloop.lab.synth.lab import make_study
+    from radloop.lab.synth.pairs import INTERVAL_DAYS, make_pair
+    from radloop.lab.synth.study_writer import STUDY_DATE, write_study
 
     anatomy = load_anatomy(find_source(), cache_dir=out / "cache")
     folders: dict[str, Path] = {}
@@ -84,7 +84,7 @@ def _scripted_reply(folder: Path) -> str:
     import json
 
     from radloop.report import write
-    from radloop.synth import truth_findings
+    from radloop.lab.synth import truth_findings
 
     truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
     text = write(list(truth_findings(truth)))

@@ -2,7 +2,7 @@
 
 Rendering is the slow part (the synthetic lab makes about 10 images/s), so each site profile
 gets a *pool* of studies rendered once and cached on disk: every pool study is rendered by
-``radloop.synth``, read back from DICOM, drafted by the reference model (``builtin``), checked
+``radloop.lab.synth``, read back from DICOM, drafted by the reference model (``builtin``), checked
 by ``radloop.safety.check`` with the ``reference`` verifier, and kept with its truth, its image
 statistics and the reference model's embedding. Streams then resample pool studies with fresh
 identifiers and times, so thousands of studies cost milliseconds each. The draft is a pure
@@ -143,8 +143,8 @@ def _render_and_draft(
     from radloop.models import load_model
     from radloop.safety import check, load_verifier
     from radloop.study import load_study
-    from radloop.synth import truth_findings
-    from radloop.synth.study_writer import make_dataset
+    from radloop.lab.synth import truth_findings
+    from radloop.lab.synth.study_writer import make_dataset
 
     model = load_model("builtin")
     verifier = load_verifier("reference")
@@ -242,7 +242,7 @@ def load_pools(
     The OOD scorer is fitted on a separate pool of ``ood_fit_n`` ``standard`` studies.
     """
     from radloop.safety import MahalanobisScorer
-    from radloop.synth import PROFILES
+    from radloop.lab.synth import PROFILES
 
     unknown = [p for p in profiles if p not in PROFILES or p not in POOL_SEEDS]
     if unknown:

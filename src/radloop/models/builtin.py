@@ -1,7 +1,7 @@
 """The ``builtin`` backend: radloop's reference model, a compact network run with onnxruntime.
 
 The network (``radloop.models.reference``) was trained only on synthetic radiographs rendered
-from one CT (``radloop.synth``); its model card (``radloop/data/reference/MODEL_CARD.md``)
+from one CT (``radloop.lab.synth``); its model card (``radloop/data/reference/MODEL_CARD.md``)
 says what it is for and what it is not. It implements both interfaces of
 ``radloop.models.base``:
 

@@ -24,7 +24,7 @@ __all__ = [
 ]
 
 SYNTHETIC_LAB = "synthetic-lab"
-"""The domain of the lab's synthetic radiographs (``radloop.synth``)."""
+"""The domain of the lab's synthetic radiographs (``radloop.lab.synth``)."""
 REAL_FILMS = "real-frontal"
 """The domain of real frontal chest films (``collections`` name where they came from)."""
 

@@ -7,7 +7,7 @@ group and over time, and drift alerts.
 - :func:`summarise`: windows and subgroups with confidence intervals, kappa per finding;
 - :func:`detect_drift`: input, output and agreement drift against a reference window, alerts;
 - :func:`analyse`: all of it at once; :mod:`radloop.monitor.dashboard`: the FastAPI router;
-- :mod:`radloop.monitor.simulate`: a simulated deployment on the synthetic lab.
+- :mod:`radloop.lab.monitor_simulation`: a simulated deployment on the synthetic lab.
 
 See docs/monitor.md. Importing this package imports nothing heavy: names load on first use.
 """

@@ -182,7 +182,7 @@ def simulate_command(
     from tqdm import tqdm
 
     from radloop.monitor.cases import write_cases
-    from radloop.monitor.simulate import (
+    from radloop.lab.monitor_simulation import (
         DEFAULT_CACHE,
         PUBLIC_NOTICE,
         ReaderConfig,

@@ -107,7 +107,7 @@ def serve(
     app = create_app(settings, store=store)  # creates the first admin on a fresh store
     login = None
     if demo:
-        from radloop.review.demo import demo_login, fill_demo
+        from radloop.lab.demo import demo_login, fill_demo
 
         fill_demo(store, progress=lambda m: click.echo(m, err=True))
         login = demo_login(store)

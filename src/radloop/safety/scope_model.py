@@ -3,7 +3,7 @@
 Three small convolutional networks on a 64 × 64 area-averaged, standardised copy of the
 image, their probabilities averaged inside one ONNX graph, run with onnxruntime (no torch
 needed); the image and its mirror image are averaged too. Trained only on images made from one
-CT (:mod:`radloop.safety.scope_synth`, ``radloop train-scope``); the shipped weights and their
+CT (:mod:`radloop.lab.training.scope.synth`, ``radloop train-scope``); the shipped weights and their
 recipe are in ``radloop/data/scope/``, the card in docs/safety.md. It looks only at pixels, so
 the scope guard lets it decide when DICOM tags do not say what an image is.
 """

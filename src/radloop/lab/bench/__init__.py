@@ -1,6 +1,6 @@
 """Benchmarks: scripts that measure radloop's capabilities (protocols in docs/BENCHMARKS.md)."""
 
-from radloop.bench.parser import (
+from radloop.lab.bench.parser import (
     ParserBenchmark,
     format_parser_benchmark,
     run_parser_benchmark,

@@ -1,6 +1,6 @@
 """Shared helpers of the benchmarks that run on rendered synthetic studies.
 
-Studies are rendered with :func:`radloop.synth.study_writer.make_dataset`, written as DICOM
+Studies are rendered with :func:`radloop.lab.synth.study_writer.make_dataset`, written as DICOM
 and read back with :func:`radloop.study.load_study`, so a benchmark runs the same path as a
 user; each study folder holds ``dicom/`` and ``truth.json``.
 """
@@ -28,7 +28,7 @@ def render(
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Render ``n`` studies (or prior/current pairs) of ``seed`` into ``out``; the manifest."""
-    from radloop.synth.study_writer import make_dataset
+    from radloop.lab.synth.study_writer import make_dataset
 
     return make_dataset(
         n, seed, out, profile=profile, pairs=pairs, workers=workers, progress=progress

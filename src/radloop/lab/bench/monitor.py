@@ -2,7 +2,7 @@
 
 Protocol (BENCHMARKS.md, "monitor"): pools of synthetic studies per site profile are rendered,
 drafted by the reference model and checked by the safety layer once (cached); streams resample
-them through a simulated reader (:mod:`radloop.monitor.simulate`).
+them through a simulated reader (:mod:`radloop.lab.monitor_simulation`).
 
 - detection: for each of ``seeds`` streams of 2,000 studies whose site profile switches from
   ``standard`` to ``portable`` (and, separately, to ``community``) at study 1,000, the number of
@@ -29,7 +29,7 @@ import click
 if TYPE_CHECKING:
     from radloop.monitor.cases import SignedCase
     from radloop.monitor.drift import DriftConfig, DriftReport
-    from radloop.monitor.simulate import Pool
+    from radloop.lab.monitor_simulation import Pool
 
 __all__ = ["BARS", "bench_monitor", "format_monitor_benchmark", "run_monitor_benchmark"]
 
@@ -57,7 +57,7 @@ def shift_start(seed: int) -> int:
 def _stream(
     pools: dict[str, Pool], seed: int, shift: str | None, fraction: float = 1.0
 ) -> list[SignedCase]:
-    from radloop.monitor.simulate import ReaderConfig, StreamConfig, simulate
+    from radloop.lab.monitor_simulation import ReaderConfig, StreamConfig, simulate
 
     config = StreamConfig(
         n=STREAM,
@@ -97,7 +97,7 @@ def run_monitor_benchmark(
     from tqdm import tqdm
 
     from radloop.monitor.drift import DriftConfig
-    from radloop.monitor.simulate import DEFAULT_CACHE, PUBLIC_NOTICE, ReaderConfig, load_pools
+    from radloop.lab.monitor_simulation import DEFAULT_CACHE, PUBLIC_NOTICE, ReaderConfig, load_pools
 
     config = DriftConfig()
     with tqdm(unit="study", desc="render pools (cached)") as bar:
@@ -186,7 +186,7 @@ def _aggregation_timing(pools: dict[str, Pool], repeats: int, n: int) -> dict[st
     """Time 10,000 records (as the review store yields them) through the whole analysis."""
     from radloop.monitor.analysis import MonitorSettings, analyse, clear_caches
     from radloop.monitor.cases import SignedCase
-    from radloop.monitor.simulate import ReaderConfig, StreamConfig, simulate
+    from radloop.lab.monitor_simulation import ReaderConfig, StreamConfig, simulate
 
     stream = StreamConfig(n=n, seed=424_242, shift_profile="portable", shift_at=int(n * 0.6),
                           per_day=60)  # fmt: skip

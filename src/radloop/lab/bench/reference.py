@@ -32,7 +32,7 @@ from typing import Any
 import click
 import numpy as np
 
-from radloop.bench._synthetic import load_rendered, pair_folders, render
+from radloop.lab.bench._synthetic import load_rendered, pair_folders, render
 from radloop.models.reference.metrics import auroc, counted_share
 from radloop.models.reference.spec import FINDINGS, ZONED
 from radloop.report import Finding

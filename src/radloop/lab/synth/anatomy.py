@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.errors import InputError, RadloopError
-from radloop.synth import _deps
+from radloop.lab.synth import _deps
 from radloop.vocabulary import Lobe, VertebralLevel
 
 __all__ = [

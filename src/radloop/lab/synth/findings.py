@@ -16,9 +16,9 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.report.types import Severity
-from radloop.synth import _deps
-from radloop.synth.anatomy import LOBE_STRUCTURES, Anatomy
-from radloop.synth.regions import regions
+from radloop.lab.synth import _deps
+from radloop.lab.synth.anatomy import LOBE_STRUCTURES, Anatomy
+from radloop.lab.synth.regions import regions
 from radloop.vocabulary import Lobe, Side, VertebralLevel
 
 __all__ = [

@@ -16,9 +16,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
 
-from radloop.synth import _deps
-from radloop.synth.projector import View
-from radloop.synth.variation import SiteProfile
+from radloop.lab.synth import _deps
+from radloop.lab.synth.projector import View
+from radloop.lab.synth.variation import SiteProfile
 
 __all__ = ["Exposure", "expose"]
 

@@ -11,12 +11,12 @@ from typing import Any
 
 import numpy as np
 
-from radloop.synth.anatomy import Anatomy
-from radloop.synth.findings import FINDING_TYPES, FindingSpec
-from radloop.synth.phantom import Phantom, RenderedView, build_phantom, render_view
-from radloop.synth.projector import View
-from radloop.synth.truth import SCHEMA, finding_truth, view_truth
-from radloop.synth.variation import (
+from radloop.lab.synth.anatomy import Anatomy
+from radloop.lab.synth.findings import FINDING_TYPES, FindingSpec
+from radloop.lab.synth.phantom import Phantom, RenderedView, build_phantom, render_view
+from radloop.lab.synth.projector import View
+from radloop.lab.synth.truth import SCHEMA, finding_truth, view_truth
+from radloop.lab.synth.variation import (
     PROFILES,
     Deformation,
     Demographics,

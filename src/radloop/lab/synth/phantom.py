@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from radloop.synth.anatomy import Anatomy
-from radloop.synth.findings import Canvas, FindingSpec, InsertedFinding, insert
-from radloop.synth.imaging import Exposure, expose
-from radloop.synth.projector import (
+from radloop.lab.synth.anatomy import Anatomy
+from radloop.lab.synth.findings import Canvas, FindingSpec, InsertedFinding, insert
+from radloop.lab.synth.imaging import Exposure, expose
+from radloop.lab.synth.projector import (
     Geometry,
     SplatPlan,
     View,
@@ -26,8 +26,8 @@ from radloop.synth.projector import (
     sphere_line_integral,
     splat,
 )
-from radloop.synth.regions import regions
-from radloop.synth.variation import Deformation, Demographics, Pose, SiteProfile
+from radloop.lab.synth.regions import regions
+from radloop.lab.synth.variation import Deformation, Demographics, Pose, SiteProfile
 
 __all__ = [
     "MU_WATER_PER_MM",

@@ -12,8 +12,8 @@ from functools import cached_property
 import numpy as np
 import numpy.typing as npt
 
-from radloop.synth import _deps
-from radloop.synth.anatomy import LOBE_STRUCTURES, Anatomy
+from radloop.lab.synth import _deps
+from radloop.lab.synth.anatomy import LOBE_STRUCTURES, Anatomy
 from radloop.vocabulary import Lobe
 
 __all__ = ["Regions", "regions"]

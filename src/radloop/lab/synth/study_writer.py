@@ -5,7 +5,7 @@ Layout of one study folder::
     <study_id>/dicom/PA.dcm    DX For Presentation (PS3.3 A.26), one file per view
     <study_id>/PA.png          8-bit preview as displayed
     <study_id>/masks/PA_f1.png truth mask of finding f1 on the PA image
-    <study_id>/truth.json      truth (schema radloop.synth/truth-v1)
+    <study_id>/truth.json      truth (schema radloop.lab.synth/truth-v1)
 
 ``radloop.study.load_study(<study_id>/dicom)`` reads the images back. Output is byte-identical
 for a seed: UIDs derive from the seed and study (PS3.5 B.2, ``generate_uid`` with entropy
@@ -27,9 +27,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from radloop.synth._deps import worker_pool
-from radloop.synth.lab import PhantomStudy
-from radloop.synth.projector import View
+from radloop.lab.synth._deps import worker_pool
+from radloop.lab.synth.lab import PhantomStudy
+from radloop.lab.synth.projector import View
 
 __all__ = ["DatasetJob", "dicom_dataset", "make_dataset", "write_dicom", "write_study"]
 
@@ -40,7 +40,7 @@ _DX_PRESENTATION = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage 
 def _uid(seed: int, *parts: str) -> str:
     from pydicom.uid import generate_uid
 
-    return str(generate_uid(entropy_srcs=["radloop.synth", str(seed), *parts]))
+    return str(generate_uid(entropy_srcs=["radloop.lab.synth", str(seed), *parts]))
 
 
 def write_dicom(
@@ -198,9 +198,9 @@ class DatasetJob:
 
 
 def _run(job: DatasetJob) -> list[dict[str, Any]]:
-    from radloop.synth.anatomy import find_source, load_anatomy
-    from radloop.synth.lab import make_study
-    from radloop.synth.pairs import INTERVAL_DAYS, make_pair
+    from radloop.lab.synth.anatomy import find_source, load_anatomy
+    from radloop.lab.synth.lab import make_study
+    from radloop.lab.synth.pairs import INTERVAL_DAYS, make_pair
 
     cache = Path(job.anatomy_cache) if job.anatomy_cache else None
     source = find_source(Path(job.ct) if job.ct else None, Path(job.labels) if job.labels else None)
@@ -244,7 +244,7 @@ def make_dataset(
     """
     import tempfile
 
-    from radloop.synth.anatomy import find_source, load_anatomy
+    from radloop.lab.synth.anatomy import find_source, load_anatomy
 
     # Checked before anything is written: a missing or half-given source fails here.
     source = find_source(ct, labels)
@@ -260,7 +260,7 @@ def make_dataset(
         ]
         entries = _run_all(jobs, workers, progress)
     manifest = {
-        "schema": "radloop.synth/manifest-v1",
+        "schema": "radloop.lab.synth/manifest-v1",
         "seed": seed,
         "n": n,
         "profile": profile,

@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.report.types import Change, Finding, Severity
-from radloop.synth.findings import InsertedFinding
-from radloop.synth.phantom import MU_WATER_PER_MM, Phantom, RenderedView
+from radloop.lab.synth.findings import InsertedFinding
+from radloop.lab.synth.phantom import MU_WATER_PER_MM, Phantom, RenderedView
 from radloop.vocabulary import Lobe, Side, VertebralLevel, Zone
 
 __all__ = [
@@ -33,7 +33,7 @@ __all__ = [
 Bool = npt.NDArray[np.bool_]
 I8 = npt.NDArray[np.int8]
 
-SCHEMA = "radloop.synth/truth-v1"
+SCHEMA = "radloop.lab.synth/truth-v1"
 ZONE_SHARE = 0.1  # a zone is listed when it holds at least this share of a mask
 _ZONES = list(Zone)
 
@@ -228,7 +228,7 @@ def truth_findings(truth: dict[str, Any]) -> tuple[Finding, ...]:
                 change=Change(item["change"]) if item.get("change") else None,
                 tip_distance_mm=item.get("tip_distance_mm"),
                 tip_reference=item.get("tip_reference"),
-                source="radloop.synth truth",
+                source="radloop.lab.synth truth",
             )
         )
     return tuple(out)

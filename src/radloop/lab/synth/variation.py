@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.errors import InputError
-from radloop.synth.projector import View
+from radloop.lab.synth.projector import View
 
 __all__ = [
     "PROFILES",

@@ -48,7 +48,7 @@ def fit_ood_reference(
 ) -> tuple[MahalanobisScorer, dict[str, Any]]:
     """(scorer, provenance) from ``n`` synthetic training-like studies rendered in work_dir."""
     from radloop.study import load_study
-    from radloop.synth.study_writer import make_dataset
+    from radloop.lab.synth.study_writer import make_dataset
 
     if n < 6:
         raise ValueError(f"expected at least 6 studies to fit an OOD reference, got {n}")

@@ -5,7 +5,7 @@ This module needs only numpy, so the runtime (onnxruntime) and the trainer (torc
 
 from __future__ import annotations
 
-from radloop.synth.findings import FINDING_TYPES
+from radloop.lab.synth.findings import FINDING_TYPES
 from radloop.vocabulary import Zone
 
 __all__ = [

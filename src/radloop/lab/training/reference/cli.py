@@ -1,4 +1,4 @@
-"""``radloop train-reference`` (``radloop bench reference`` lives in ``radloop.bench.reference``).
+"""``radloop train-reference`` (``radloop bench reference`` lives in ``radloop.lab.bench.reference``).
 
 ``radloop train-reference --out DIR`` with its defaults is the recipe of the shipped weights.
 """
@@ -70,10 +70,10 @@ def train_reference(
     """  # fmt: skip
     from dataclasses import replace
 
-    from radloop.models.reference.devices_train import DeviceConfig, train_devices
-    from radloop.models.reference.lungs_train import LungConfig, train_lungs
-    from radloop.models.reference.train import TrainConfig
-    from radloop.models.reference.train import train_reference as run
+    from radloop.lab.training.reference.devices_train import DeviceConfig, train_devices
+    from radloop.lab.training.reference.lungs_train import LungConfig, train_lungs
+    from radloop.lab.training.reference.train import TrainConfig
+    from radloop.lab.training.reference.train import train_reference as run
 
     given = (("n_train", n_train), ("epochs", epochs), ("seed", seed))
     overrides: dict[str, Any] = {k: v for k, v in given if v is not None}

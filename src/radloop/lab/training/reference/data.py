@@ -122,7 +122,7 @@ _ANATOMY: Any = None
 
 def worker_anatomy(cache: str | None) -> Any:
     """The lab's anatomy, loaded once per worker process (from the shard folder's cache)."""
-    from radloop.synth import load_anatomy
+    from radloop.lab.synth import load_anatomy
 
     global _ANATOMY
     if _ANATOMY is None:
@@ -131,7 +131,7 @@ def worker_anatomy(cache: str | None) -> Any:
 
 
 def _make(job: _Job) -> list[Sample]:
-    from radloop.synth import make_study
+    from radloop.lab.synth import make_study
 
     seed, index, profile, cache = job
     return study_samples(make_study(worker_anatomy(cache), seed, index, site=profile))
@@ -187,8 +187,8 @@ def render_shards(
     in worker processes) turns ``job + (anatomy cache,)`` into samples and ``stack`` a shard's
     samples into arrays. Shards are written atomically; existing ones are kept.
     """
-    from radloop.synth._deps import worker_pool
-    from radloop.synth.anatomy import load_anatomy
+    from radloop.lab.synth._deps import worker_pool
+    from radloop.lab.synth.anatomy import load_anatomy
 
     out.mkdir(parents=True, exist_ok=True)
     cache = out / "anatomy"
@@ -253,7 +253,7 @@ def load_dataset(shards: list[Path]) -> dict[str, npt.NDArray[Any]]:
     return merged
 
 
-if __name__ == "__main__":  # python -m radloop.models.reference.data OUT N
+if __name__ == "__main__":  # python -m radloop.lab.training.reference.data OUT N
     import sys
 
     from tqdm import tqdm

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.models.reference.data import (
+from radloop.lab.training.reference.data import (
     TRAIN_PROFILES,
     load_dataset,
     render_shards,
@@ -41,7 +41,7 @@ from radloop.models.reference.devices import (
 )
 from radloop.models.reference.metrics import auroc, best_threshold
 from radloop.models.reference.spec import FIELD_MM
-from radloop.models.reference.train import (
+from radloop.lab.training.reference.train import (
     Recipe,
     _torch,
     export_network,
@@ -71,7 +71,7 @@ class DeviceConfig(Recipe):
 
 def _codes(seed: int, index: int) -> list[str]:
     """Study ``index``'s findings: the lab's random draw without devices, then the devices."""
-    from radloop.synth.lab import sample_specs
+    from radloop.lab.synth.lab import sample_specs
 
     rng = np.random.default_rng([seed, index, 7])
     base = [s.code for s in sample_specs(seed, index, rng) if s.code not in DEVICES]
@@ -80,8 +80,8 @@ def _codes(seed: int, index: int) -> list[str]:
 
 
 def _make(job: tuple[int, int, str, str | None]) -> list[dict[str, npt.NDArray[Any]]]:
-    from radloop.synth import make_study
-    from radloop.synth.variation import profile
+    from radloop.lab.synth import make_study
+    from radloop.lab.synth.variation import profile
 
     seed, index, site, cache = job
     frontal_only = dataclasses.replace(profile(site), lateral=False)

@@ -35,13 +35,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.models.reference.data import load_dataset, render_shards
-from radloop.models.reference.data import worker_anatomy as _anatomy
+from radloop.lab.training.reference.data import load_dataset, render_shards
+from radloop.lab.training.reference.data import worker_anatomy as _anatomy
 from radloop.models.reference.devices import apply_calibration
-from radloop.models.reference.devices_train import fit_platt
+from radloop.lab.training.reference.devices_train import fit_platt
 from radloop.models.reference.lungs import LUNG_NETWORK
 from radloop.models.reference.metrics import auroc
-from radloop.models.reference.nodules_train import (
+from radloop.lab.training.reference.nodules_train import (
     CropRecipe,
     _fit,
     _network,
@@ -54,8 +54,8 @@ from radloop.models.reference.nodules_train import (
     lab_entries,
     validate_nodules,
 )
-from radloop.models.reference.ribs_train import insert_fractures, validate_ribs
-from radloop.models.reference.train import _torch, refresh_model_card
+from radloop.lab.training.reference.ribs_train import insert_fractures, validate_ribs
+from radloop.lab.training.reference.train import _torch, refresh_model_card
 
 __all__ = ["LUNG_SEED", "LUNG_VERSION", "LungConfig", "build_lung_datasets", "train_lungs"]
 
@@ -83,9 +83,9 @@ def _study(
 ) -> Any:
     """Lab study ``index`` (frontal only): its random findings other than nodules and rib
     fractures, plus one nodule and one rib fracture where asked."""
-    from radloop.synth import make_study
-    from radloop.synth.lab import sample_specs
-    from radloop.synth.variation import profile
+    from radloop.lab.synth import make_study
+    from radloop.lab.synth.lab import sample_specs
+    from radloop.lab.synth.variation import profile
 
     rng = np.random.default_rng([seed, index, 7])
     drop = ("nodule", "rib_fracture")
@@ -115,8 +115,8 @@ def _sample(
 
 
 def _make_inserted(job: tuple[int, int, str, int, str | None]) -> list[dict[str, Any]]:
-    from radloop.synth.imaging import expose
-    from radloop.synth.phantom import _ct_field
+    from radloop.lab.synth.imaging import expose
+    from radloop.lab.synth.phantom import _ct_field
 
     seed, index, site, variants, cache = job
     study = _study(seed, index, site, cache, nodule=False, fracture=False)

@@ -25,12 +25,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.models.reference.data import TRAIN_PROFILES
+from radloop.lab.training.reference.data import TRAIN_PROFILES
 from radloop.models.reference.devices import CropNetwork
 from radloop.models.reference.lungs import LUNG_NETWORK
 from radloop.models.reference.metrics import auroc, best_threshold
 from radloop.models.reference.spec import FIELD_MM
-from radloop.models.reference.train import (
+from radloop.lab.training.reference.train import (
     Recipe,
     export_network,
     one_cycle,
@@ -107,8 +107,8 @@ def insert_nodules(
     integral is the chord length times the attenuation difference. Its centre is drawn in
     the projected ``lungs`` with probability proportional to the distance from the lung's
     edge (thicker lung holds more nodules) and at least 0.6 radii inside it."""
-    from radloop.synth import _deps
-    from radloop.synth.phantom import MU_WATER_PER_MM
+    from radloop.lab.synth import _deps
+    from radloop.lab.synth.phantom import MU_WATER_PER_MM
 
     depth = _deps.ndimage().distance_transform_edt(lungs).ravel()
     out = np.array(line, dtype=np.float32, copy=True)

@@ -2,8 +2,8 @@
 fracture into line integrals, and the validation figures.
 
 A site on the lateral arc of a 4th–9th rib is drawn as the lab draws it
-(:func:`radloop.synth.findings.fracture_site`) and the lab's own callus is added there
-(:func:`~radloop.synth.findings.callus_spheres`: its chord lengths times its attenuation,
+(:func:`radloop.lab.synth.findings.fracture_site`) and the lab's own callus is added there
+(:func:`~radloop.lab.synth.findings.callus_spheres`: its chord lengths times its attenuation,
 exactly as the lab renders it), before the lab's own exposure. The break itself, under 1 % of
 the display on the lab's 2 mm grid (``experiments/rib_fracture``), is left out.
 """
@@ -27,9 +27,9 @@ def insert_fractures(
 ) -> tuple[F32, list[tuple[float, float, float, float]]]:
     """``line`` with ``count`` healing rib fractures added as the lab draws them, and each
     one's (row, col, callus diameter mm, magnification) on the image."""
-    from radloop.synth.findings import callus_spheres, fracture_site
-    from radloop.synth.phantom import MU_WATER_PER_MM
-    from radloop.synth.projector import sphere_line_integral
+    from radloop.lab.synth.findings import callus_spheres, fracture_site
+    from radloop.lab.synth.phantom import MU_WATER_PER_MM
+    from radloop.lab.synth.projector import sphere_line_integral
 
     out = np.array(line, dtype=np.float32, copy=True)
     placed: list[tuple[float, float, float, float]] = []

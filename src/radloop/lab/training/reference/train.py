@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.models.reference.data import TRAIN_PROFILES, TRAIN_SEED, build_dataset, load_dataset
+from radloop.lab.training.reference.data import TRAIN_PROFILES, TRAIN_SEED, build_dataset, load_dataset
 from radloop.models.reference.metrics import auroc, best_threshold
 from radloop.models.reference.runtime import MIN_RELIABLE_AUROC
 from radloop.models.reference.spec import (
@@ -219,7 +219,7 @@ def validate(
 
 def export_onnx(model: Any, path: Path) -> None:
     """Write the network as ONNX (TorchScript exporter, opset 17, dynamic batch)."""
-    from radloop.models.reference.network import OUTPUTS
+    from radloop.lab.training.reference.network import OUTPUTS
 
     export_network(model, path, "image", (INPUT_SIZE, INPUT_SIZE), OUTPUTS)
 
@@ -360,7 +360,7 @@ def train_reference(
     torch = _torch()
     from tqdm import tqdm
 
-    from radloop.models.reference.network import NetworkConfig, ReferenceNetwork
+    from radloop.lab.training.reference.network import NetworkConfig, ReferenceNetwork
 
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)

@@ -74,8 +74,8 @@ def train_scope(
     """  # fmt: skip
     from dataclasses import replace
 
-    from radloop.safety.scope_train import ScopeTrainConfig
-    from radloop.safety.scope_train import train_scope as run
+    from radloop.lab.training.scope.train import ScopeTrainConfig
+    from radloop.lab.training.scope.train import train_scope as run
 
     config = ScopeTrainConfig()
     if epochs is not None:
@@ -116,7 +116,7 @@ def train_scope(
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 def bench_scope(data: Path, classifier: Path | None, as_json: bool) -> None:
     """The scope guard on labelled real images without tags: refused shares per group."""
-    from radloop.safety.scope_eval import evaluate_folder
+    from radloop.lab.training.scope.eval import evaluate_folder
 
     result = evaluate_folder(data, classifier).to_dict()
     if as_json:

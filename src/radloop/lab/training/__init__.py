@@ -1,0 +1,1 @@
+"""Training recipes: the reference model, the scope classifier and the OOD reference."""

@@ -1,0 +1,1 @@
+"""The reference model's training recipe (``radloop train-reference``): data, network, trainers."""
