@@ -278,9 +278,9 @@ def _demo_synthetic_draft(model: Any) -> None:
     check the draft with the safety layer and show it beside the truth."""
     import tempfile
 
+    from radloop.lab.synth.study_writer import make_dataset
     from radloop.models.reference.predictor import reliable_findings
     from radloop.study import load_study
-    from radloop.lab.synth.study_writer import make_dataset
 
     click.secho("\nA synthetic study (seed 7), drafted by the reference model", bold=True)
     with tempfile.TemporaryDirectory(prefix="radloop-demo-") as scratch:
@@ -343,21 +343,21 @@ def bench_parser(reports: Path, labels: Path, as_json: bool) -> None:
 
 def _attach_commands() -> None:
     """Commands defined next to the modules they drive (each imports its module lazily)."""
+    from radloop.evaluate.cli import eval_command
     from radloop.lab.bench.evaluate import bench_eval
     from radloop.lab.bench.monitor import bench_monitor
     from radloop.lab.bench.realfilm import bench_realfilm
     from radloop.lab.bench.reference import bench_reference
     from radloop.lab.bench.review import bench_review
     from radloop.lab.bench.safety import bench_safety
-    from radloop.evaluate.cli import eval_command
-    from radloop.models.cli import models_command, serve_model
+    from radloop.lab.synth.cli import bench_synth, synth
     from radloop.lab.training.reference.cli import train_reference
+    from radloop.lab.training.scope.cli import bench_scope, train_scope
+    from radloop.models.cli import models_command, serve_model
     from radloop.monitor.cli import monitor
     from radloop.review.cli import audit, serve, users, worker
     from radloop.safety.assist_cli import ask, compare, draft
     from radloop.safety.cli import calibrate, fit_ood, scope, verifiers
-    from radloop.lab.training.scope.cli import bench_scope, train_scope
-    from radloop.lab.synth.cli import bench_synth, synth
 
     for command in (
         draft,

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from radloop.errors import InputError
 from radloop.lab.bench.parser import (
     format_parser_benchmark,
     predicted_labels,
     run_parser_benchmark,
 )
-from radloop.errors import InputError
 from radloop.report import Finding, Presence
 
 LABELS = {

@@ -15,8 +15,8 @@ from radloop.lab.bench.safety import (
     format_safety_benchmark,
     run_safety_benchmark,
 )
-from radloop.safety.calibration import read_labelled_claims
 from radloop.lab.challenge import ErrorKind
+from radloop.safety.calibration import read_labelled_claims
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("sklearn")

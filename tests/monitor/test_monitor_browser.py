@@ -15,9 +15,9 @@ import pytest
 from monitor_builders import hand_pools
 
 from browserkit import CHROMIUM, chromium, served
+from radloop.lab.monitor_simulation import StreamConfig, simulate
 from radloop.monitor.analysis import MonitorSettings
 from radloop.monitor.drift import DriftConfig
-from radloop.lab.monitor_simulation import StreamConfig, simulate
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "monitor"
 pytest.importorskip("playwright.sync_api")

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from monitor_builders import hand_pools, random_cases
 
 from radloop.cli import main
-from radloop.monitor.cases import write_cases
 from radloop.lab.monitor_simulation import StreamConfig, simulate
+from radloop.monitor.cases import write_cases
 
 SMALL = ["--reference-size", "200", "--window-size", "100", "--step", "50"]
 

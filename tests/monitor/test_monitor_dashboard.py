@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from monitor_builders import hand_pools
 
+from radloop.lab.monitor_simulation import StreamConfig, simulate
 from radloop.monitor.analysis import MonitorSettings
 from radloop.monitor.cases import SignedCase
 from radloop.monitor.drift import DriftConfig
-from radloop.lab.monitor_simulation import StreamConfig, simulate
 
 pytest.importorskip("fastapi")
 from fastapi import FastAPI, Header, HTTPException

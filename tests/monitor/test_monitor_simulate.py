@@ -10,8 +10,8 @@ import pytest
 from monitor_builders import hand_pools, pool_study
 
 from radloop.errors import InputError
-from radloop.monitor.agreement import agreement
 from radloop.lab.monitor_simulation import ReaderConfig, StreamConfig, read_as_reader, simulate
+from radloop.monitor.agreement import agreement
 from radloop.vocabulary import Side
 
 PERFECT = ReaderConfig(miss_rate=0.0, accept_rate=0.0, flagged_accept_rate=0.0, correct_rate=1.0)

@@ -10,8 +10,8 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_shards(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     """Four synthetic studies (one shard) rendered into the training format."""
-    from radloop.lab.training.reference.data import build_dataset
     from radloop.lab.synth import AnatomySourceMissingError
+    from radloop.lab.training.reference.data import build_dataset
 
     out = tmp_path_factory.mktemp("reference-data")
     try:

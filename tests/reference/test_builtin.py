@@ -62,9 +62,9 @@ def test_the_shipped_view_head_tells_a_lab_frontal_from_its_lateral() -> None:
     import dataclasses
 
     from cropkit import anatomy_or_skip
-    from radloop.models.images import image_from_pixels
     from radloop.lab.synth import make_study
     from radloop.lab.synth.variation import profile
+    from radloop.models.images import image_from_pixels
 
     anatomy = anatomy_or_skip()
     model = ReferenceModel(shipped_model_dir())

@@ -118,8 +118,8 @@ def test_a_model_folder_with_half_the_device_network_is_refused(tmp_path: Path) 
 
 
 def test_platt_scaling_maps_inflated_logits_onto_probabilities() -> None:
-    from radloop.models.reference.devices import apply_calibration
     from radloop.lab.training.reference.devices_train import fit_platt, presence_calibration
+    from radloop.models.reference.devices import apply_calibration
 
     rng = np.random.default_rng(0)
     true_logit = rng.normal(0.0, 4.0, 2000)
@@ -143,9 +143,9 @@ def test_the_shipped_model_reports_the_tube_and_line_the_lab_inserted() -> None:
     import dataclasses
 
     from cropkit import anatomy_or_skip
+    from radloop.lab.synth import make_study
     from radloop.models.builtin import ReferenceModel
     from radloop.models.images import image_from_pixels
-    from radloop.lab.synth import make_study
 
     anatomy = anatomy_or_skip()
     model = ReferenceModel(shipped_model_dir())

@@ -12,16 +12,16 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
-from radloop.models.builtin import shipped_model_dir  # noqa: E402
-from radloop.models.images import image_from_pixels  # noqa: E402
 from radloop.lab.training.reference.data import load_dataset  # noqa: E402
-from radloop.models.reference.devices import CELLS, CROP_SHAPE, DEVICES  # noqa: E402
 from radloop.lab.training.reference.devices_train import (  # noqa: E402
     DeviceConfig,
     _network,
     build_device_dataset,
     train_devices,
 )
+from radloop.models.builtin import shipped_model_dir  # noqa: E402
+from radloop.models.images import image_from_pixels  # noqa: E402
+from radloop.models.reference.devices import CELLS, CROP_SHAPE, DEVICES  # noqa: E402
 from radloop.models.reference.runtime import ReferenceRuntime, reliable_findings  # noqa: E402
 
 TINY = DeviceConfig(n_train=8, batch_size=4, max_steps=2, val_fraction=0.5,

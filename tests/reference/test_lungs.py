@@ -16,15 +16,15 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("scipy")
 
 from cropkit import assert_brighter_than_ring, onnx_matches_torch, render_or_skip  # noqa: E402
-from radloop.models.builtin import shipped_model_dir  # noqa: E402
-from radloop.models.images import image_from_pixels  # noqa: E402
 from radloop.lab.training.reference.data import load_dataset  # noqa: E402
-from radloop.models.reference.lungs import LUNG_NETWORK  # noqa: E402
 from radloop.lab.training.reference.lungs_train import (  # noqa: E402
     LungConfig,
     build_lung_datasets,
     train_lungs,
 )
+from radloop.models.builtin import shipped_model_dir  # noqa: E402
+from radloop.models.images import image_from_pixels  # noqa: E402
+from radloop.models.reference.lungs import LUNG_NETWORK  # noqa: E402
 from radloop.models.reference.runtime import ReferenceRuntime  # noqa: E402
 from radloop.models.reference.spec import FINDINGS, ZONES  # noqa: E402
 

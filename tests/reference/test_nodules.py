@@ -12,13 +12,13 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("scipy")
 
-from radloop.models.reference.lungs import LUNG_NETWORK  # noqa: E402
 from radloop.lab.training.reference.nodules_train import (  # noqa: E402
     MAX_NODULES,
     _sphere_chords,
     _targets,
     insert_nodules,
 )
+from radloop.models.reference.lungs import LUNG_NETWORK  # noqa: E402
 
 
 def test_a_sphere_adds_its_volume_and_its_diameter_as_the_longest_chord() -> None:

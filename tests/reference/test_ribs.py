@@ -12,8 +12,8 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("scipy")
 
-from radloop.lab.training.reference.ribs_train import insert_fractures  # noqa: E402
 from radloop.lab.synth.anatomy import Anatomy  # noqa: E402
+from radloop.lab.training.reference.ribs_train import insert_fractures  # noqa: E402
 
 
 @pytest.fixture(scope="module")

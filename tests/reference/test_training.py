@@ -14,6 +14,12 @@ ort = pytest.importorskip("onnxruntime")
 
 from radloop.lab.training.reference.data import load_dataset  # noqa: E402
 from radloop.lab.training.reference.network import NetworkConfig, ReferenceNetwork  # noqa: E402
+from radloop.lab.training.reference.train import (  # noqa: E402
+    TrainConfig,
+    bf16_supported,
+    train_reference,
+    training_precision,
+)
 from radloop.models.reference.spec import (  # noqa: E402
     FINDINGS,
     HEATMAP_SIZE,
@@ -21,12 +27,6 @@ from radloop.models.reference.spec import (  # noqa: E402
     REGRESSIONS,
     VIEWS,
     ZONES,
-)
-from radloop.lab.training.reference.train import (  # noqa: E402
-    TrainConfig,
-    bf16_supported,
-    train_reference,
-    training_precision,
 )
 
 TINY = {"widths": (4, 8, 8, 8, 8), "blocks": (1, 1, 1, 1)}

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from radloop.report import Finding, Presence
-from radloop.report.types import Change
 from radloop.lab.challenge import (
     ErrorKind,
     InjectedError,
@@ -13,6 +11,8 @@ from radloop.lab.challenge import (
     inject,
     inject_error,
 )
+from radloop.report import Finding, Presence
+from radloop.report.types import Change
 from radloop.vocabulary import Lobe, Side, Zone
 
 NODULE = Finding(

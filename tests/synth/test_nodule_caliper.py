@@ -7,10 +7,10 @@ import dataclasses
 import numpy as np
 
 from radloop.lab.bench.reference import _caliper_error
-from radloop.models.images import image_from_pixels
-from radloop.models.reference.caliper import Caliper
 from radloop.lab.synth import make_study
 from radloop.lab.synth.anatomy import Anatomy
+from radloop.models.images import image_from_pixels
+from radloop.models.reference.caliper import Caliper
 
 
 def test_rendered_nodules_are_measured_to_within_a_few_millimetres(anatomy: Anatomy) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from radloop.report.types import Change
 from radloop.lab.synth.anatomy import Anatomy
 from radloop.lab.synth.pairs import make_pair, realized_change
+from radloop.report.types import Change
 
 
 def test_pairs_carry_change_truth_that_matches_the_sizes(anatomy: Anatomy) -> None:

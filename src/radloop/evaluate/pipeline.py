@@ -90,8 +90,8 @@ def evaluate(
     ``render`` (synthetic studies), ``ood`` (the OOD reference, once) and ``cases``.
     """
     from radloop.evaluate.datasets import open_dataset
-    from radloop.lab.datasets import default_cache_dir
     from radloop.evaluate.runner import RunSettings, run_evaluation
+    from radloop.lab.datasets import default_cache_dir
     from radloop.models import load_model
 
     cache = cache_dir or default_cache_dir()

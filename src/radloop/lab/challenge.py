@@ -27,10 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from radloop.lab.synth.findings import FINDING_TYPES
 from radloop.report import Finding, Presence
 from radloop.report.types import Change
 from radloop.safety.triage import critical_reason
-from radloop.lab.synth.findings import FINDING_TYPES
 from radloop.vocabulary import Lobe, Side, Zone, ancestors
 
 __all__ = [

@@ -27,8 +27,8 @@ import numpy.typing as npt
 from radloop.evaluate.datasets import check_options, register_dataset, require_folder
 from radloop.evaluate.errors import DatasetError
 from radloop.evaluate.types import Case, Lesion
-from radloop.study import Study
 from radloop.lab.synth.findings import FINDING_TYPES
+from radloop.study import Study
 from radloop.vocabulary import Zone
 
 __all__ = [

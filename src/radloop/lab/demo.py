@@ -83,8 +83,8 @@ def _scripted_reply(folder: Path) -> str:
     """A fluent draft: the study's true findings plus one fabricated claim."""
     import json
 
-    from radloop.report import write
     from radloop.lab.synth import truth_findings
+    from radloop.report import write
 
     truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
     text = write(list(truth_findings(truth)))

@@ -140,11 +140,11 @@ def _render_and_draft(
     progress: Callable[[int], None] | None,
 ) -> list[PoolStudy]:  # fmt: skip
     from radloop.assist import draft
+    from radloop.lab.synth import truth_findings
+    from radloop.lab.synth.study_writer import make_dataset
     from radloop.models import load_model
     from radloop.safety import check, load_verifier
     from radloop.study import load_study
-    from radloop.lab.synth import truth_findings
-    from radloop.lab.synth.study_writer import make_dataset
 
     model = load_model("builtin")
     verifier = load_verifier("reference")
@@ -241,8 +241,8 @@ def load_pools(
 
     The OOD scorer is fitted on a separate pool of ``ood_fit_n`` ``standard`` studies.
     """
-    from radloop.safety import MahalanobisScorer
     from radloop.lab.synth import PROFILES
+    from radloop.safety import MahalanobisScorer
 
     unknown = [p for p in profiles if p not in PROFILES or p not in POOL_SEEDS]
     if unknown:

@@ -181,7 +181,6 @@ def simulate_command(
     """
     from tqdm import tqdm
 
-    from radloop.monitor.cases import write_cases
     from radloop.lab.monitor_simulation import (
         DEFAULT_CACHE,
         PUBLIC_NOTICE,
@@ -190,6 +189,7 @@ def simulate_command(
         load_pools,
         simulate,
     )
+    from radloop.monitor.cases import write_cases
 
     if shift_profile is not None and shift_at is None:
         shift_at = n // 2

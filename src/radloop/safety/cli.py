@@ -94,8 +94,8 @@ def fit_ood(model_dir: Path | None, n: int, work_dir: Path | None, workers: int)
 
     from tqdm import tqdm
 
-    from radloop.models.builtin import shipped_model_dir
     from radloop.lab.training.ood import fit_ood_reference, write_ood_reference
+    from radloop.models.builtin import shipped_model_dir
     from radloop.safety.verifiers import ReferenceVerifier
 
     folder = model_dir or shipped_model_dir()

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
+    from radloop.lab.monitor_simulation import Pool
     from radloop.monitor.cases import SignedCase
     from radloop.monitor.drift import DriftConfig, DriftReport
-    from radloop.lab.monitor_simulation import Pool
 
 __all__ = ["BARS", "bench_monitor", "format_monitor_benchmark", "run_monitor_benchmark"]
 
@@ -96,8 +96,13 @@ def run_monitor_benchmark(
     """Run the protocol; returns the figures as a dict."""
     from tqdm import tqdm
 
+    from radloop.lab.monitor_simulation import (
+        DEFAULT_CACHE,
+        PUBLIC_NOTICE,
+        ReaderConfig,
+        load_pools,
+    )
     from radloop.monitor.drift import DriftConfig
-    from radloop.lab.monitor_simulation import DEFAULT_CACHE, PUBLIC_NOTICE, ReaderConfig, load_pools
 
     config = DriftConfig()
     with tqdm(unit="study", desc="render pools (cached)") as bar:
@@ -184,9 +189,9 @@ def _meets(value: Any, op: str, bar: float) -> bool:
 
 def _aggregation_timing(pools: dict[str, Pool], repeats: int, n: int) -> dict[str, Any]:
     """Time 10,000 records (as the review store yields them) through the whole analysis."""
+    from radloop.lab.monitor_simulation import ReaderConfig, StreamConfig, simulate
     from radloop.monitor.analysis import MonitorSettings, analyse, clear_caches
     from radloop.monitor.cases import SignedCase
-    from radloop.lab.monitor_simulation import ReaderConfig, StreamConfig, simulate
 
     stream = StreamConfig(n=n, seed=424_242, shift_profile="portable", shift_at=int(n * 0.6),
                           per_day=60)  # fmt: skip

@@ -39,9 +39,9 @@ import click
 import numpy as np
 
 from radloop.lab.bench._synthetic import load_rendered, pair_folders, render
+from radloop.lab.challenge import Challenge, ErrorKind, applicable_kinds, inject
 from radloop.report import Finding, Presence, Verdict
 from radloop.report.types import Change
-from radloop.lab.challenge import Challenge, ErrorKind, applicable_kinds, inject
 from radloop.study import Study
 from radloop.vocabulary import Side, ancestors
 
@@ -500,11 +500,11 @@ def _own_drafts(
     back as a possible omission.
     """
     from radloop.assist import draft
+    from radloop.lab.synth.truth import truth_findings
     from radloop.models.builtin import load_reference_model
     from radloop.safety import check
     from radloop.safety.pipeline import claim_signals
     from radloop.safety.reliability import brier_score, expected_calibration_error
-    from radloop.lab.synth.truth import truth_findings
 
     model = load_reference_model()
     correct_flags: list[bool] = []

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from radloop.report.types import Severity
 from radloop.lab.synth import _deps
 from radloop.lab.synth.anatomy import LOBE_STRUCTURES, Anatomy
 from radloop.lab.synth.regions import regions
+from radloop.report.types import Severity
 from radloop.vocabulary import Lobe, Side, VertebralLevel
 
 __all__ = [

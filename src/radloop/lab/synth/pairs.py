@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from radloop.report.types import Change
 from radloop.lab.synth.anatomy import Anatomy
 from radloop.lab.synth.findings import FindingSpec
 from radloop.lab.synth.lab import PhantomStudy, _rng, render_study, sample_patient, sample_specs
 from radloop.lab.synth.phantom import build_phantom
 from radloop.lab.synth.variation import PROFILES, profile
+from radloop.report.types import Change
 from radloop.vocabulary import sized_codes
 
 __all__ = ["CHANGED_RATIO", "INTERVAL_DAYS", "make_pair", "realized_change"]

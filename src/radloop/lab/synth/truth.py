@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.report.types import Change, Finding, Severity
 from radloop.lab.synth.findings import InsertedFinding
 from radloop.lab.synth.phantom import MU_WATER_PER_MM, Phantom, RenderedView
+from radloop.report.types import Change, Finding, Severity
 from radloop.vocabulary import Lobe, Side, VertebralLevel, Zone
 
 __all__ = [

@@ -47,8 +47,8 @@ def fit_ood_reference(
     progress: Callable[[int], None] | None = None,
 ) -> tuple[MahalanobisScorer, dict[str, Any]]:
     """(scorer, provenance) from ``n`` synthetic training-like studies rendered in work_dir."""
-    from radloop.study import load_study
     from radloop.lab.synth.study_writer import make_dataset
+    from radloop.study import load_study
 
     if n < 6:
         raise ValueError(f"expected at least 6 studies to fit an OOD reference, got {n}")

@@ -1,4 +1,4 @@
-"""``radloop train-reference`` (``radloop bench reference`` lives in ``radloop.lab.bench.reference``).
+"""``radloop train-reference`` (``radloop bench reference``: ``radloop.lab.bench.reference``).
 
 ``radloop train-reference --out DIR`` with its defaults is the recipe of the shipped weights.
 """

@@ -29,6 +29,15 @@ from radloop.lab.training.reference.data import (
     render_shards,
     worker_anatomy,
 )
+from radloop.lab.training.reference.train import (
+    Recipe,
+    _torch,
+    export_network,
+    fit_one_cycle,
+    refresh_model_card,
+    regression_records,
+    training_record,
+)
 from radloop.models.reference.devices import (
     CELL_STRIDE,
     CELLS,
@@ -41,15 +50,6 @@ from radloop.models.reference.devices import (
 )
 from radloop.models.reference.metrics import auroc, best_threshold
 from radloop.models.reference.spec import FIELD_MM
-from radloop.lab.training.reference.train import (
-    Recipe,
-    _torch,
-    export_network,
-    fit_one_cycle,
-    refresh_model_card,
-    regression_records,
-    training_record,
-)
 
 __all__ = ["DEVICE_SEED", "DEVICE_VERSION", "DeviceConfig", "build_device_dataset",
            "export_device_onnx", "train_devices"]  # fmt: skip

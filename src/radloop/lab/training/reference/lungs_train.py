@@ -37,10 +37,7 @@ import numpy.typing as npt
 
 from radloop.lab.training.reference.data import load_dataset, render_shards
 from radloop.lab.training.reference.data import worker_anatomy as _anatomy
-from radloop.models.reference.devices import apply_calibration
 from radloop.lab.training.reference.devices_train import fit_platt
-from radloop.models.reference.lungs import LUNG_NETWORK
-from radloop.models.reference.metrics import auroc
 from radloop.lab.training.reference.nodules_train import (
     CropRecipe,
     _fit,
@@ -56,6 +53,9 @@ from radloop.lab.training.reference.nodules_train import (
 )
 from radloop.lab.training.reference.ribs_train import insert_fractures, validate_ribs
 from radloop.lab.training.reference.train import _torch, refresh_model_card
+from radloop.models.reference.devices import apply_calibration
+from radloop.models.reference.lungs import LUNG_NETWORK
+from radloop.models.reference.metrics import auroc
 
 __all__ = ["LUNG_SEED", "LUNG_VERSION", "LungConfig", "build_lung_datasets", "train_lungs"]
 

@@ -26,10 +26,6 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.lab.training.reference.data import TRAIN_PROFILES
-from radloop.models.reference.devices import CropNetwork
-from radloop.models.reference.lungs import LUNG_NETWORK
-from radloop.models.reference.metrics import auroc, best_threshold
-from radloop.models.reference.spec import FIELD_MM
 from radloop.lab.training.reference.train import (
     Recipe,
     export_network,
@@ -37,6 +33,10 @@ from radloop.lab.training.reference.train import (
     training_precision,
     training_record,
 )
+from radloop.models.reference.devices import CropNetwork
+from radloop.models.reference.lungs import LUNG_NETWORK
+from radloop.models.reference.metrics import auroc, best_threshold
+from radloop.models.reference.spec import FIELD_MM
 
 __all__ = [
     "MAX_NODULES",

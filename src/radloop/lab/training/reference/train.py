@@ -22,7 +22,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.lab.training.reference.data import TRAIN_PROFILES, TRAIN_SEED, build_dataset, load_dataset
+from radloop.lab.training.reference.data import (
+    TRAIN_PROFILES,
+    TRAIN_SEED,
+    build_dataset,
+    load_dataset,
+)
 from radloop.models.reference.metrics import auroc, best_threshold
 from radloop.models.reference.runtime import MIN_RELIABLE_AUROC
 from radloop.models.reference.spec import (

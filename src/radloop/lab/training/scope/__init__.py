@@ -1,1 +1,1 @@
-"""The scope classifier's recipe (``radloop train-scope``) and its measurement (``radloop bench scope``)."""
+"""The scope classifier's recipe (``radloop train-scope``) and ``radloop bench scope``."""

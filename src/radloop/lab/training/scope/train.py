@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from radloop.errors import MissingExtraError
-from radloop.safety.scope_model import ONNX_NAME, SIDECAR_NAME
 from radloop.lab.training.scope.synth import (
     CLASSES,
     ISO_MM,
@@ -32,6 +31,7 @@ from radloop.lab.training.scope.synth import (
     load_ct_volume,
     make_training_set,
 )
+from radloop.safety.scope_model import ONNX_NAME, SIDECAR_NAME
 
 __all__ = ["ExtraCT", "ScopeTrainConfig", "train_scope"]
 
