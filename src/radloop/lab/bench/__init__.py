@@ -1,4 +1,4 @@
-"""Benchmarks: scripts that measure radloop's capabilities (protocols in docs/BENCHMARKS.md)."""
+"""Benchmarks: scripts that measure radloop's capabilities (protocols in docs/benchmarks.md)."""
 
 from radloop.lab.bench.parser import (
     ParserBenchmark,

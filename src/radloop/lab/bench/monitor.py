@@ -1,6 +1,6 @@
 """``radloop bench monitor``: drift alerts on simulated streams and aggregation speed.
 
-Protocol (BENCHMARKS.md, "monitor"): pools of synthetic studies per site profile are rendered,
+Protocol (docs/benchmarks.md, "monitor"): pools of synthetic studies per site profile are rendered,
 drafted by the reference model and checked by the safety layer once (cached); streams resample
 them through a simulated reader (:mod:`radloop.lab.monitor_simulation`).
 

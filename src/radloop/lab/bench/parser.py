@@ -1,6 +1,6 @@
 """The parser benchmark on real reports (Indiana University chest X-ray collection).
 
-Protocol: ``docs/BENCHMARKS.md``, section "parser". In short:
+Protocol: ``docs/benchmarks.md``, section "parser". In short:
 
 - text of a report = FINDINGS + " " + IMPRESSION;
 - gold labels = the report's MeSH ``major`` tags; a tag's head (the text before the first

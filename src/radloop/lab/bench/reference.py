@@ -3,7 +3,7 @@
 Test studies come from ``BENCH_SEED`` and pairs from ``PAIR_SEED`` (training uses
 ``data.TRAIN_SEED``), all on the ``enhanced`` site profile, which training never used. They are
 written as DICOM and read back with ``radloop.study.load_study``, so the benchmark runs the
-same path as a user. Protocol in docs/BENCHMARKS.md ("reference"):
+same path as a user. Protocol in docs/benchmarks.md ("reference"):
 
 - macro AUROC over the inserted finding types (frontal image, study-level truth);
 - zone accuracy on true positives: the predicted zone set equals the truth's (zoned findings);

@@ -1,4 +1,4 @@
-"""``radloop bench review``: the workstation under load (protocol in BENCHMARKS.md).
+"""``radloop bench review``: the workstation under load (protocol in docs/benchmarks.md).
 
 A store with 10,000 studies is written straight into the database (one shared placeholder
 image; a tenth carry a flagged draft, one in twenty is urgent), ``radloop serve`` is started
@@ -507,7 +507,7 @@ def format_review_benchmark(result: ReviewLoadResult) -> str:
 @click.option("--workers", default=2, show_default=True, help="Server processes (one a core here).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 def bench_review(studies: int, clients: int, seconds: float, workers: int, as_json: bool) -> None:
-    """Load on the review workstation: worklist and study pages (BENCHMARKS.md)."""
+    """Load on the review workstation: worklist and study pages (docs/benchmarks.md)."""
     result = run_review_benchmark(studies, clients, seconds, workers)
     if as_json:
         click.echo(json.dumps(result.to_dict()))

@@ -7,7 +7,7 @@ absent); exactly one error of a known kind (:mod:`radloop.lab.challenge`) is inj
 draft, so every claim's correctness is known. Wrong change direction is injected on
 prior/current pairs. Each draft goes through :func:`radloop.safety.check` with the
 ``reference`` verifier and a calibrator fitted on a separate calibration split (written in the
-labelled format ``radloop calibrate`` reads). Protocol in docs/BENCHMARKS.md ("safety"):
+labelled format ``radloop calibrate`` reads). Protocol in docs/benchmarks.md ("safety"):
 
 - recall of injected errors per kind: caught when the affected claim's verdict is not
   ``supported`` (an omission: when the omitted finding comes back as a possible omission). A

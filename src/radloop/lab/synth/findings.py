@@ -526,9 +526,9 @@ def callus_spheres(rib_mm: F32, at: F32, rng: np.random.Generator) -> tuple[Sphe
     two overlapping balls 8–14 mm across, 300–600 HU denser than what they enclose.
 
     The working grid (about 2 mm) averages a rib's cortex away — a rib's voxels are 120–470 HU
-    — so a break in the cortex alone changes a radiograph by under 1 % of its range
-    (experiments/rib_fracture). Callus is what a frontal film shows of most rib fractures
-    after the first days; drawn analytically, like nodules, it is resolved at any pixel size.
+    — so a break in the cortex alone changes a radiograph by under 1 % of its range. Callus is
+    what a frontal film shows of most rib fractures after the first days; drawn analytically,
+    like nodules, it is resolved at any pixel size.
     """
     near = rib_mm[np.linalg.norm(rib_mm - at, axis=1) < 15.0]
     centred = near - near.mean(axis=0)

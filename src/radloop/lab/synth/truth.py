@@ -1,9 +1,10 @@
 """Image truth: masks, boxes, zones, cardiothoracic ratio and sizes measured on the projection.
 
-Zones follow the convention of DESIGN.md: on a frontal image each lung is split into thirds
-of its craniocaudal extent (apex to the lowest point of the lung field), right and left of the
-projected spine. The cardiothoracic ratio is the widest transverse heart shadow over the widest
-internal thoracic diameter (Danzer 1919), both measured on the projected label masks.
+Zones follow the convention of docs/architecture.md: on a frontal image each lung is split
+into thirds of its craniocaudal extent (apex to the lowest point of the lung field), right and
+left of the projected spine. The cardiothoracic ratio is the widest transverse heart shadow
+over the widest internal thoracic diameter (Danzer 1919), both measured on the projected label
+masks.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Train the device network (:mod:`.devices`) on the synthetic lab and export it (needs torch).
+"""Train the device network on the synthetic lab and export it (needs torch).
 
 ``train_devices(DeviceConfig(), out)`` is the recipe of the shipped ``devices.onnx``. Its
 training set is rendered for it (``devices-*.npz`` shards under ``out/data``): each study keeps
@@ -6,7 +6,7 @@ the lab's random findings except devices and then gets, in turn, an endotracheal
 central venous catheter, both, or none — so every other finding type appears among the
 negatives, and one device is a negative for the other (a tube detector trained without
 catheters learns "a line in the mediastinum": validation AUROC 0.77 against catheter-only
-studies in the fifth session's experiment, 0.996 once they were among the negatives).
+studies, 0.996 once they are among the negatives).
 Only the frontal image is rendered.
 """
 
@@ -63,7 +63,7 @@ _OUTPUTS = ("presence", "cells", "tips")
 class DeviceConfig(Recipe):
     """The device network's recipe; the defaults reproduce the shipped weights."""
 
-    epochs: int = 7  # 8 until 0.5.0 (float32); 7 in bfloat16 keeps the recipe in 60 min
+    epochs: int = 7  # with bfloat16 steps, 7 keep the whole recipe under 60 min
     data_seed: int = DEVICE_SEED
     widths: tuple[int, int, int, int] = (12, 16, 24, 32)
     context: int = 32

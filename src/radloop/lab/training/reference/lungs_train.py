@@ -73,7 +73,7 @@ class LungConfig(CropRecipe):
     n_train: int = 2000  # studies rendered without nodules or rib fractures, for insertion
     n_lab: int = 600  # studies with the lab's own nodules and fractures, for training
     epochs: int = 6
-    variants: int = 4  # exposures per study (5 until 0.5.0; 4 keeps the recipe in 60 min)
+    variants: int = 4  # exposures per study; 4 keep the whole recipe under 60 min
     data_seed: int = LUNG_SEED
     hard_per_epoch: int = 600
 

@@ -5,7 +5,7 @@ to a lab study's line integral as a sphere's chord length times its attenuation 
 a place in the projected lungs drawn in proportion to lung depth, before the lab's own
 exposure (scatter, blur, noise, auto-ranging, tone curve, collimation). A new exposure costs a
 fraction of a rendering, so a network sees thousands of nodules on new backgrounds; a crop
-network trained on the lab's own 1,200 nodules alone did not learn them (sixth session).
+network trained on the lab's own 1,200 nodules alone does not learn them.
 
 **Training** (:func:`_fit`) is on 64 × 64 patches of the preprocessed crop (the network is
 fully convolutional): per epoch one patch about each object, as many random patches, and as

@@ -5,7 +5,7 @@ A site on the lateral arc of a 4th–9th rib is drawn as the lab draws it
 (:func:`radloop.lab.synth.findings.fracture_site`) and the lab's own callus is added there
 (:func:`~radloop.lab.synth.findings.callus_spheres`: its chord lengths times its attenuation,
 exactly as the lab renders it), before the lab's own exposure. The break itself, under 1 % of
-the display on the lab's 2 mm grid (``experiments/rib_fracture``), is left out.
+the display on the lab's 2 mm grid, is left out.
 """
 
 from __future__ import annotations

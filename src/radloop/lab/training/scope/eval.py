@@ -3,7 +3,7 @@
 A folder with ``metadata.csv`` (columns ``image``, ``modality``, ``view``, ``patientid``)
 as in ``../shared/data/realcxr-dev``: every image goes through :func:`assess_image` without
 tags, as a PNG arrives, and the figures are the shares refused, flagged and accepted per
-group (CT slices, laterals, frontal PA / AP / AP supine, view unknown), the issue's bars
+group (CT slices, laterals, frontal PA / AP / AP supine, view unknown), the scope bars
 (≥ 0.95 of CT and laterals refused, ≥ 0.95 of frontals not refused) with 95 % Wilson
 score intervals — with 35 CT slices one image moves the CT figure by 0.03, and the interval
 says how far a held-back set could land — and the time per image.
