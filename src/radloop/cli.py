@@ -311,7 +311,7 @@ def _demo_synthetic_draft(model: Any) -> None:
 
 @main.group()
 def bench() -> None:
-    """Benchmarks (protocols in BENCHMARKS.md); --json prints one JSON object last."""
+    """Benchmarks (protocols in docs/benchmarks.md); --json prints one JSON object last."""
 
 
 @bench.command("parser")
