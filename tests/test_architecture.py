@@ -14,14 +14,13 @@ LAYERS: dict[str, int] = {
     "vocabulary": 1,
     "study": 2,
     "report": 2,
-    "synth": 3,
     "models": 4,
     "assist": 5,
     "safety": 6,
     "evaluate": 7,
     "review": 7,
     "monitor": 8,
-    "bench": 9,
+    "lab": 9,
     "cli": 10,
     "cli_reference": 10,
     "__main__": 10,
@@ -65,3 +64,73 @@ def test_lower_modules_never_import_higher_ones() -> None:
             if imported in LAYERS and LAYERS[imported] > LAYERS[module]:
                 violations.append(f"{path.relative_to(SRC)} imports radloop.{imported}")
     assert violations == []
+
+
+# The product: what a hospital installs and runs. It never imports the lab (the synthetic lab,
+# training recipes, benchmarks, demo content), which sits beside it.
+PRODUCT = {"vocabulary", "study", "report", "models", "assist", "safety", "evaluate", "review",
+           "monitor", "errors", "registry"}  # fmt: skip
+
+
+def test_no_shipped_package_imports_the_lab() -> None:
+    violations = []
+    for path in SRC.rglob("*.py"):
+        if _top_module(path) not in PRODUCT:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            if any(n == "radloop.lab" or n.startswith("radloop.lab.") for n in names):
+                violations.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert violations == [], "the product imports the lab"
+
+
+def test_no_import_cycle_between_modules() -> None:
+    """No cycle among src's modules through their top-level imports."""
+    graph: dict[str, set[str]] = {}
+    for path in SRC.rglob("*.py"):
+        name = ".".join(("radloop", *path.relative_to(SRC).with_suffix("").parts))
+        name = name.removesuffix(".__init__")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        deps: set[str] = set()
+        for node in tree.body:  # module level only: imports inside functions are deferred
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                deps.add(node.module)
+                deps.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                deps.update(a.name for a in node.names)
+        graph[name] = {d for d in deps if d.startswith("radloop")}
+    modules = set(graph)
+    edges = {m: {d for d in ds if d in modules and d != m} for m, ds in graph.items()}
+    # Importing a package runs its __init__, which may import its own submodules: that is not a
+    # cycle of the submodule with its package.
+    edges = {m: {d for d in ds if not m.startswith(d + ".")} for m, ds in edges.items()}
+    state: dict[str, int] = {}
+    cycles: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == 1:
+                cycles.append([*stack[stack.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*stack, nxt])
+        state[node] = 2
+
+    for module in sorted(edges):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == [], cycles[:5]
+
+
+def test_no_module_over_600_lines() -> None:
+    long = {
+        str(p.relative_to(SRC)): n
+        for p in SRC.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > 600
+    }
+    assert long == {}

@@ -350,14 +350,16 @@ def _attach_commands() -> None:
     from radloop.lab.bench.reference import bench_reference
     from radloop.lab.bench.review import bench_review
     from radloop.lab.bench.safety import bench_safety
+    from radloop.lab.monitor_simulation import simulate_command
     from radloop.lab.synth.cli import bench_synth, synth
+    from radloop.lab.training.ood import fit_ood
     from radloop.lab.training.reference.cli import train_reference
     from radloop.lab.training.scope.cli import bench_scope, train_scope
     from radloop.models.cli import models_command, serve_model
     from radloop.monitor.cli import monitor
     from radloop.review.cli import audit, serve, users, worker
     from radloop.safety.assist_cli import ask, compare, draft
-    from radloop.safety.cli import calibrate, fit_ood, scope, verifiers
+    from radloop.safety.cli import calibrate, scope, verifiers
 
     for command in (
         draft,
@@ -377,6 +379,7 @@ def _attach_commands() -> None:
     bench.add_command(bench_reference, name="reference")
     bench.add_command(bench_safety, name="safety")
     bench.add_command(bench_realfilm, name="realfilm")
+    monitor.add_command(simulate_command)  # the lab's simulated stream, beside `check` and `report`
     main.add_command(monitor)
     bench.add_command(bench_monitor, name="monitor")
     main.add_command(train_scope)

@@ -15,7 +15,12 @@ from typing import Any
 
 from radloop.evaluate.errors import RunFolderError
 
-__all__ = ["EvalOutcome", "evaluate", "score_run"]
+__all__ = [
+    "EvalOutcome",
+    "default_cache_dir",
+    "evaluate",
+    "score_run",
+]
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,11 @@ class EvalOutcome:
     json_path: Path
     html_path: Path
     table: dict[str, Any]
+
+
+def default_cache_dir() -> Path:
+    """Where datasets rendered for an evaluation are kept: ``~/.cache/radloop/eval``."""
+    return Path.home() / ".cache" / "radloop" / "eval"
 
 
 def score_run(
@@ -91,7 +101,6 @@ def evaluate(
     """
     from radloop.evaluate.datasets import open_dataset
     from radloop.evaluate.runner import RunSettings, run_evaluation
-    from radloop.lab.datasets import default_cache_dir
     from radloop.models import load_model
 
     cache = cache_dir or default_cache_dir()
@@ -131,9 +140,7 @@ def evaluate(
         from radloop.safety import MahalanobisScorer
 
         if ood == "reference":
-            scorer = reference_ood_scorer(
-                verifier, cache, progress=progress("ood", 0, 60) if progress else None
-            )
+            scorer = reference_ood_scorer(verifier)
         else:
             scorer = MahalanobisScorer.from_file(Path(ood))
     settings = RunSettings(

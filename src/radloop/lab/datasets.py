@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from radloop.evaluate.datasets import check_options, register_dataset, require_folder
 from radloop.evaluate.errors import DatasetError
+from radloop.evaluate.pipeline import default_cache_dir
 from radloop.evaluate.types import Case, Lesion
 from radloop.lab.synth.findings import FINDING_TYPES
 from radloop.study import Study
@@ -46,11 +47,6 @@ EVAL_PROFILE = "enhanced"
 SIZED = ("nodule", "mass", "pneumothorax")
 _UNZONED = frozenset({"cardiomegaly", "endotracheal_tube", "central_venous_catheter"})
 _RING_PX = 12
-
-
-def default_cache_dir() -> Path:
-    """Where the held-out split is rendered once: ``~/.cache/radloop/eval``."""
-    return Path.home() / ".cache" / "radloop" / "eval"
 
 
 def lesion_contrast(display: npt.NDArray[Any], mask: npt.NDArray[np.bool_]) -> float | None:

@@ -122,3 +122,10 @@ def fill_demo(
     progress("drafting with the reference model and checking with the safety layer…")
     worker.run_pending()
     return ids
+
+
+def demo_content(store: Store, *, progress: Callable[[str], None] = print) -> DemoLogin:
+    """The workstation's demo (``radloop serve --demo``, through the ``radloop.demo`` entry
+    point): the synthetic studies drafted and checked, and the demo radiologist's login."""
+    fill_demo(store, progress=progress)
+    return demo_login(store)

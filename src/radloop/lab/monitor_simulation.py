@@ -35,6 +35,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 
 from radloop.errors import InputError
@@ -53,6 +54,7 @@ __all__ = [
     "load_pools",
     "read_as_reader",
     "simulate",
+    "simulate_command",
 ]
 
 POOL_SCHEMA = "radloop.monitor/pool-v1"
@@ -389,3 +391,84 @@ def simulate(
             ood_score=pool.ood_scores[j],
             image_stats=study.image_stats,
         )
+
+
+@click.command("simulate")
+@click.option("--n", "n", type=int, default=2000, show_default=True, help="Studies to stream.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--base", default="standard", show_default=True, help="Site profile at the start.")
+@click.option(
+    "--shift-profile",
+    default=None,
+    help="Site profile to switch to mid-stream (portable, community, enhanced).",
+)
+@click.option("--shift-at", type=int, default=None, help="Study index where the switch happens.")
+@click.option(
+    "--miss-rate",
+    type=float,
+    default=0.15,
+    show_default=True,
+    help="Share of draft omissions the simulated reader misses too.",
+)
+@click.option(
+    "--accept-rate",
+    type=float,
+    default=0.10,
+    show_default=True,
+    help="Share of false draft findings the reader signs anyway (unflagged).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="JSONL file of signed cases to write.",
+)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of the rendered study pools (default ~/.cache/radloop/monitor).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a summary as one JSON object.")
+def simulate_command(
+    n: int, seed: int, base: str, shift_profile: str | None, shift_at: int | None,
+    miss_rate: float, accept_rate: float, out: Path, cache: Path | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Stream synthetic studies through draft, a simulated reader and sign-off into a JSONL.
+
+    Studies are rendered by the synthetic lab and drafted by the reference model (trained on
+    synthetic images only); the reader is simulated. Nothing here is a diagnosis.
+    """
+    from tqdm import tqdm
+
+    from radloop.monitor.cases import write_cases
+
+    if shift_profile is not None and shift_at is None:
+        shift_at = n // 2
+    stream = StreamConfig(n=n, seed=seed, base=base, shift_profile=shift_profile,
+                          shift_at=shift_at)  # fmt: skip
+    reader = ReaderConfig(miss_rate=miss_rate, accept_rate=accept_rate)
+    profiles = [base, *([shift_profile] if shift_profile else [])]
+    with tqdm(unit="study", desc="render pools (cached after the first run)",
+              disable=as_json) as bar:  # fmt: skip
+
+        def advance(k: int) -> None:
+            bar.update(k)
+
+        pools = load_pools(profiles, cache=cache or DEFAULT_CACHE, progress=advance)
+    written = write_cases(tqdm(simulate(pools, stream, reader), total=n, unit="study",
+                               desc="stream", disable=as_json), out)  # fmt: skip
+    result = {
+        "written": written,
+        "out": str(out),
+        "seed": seed,
+        "base": base,
+        "shift_profile": shift_profile,
+        "shift_at": shift_at,
+        "notice": PUBLIC_NOTICE,
+    }
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        click.echo(f"wrote {written} signed cases to {out}")
+        click.secho(PUBLIC_NOTICE, fg="yellow")

@@ -10,7 +10,23 @@ from typing import Any
 
 import click
 
+from radloop.errors import InputError
+from radloop.registry import Registry
+
 __all__ = ["audit", "ingest_into_store", "serve", "users", "worker"]
+
+DEMO = "synthetic"
+DEMO_CONTENT: Registry[Any] = Registry(
+    "demo content",
+    "radloop.demo",
+    unknown_error=lambda message: InputError(
+        "demo content from the radloop.demo entry point group (radloop's lab provides "
+        "'synthetic'; reinstall radloop with `pip install -e .` if it is missing)",
+        message,
+    ),
+)
+"""Demo content for ``radloop serve --demo``: ``fill(store, progress=...) -> login`` with
+``username`` and ``password``. radloop's lab provides ``synthetic`` (``radloop.lab.demo``)."""
 
 _DATA_DIR = click.option(
     "--data-dir",
@@ -107,10 +123,8 @@ def serve(
     app = create_app(settings, store=store)  # creates the first admin on a fresh store
     login = None
     if demo:
-        from radloop.lab.demo import demo_login, fill_demo
-
-        fill_demo(store, progress=lambda m: click.echo(m, err=True))
-        login = demo_login(store)
+        fill = DEMO_CONTENT.factory(DEMO)
+        login = fill(store, progress=lambda m: click.echo(m, err=True))
     first = app.state.ctx.first_admin_password
     if first:
         click.secho(

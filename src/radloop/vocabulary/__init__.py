@@ -7,11 +7,18 @@ from functools import cache
 
 from radloop.errors import UnknownFindingError
 from radloop.vocabulary.anatomy import Level, Lobe, Side, VertebralLevel, Zone, side_of
-from radloop.vocabulary.findings import FINDING_CODES, Category, Criticality, FindingCode
+from radloop.vocabulary.findings import (
+    FINDING_CODES,
+    REFERENCE_FINDINGS,
+    Category,
+    Criticality,
+    FindingCode,
+)
 
 __all__ = [
     "CHEXPERT_LABELS",
     "FINDING_CODES",
+    "REFERENCE_FINDINGS",
     "Category",
     "Criticality",
     "FindingCode",

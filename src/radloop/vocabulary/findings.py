@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["FINDING_CODES", "Category", "Criticality", "FindingCode"]
+__all__ = ["FINDING_CODES", "REFERENCE_FINDINGS", "Category", "Criticality", "FindingCode"]
 
 
 class Category(StrEnum):
@@ -348,3 +348,18 @@ _CODES: tuple[FindingCode, ...] = (
 # fmt: on
 
 FINDING_CODES: dict[str, FindingCode] = {c.code: c for c in _CODES}
+
+REFERENCE_FINDINGS: tuple[str, ...] = (
+    "nodule",
+    "mass",
+    "consolidation",
+    "pleural_effusion",
+    "pneumothorax",
+    "cardiomegaly",
+    "edema",
+    "endotracheal_tube",
+    "central_venous_catheter",
+    "rib_fracture",
+)
+"""The finding types radloop's reference model reads, one network head each, in head order.
+The synthetic lab inserts the same types, so that each has exact truth to train and measure."""

@@ -65,7 +65,6 @@ DATASETS: Registry[Dataset] = Registry(
     "radloop.datasets",
     unknown_error=UnknownDatasetError,
     builtins={
-        "synth": "radloop.lab.datasets",
         "folder": "radloop.evaluate.datasets.folder",
         "mimic": "radloop.evaluate.datasets.public",
         "chexpert": "radloop.evaluate.datasets.public",

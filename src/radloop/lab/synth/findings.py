@@ -19,7 +19,7 @@ from radloop.lab.synth import _deps
 from radloop.lab.synth.anatomy import LOBE_STRUCTURES, Anatomy
 from radloop.lab.synth.regions import regions
 from radloop.report.types import Severity
-from radloop.vocabulary import Lobe, Side, VertebralLevel
+from radloop.vocabulary import REFERENCE_FINDINGS, Lobe, Side, VertebralLevel
 
 __all__ = [
     "FINDING_TYPES",
@@ -38,18 +38,8 @@ F32 = npt.NDArray[np.float32]
 I32 = npt.NDArray[np.int32]
 Bool = npt.NDArray[np.bool_]
 
-FINDING_TYPES: tuple[str, ...] = (
-    "nodule",
-    "mass",
-    "consolidation",
-    "pleural_effusion",
-    "pneumothorax",
-    "cardiomegaly",
-    "edema",
-    "endotracheal_tube",
-    "central_venous_catheter",
-    "rib_fracture",
-)
+FINDING_TYPES: tuple[str, ...] = REFERENCE_FINDINGS
+"""The finding types the lab inserts: the vocabulary's reference list."""
 
 
 @dataclass(frozen=True)

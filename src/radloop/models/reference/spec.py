@@ -5,8 +5,7 @@ This module needs only numpy, so the runtime (onnxruntime) and the trainer (torc
 
 from __future__ import annotations
 
-from radloop.lab.synth.findings import FINDING_TYPES
-from radloop.vocabulary import Zone
+from radloop.vocabulary import REFERENCE_FINDINGS, Zone
 
 __all__ = [
     "FIELD_MM",
@@ -20,8 +19,8 @@ __all__ = [
     "Regression",
 ]
 
-# The network has one head per finding type the synthetic lab inserts, in the lab's order.
-FINDINGS: tuple[str, ...] = FINDING_TYPES
+# One head per finding type of the vocabulary's reference list (the lab inserts the same).
+FINDINGS: tuple[str, ...] = REFERENCE_FINDINGS
 ZONES: tuple[Zone, ...] = tuple(Zone)
 # Findings whose truth lists lung zones (devices and the heart have none).
 ZONED: tuple[str, ...] = tuple(
