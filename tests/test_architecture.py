@@ -1,4 +1,5 @@
-"""The layering of DESIGN.md: lower modules never import higher ones."""
+"""The layering of docs/architecture.md: lower modules never import higher ones, and the
+product never imports the lab."""
 
 from __future__ import annotations
 

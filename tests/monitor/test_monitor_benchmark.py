@@ -16,8 +16,8 @@ from radloop.cli import main
 def test_bench_monitor_reports_detection_false_alarms_and_timing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from radloop.lab import monitor_simulation as simulate
     from radloop.lab.bench import monitor as bench
-    from radloop.monitor import simulate
 
     def pools(profiles: Any, **kwargs: Any) -> Any:
         return hand_pools()

@@ -82,7 +82,7 @@ def test_report_writes_the_dashboard_data_and_csv_tables(shifted_file: Path, tmp
 
 
 def test_simulate_writes_a_stream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from radloop.monitor import simulate as module
+    from radloop.lab import monitor_simulation as module
 
     monkeypatch.setattr(module, "load_pools", lambda profiles, **kwargs: hand_pools())
     out = tmp_path / "stream.jsonl"

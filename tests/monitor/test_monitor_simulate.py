@@ -82,7 +82,7 @@ def test_pools_are_rendered_drafted_and_cached(
         find_source()
     except AnatomySourceMissingError as error:
         pytest.skip(f"needs the synthetic lab's CT ({error})")
-    from radloop.monitor import simulate as module
+    from radloop.lab import monitor_simulation as module
 
     pools = module.load_pools(["portable"], cache=tmp_path, n=2, ood_fit_n=3, size=128, workers=1)
     pool = pools["portable"]

@@ -13,8 +13,9 @@ from click.testing import CliRunner
 
 pytest.importorskip("sklearn")
 
+from radloop.lab.training.ood import fit_ood
 from radloop.models.builtin import OOD_NAME, shipped_model_dir
-from radloop.safety.cli import fit_ood, scope
+from radloop.safety.cli import scope
 from radloop.safety.verifiers import ReferenceVerifier
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from radloop.lab.training.reference.card import refresh_model_card
 from radloop.lab.training.reference.data import (
     TRAIN_PROFILES,
     load_dataset,
@@ -34,7 +35,6 @@ from radloop.lab.training.reference.train import (
     _torch,
     export_network,
     fit_one_cycle,
-    refresh_model_card,
     regression_records,
     training_record,
 )

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from radloop.lab.training.reference.card import refresh_model_card
 from radloop.lab.training.reference.data import load_dataset, render_shards
 from radloop.lab.training.reference.data import worker_anatomy as _anatomy
 from radloop.lab.training.reference.devices_train import fit_platt
@@ -52,7 +53,7 @@ from radloop.lab.training.reference.nodules_train import (
     validate_nodules,
 )
 from radloop.lab.training.reference.ribs_train import insert_fractures, validate_ribs
-from radloop.lab.training.reference.train import _torch, refresh_model_card
+from radloop.lab.training.reference.train import _torch
 from radloop.models.reference.devices import apply_calibration
 from radloop.models.reference.lungs import LUNG_NETWORK
 from radloop.models.reference.metrics import auroc
