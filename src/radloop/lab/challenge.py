@@ -31,16 +31,20 @@ from radloop.lab.synth.findings import FINDING_TYPES
 from radloop.report import Finding, Presence
 from radloop.report.types import Change
 from radloop.safety.triage import critical_reason
+from radloop.study import Study
 from radloop.vocabulary import Lobe, Side, Zone, ancestors
 
 __all__ = [
     "DEFAULT_FALSE_FINDINGS",
+    "PERTINENT_NEGATIVES",
     "Challenge",
     "ErrorKind",
     "InjectedError",
     "applicable_kinds",
+    "challenge_draft",
     "inject",
     "inject_error",
+    "perfect_draft",
 ]
 
 # Finding types a false finding is drawn from (those the synthetic lab inserts).
@@ -276,3 +280,54 @@ def inject_error(
     rng = np.random.default_rng(seed)
     kind = allowed[int(rng.integers(len(allowed)))]
     return inject(findings, kind, [*np.atleast_1d(seed).tolist(), 1], pool=pool)
+
+
+PERTINENT_NEGATIVES = ("pneumothorax", "pleural_effusion", "consolidation")
+"""Negatives a radiologist states on every chest film, added to each perfect draft."""
+
+
+def perfect_draft(truth: dict[str, Any]) -> tuple[Finding, ...]:
+    """The truth's present findings (with change, on a pair; resolved ones stated absent) and
+    the pertinent negatives."""
+    from radloop.lab.synth.truth import truth_findings
+
+    found = truth_findings(truth)
+    resolved = tuple(
+        Finding(
+            item["code"],
+            presence=Presence.ABSENT,
+            side=Side(item["side"]) if item.get("side") else None,
+            change=Change.RESOLVED,
+            source="radloop.lab.synth truth",
+        )
+        for item in truth.get("findings", [])
+        if item.get("presence") == "absent" and item.get("change") == Change.RESOLVED.value
+    )
+    stated = {f.code for f in (*found, *resolved)}
+    negatives = tuple(
+        Finding(code, presence=Presence.ABSENT, source="radloop.lab.synth truth")
+        for code in PERTINENT_NEGATIVES
+        if code not in stated
+    )
+    return (*found, *resolved, *negatives)
+
+
+def challenge_draft(findings: Sequence[Finding], study: Study, model_id: str) -> Any:
+    """The challenge's findings as a structured draft of ``study`` by ``model_id``."""
+    from radloop.assist.types import DraftReport, OutputMode
+    from radloop.report import Report, write
+
+    return DraftReport(
+        report=Report(
+            findings=tuple(findings),
+            text=write(tuple(findings)),
+            study_instance_uid=study.study_instance_uid,
+            source_model=model_id,
+        ),
+        generations=(),
+        prompt="",
+        prompt_version="challenge",
+        model_id=model_id,
+        latency_s=0.0,
+        output_mode=OutputMode.STRUCTURED,
+    )

@@ -39,11 +39,16 @@ import click
 import numpy as np
 
 from radloop.lab.bench._synthetic import load_rendered, pair_folders, render
-from radloop.lab.challenge import Challenge, ErrorKind, applicable_kinds, inject
-from radloop.report import Finding, Presence, Verdict
-from radloop.report.types import Change
-from radloop.study import Study
-from radloop.vocabulary import Side, ancestors
+from radloop.lab.challenge import (
+    Challenge,
+    ErrorKind,
+    applicable_kinds,
+    challenge_draft,
+    inject,
+    perfect_draft,
+)
+from radloop.report import Finding, Verdict
+from radloop.vocabulary import ancestors
 
 __all__ = [
     "BARS",
@@ -57,7 +62,6 @@ __all__ = [
 
 SAFETY_SEED = 880_001
 SAFETY_PROFILES = ("enhanced", "standard")  # held out, and one training profile
-PERTINENT_NEGATIVES = ("pneumothorax", "pleural_effusion", "consolidation")
 BARS = {
     "recall_per_kind": (">=", 0.90),
     "correct_flagged_share": ("<=", 0.05),
@@ -123,52 +127,6 @@ class SafetyBenchmark:
 
 def _rate(hits: Sequence[bool]) -> float | None:
     return round(float(np.mean(hits)), 4) if hits else None
-
-
-def perfect_draft(truth: dict[str, Any]) -> tuple[Finding, ...]:
-    """The truth's present findings (with change, on a pair; resolved ones stated absent) and
-    the pertinent negatives."""
-    from radloop.lab.synth.truth import truth_findings
-
-    found = truth_findings(truth)
-    resolved = tuple(
-        Finding(
-            item["code"],
-            presence=Presence.ABSENT,
-            side=Side(item["side"]) if item.get("side") else None,
-            change=Change.RESOLVED,
-            source="radloop.lab.synth truth",
-        )
-        for item in truth.get("findings", [])
-        if item.get("presence") == "absent" and item.get("change") == Change.RESOLVED.value
-    )
-    stated = {f.code for f in (*found, *resolved)}
-    negatives = tuple(
-        Finding(code, presence=Presence.ABSENT, source="radloop.lab.synth truth")
-        for code in PERTINENT_NEGATIVES
-        if code not in stated
-    )
-    return (*found, *resolved, *negatives)
-
-
-def _as_draft(findings: Sequence[Finding], study: Study, model_id: str) -> Any:
-    from radloop.assist.types import DraftReport, OutputMode
-    from radloop.report import Report, write
-
-    return DraftReport(
-        report=Report(
-            findings=tuple(findings),
-            text=write(tuple(findings)),
-            study_instance_uid=study.study_instance_uid,
-            source_model=model_id,
-        ),
-        generations=(),
-        prompt="",
-        prompt_version="challenge",
-        model_id=model_id,
-        latency_s=0.0,
-        output_mode=OutputMode.STRUCTURED,
-    )
 
 
 def _covers(code: str, other: str) -> bool:
@@ -282,7 +240,9 @@ def run_safety_benchmark(
             challenge = challenge_of(perfect_draft(truth), cal_counts, _SINGLE_KINDS, [seed, 2, i])
             if challenge is None:
                 continue
-            checked = check(_as_draft(challenge.findings, study, "challenge"), study, verifier)
+            checked = check(
+                challenge_draft(challenge.findings, study, "challenge"), study, verifier
+            )
             for claim in checked.checks:
                 # A claim the verifier does not assess has no signal to calibrate.
                 if claim.index is None or claim.numbers.p_claim is None:
@@ -340,7 +300,7 @@ def run_safety_benchmark(
                 continue
             if assessed is None:
                 assessed = frozenset(verifier.verify(study).presence)
-            draft = _as_draft(challenge.findings, study, "challenge")
+            draft = challenge_draft(challenge.findings, study, "challenge")
             checked = check(draft, study, verifier, calibrator, scope=scope, prior=prior_study)
             for stage, seconds in checked.timings_s.items():
                 stage_time[stage] += seconds
