@@ -318,16 +318,14 @@ def bench() -> None:
 @click.option(
     "--reports",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=Path("../shared/data/iu-xray-reports-dev.tgz"),
-    show_default=True,
-    help="A .tgz of IU X-ray report XML files.",
+    required=True,
+    help="A .tgz of IU X-ray report XML files (../shared/data/iu-xray-reports-dev.tgz).",
 )
 @click.option(
     "--labels",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=Path("../shared/benchmarks/iu-mesh-labels.json"),
-    show_default=True,
-    help="MeSH tag heads → benchmark labels.",
+    required=True,
+    help="MeSH tag heads → benchmark labels (../shared/benchmarks/iu-mesh-labels.json).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 def bench_parser(reports: Path, labels: Path, as_json: bool) -> None:

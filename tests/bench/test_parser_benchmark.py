@@ -16,6 +16,7 @@ from radloop.lab.bench.parser import (
     run_parser_benchmark,
 )
 from radloop.report import Finding, Presence
+from sharedkit import shared_path
 
 LABELS = {
     "about": "test labels",
@@ -135,15 +136,8 @@ def test_a_missing_archive_is_refused(tmp_path: Path) -> None:
         run_parser_benchmark(tmp_path / "none.tgz", labels)
 
 
-def _shared(relative: str) -> Path | None:
-    for root in (Path("/work/shared"), Path("../shared"), Path(__file__).parents[3] / "shared"):
-        if (root / relative).exists():
-            return root / relative
-    return None
-
-
-DEV_REPORTS = _shared("data/iu-xray-reports-dev.tgz")
-DEV_LABELS = _shared("benchmarks/iu-mesh-labels.json")
+DEV_REPORTS = shared_path("data/iu-xray-reports-dev.tgz")
+DEV_LABELS = shared_path("benchmarks/iu-mesh-labels.json")
 
 
 @pytest.mark.skipif(

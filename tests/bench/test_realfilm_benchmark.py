@@ -4,6 +4,7 @@ unvalidated verifier supports, flags and triages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,19 +12,12 @@ import pytest
 from radloop.lab.bench.realfilm import MALFORMED, run_realfilm_benchmark
 from radloop.models.competence import DomainDecision
 
-SHARED = Path(__file__).resolve().parents[2] / "../shared/data"
-
-
-def _folder(name: str) -> Path:
-    folder = SHARED / name
-    if not (folder / "metadata.csv").is_file():
-        pytest.skip(f"{name} is not available in ../shared/data")
-    return folder
-
 
 @pytest.mark.parametrize("collection", ["realcxr-dev", "hannover-dev"])
-def test_nothing_unvalidated_speaks_on_real_films(collection: str) -> None:
-    result = run_realfilm_benchmark(_folder(collection), limit=24, progress=False)
+def test_nothing_unvalidated_speaks_on_real_films(
+    collection: str, shared: Callable[[str], Path]
+) -> None:
+    result = run_realfilm_benchmark(shared(f"data/{collection}"), limit=24, progress=False)
     figures = result.to_dict()
     assert all(figures["bars"].values()), figures
     assert result.claims > 0 and result.not_checked == result.claims  # nothing could check them
@@ -34,7 +28,7 @@ def test_nothing_unvalidated_speaks_on_real_films(collection: str) -> None:
 
 
 def test_the_bench_counts_an_unvalidated_verifier_that_speaks(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, shared: Callable[[str], Path]
 ) -> None:
     """A broken gate (every film declared inside the synthetic lab) shows in the figures."""
     import radloop.safety.pipeline as pipeline
@@ -43,7 +37,7 @@ def test_the_bench_counts_an_unvalidated_verifier_that_speaks(
         return DomainDecision("reference", "synthetic-lab", "forced in domain by the test")
 
     monkeypatch.setattr(pipeline, "verifier_domain", everywhere)
-    result = run_realfilm_benchmark(_folder("realcxr-dev"), limit=24, progress=False)
+    result = run_realfilm_benchmark(shared("data/realcxr-dev"), limit=24, progress=False)
     assert result.supported_by_unvalidated > 0
     assert result.omission_flags_by_unvalidated > 0
     assert not all(result.bars.values())

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,6 @@ from PIL import Image
 from radloop.evaluate import DatasetError, UnknownDatasetError, available_datasets, open_dataset
 from radloop.evaluate.datasets.folder import country_of
 from radloop.lab.datasets import case_from_truth, lesion_contrast
-
-REALCXR = Path("/work/shared/data/realcxr-dev")
 
 
 def _png(path: Path, value: int = 90, size: int = 64) -> None:
@@ -207,9 +206,10 @@ def test_country_of_a_location_is_its_last_part() -> None:
     assert country_of("?") is None
 
 
-@pytest.mark.skipif(not (REALCXR / "metadata.csv").is_file(), reason="shared data absent")
-def test_the_shared_realcxr_dev_set_has_its_brixia_scored_frontal_films() -> None:
-    dataset = open_dataset(f"folder:{REALCXR}")
+def test_the_shared_realcxr_dev_set_has_its_brixia_scored_frontal_films(
+    shared: Callable[[str], Path],
+) -> None:
+    dataset = open_dataset(f"folder:{shared('data/realcxr-dev')}")
     cases = dataset.cases()
     scored = [c for c in cases if c.zone_labels]
     assert len(cases) == 333 and len(scored) == 62

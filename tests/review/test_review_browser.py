@@ -156,7 +156,6 @@ def test_radiologist_reviews_edits_signs_and_exports_and_an_auditor_cannot_sign(
     assert len(list(ARTIFACTS.glob(f"0*-{backend}.png"))) == 7
 
 
-REAL_FILMS = Path(__file__).resolve().parents[3] / "shared" / "data" / "realcxr-dev" / "images"
 REAL_FILM = "covid-19-pneumonia-15-PA.png"  # a real PA film the scope guard accepts
 
 
@@ -262,11 +261,9 @@ def test_an_abstained_draft_says_so_and_states_no_finding(
 
 
 def test_the_builtin_model_abstains_on_a_real_film(
-    server: str, radiologist: Any, store: Any, backend: str
+    server: str, radiologist: Any, store: Any, backend: str, shared: Any
 ) -> None:
-    film = REAL_FILMS / REAL_FILM
-    if not film.is_file():
-        pytest.skip(f"the real film {REAL_FILM} of shared/data/realcxr-dev is not here")
+    film = shared(f"data/realcxr-dev/images/{REAL_FILM}")
     from radloop.models.builtin import load_reference_model
     from radloop.review.ingest import ingest_path
     from radloop.review.worker import draft_study

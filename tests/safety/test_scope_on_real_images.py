@@ -7,21 +7,21 @@ real radiograph or a real figure (docs/safety.md); these images only measure it.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from radloop.lab.training.scope.eval import BARS, evaluate_folder
+from sharedkit import shared_path
 
-DATA = Path(__file__).resolve().parents[2] / "../shared/data/realcxr-dev"
+DATA = shared_path("data/realcxr-dev")
 
 pytestmark = pytest.mark.skipif(
-    not (DATA / "metadata.csv").is_file(), reason="realcxr-dev is not available"
+    DATA is None, reason="../shared/data/realcxr-dev is not here (the project's shared test data)"
 )
 
 
 @pytest.fixture(scope="module")
 def evaluation():
+    assert DATA is not None
     return evaluate_folder(DATA)
 
 

@@ -118,7 +118,14 @@ def open_reports(path: str, **options: Any) -> ReportSet:
     """Radiology reports (IU X-ray .tgz) labelled by MeSH tags, for the parser."""
     check_options(options, {"labels"}, "reports")
     archive_path = Path(path).expanduser()
-    labels = Path(option_value(options, "labels", "../shared/benchmarks/iu-mesh-labels.json"))
+    if "labels" not in options:
+        raise DatasetError(
+            "the MeSH label map of the reports (option labels=FILE)",
+            "no labels option",
+            source=path,
+            fix="Add --data-option labels=../shared/benchmarks/iu-mesh-labels.json.",
+        )
+    labels = Path(option_value(options, "labels", ""))
     head_codes = _head_codes(labels)
     codes = tuple(sorted(set(head_codes.values())))
     cases = []

@@ -51,8 +51,6 @@ from radloop.vocabulary import FINDING_CODES, Lobe, Side, side_of
 
 __all__ = [
     "CODE_LABELS",
-    "DEFAULT_LABELS",
-    "DEFAULT_REPORTS",
     "LabelScore",
     "ParserBenchmark",
     "ReportCase",
@@ -67,10 +65,6 @@ __all__ = [
 
 NORMAL = "normal"
 
-# Where the data lie in a checkout next to ``../shared`` (relative: the CLI resolves them
-# from the current directory).
-DEFAULT_REPORTS = Path("../shared/data/iu-xray-reports-dev.tgz")
-DEFAULT_LABELS = Path("../shared/benchmarks/iu-mesh-labels.json")
 
 # radloop codes → benchmark labels. Codes not listed (scarring, degenerative change, ...)
 # have no benchmark label: they count as findings (the report is then not "normal") but

@@ -103,9 +103,9 @@ def train_scope(
 @click.option(
     "--data",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=Path("../shared/data/realcxr-dev"),
-    show_default=True,
-    help="A folder of images with metadata.csv (realcxr layout: image, modality, view).",
+    required=True,
+    help="A folder of images with metadata.csv (realcxr layout: image, modality, view), "
+    "e.g. ../shared/data/realcxr-dev.",
 )
 @click.option(
     "--classifier",
