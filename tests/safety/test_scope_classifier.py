@@ -14,7 +14,7 @@ from safety_builders import frontal_phantom, make_image
 from radloop.errors import InputError
 from radloop.safety import ScopeOutcome, assess_image
 from radloop.safety.cli import scope
-from radloop.safety.scope_model import (
+from radloop.safety.scope.model import (
     AcquisitionPrediction,
     load_acquisition_classifier,
     thumbnail,

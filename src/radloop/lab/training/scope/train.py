@@ -31,7 +31,7 @@ from radloop.lab.training.scope.synth import (
     load_ct_volume,
     make_training_set,
 )
-from radloop.safety.scope_model import ONNX_NAME, SIDECAR_NAME
+from radloop.safety.scope.model import ONNX_NAME, SIDECAR_NAME
 
 __all__ = ["ExtraCT", "ScopeTrainConfig", "train_scope"]
 
