@@ -170,21 +170,6 @@ class Deformation:
         x, y, z = self.apply(xyz[:, 0], xyz[:, 1], xyz[:, 2])
         return np.stack([x, y, z], axis=1)
 
-    @property
-    def max_stretch(self) -> float:
-        """How much the deformation lengthens a short segment at most (sampled on a grid)."""
-        axes = [
-            np.linspace(self.box_min[a], self.box_max[a], 12, dtype=np.float32) for a in range(3)
-        ]
-        x, y, z = np.meshgrid(*axes, indexing="ij")
-        moved = np.stack(self.apply(x.ravel(), y.ravel(), z.ravel()), axis=1).reshape(12, 12, 12, 3)
-        stretch = 1.0
-        for axis in range(3):
-            step = float(axes[axis][1] - axes[axis][0])
-            delta = np.linalg.norm(np.diff(moved, axis=axis), axis=-1) / step
-            stretch = max(stretch, float(delta.max()))
-        return stretch * 1.02
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "scale": list(self.scale),
