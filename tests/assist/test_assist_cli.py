@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 from click.testing import CliRunner
 
@@ -63,3 +65,53 @@ def test_the_builtin_model_says_it_was_trained_on_synthetic_radiographs_only() -
     result = CliRunner().invoke(draft, [SAMPLE])
     assert result.exit_code == 0, result.output
     assert "trained only on synthetic radiographs" in result.output
+
+
+def test_draft_checks_by_default_and_shows_each_claims_state() -> None:
+    # The sample is a lab radiograph: the reference verifier is in its domain there.
+    result = CliRunner().invoke(
+        draft, [SAMPLE, "--model", "mock", "--option", "replies=Large right pneumothorax."]
+    )
+    assert result.exit_code == 0, result.output
+    assert "Claims, checked against radloop-reference" in result.output
+    assert "[unsupported] pneumothorax" in result.output  # the sample has none
+
+
+def test_no_check_says_unchecked() -> None:
+    result = CliRunner().invoke(
+        draft, [SAMPLE, "--no-check", "--model", "mock", "--option", "replies=Nodule."]
+    )
+    assert result.exit_code == 0, result.output
+    assert "UNCHECKED" in result.output and "Claims, checked" not in result.output
+    payload = json.loads(
+        CliRunner().invoke(draft, [SAMPLE, "--no-check", "--model", "mock", "--json"]).output
+    )
+    assert payload["checked"] is False
+
+
+def test_a_degenerate_reply_fails_the_draft_with_exit_status_1() -> None:
+    loop = "effusio effusion " * 30
+    result = CliRunner().invoke(draft, [SAMPLE, "--model", "mock", "--option", f"replies={loop}"])
+    assert result.exit_code == 1
+    assert "Draft failed: the reply is a repetition loop" in result.output
+
+
+def test_a_study_outside_the_intended_use_is_refused_and_not_drafted(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    noise = tmp_path / "noise.png"
+    pixels = np.random.default_rng(5).integers(0, 255, (384, 384)).astype(np.uint8)
+    Image.fromarray(pixels).save(noise)
+    result = CliRunner().invoke(draft, [str(noise), "--json"])
+    assert result.exit_code == 1
+    payload = json.loads(result.output)
+    assert payload["refused"] is True and "findings" not in payload
+
+
+def test_the_builtin_model_abstains_on_a_real_film(shared: Callable[[str], Path]) -> None:
+    film = shared("data/realcxr-dev/images/covid-19-pneumonia-15-PA.png")
+    payload = json.loads(CliRunner().invoke(draft, [str(film), "--json"]).output)
+    assert "validated on synthetic radiographs only" in payload["abstained"]
+    assert payload["findings"] == [] and payload["checks"] == []
+    assert not payload["triage"]["urgent"] and payload["banner"].startswith("The model abstained")
