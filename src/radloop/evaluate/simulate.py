@@ -14,6 +14,7 @@ import numpy as np
 from radloop.evaluate.types import Case, Lesion, Prediction
 from radloop.report import Finding, Presence, Verdict
 from radloop.report.types import Severity
+from radloop.stats import sigmoid
 from radloop.vocabulary import Side, Zone
 
 __all__ = ["PREVALENCE", "simulate_run"]
@@ -121,7 +122,7 @@ def simulate_run(n: int, seed: int = 0) -> tuple[list[Case], list[Prediction]]:
         zone_scores: dict[str, dict[str, float]] = {}
         for code in PREVALENCE:
             logit = rng.normal(2.2 - shift if code in truths else -2.2 + shift, 1.3)
-            p = float(1 / (1 + np.exp(-logit)))
+            p = float(sigmoid(logit, limit=None))
             scores[code] = p
             if code in _ZONED or code == "edema":
                 zone_scores[code] = {

@@ -31,6 +31,8 @@ import numpy.typing as npt
 from radloop.monitor.agreement import DEFAULT_F1_THRESHOLD, Agreement, agreement
 from radloop.monitor.cases import SignedCase
 from radloop.report.types import Finding, Verdict
+from radloop.stats import Z95 as Z95
+from radloop.stats import wilson_intervals
 
 __all__ = [
     "AGE_BANDS",
@@ -50,7 +52,6 @@ F64 = npt.NDArray[np.float64]
 AGE_BANDS = ((18, "18-39"), (40, "40-59"), (60, "60-79"), (80, "80+"))
 SUBGROUPS = ("age_band", "sex", "site", "manufacturer", "view")
 UNKNOWN = "unknown"
-Z95 = 1.959963984540054
 BOOTSTRAP_DRAWS = 1000
 CLAIM_VERDICTS = (*(v.value for v in Verdict), "unrecorded")
 """The verdict of each stored draft claim: the safety layer's verdicts, then no verdict."""
@@ -77,15 +78,9 @@ def age_band(age: int | None) -> str:
     return label
 
 
-def wilson_interval(successes: npt.ArrayLike, totals: npt.ArrayLike) -> tuple[F64, F64]:
-    """Wilson score 95 % interval for each proportion (NaN where the total is zero)."""
-    k = np.asarray(successes, dtype=np.float64)
-    n = np.asarray(totals, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = k / n
-        centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
-        half = Z95 * np.sqrt(p * (1 - p) / n + Z95**2 / (4 * n**2)) / (1 + Z95**2 / n)
-    return centre - half, centre + half
+wilson_interval = wilson_intervals
+"""The Wilson score 95 % interval of each proportion: :func:`radloop.stats.wilson_intervals`
+(kept here for one version)."""
 
 
 def _t_quantile(dof: F64) -> F64:
@@ -296,8 +291,8 @@ def group_metrics(table: CaseTable, keys: npt.NDArray[Any], labels: Sequence[str
         unchanged = total((table.fp + table.fn + table.changed) == 0) / n
         flags = total(table.flags_kept + table.flags_rejected + table.flags_edited)
         caught = total(table.flags_rejected + table.flags_edited)
-    rev_low, rev_high = wilson_interval(revised, n)
-    guard_low, guard_high = wilson_interval(caught, flags)
+    rev_low, rev_high = wilson_intervals(revised, n)
+    guard_low, guard_high = wilson_intervals(caught, flags)
     verdicts = table.verdicts if table.verdicts.shape[0] == len(table) else None
     by_verdict = (
         np.stack([total(verdicts[:, v]) for v in range(len(CLAIM_VERDICTS))], axis=1)
@@ -306,7 +301,7 @@ def group_metrics(table: CaseTable, keys: npt.NDArray[Any], labels: Sequence[str
     )
     claims = by_verdict.sum(axis=1)
     unchecked = by_verdict[:, _NOT_CHECKED]
-    nc_low, nc_high = wilson_interval(unchecked, claims)
+    nc_low, nc_high = wilson_intervals(unchecked, claims)
     out = []
     for g, label in enumerate(labels):
         if n[g] == 0:

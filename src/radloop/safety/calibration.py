@@ -38,8 +38,8 @@ import numpy.typing as npt
 from radloop.errors import MissingExtraError, UnknownFindingError
 from radloop.models.competence import SYNTHETIC_LAB
 from radloop.safety.errors import CalibrationDataError
-from radloop.safety.reliability import brier_score, expected_calibration_error
 from radloop.safety.verify import Thresholds
+from radloop.stats import brier_score, expected_calibration_error, sigmoid
 from radloop.vocabulary import Criticality, finding
 
 __all__ = [
@@ -71,16 +71,12 @@ _V1_FEATURES = FEATURES[:3]  # version 1 files: no contradiction feature (its we
 Method = Literal["identity", "temperature", "isotonic"]
 FloatArray = npt.NDArray[np.float64]
 _EPS = 1e-4
+_LOGIT_LIMIT = 40.0  # log-odds are clipped to ±40 before the logistic function
 
 
 def _logit(p: float) -> float:
     p = min(max(p, _EPS), 1 - _EPS)
     return math.log(p / (1 - p))
-
-
-def _sigmoid(z: FloatArray) -> FloatArray:
-    out: FloatArray = 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
-    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +165,8 @@ class Calibrator:
         """Calibrated probability that each claim is correct."""
         z = self.score(signals)
         if self.method == "isotonic":
-            return np.interp(_sigmoid(z), self.isotonic_x, self.isotonic_y)
-        return _sigmoid(z / self.temperature)
+            return np.interp(sigmoid(z, limit=_LOGIT_LIMIT), self.isotonic_x, self.isotonic_y)
+        return sigmoid(z / self.temperature, limit=_LOGIT_LIMIT)
 
     def presence_probabilities(self, signals: Sequence[ClaimSignals]) -> FloatArray:
         """Calibrated probability that each claim's finding is present."""
@@ -393,7 +389,7 @@ def _fit_logistic(x: FloatArray, y: FloatArray, l2: float = 1e-2) -> tuple[Float
 
     current = loss(beta)
     for _ in range(100):
-        p = _sigmoid(design @ beta)
+        p = sigmoid(design @ beta, limit=_LOGIT_LIMIT)
         gradient = design.T @ (p - y) + ridge @ beta
         hessian = design.T @ (design * (p * (1 - p))[:, None]) + ridge + 1e-6 * np.eye(len(beta))
         step = np.linalg.solve(hessian, gradient)
@@ -411,7 +407,7 @@ def _fit_temperature(z: FloatArray, y: FloatArray) -> float:
     """The temperature minimising the negative log-likelihood (golden-section on log T)."""
 
     def nll(log_t: float) -> float:
-        p = np.clip(_sigmoid(z / math.exp(log_t)), 1e-12, 1 - 1e-12)
+        p = np.clip(sigmoid(z / math.exp(log_t), limit=_LOGIT_LIMIT), 1e-12, 1 - 1e-12)
         return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
 
     low, high = math.log(0.05), math.log(20.0)
@@ -545,7 +541,7 @@ def fit_calibrator(
     w = (float(weights[0]), float(weights[1]), float(weights[2]), float(weights[3]))
     z = x @ weights + bias
     temperature = _fit_temperature(z, y)
-    iso_x, iso_y = _isotonic(_sigmoid(z), y)
+    iso_x, iso_y = _isotonic(sigmoid(z, limit=_LOGIT_LIMIT), y)
     candidates = {
         "identity": Calibrator(),
         "temperature": Calibrator(w, bias, temperature=temperature, method="temperature"),

@@ -1,20 +1,26 @@
-"""How well probabilities are calibrated: ECE, Brier score and a reliability diagram.
+"""How well probabilities are calibrated: a reliability diagram, drawn with Pillow so that no
+plotting package is needed.
 
-ECE uses 15 equal-width bins (Guo et al., "On calibration of modern neural networks",
-ICML 2017), as the benchmark protocols in docs/benchmarks.md do; the Brier score is the mean
-squared error of the probabilities (Brier, Monthly Weather Review 1950). The diagram is drawn
-with Pillow so that no plotting package is needed.
+The figures it shows — ECE over 15 equal-width bins (Guo et al., ICML 2017, as the benchmark
+protocols in docs/benchmarks.md) and the Brier score — live in :mod:`radloop.stats`; they are
+re-exported here for one version.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import numpy.typing as npt
 from PIL import Image, ImageDraw, ImageFont
+
+from radloop.stats import (
+    ECE_BINS,
+    FloatArray,
+    ReliabilityBin,
+    brier_score,
+    expected_calibration_error,
+    reliability_bins,
+)
 
 __all__ = [
     "ECE_BINS",
@@ -24,82 +30,6 @@ __all__ = [
     "reliability_bins",
     "save_reliability_diagram",
 ]
-
-ECE_BINS = 15
-
-FloatArray = npt.NDArray[np.float64]
-
-
-@dataclass(frozen=True, slots=True)
-class ReliabilityBin:
-    """One probability bin: its range, count, mean probability and observed frequency."""
-
-    low: float
-    high: float
-    count: int
-    confidence: float
-    frequency: float
-
-
-def _arrays(
-    probabilities: Sequence[float] | FloatArray, labels: Sequence[int] | FloatArray
-) -> tuple[FloatArray, FloatArray]:
-    p = np.asarray(probabilities, dtype=np.float64)
-    y = np.asarray(labels, dtype=np.float64)
-    if p.shape != y.shape or p.ndim != 1:
-        raise ValueError(
-            f"expected probabilities and labels of one equal length, got shapes "
-            f"{p.shape} and {y.shape}"
-        )
-    if p.size and (p.min() < 0 or p.max() > 1):
-        raise ValueError("expected probabilities in [0, 1]")
-    return p, y
-
-
-def reliability_bins(
-    probabilities: Sequence[float] | FloatArray,
-    labels: Sequence[int] | FloatArray,
-    bins: int = ECE_BINS,
-) -> list[ReliabilityBin]:
-    """Equal-width bins over [0, 1]; the last bin includes 1.0. Empty bins are kept."""
-    p, y = _arrays(probabilities, labels)
-    index = np.minimum((p * bins).astype(int), bins - 1)
-    out = []
-    for b in range(bins):
-        mask = index == b
-        count = int(mask.sum())
-        out.append(
-            ReliabilityBin(
-                low=b / bins,
-                high=(b + 1) / bins,
-                count=count,
-                confidence=float(p[mask].mean()) if count else 0.0,
-                frequency=float(y[mask].mean()) if count else 0.0,
-            )
-        )
-    return out
-
-
-def expected_calibration_error(
-    probabilities: Sequence[float] | FloatArray,
-    labels: Sequence[int] | FloatArray,
-    bins: int = ECE_BINS,
-) -> float:
-    """ECE: the count-weighted mean gap between mean probability and frequency per bin."""
-    found = reliability_bins(probabilities, labels, bins)
-    total = sum(b.count for b in found)
-    if total == 0:
-        return 0.0
-    return sum(b.count * abs(b.confidence - b.frequency) for b in found) / total
-
-
-def brier_score(
-    probabilities: Sequence[float] | FloatArray, labels: Sequence[int] | FloatArray
-) -> float:
-    """Mean squared difference between probability and outcome (0 is perfect)."""
-    p, y = _arrays(probabilities, labels)
-    return float(np.mean((p - y) ** 2)) if p.size else 0.0
-
 
 _SIZE = 520
 _MARGIN = 60

@@ -33,9 +33,9 @@ import click
 import numpy as np
 
 from radloop.lab.bench._synthetic import load_rendered, pair_folders, render
-from radloop.models.reference.metrics import auroc, counted_share
 from radloop.models.reference.spec import FINDINGS, ZONED
 from radloop.report import Finding
+from radloop.stats import auroc, counted_share
 from radloop.study import Image
 
 __all__ = [

@@ -35,6 +35,7 @@ from PIL import Image as PILImage
 
 from radloop.models.reference.preprocess import centred_offset, field_crop
 from radloop.models.reference.spec import FIELD_MM, FINDINGS, REGRESSIONS, Regression
+from radloop.stats import sigmoid
 from radloop.study import Image
 
 __all__ = [
@@ -68,10 +69,6 @@ CROP: tuple[float, float, float, float] = (0.02, 0.57, 0.30, 0.70)
 CROP_SHAPE: tuple[int, int] = (288, 208)  # rows, columns: about 0.69 mm per pixel at 360 mm
 CELL_STRIDE = 16
 CELLS: tuple[int, int] = (CROP_SHAPE[0] // CELL_STRIDE, CROP_SHAPE[1] // CELL_STRIDE)
-
-
-def _sigmoid(x: npt.NDArray[Any]) -> F32:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -60, 60))), dtype=np.float32)
 
 
 MIN_SOURCE_SHARE = 0.7
@@ -327,8 +324,10 @@ class CropRuntime:
         values = self.session.run(list(network.outputs), {"crop": batch.astype(np.float32)})
         presence, cells = values[0], values[1]
         calibration = self.sidecar.get("presence_calibration", {})
-        p = _sigmoid(apply_calibration(presence, calibration, network.findings))
-        c = _sigmoid(cells)
+        p = np.asarray(
+            sigmoid(apply_calibration(presence, calibration, network.findings)), np.float32
+        )
+        c = np.asarray(sigmoid(cells), dtype=np.float32)
         return [
             DeviceOutput(
                 probabilities={code: float(p[i, k]) for k, code in enumerate(network.findings)},

@@ -47,6 +47,7 @@ from radloop.models.reference.spec import (
     VIEWS,
     ZONES,
 )
+from radloop.stats import sigmoid
 from radloop.study import Image
 from radloop.vocabulary import Zone
 
@@ -60,10 +61,6 @@ __all__ = [
 ]
 
 F32 = npt.NDArray[np.float32]
-
-
-def _sigmoid(x: npt.NDArray[Any]) -> F32:
-    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -60, 60))), dtype=np.float32)
 
 
 MIN_RELIABLE_AUROC = 0.9
@@ -220,9 +217,10 @@ class ReferenceRuntime:
             ]
         )[:, None]
         raw = self.raw(batch.astype(np.float32))
-        presence = _sigmoid(raw["presence"])
-        zones = _sigmoid(raw["zones"])
-        heatmaps = _sigmoid(raw["heatmaps"])
+        presence, zones, heatmaps = (
+            np.asarray(sigmoid(raw[name]), dtype=np.float32)
+            for name in ("presence", "zones", "heatmaps")
+        )
         view = np.exp(raw["view"] - raw["view"].max(axis=1, keepdims=True))
         view /= view.sum(axis=1, keepdims=True)
         outputs = []

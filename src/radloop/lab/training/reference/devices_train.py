@@ -48,8 +48,9 @@ from radloop.models.reference.devices import (
     apply_calibration,
     device_crop,
 )
-from radloop.models.reference.metrics import auroc, best_threshold
+from radloop.models.reference.metrics import best_threshold
 from radloop.models.reference.spec import FIELD_MM
+from radloop.stats import auroc, sigmoid
 
 __all__ = ["DEVICE_SEED", "DEVICE_VERSION", "DeviceConfig", "build_device_dataset",
            "export_device_onnx", "train_devices"]  # fmt: skip
@@ -226,7 +227,7 @@ def fit_platt(logits: npt.NDArray[Any], labels: npt.NDArray[Any]) -> tuple[float
     w = np.array([1.0, 0.0])
     ridge = np.diag([1e-2, 1e-4])
     for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w, -30, 30)))
+        p = sigmoid(x @ w, limit=30.0)
         gradient = x.T @ (p - y) + ridge @ w
         hessian = (x * (p * (1 - p))[:, None]).T @ x + ridge
         step = np.linalg.solve(hessian, gradient)
@@ -256,7 +257,7 @@ def validate_devices(
     predictions: dict[str, npt.NDArray[Any]], data: dict[str, npt.NDArray[Any]]
 ) -> dict[str, Any]:
     """AUROC, the F1 threshold and tip-distance MAE (mm) per device."""
-    p = 1.0 / (1.0 + np.exp(-predictions["presence"].astype(np.float64)))
+    p = sigmoid(predictions["presence"].astype(np.float64), limit=None)
     y = data["presence"] > 0.5
     aurocs = {code: auroc(y[:, k], p[:, k]) for k, code in enumerate(DEVICES)}
     mae = {}

@@ -56,7 +56,7 @@ from radloop.lab.training.reference.ribs_train import insert_fractures, validate
 from radloop.lab.training.reference.train import _torch
 from radloop.models.reference.devices import apply_calibration
 from radloop.models.reference.lungs import LUNG_NETWORK
-from radloop.models.reference.metrics import auroc
+from radloop.stats import auroc, sigmoid
 
 __all__ = ["LUNG_SEED", "LUNG_VERSION", "LungConfig", "build_lung_datasets", "train_lungs"]
 
@@ -224,7 +224,7 @@ def calibrate_lungs(
         scale, bias = fit_platt(logits[read, k], labels[read])
         calibration[code] = {"scale": round(scale, 5), "bias": round(bias, 5)}
     calibrated = apply_calibration(logits, calibration, LUNG_NETWORK.findings)
-    probabilities = 1.0 / (1.0 + np.exp(-calibrated))
+    probabilities = sigmoid(calibrated, limit=None)
     nodules = validate_nodules(probabilities[reads[:, 0], 0], val["nodules"][reads[:, 0]])
     ribs = validate_ribs(probabilities[reads[:, 1], 1], val["ribs"][reads[:, 1]])
     has_fracture = (val["ribs"][:, :, 2] > 0).any(axis=1)

@@ -35,8 +35,9 @@ from radloop.lab.training.reference.train import (
 )
 from radloop.models.reference.devices import CropNetwork
 from radloop.models.reference.lungs import LUNG_NETWORK
-from radloop.models.reference.metrics import auroc, best_threshold
+from radloop.models.reference.metrics import best_threshold
 from radloop.models.reference.spec import FIELD_MM
+from radloop.stats import auroc
 
 __all__ = [
     "MAX_NODULES",

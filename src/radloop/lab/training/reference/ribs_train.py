@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from radloop.models.reference.metrics import auroc, best_threshold
+from radloop.models.reference.metrics import best_threshold
+from radloop.stats import auroc
 
 __all__ = ["insert_fractures", "validate_ribs"]
 
