@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ __all__ = [
     "build_dataset",
     "load_dataset",
     "render_shards",
+    "stack_fields",
     "study_samples",
     "worker_anatomy",
 ]
@@ -148,6 +149,12 @@ def _stack(samples: list[Sample]) -> dict[str, npt.NDArray[Any]]:
         "regression": np.stack([s.regression for s in samples]),
         "regression_mask": np.stack([s.regression_mask for s in samples]),
     }
+
+
+def stack_fields(samples: Sequence[Mapping[str, Any]]) -> dict[str, npt.NDArray[Any]]:
+    """Samples given as arrays by name, stacked name by name: a shard of ``render_shards``
+    for the crop networks."""
+    return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
 
 
 def build_dataset(

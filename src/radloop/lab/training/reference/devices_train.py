@@ -23,16 +23,17 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from radloop.lab.training import require_torch
 from radloop.lab.training.reference.card import refresh_model_card
 from radloop.lab.training.reference.data import (
     TRAIN_PROFILES,
     load_dataset,
     render_shards,
+    stack_fields,
     worker_anatomy,
 )
 from radloop.lab.training.reference.train import (
     Recipe,
-    _torch,
     export_network,
     fit_one_cycle,
     regression_records,
@@ -114,10 +115,6 @@ def _make(job: tuple[int, int, str, str | None]) -> list[dict[str, npt.NDArray[A
              "tip_mask": tip_mask, "frontal": np.asarray(True)}]  # fmt: skip
 
 
-def _stack(samples: list[dict[str, npt.NDArray[Any]]]) -> dict[str, npt.NDArray[Any]]:
-    return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
-
-
 def build_device_dataset(
     out: Path, n: int, *, seed: int = DEVICE_SEED, profiles: tuple[str, ...] = TRAIN_PROFILES,
     workers: int | None = None, progress: Any = None,
@@ -125,7 +122,7 @@ def build_device_dataset(
     """Render the device network's ``n`` training studies into ``devices-*.npz`` shards."""
     return render_shards(
         out, "devices", n, seed=seed, job=lambda i: (seed, i, profiles[i % len(profiles)]),
-        make=_make, stack=_stack, workers=workers, progress=progress,
+        make=_make, stack=stack_fields, workers=workers, progress=progress,
     )  # fmt: skip
 
 
@@ -285,7 +282,7 @@ def train_devices(
     config: DeviceConfig, out: Path, *, data_dir: Path | None = None, log: Any = print
 ) -> dict[str, Any]:
     """Render the data (if needed), train, validate, export; returns the sidecar written."""
-    torch = _torch()
+    torch = require_torch("radloop train-reference")
     from tqdm import tqdm
 
     started = time.perf_counter()

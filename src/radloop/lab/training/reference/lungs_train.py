@@ -35,8 +35,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from radloop.lab.training import require_torch
 from radloop.lab.training.reference.card import refresh_model_card
-from radloop.lab.training.reference.data import load_dataset, render_shards
+from radloop.lab.training.reference.data import load_dataset, render_shards, stack_fields
 from radloop.lab.training.reference.data import worker_anatomy as _anatomy
 from radloop.lab.training.reference.devices_train import fit_platt
 from radloop.lab.training.reference.nodules_train import (
@@ -45,7 +46,6 @@ from radloop.lab.training.reference.nodules_train import (
     _network,
     _nodule_rows,
     _predict,
-    _stack,
     _to_crop,
     export_crop_network,
     insert_nodules,
@@ -53,7 +53,6 @@ from radloop.lab.training.reference.nodules_train import (
     validate_nodules,
 )
 from radloop.lab.training.reference.ribs_train import insert_fractures, validate_ribs
-from radloop.lab.training.reference.train import _torch
 from radloop.models.reference.devices import apply_calibration
 from radloop.models.reference.lungs import LUNG_NETWORK
 from radloop.stats import auroc, sigmoid
@@ -188,7 +187,7 @@ def build_lung_datasets(
             seed=seed,
             job=lambda i: (seed, i, profiles[i % len(profiles)], config.variants),
             make=_make_inserted,
-            stack=_stack,
+            stack=stack_fields,
             workers=workers,
             progress=progress,
         )
@@ -201,7 +200,7 @@ def build_lung_datasets(
             seed=s,
             job=functools.partial(_lab_job, s, profiles),
             make=_make_lab,
-            stack=_stack,
+            stack=stack_fields,
             workers=workers,
             progress=progress,
         )
@@ -247,7 +246,7 @@ def train_lungs(
     config: LungConfig, out: Path, *, data_dir: Path | None = None, log: Any = print
 ) -> dict[str, Any]:
     """Render the data (if needed), train, validate, calibrate, export; returns the sidecar."""
-    torch = _torch()
+    torch = require_torch("radloop train-reference")
     from tqdm import tqdm
 
     started = time.perf_counter()

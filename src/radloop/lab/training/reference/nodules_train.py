@@ -169,10 +169,6 @@ def lab_entries(
     return entries
 
 
-def _stack(samples: list[dict[str, Any]]) -> dict[str, npt.NDArray[Any]]:
-    return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
-
-
 # --- network ---------------------------------------------------------------------------------
 
 

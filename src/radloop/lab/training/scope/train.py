@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from radloop.errors import MissingExtraError
+from radloop.lab.training import require_torch
 from radloop.lab.training.scope.synth import (
     CLASSES,
     ISO_MM,
@@ -36,6 +36,7 @@ from radloop.safety.scope.model import ONNX_NAME, SIDECAR_NAME
 __all__ = ["ExtraCT", "ScopeTrainConfig", "train_scope"]
 
 MODEL_VERSION = "acquisition-4"
+_FEATURE = "Training the scope classifier"
 
 
 @dataclass(frozen=True)
@@ -70,17 +71,9 @@ class ScopeTrainConfig:
     extra_ct_body_planes: bool = True
 
 
-def _torch() -> Any:
-    try:
-        import torch
-    except ImportError:
-        raise MissingExtraError("torch", "train", "Training the scope classifier") from None
-    return torch
-
-
 def build_network(width: int, classes: int) -> Any:
     """Five conv blocks (BN, ReLU, 2× pooling) and a linear head on global average pooling."""
-    torch = _torch()
+    torch = require_torch(_FEATURE)
     nn = torch.nn
     layers: list[Any] = []
     channels = 1
@@ -106,7 +99,7 @@ def _standardise(images: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 
 def _accuracy(model: Any, x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> dict[str, Any]:
-    torch = _torch()
+    torch = require_torch(_FEATURE)
     model.eval()
     with torch.no_grad():
         predicted = model(torch.from_numpy(x)).argmax(1).numpy()
@@ -119,7 +112,7 @@ def _accuracy(model: Any, x: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> d
 
 
 def export_onnx(model: Any, path: Path, size: int) -> None:
-    torch = _torch()
+    torch = require_torch(_FEATURE)
     model.eval()
     tmp = path.with_suffix(".tmp.onnx")
     torch.onnx.export(
@@ -221,7 +214,7 @@ def _train_member(
     config: ScopeTrainConfig, train: SynthSet, val: SynthSet, seed: int, log: Callable[[str], None]
 ) -> Any:
     """One network trained on ``train`` (seeded init and batch order)."""
-    torch = _torch()
+    torch = require_torch(_FEATURE)
     torch.manual_seed(seed)
     x, y = _standardise(train.images), train.labels
     xv, yv = _standardise(val.images), val.labels
@@ -263,7 +256,7 @@ def _ensemble(members: list[Any]) -> Any:
     """One network whose ``logits`` are the log of the members' mean probabilities (so a
     softmax of them gives the mean back): averaging independently trained members cuts the
     run-to-run variance that a narrow synthetic source leaves."""
-    torch = _torch()
+    torch = require_torch(_FEATURE)
 
     class Ensemble(torch.nn.Module):  # type: ignore[misc,name-defined]
         def __init__(self) -> None:
@@ -300,7 +293,7 @@ def train_scope(
     ``extra_ct``: more chest CTs (NIfTI or NRRD) whose sections join the CT class beside the
     example CT's (``config.extra_ct_images`` of them); the sidecar names each by its SHA-256.
     """
-    torch = _torch()
+    torch = require_torch(_FEATURE)
     torch.set_num_threads(config.threads)
     started = time.monotonic()
     extras = [ExtraCT.read(path) for path in extra_ct]
