@@ -7,9 +7,9 @@ a change of wording is a new version and results stay comparable. Clinical conte
 
 from __future__ import annotations
 
+from radloop.assist.schema import reply_codes
 from radloop.report.writer import SECTIONS
 from radloop.study import Study
-from radloop.vocabulary import FINDING_CODES
 
 __all__ = [
     "ASK_VERSION",
@@ -35,6 +35,8 @@ SYSTEM = (
 
 _SEX = {"M": "male", "F": "female", "O": "other sex"}
 
+_CODES = ", ".join(reply_codes())
+
 _FINDING_FIELDS = (
     'Each finding is {"code": one of the codes below, "presence": "present" | "absent" | '
     '"uncertain", "side": "right" | "left" | "bilateral" | null, "zones": [lung zones such as '
@@ -44,10 +46,6 @@ _FINDING_FIELDS = (
     '"resolved" | null, "tip_distance_mm": distance of a device tip above its reference | null, '
     '"tip_reference": "carina" | "cavoatrial junction" | ... | null}.'
 )
-
-
-def _codes() -> str:
-    return ", ".join(code for code in FINDING_CODES if code != "no_finding")
 
 
 def clinical_context(study: Study, *, history: str | None = None) -> list[str]:
@@ -120,7 +118,7 @@ def draft_prompt(
             f"{', '.join(n.lower() for n in names)}: list what is present and the important "
             "negatives you checked (for example pneumothorax absent).\n"
             'Reply with one JSON object only: {"findings": [...], "impression": "..."}. '
-            f"{_FINDING_FIELDS}\nCodes: {_codes()}."
+            f"{_FINDING_FIELDS}\nCodes: {_CODES}."
         )
     sections = "\n".join(f"{name}: ..." for name in names)
     return (
@@ -140,7 +138,7 @@ def ask_prompt(study: Study, question: str, *, history: str | None = None, struc
             f"{head}Question: {question.strip()}\n"
             'Reply with one JSON object only: {"answer": "yes" | "no" | "uncertain" | null (for '
             'questions that are not yes/no), "text": a one-sentence answer, "finding": the '
-            f"finding the answer rests on, or null}}. {_FINDING_FIELDS}\nCodes: {_codes()}."
+            f"finding the answer rests on, or null}}. {_FINDING_FIELDS}\nCodes: {_CODES}."
         )
     return (
         f"{head}Question: {question.strip()}\n"
@@ -162,7 +160,7 @@ def compare_prompt(
             'Reply with one JSON object only: {"changes": [{"code": ..., "direction": "new" | '
             '"increased" | "decreased" | "stable" | "resolved", "side": "right" | "left" | '
             '"bilateral" | null, "details": "sizes or extent before and after"}]}.\n'
-            f"Codes: {_codes()}."
+            f"Codes: {_CODES}."
         )
     return (
         f"{head}Compare the current study with the prior study. Write one sentence per finding "

@@ -35,6 +35,7 @@ __all__ = [
     "finding_schema",
     "finding_to_json",
     "findings_schema",
+    "reply_codes",
 ]
 
 SCHEMA_VERSION = "radloop-findings/1"
@@ -44,7 +45,9 @@ E = TypeVar("E", bound=StrEnum)
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S | re.I)
 
 
-def _codes() -> list[str]:
+def reply_codes() -> list[str]:
+    """The finding codes a reply may use, as the prompts list them and the schema enumerates
+    them: every vocabulary code but ``no_finding``, which a reply states by stating nothing."""
     return [code for code in FINDING_CODES if code != "no_finding"]
 
 
@@ -57,7 +60,7 @@ def _finding_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "code": {"type": "string", "enum": _codes()},
+            "code": {"type": "string", "enum": reply_codes()},
             "presence": {"type": "string", "enum": [p.value for p in Presence]},
             "side": _nullable_enum([s.value for s in Side]),
             "zones": {
@@ -129,7 +132,7 @@ def changes_schema() -> dict[str, Any]:
     change = {
         "type": "object",
         "properties": {
-            "code": {"type": "string", "enum": _codes()},
+            "code": {"type": "string", "enum": reply_codes()},
             "direction": {"type": "string", "enum": [c.value for c in Change]},
             "side": _nullable_enum([s.value for s in Side]),
             "details": {"type": "string"},
