@@ -59,9 +59,9 @@ def _reply(request: MockRequest) -> str:
 class _Counting(MockModel):
     calls = 0
 
-    def generate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def _generate(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         type(self).calls += 1
-        return super().generate(*args, **kwargs)
+        return super()._generate(*args, **kwargs)
 
 
 def _settings() -> RunSettings:

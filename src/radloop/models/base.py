@@ -3,16 +3,22 @@
 A backend is a :class:`VisionLanguageModel`. It receives radloop ``Image`` objects (float32
 pixels in [0, 1], higher is brighter) and a prompt, and returns ``n`` generations, each with its
 text, the token log-probabilities when the backend gives them, the latency and the model id.
+``generate`` is a template method: it checks the arguments, times and logs the call, and asks
+the backend's ``_generate`` for the generations.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
+import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, final, runtime_checkable
 
 from radloop.report import Finding
 from radloop.study import Image
@@ -24,6 +30,8 @@ __all__ = [
     "TokenLogprob",
     "VisionLanguageModel",
 ]
+
+logger = logging.getLogger(__name__)
 
 JsonSchema = Mapping[str, Any]
 """A JSON Schema (draft 2020-12) object, as accepted by OpenAI's ``response_format``."""
@@ -47,12 +55,13 @@ class Generation:
     """One completion of a prompt.
 
     ``logprobs`` is None when the backend gave none (not asked for, or not supported);
-    ``latency_s`` is the wall time of the request that produced it.
+    ``latency_s`` is the wall time of the request that produced it. A backend that does not
+    time its requests leaves it unset (NaN), and ``generate`` gives it the whole call's time.
     """
 
     text: str
     model: str
-    latency_s: float
+    latency_s: float = math.nan
     logprobs: tuple[TokenLogprob, ...] | None = None
     finish_reason: str | None = None
 
@@ -67,20 +76,35 @@ class Generation:
 class VisionLanguageModel(ABC):
     """A multimodal language model behind radloop's single ``generate`` call.
 
-    Subclasses set ``supports_json_schema`` when they can constrain a reply to a JSON schema
-    (the ``assist`` tasks then ask for structured output) and ``supports_logprobs`` when they
-    can return token log-probabilities.
+    Subclasses implement ``_generate`` (``generate`` checks the arguments first, and times and
+    logs the call), set ``supports_json_schema`` when they can constrain a reply to a JSON
+    schema (the ``assist`` tasks then ask for structured output) and ``supports_logprobs``
+    when they can return token log-probabilities.
     """
 
     supports_json_schema: bool = False
     supports_logprobs: bool = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A backend written before generate() called _generate() overrides generate() itself:
+        # it keeps working for one version, with a warning.
+        if "generate" in cls.__dict__ and getattr(cls._generate, "__isabstractmethod__", False):
+            warnings.warn(
+                f"{cls.__qualname__} overrides generate(); implement _generate() instead "
+                "(generate() checks the arguments, times and logs the call, then calls it). "
+                "Overriding generate() stops working in the next version.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            cls._generate = cls.__dict__["generate"]  # type: ignore[method-assign]
 
     @property
     @abstractmethod
     def model_id(self) -> str:
         """The id of the model that writes the generations (a served name or a path)."""
 
-    @abstractmethod
+    @final
     def generate(
         self,
         images: Sequence[Image],
@@ -99,6 +123,40 @@ class VisionLanguageModel(ABC):
         ``temperature`` 0 is greedy decoding. ``json_schema``, where the backend supports it,
         constrains the reply to that schema; other backends ignore it (the prompt should say
         what to write either way).
+        """
+        check_generate_arguments(n, temperature, max_tokens, top_logprobs)
+        started = time.perf_counter()
+        generations = self._generate(
+            images, prompt, n=n, temperature=temperature, max_tokens=max_tokens,
+            logprobs=logprobs, top_logprobs=top_logprobs, system=system, json_schema=json_schema,
+        )  # fmt: skip
+        elapsed = time.perf_counter() - started
+        logger.debug(
+            "%s: %d generation(s) of %d image(s) in %.3f s",
+            self.model_id, len(generations), len(images), elapsed,
+        )  # fmt: skip
+        return [
+            dataclasses.replace(g, latency_s=elapsed) if math.isnan(g.latency_s) else g
+            for g in generations
+        ]
+
+    @abstractmethod
+    def _generate(
+        self,
+        images: Sequence[Image],
+        prompt: str,
+        *,
+        n: int,
+        temperature: float,
+        max_tokens: int,
+        logprobs: bool,
+        top_logprobs: int,
+        system: str | None,
+        json_schema: JsonSchema | None,
+    ) -> list[Generation]:
+        """The backend's ``n`` generations, the arguments already checked by ``generate``.
+
+        A generation may leave ``latency_s`` unset: it is then the time of the whole call.
         """
 
     def close(self) -> None:  # noqa: B027 - most backends hold nothing to release

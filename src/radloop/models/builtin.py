@@ -15,7 +15,6 @@ says what it is for and what it is not. It implements both interfaces of
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -26,7 +25,6 @@ from radloop.models.base import (
     Generation,
     JsonSchema,
     VisionLanguageModel,
-    check_generate_arguments,
 )
 from radloop.models.competence import SYNTHETIC_LAB, Competence, DomainDecision, ValidatedDomain
 from radloop.models.errors import MissingReferenceModelError
@@ -213,30 +211,27 @@ class ReferenceModel(VisionLanguageModel):
         output = self.read(images)
         return {} if output is None else local_from_output(output, self.sidecar)
 
-    def generate(
+    def _generate(
         self,
         images: Sequence[Image],
         prompt: str,
         *,
-        n: int = 1,
-        temperature: float = 0.0,
-        max_tokens: int = 512,
-        logprobs: bool = False,
-        top_logprobs: int = 0,
-        system: str | None = None,
-        json_schema: JsonSchema | None = None,
+        n: int,
+        temperature: float,
+        max_tokens: int,
+        logprobs: bool,
+        top_logprobs: int,
+        system: str | None,
+        json_schema: JsonSchema | None,
     ) -> list[Generation]:
         """The report of the findings (the prompt is not read: the model only reports); on a
         study outside its validated domain, an abstention that states no finding."""
-        check_generate_arguments(n, temperature, max_tokens, top_logprobs)
-        start = time.perf_counter()
         domain = self.assess_domain(images)
         if not domain.in_domain:
             text = f"{NOTICE}\n\nThe model abstains: {domain.reason}. No finding is stated."
         else:
             text = f"{NOTICE}\n\n{write(self.predict_findings(images))}"
-        latency = time.perf_counter() - start
-        return [Generation(text, self.model_id, latency, finish_reason="stop") for _ in range(n)]
+        return [Generation(text, self.model_id, finish_reason="stop") for _ in range(n)]
 
 
 @register_model("builtin")

@@ -12,7 +12,6 @@ from radloop.models.base import (
     JsonSchema,
     TokenLogprob,
     VisionLanguageModel,
-    check_generate_arguments,
 )
 from radloop.models.registry import register_model
 from radloop.study import Image
@@ -107,21 +106,19 @@ class MockModel(VisionLanguageModel):
     def model_id(self) -> str:
         return self._model
 
-    def generate(
+    def _generate(
         self,
         images: Sequence[Image],
         prompt: str,
         *,
-        n: int = 1,
-        temperature: float = 0.0,
-        max_tokens: int = 512,
-        logprobs: bool = False,
-        top_logprobs: int = 0,
-        system: str | None = None,
-        json_schema: JsonSchema | None = None,
+        n: int,
+        temperature: float,
+        max_tokens: int,
+        logprobs: bool,
+        top_logprobs: int,
+        system: str | None,
+        json_schema: JsonSchema | None,
     ) -> list[Generation]:
-        check_generate_arguments(n, temperature, max_tokens, top_logprobs)
-        start = time.perf_counter()
         request = MockRequest(
             tuple(images), prompt, system, n, temperature, max_tokens, logprobs, top_logprobs,
             json_schema,
@@ -132,7 +129,6 @@ class MockModel(VisionLanguageModel):
             self._turn += n
         if self.delay_s:
             time.sleep(self.delay_s)
-        latency = time.perf_counter() - start
         generations = []
         for turn in turns:
             reply = self._replies[turn]
@@ -145,7 +141,6 @@ class MockModel(VisionLanguageModel):
                 Generation(
                     text=text,
                     model=self._model,
-                    latency_s=latency,
                     logprobs=tokens,
                     finish_reason="length" if truncated else "stop",
                 )

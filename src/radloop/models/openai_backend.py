@@ -25,7 +25,6 @@ from radloop.models.base import (
     JsonSchema,
     TokenLogprob,
     VisionLanguageModel,
-    check_generate_arguments,
 )
 from radloop.models.errors import (
     ModelConnectionError,
@@ -134,20 +133,19 @@ class OpenAICompatibleModel(VisionLanguageModel):
 
     # --- generate ----------------------------------------------------------------------------
 
-    def generate(
+    def _generate(
         self,
         images: Sequence[Image],
         prompt: str,
         *,
-        n: int = 1,
-        temperature: float = 0.0,
-        max_tokens: int = 512,
-        logprobs: bool = False,
-        top_logprobs: int = 0,
-        system: str | None = None,
-        json_schema: JsonSchema | None = None,
+        n: int,
+        temperature: float,
+        max_tokens: int,
+        logprobs: bool,
+        top_logprobs: int,
+        system: str | None,
+        json_schema: JsonSchema | None,
     ) -> list[Generation]:
-        check_generate_arguments(n, temperature, max_tokens, top_logprobs)
         body: dict[str, Any] = {
             **self.extra_body,
             "model": self.model_id,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import importlib
 import os
 import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from radloop.models.base import (
     JsonSchema,
     TokenLogprob,
     VisionLanguageModel,
-    check_generate_arguments,
 )
 from radloop.models.errors import CheckpointNotFoundError, ModelOptionError
 from radloop.models.images import to_pil
@@ -97,21 +95,19 @@ class TransformersModel(VisionLanguageModel):
     def model_id(self) -> str:
         return str(self.path)
 
-    def generate(
+    def _generate(
         self,
         images: Sequence[Image],
         prompt: str,
         *,
-        n: int = 1,
-        temperature: float = 0.0,
-        max_tokens: int = 512,
-        logprobs: bool = False,
-        top_logprobs: int = 0,
-        system: str | None = None,
-        json_schema: JsonSchema | None = None,
+        n: int,
+        temperature: float,
+        max_tokens: int,
+        logprobs: bool,
+        top_logprobs: int,
+        system: str | None,
+        json_schema: JsonSchema | None,
     ) -> list[Generation]:
-        check_generate_arguments(n, temperature, max_tokens, top_logprobs)
-        start = time.perf_counter()
         inputs = self._inputs(images, prompt, system)
         sampling = temperature > 0
         # Greedy decoding gives n identical sequences: decode once and repeat it.
@@ -132,7 +128,6 @@ class TransformersModel(VisionLanguageModel):
             if self.seed is not None:
                 self._torch.manual_seed(self.seed)
             output = self._model.generate(**inputs, **options)
-        latency = time.perf_counter() - start
         prompt_length = int(inputs["input_ids"].shape[1])
         generated = output.sequences[:, prompt_length:].tolist()
         logits = output.logits if logprobs else None
@@ -144,7 +139,7 @@ class TransformersModel(VisionLanguageModel):
                 tokens = self._token_logprobs(logits, row, ids[:length], top_logprobs)
             text = self._tokenizer.decode(ids[:length], skip_special_tokens=True)
             generations.append(
-                Generation(str(text), self.model_id, latency, tokens, finish_reason=finish)
+                Generation(str(text), self.model_id, logprobs=tokens, finish_reason=finish)
             )
         return generations * n if not sampling else generations
 
