@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from radloop.lab.training import require_torch
 from radloop.lab.training.reference.card import render_model_card
 from radloop.lab.training.reference.data import (
     TRAIN_PROFILES,
@@ -39,6 +40,7 @@ from radloop.models.reference.spec import (
     ZONED,
     ZONES,
 )
+from radloop.stats import sigmoid
 
 __all__ = [
     "MODEL_VERSION",
@@ -87,13 +89,7 @@ class TrainConfig(Recipe):
 
 
 def _torch() -> Any:
-    from radloop.errors import MissingExtraError
-
-    try:
-        import torch
-    except ImportError as error:  # pragma: no cover - depends on the install
-        raise MissingExtraError("torch", "train", "radloop train-reference") from error
-    return torch
+    return require_torch("radloop train-reference")
 
 
 def _augment(torch: Any, images: Any, generator: Any) -> Any:
@@ -178,7 +174,7 @@ def _predict(
 
 
 def _sigmoid(x: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    return np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
+    return np.asarray(sigmoid(x, limit=None), dtype=np.float64)
 
 
 def validate(
