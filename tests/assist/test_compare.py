@@ -49,7 +49,7 @@ def test_a_json_comparison_is_used_and_bad_entries_are_warned_about(
     )  # fmt: skip
     result = compare(study, prior, MockModel(reply, supports_json_schema=True))
     assert result.output_mode is OutputMode.JSON
-    assert [c.to_json() for c in result.changes] == [
+    assert [c.to_dict() for c in result.changes] == [
         {"code": "pleural_effusion", "direction": "decreased", "side": "left",
          "details": "moderate to small"}
     ]  # fmt: skip

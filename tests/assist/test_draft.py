@@ -165,7 +165,7 @@ def test_n_generations_are_all_kept_with_their_logprobs(study: Study) -> None:
     result = draft(study, MockModel(TEXT_REPLY), n=3, temperature=0.7, logprobs=True)
     assert len(result.generations) == 3
     assert all(g.logprobs for g in result.generations)
-    assert result.to_json()["generations"][0]["mean_logprob"] is not None
+    assert result.to_dict()["generations"][0]["mean_logprob"] is not None
 
 
 def test_an_unknown_output_mode_is_refused(study: Study) -> None:

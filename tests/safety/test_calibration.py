@@ -95,9 +95,9 @@ def test_the_fitted_combiner_learns_that_contradicted_claims_are_wrong() -> None
 
 
 def test_version_1_calibration_files_still_load() -> None:
-    data = Calibrator().to_json() | {"version": 1, "features": list(FEATURES[:3])}
+    data = Calibrator().to_dict() | {"version": 1, "features": list(FEATURES[:3])}
     data["combiner"] = {"weights": [1.5, 0.0, 0.0], "bias": 0.1}
-    loaded = Calibrator.from_json(data)
+    loaded = Calibrator.from_dict(data)
     assert loaded.weights == (1.5, 0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="4 weights"):
         Calibrator(weights=(1.0, 0.0, 0.0))  # type: ignore[arg-type]
@@ -229,6 +229,6 @@ def test_fitted_calibrator_carries_omission_thresholds_through_json(tmp_path) ->
 
 
 def test_version_2_calibration_files_load_without_omission_thresholds() -> None:
-    data = Calibrator().to_json() | {"version": 2}
+    data = Calibrator().to_dict() | {"version": 2}
     del data["omission_thresholds"]
-    assert Calibrator.from_json(data).omission_thresholds == {}
+    assert Calibrator.from_dict(data).omission_thresholds == {}

@@ -120,7 +120,7 @@ def test_injection_is_deterministic_and_typed() -> None:
     assert first is not None and again is not None
     assert first == again
     assert isinstance(first.error, InjectedError)
-    assert first.error.to_json()["kind"] in {k.value for k in ErrorKind}
+    assert first.error.to_dict()["kind"] in {k.value for k in ErrorKind}
     kinds = {c.error.kind for s in range(60) if (c := inject_error(DRAFT, s)) is not None}
     assert kinds == set(applicable_kinds(DRAFT))
 

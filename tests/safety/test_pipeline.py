@@ -78,7 +78,7 @@ def test_sampled_generations_give_sample_agreement() -> None:
     checked = check(draft, make_study(), TABLE)
     assert checked.checks[0].numbers.sample_agreement == 1.0
     assert checked.checks[1].numbers.sample_agreement == 1 / 3
-    assert checked.to_json()["flags"]
+    assert checked.to_dict()["flags"]
 
 
 def test_the_calibrators_omission_thresholds_apply_unless_the_caller_sets_its_own() -> None:

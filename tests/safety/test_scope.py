@@ -92,7 +92,7 @@ def test_mahalanobis_scorer_flags_an_embedding_far_from_training() -> None:
         make_image(frontal_phantom()), meta, ood_scorer=scorer, embedding=far, acquisition=False
     )
     assert decision.flagged and codes(decision) == ["out_of_distribution"]
-    restored = MahalanobisScorer.from_json(scorer.to_json())
+    restored = MahalanobisScorer.from_dict(scorer.to_dict())
     assert restored.score(far) == pytest.approx(scorer.score(far))
 
 

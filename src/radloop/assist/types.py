@@ -157,7 +157,7 @@ class DraftReport:
     def text(self) -> str:
         return self.report.text
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (for ``--json`` and storage)."""
         return {
             "label": self.label,
@@ -218,7 +218,7 @@ class Answer:
     def size_mm(self) -> float | None:
         return self.finding.size_mm if self.finding else None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "question": self.question,
@@ -252,7 +252,7 @@ class Change:
     def name(self) -> str:
         return finding(self.code).name
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "direction": self.direction.value}
         if self.side is not None:
             out["side"] = self.side.value
@@ -277,12 +277,12 @@ class Comparison:
     warnings: tuple[str, ...] = ()
     label: str = ASSISTANT_LABEL
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
             "current_study_instance_uid": self.current_uid,
             "prior_study_instance_uid": self.prior_uid,
-            "changes": [c.to_json() for c in self.changes],
+            "changes": [c.to_dict() for c in self.changes],
             "model": self.model_id,
             "output_mode": self.output_mode.value,
             "prompt_version": self.prompt_version,

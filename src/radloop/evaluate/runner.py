@@ -49,7 +49,7 @@ class RunSettings:
     ood: str | None
     extra: Mapping[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "schema": RUN_SCHEMA,
             "model": self.model,
@@ -205,16 +205,16 @@ def _check_folder(out: Path, settings: RunSettings) -> None:
     if run_file.is_file():
         held = json.loads(run_file.read_text(encoding="utf-8"))
         for key in ("model", "dataset", "verifier", "calibration"):
-            if held.get(key) != settings.to_json()[key]:
+            if held.get(key) != settings.to_dict()[key]:
                 raise RunFolderError(
                     f"an empty folder or one holding the same run ({key} {held.get(key)!r})",
-                    f"{key} {settings.to_json()[key]!r}",
+                    f"{key} {settings.to_dict()[key]!r}",
                     source=out,
                     fix="Give another --out, or remove the folder to start over.",
                 )
     out.mkdir(parents=True, exist_ok=True)
     (out / "cache").mkdir(exist_ok=True)
-    _write_atomic(run_file, settings.to_json())
+    _write_atomic(run_file, settings.to_dict())
 
 
 def _safe_name(case_id: str) -> str:
@@ -261,7 +261,7 @@ def run_evaluation(
             "dataset": dataset.name,
             "description": dataset.description,
             "codes": list(dataset.codes),
-            "cases": [c.to_json() for c in cases],
+            "cases": [c.to_dict() for c in cases],
         },
     )
     cache = out / "cache"
@@ -288,7 +288,7 @@ def run_evaluation(
                 )
         except RadloopError as error:
             prediction = Prediction(case.case_id, settings.model, {}, (), error=str(error))
-        _write_atomic(path_of(case), prediction.to_json())
+        _write_atomic(path_of(case), prediction.to_dict())
         if progress:
             progress(1)
 
@@ -300,7 +300,7 @@ def run_evaluation(
             for _ in pool.map(work, todo):
                 pass
     predictions = [
-        Prediction.from_json(json.loads(path_of(c).read_text(encoding="utf-8"))) for c in cases
+        Prediction.from_dict(json.loads(path_of(c).read_text(encoding="utf-8"))) for c in cases
     ]
     return cases, predictions
 
@@ -312,7 +312,7 @@ def load_run(out: Path) -> tuple[dict[str, Any], list[Case], list[Prediction]]:
         raise RunFolderError("a run folder with run.json and cases.json", str(out), source=out)
     settings = json.loads(run_file.read_text(encoding="utf-8"))
     data = json.loads(cases_file.read_text(encoding="utf-8"))
-    cases = [Case.from_json(c) for c in data["cases"]]
+    cases = [Case.from_dict(c) for c in data["cases"]]
     predictions = []
     for case in cases:
         path = out / "cache" / f"{_safe_name(case.case_id)}.json"
@@ -323,7 +323,7 @@ def load_run(out: Path) -> tuple[dict[str, Any], list[Case], list[Prediction]]:
                 source=out,
                 fix="Run `radloop eval` again to resume.",
             )
-        predictions.append(Prediction.from_json(json.loads(path.read_text(encoding="utf-8"))))
+        predictions.append(Prediction.from_dict(json.loads(path.read_text(encoding="utf-8"))))
     settings["description"] = data.get("description")
     settings["codes"] = data.get("codes")
     return settings, cases, predictions

@@ -44,7 +44,7 @@ class Lesion:
     size_mm: float | None
     contrast: float | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,
             "side": self.side,
@@ -53,7 +53,7 @@ class Lesion:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Lesion:
+    def from_dict(cls, data: Mapping[str, Any]) -> Lesion:
         return cls(data["code"], data.get("side"), data.get("size_mm"), data.get("contrast"))
 
 
@@ -77,27 +77,27 @@ class Case:
     attributes: Attributes = field(default_factory=dict)
     text: str | None = None  # report-only datasets: the report to parse
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "case_id": self.case_id,
             "source": self.source,
             "labels": dict(self.labels),
             "findings": [f.to_dict() for f in self.findings],
             "zone_labels": {c: dict(z) for c, z in self.zone_labels.items()},
-            "lesions": [lesion.to_json() for lesion in self.lesions],
+            "lesions": [lesion.to_dict() for lesion in self.lesions],
             "attributes": dict(self.attributes),
             "text": self.text,
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Case:
+    def from_dict(cls, data: Mapping[str, Any]) -> Case:
         return cls(
             case_id=str(data["case_id"]),
             source=str(data["source"]),
             labels=dict(data.get("labels", {})),
             findings=tuple(Finding.from_dict(f) for f in data.get("findings", [])),
             zone_labels={c: dict(z) for c, z in data.get("zone_labels", {}).items()},
-            lesions=tuple(Lesion.from_json(x) for x in data.get("lesions", [])),
+            lesions=tuple(Lesion.from_dict(x) for x in data.get("lesions", [])),
             attributes=dict(data.get("attributes", {})),
             text=data.get("text"),
         )
@@ -142,7 +142,7 @@ class Prediction:
     invalid_output: tuple[int, ...] = ()
     domain: Mapping[str, Any] | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "schema": PREDICTION_SCHEMA,
             "case_id": self.case_id,
@@ -169,7 +169,7 @@ class Prediction:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Prediction:
+    def from_dict(cls, data: Mapping[str, Any]) -> Prediction:
         return cls(
             case_id=str(data["case_id"]),
             model=str(data["model"]),

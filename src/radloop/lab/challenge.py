@@ -99,7 +99,7 @@ class InjectedError:
     original: Finding | None
     index: int | None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind.value,
             "finding": self.finding.to_dict(),

@@ -162,7 +162,7 @@ class ReferenceModel(VisionLanguageModel):
 
             reference = self.ood_reference
             assert reference is not None
-            scorer = MahalanobisScorer.from_json(reference)
+            scorer = MahalanobisScorer.from_dict(reference)
             self._domain = (scorer, scorer.threshold)
         return self._domain
 

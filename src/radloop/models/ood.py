@@ -65,7 +65,7 @@ class MahalanobisScorer:
         d = np.asarray(embedding, dtype=np.float64).ravel() - self.mean
         return float(math.sqrt(max(float(d @ self.precision @ d), 0.0)))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "kind": "mahalanobis",
             "mean": self.mean.tolist(),
@@ -74,12 +74,12 @@ class MahalanobisScorer:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> MahalanobisScorer:
+    def from_dict(cls, data: Mapping[str, Any]) -> MahalanobisScorer:
         return cls(
             np.asarray(data["mean"]), np.asarray(data["precision"]), float(data["threshold"])
         )
 
     @classmethod
     def from_file(cls, path: Path) -> MahalanobisScorer:
-        """A scorer saved as JSON (:meth:`to_json`, or ``radloop fit-ood``'s file)."""
-        return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+        """A scorer saved as JSON (:meth:`to_dict`, or ``radloop fit-ood``'s file)."""
+        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -313,7 +313,7 @@ def ingest_upload(ctx: AppContext, files: list[UploadFile], username: str) -> In
         result = ingest_path(ctx.store, single, move=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    ctx.audit(username, "ingest", "", result.to_json() | {"files": sorted(names)})
+    ctx.audit(username, "ingest", "", result.to_dict() | {"files": sorted(names)})
     if ctx.worker is not None:
         ctx.worker.wake.set()
     return result
@@ -324,7 +324,7 @@ def upload(files: list[UploadFile], ctx: Ctx, user: Ingester) -> dict[str, list[
     """Upload DICOM, PNG or JPEG files or a zip; each new study is queued for drafting."""
     if not files:
         raise HTTPException(422, "expected at least one file")
-    return ingest_upload(ctx, files, user.username).to_json()
+    return ingest_upload(ctx, files, user.username).to_dict()
 
 
 @router.get("/audit")

@@ -262,5 +262,5 @@ def ingest_into_store(path: Path, data_dir: Path | None) -> dict[str, list[str]]
 
     store = open_store(_settings(data_dir))
     result = ingest_path(store, path)
-    audit_trail.record(store.sessions, "cli", "ingest", str(path)[:200], result.to_json())
-    return result.to_json()
+    audit_trail.record(store.sessions, "cli", "ingest", str(path)[:200], result.to_dict())
+    return result.to_dict()

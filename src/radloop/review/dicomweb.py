@@ -80,7 +80,7 @@ async def stow(request: Request, ctx: Ctx, user: Ingester) -> JSONResponse:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    ctx.audit(user.username, "ingest", "stow-rs", result.to_json() | {"instances": len(parts)})
+    ctx.audit(user.username, "ingest", "stow-rs", result.to_dict() | {"instances": len(parts)})
     if ctx.worker is not None:
         ctx.worker.wake.set()
     return JSONResponse({"00081199": {"vr": "SQ", "Value": referenced}}, media_type=_DICOM_JSON)

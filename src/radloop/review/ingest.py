@@ -45,7 +45,7 @@ class IngestResult:
     added: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, list[str]]:
+    def to_dict(self) -> dict[str, list[str]]:
         return {"added": self.added, "existing": self.existing}
 
 

@@ -53,7 +53,7 @@ def _scope(
     outcome = chosen.outcome.value if chosen is not None else "accepted"
     # Each reason names its image: a PA + lateral study lists the lateral's refusal too.
     reasons = [
-        r.to_json() | {"image": image.view_position or f"image {i + 1}"}
+        r.to_dict() | {"image": image.view_position or f"image {i + 1}"}
         for i, (image, d) in enumerate(zip(study.images, decisions, strict=True))
         for r in d.reasons
     ]
@@ -137,7 +137,7 @@ def draft_study(
                 verifier=checked.verifier,
                 text=checked.text,
                 findings=[f.to_dict() for f in checked.findings],
-                checks=[c.to_json() for c in checked.checks],
+                checks=[c.to_dict() for c in checked.checks],
                 heatmaps=_save_heatmaps(store, study_id, checked.checks, reading.output),
                 notice=notice if isinstance(notice, str) else None,
                 domain=checked.domain.to_dict() if checked.domain is not None else None,

@@ -46,12 +46,12 @@ class CheckedAnswer:
     def state(self) -> str:
         return state(self.check)
 
-    def to_json(self) -> dict[str, Any]:
-        return self.answer.to_json() | {
+    def to_dict(self) -> dict[str, Any]:
+        return self.answer.to_dict() | {
             "checked": True,
             "state": self.state,
             "verifier": self.verifier,
-            "check": self.check.to_json() if self.check is not None else None,
+            "check": self.check.to_dict() if self.check is not None else None,
             "domain": self.domain.to_dict() if self.domain is not None else None,
         }
 
@@ -65,8 +65,8 @@ class CheckedComparison:
     domain: DomainDecision | None
     verifier: str
 
-    def to_json(self) -> dict[str, Any]:
-        out = self.comparison.to_json()
+    def to_dict(self) -> dict[str, Any]:
+        out = self.comparison.to_dict()
         for change, claim in zip(out["changes"], self.checks, strict=True):
             change["state"] = state(claim)
             change["reasons"] = list(claim.reasons)

@@ -102,7 +102,7 @@ def _guard(study: Any, verifier: Any, as_json: bool) -> Any:
     decision = guard_study(study, verifier)
     if decision is not None and decision.refused:
         if as_json:
-            click.echo(json.dumps({"refused": True, "scope": decision.to_json()}, default=str))
+            click.echo(json.dumps({"refused": True, "scope": decision.to_dict()}, default=str))
         else:
             click.secho("Refused: the study is outside radloop's intended use.", fg="red")
             for reason in decision.reasons:
@@ -168,7 +168,7 @@ def draft(
         result = draft_report(study, model, prior=prior_study, history=history, output=output)
     if verifier is None:
         if as_json:
-            click.echo(json.dumps(result.to_json() | {"checked": False}, default=str))
+            click.echo(json.dumps(result.to_dict() | {"checked": False}, default=str))
         else:
             _warn(result.warnings)
             click.secho(UNCHECKED, fg="red", bold=True)
@@ -182,9 +182,9 @@ def draft(
     if as_json:
         # The draft's keys (findings as the schema's objects), the checked text, and the
         # check's own keys; the checked findings, with probability and verdict, beside them.
-        drafted = result.to_json()
-        payload = drafted | checked.to_json() | {"findings": drafted["findings"], "checked": True}
-        payload["checked_findings"] = checked.to_json()["findings"]
+        drafted = result.to_dict()
+        payload = drafted | checked.to_dict() | {"findings": drafted["findings"], "checked": True}
+        payload["checked_findings"] = checked.to_dict()["findings"]
         click.echo(json.dumps(payload, default=str))
         raise SystemExit(1 if result.failed else 0)
     _warn(result.warnings)
@@ -231,7 +231,7 @@ def ask(
         result = ask_question(study, question, model, history=history)
     if verifier is None:
         if as_json:
-            click.echo(json.dumps(result.to_json() | {"checked": False}, default=str))
+            click.echo(json.dumps(result.to_dict() | {"checked": False}, default=str))
             return
         _warn(result.warnings)
         click.secho(UNCHECKED, fg="red", bold=True)
@@ -242,7 +242,7 @@ def ask(
 
     checked = check_answer(result, study, verifier)
     if as_json:
-        click.echo(json.dumps(checked.to_json(), default=str))
+        click.echo(json.dumps(checked.to_dict(), default=str))
         return
     _warn(result.warnings)
     click.echo(result.text)
@@ -289,7 +289,7 @@ def compare(
 
         checked = check_comparison(result, now, before, verifier)
     if as_json:
-        payload = checked.to_json() if checked is not None else result.to_json()
+        payload = checked.to_dict() if checked is not None else result.to_dict()
         click.echo(json.dumps(payload | {"checked": checked is not None}, default=str))
         return
     _warn(result.warnings)

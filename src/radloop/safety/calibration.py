@@ -177,7 +177,7 @@ class Calibrator:
     def presence_probability(self, signals: ClaimSignals) -> float:
         return float(self.presence_probabilities([signals])[0])
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "format": CALIBRATION_FORMAT,
             "version": CALIBRATION_VERSION,
@@ -192,7 +192,7 @@ class Calibrator:
         }
 
     @classmethod
-    def from_json(cls, data: Any, *, source: str | Path | None = None) -> Calibrator:
+    def from_dict(cls, data: Any, *, source: str | Path | None = None) -> Calibrator:
         if not isinstance(data, dict) or data.get("format") != CALIBRATION_FORMAT:
             raise CalibrationDataError(
                 f'a JSON object with "format": "{CALIBRATION_FORMAT}"',
@@ -235,7 +235,7 @@ class Calibrator:
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
         return path
 
     @classmethod
@@ -244,7 +244,7 @@ class Calibrator:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
             raise CalibrationDataError("a calibration JSON file", str(error), source=path) from None
-        return cls.from_json(data, source=path)
+        return cls.from_dict(data, source=path)
 
 
 # --- labelled data ---------------------------------------------------------------------------

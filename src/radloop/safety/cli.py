@@ -41,7 +41,7 @@ def scope(paths: tuple[Path, ...], as_json: bool, ood: bool) -> None:
             for decision in assess_study(study, **options):
                 refused = refused or decision.refused
                 if as_json:
-                    click.echo(json.dumps(decision.to_json()))
+                    click.echo(json.dumps(decision.to_dict()))
                     continue
                 colour = {"accepted": "green", "flagged": "yellow", "refused": "red"}
                 click.secho(

@@ -55,7 +55,7 @@ class ImageMeasures:
     symmetry: float
     empty_border: float
 
-    def to_json(self) -> dict[str, float]:
+    def to_dict(self) -> dict[str, float]:
         return {k: round(float(getattr(self, k)), 4) for k in self.__dataclass_fields__}
 
 

@@ -44,7 +44,7 @@ class ReviewerFlag:
     reasons: tuple[str, ...]
     possible_omission: bool
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "finding": self.finding.to_dict(),
             "verdict": self.verdict,
@@ -105,7 +105,7 @@ class CheckedReport:
             if c.flagged
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "label": self.draft.label,
             "study_instance_uid": self.draft.report.study_instance_uid,
@@ -113,10 +113,10 @@ class CheckedReport:
             "verifier": self.verifier,
             "text": self.text,
             "findings": [f.to_dict() for f in self.findings],
-            "checks": [c.to_json() for c in self.checks],
-            "flags": [f.to_json() for f in self.flags],
-            "triage": self.triage.to_json(),
-            "scope": self.scope.to_json() if self.scope is not None else None,
+            "checks": [c.to_dict() for c in self.checks],
+            "flags": [f.to_dict() for f in self.flags],
+            "triage": self.triage.to_dict(),
+            "scope": self.scope.to_dict() if self.scope is not None else None,
             "domain": self.domain.to_dict() if self.domain is not None else None,
             "calibrated": self.calibrated,
             "not_checked": self.not_checked,

@@ -103,7 +103,7 @@ class TriageDecision:
     flagged_claims: int = 0
     out_of_scope: bool = False
 
-    def to_json(self) -> dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "urgent": self.urgent,
             "reasons": list(self.reasons),

@@ -175,7 +175,7 @@ class ReferenceVerifier:
         from radloop.safety.scope import MahalanobisScorer
 
         reference = self._model.ood_reference
-        return None if reference is None else MahalanobisScorer.from_json(reference)
+        return None if reference is None else MahalanobisScorer.from_dict(reference)
 
     def verify(self, study: Study) -> VerifierOutput:
         """The network's reading of the study's frontal image as verifier evidence.

@@ -229,7 +229,7 @@ class ClaimNumbers:
     extent_prior: float | None = None
     extent_current: float | None = None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
@@ -275,12 +275,12 @@ class ClaimCheck:
     def mentioned(self) -> bool:
         return self.index is not None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "finding": self.finding.to_dict(),
             "verdict": self.verdict.value,
             "reasons": list(self.reasons),
-            "numbers": self.numbers.to_json(),
+            "numbers": self.numbers.to_dict(),
             "index": self.index,
             "possible_omission": self.possible_omission,
             "invalid_output": self.invalid_output,

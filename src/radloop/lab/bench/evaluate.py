@@ -35,7 +35,7 @@ def write_simulated_run(out: Path, n: int, seed: int) -> None:
     cases, predictions = simulate_run(n, seed)
     (out / "cache").mkdir(parents=True, exist_ok=True)
     settings = RunSettings("simulated", "simulated:records", "simulated", None, None)
-    (out / "run.json").write_text(json.dumps(settings.to_json()), encoding="utf-8")
+    (out / "run.json").write_text(json.dumps(settings.to_dict()), encoding="utf-8")
     (out / "cases.json").write_text(
         json.dumps(
             {
@@ -43,14 +43,14 @@ def write_simulated_run(out: Path, n: int, seed: int) -> None:
                 "dataset": "simulated:records",
                 "description": "simulated prediction records",
                 "codes": list(PREVALENCE),
-                "cases": [c.to_json() for c in cases],
+                "cases": [c.to_dict() for c in cases],
             }
         ),
         encoding="utf-8",
     )
     for prediction in predictions:
         path = out / "cache" / f"{_safe_name(prediction.case_id)}.json"
-        path.write_text(json.dumps(prediction.to_json()), encoding="utf-8")
+        path.write_text(json.dumps(prediction.to_dict()), encoding="utf-8")
 
 
 def run_eval_benchmark(*, n: int = 10_000, repeats: int = 3, seed: int = 0) -> dict[str, Any]:

@@ -334,9 +334,9 @@ def run_safety_benchmark(
             caught[kind].append(hit)
             flagged_hits[kind].append(flag)
             if verifiable and not hit and len(misses) < 40:
-                miss: dict[str, Any] = {"study": folder.name, "error": error.to_json()}
+                miss: dict[str, Any] = {"study": folder.name, "error": error.to_dict()}
                 if error.index is not None:
-                    miss["check"] = checked.checks[error.index].to_json()
+                    miss["check"] = checked.checks[error.index].to_dict()
                 else:  # what the verifier gave the omitted finding, against its threshold
                     presence = verifier.verify(study).presence
                     code = next(c for c in presence if _covers(c, error.finding.code))

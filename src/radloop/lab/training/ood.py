@@ -99,7 +99,7 @@ def write_ood_reference(
     from radloop.models.builtin import OOD_NAME
 
     path = model_dir / OOD_NAME
-    payload = {**scorer.to_json(), "provenance": provenance}
+    payload = {**scorer.to_dict(), "provenance": provenance}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(payload, separators=(",", ":")), encoding="utf-8")
     tmp.replace(path)

@@ -94,7 +94,7 @@ class ScopeReason:
     outcome: ScopeOutcome
     values: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "code": self.code,
             "text": self.text,
@@ -126,14 +126,14 @@ class ScopeDecision:
         outcome = max((r.outcome for r in reasons), key=order.index, default=ScopeOutcome.ACCEPTED)
         return cls(outcome, tuple(reasons), **kwargs)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "source": self.source,
             "outcome": self.outcome.value,
-            "reasons": [r.to_json() for r in self.reasons],
+            "reasons": [r.to_dict() for r in self.reasons],
         }
         if self.measures is not None:
-            out["measures"] = self.measures.to_json()
+            out["measures"] = self.measures.to_dict()
         return out
 
 
