@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import bundled, make_dataset, raster_bytes, save
 from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG4HP41, UID
 
+from conftest import bundled, make_dataset, raster_bytes, save
 from radloop.errors import (
     CorruptFileError,
     EmptyFileError,

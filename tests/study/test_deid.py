@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from conftest import make_dataset, save
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from conftest import make_dataset, save
 from radloop.errors import InputError, UnsupportedFileTypeError
 from radloop.study import deidentify, load_image
 

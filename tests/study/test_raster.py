@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from conftest import bundled, raster_bytes
 from pydicom.encaps import generate_frames
 from pydicom.uid import UID
 
+from conftest import bundled, raster_bytes
 from radloop.errors import CorruptFileError, ImageTooLargeError
 from radloop.study import IngestLimits, load_image, load_study
 
