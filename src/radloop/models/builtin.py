@@ -14,6 +14,7 @@ says what it is for and what it is not. It implements both interfaces of
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from importlib.resources import as_file, files
@@ -84,9 +85,10 @@ class ReferenceModel(VisionLanguageModel):
     def sidecar(self) -> dict[str, Any]:
         return self.runtime.sidecar
 
-    @property
+    @functools.cached_property
     def ood_reference(self) -> dict[str, Any] | None:
-        """The OOD reference shipped beside the weights (``reference-ood.json``), if any."""
+        """The OOD reference shipped beside the weights (``reference-ood.json``), if any;
+        read once (the domain check asks for it on every study)."""
         path = self.directory / OOD_NAME
         if not path.is_file():
             legacy = self.sidecar.get("ood")

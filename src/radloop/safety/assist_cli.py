@@ -297,18 +297,15 @@ def compare(
         click.secho(UNCHECKED, fg="red", bold=True)
     if not result.changes:
         click.echo("No interval change reported.")
-    states = [] if checked is None else [c for c in checked.checks]
-    for i, change in enumerate(result.changes):
+    from radloop.safety.answers import state
+
+    checks = checked.checks if checked is not None else (None,) * len(result.changes)
+    for change, claim in zip(result.changes, checks, strict=True):
         side = f"{change.side.value} " if change.side else ""
         details = f" ({change.details})" if change.details else ""
         label = ""
-        if states:
-            from radloop.safety.answers import state
-
-            label = (
-                f"  [{state(states[i])}: {states[i].reasons[0]}]"
-                if states[i].reasons
-                else (f"  [{state(states[i])}]")
-            )
+        if claim is not None:
+            why = f": {claim.reasons[0]}" if claim.reasons else ""
+            label = f"  [{state(claim)}{why}]"
         click.echo(f"- {side}{change.name}: {change.direction.value}{details}{label}")
     _footer(result.model_id, notice)
