@@ -156,3 +156,15 @@ def test_the_reference_model_abstains_on_an_image_far_from_the_lab() -> None:
     assert "validated on synthetic radiographs only" in drafted.abstained
     reference = load_verifier("reference")
     assert not verifier_domain(reference, study).in_domain
+
+
+def test_a_calibrator_of_another_domain_sets_no_omission_threshold() -> None:
+    faint = TableVerifier(
+        {"1.2.3": {"presence": {"pneumothorax": 0.2}}}, competence=_lab("pneumothorax")
+    )
+    denied = make_draft([Finding("pneumothorax", presence=Presence.ABSENT)])
+    lab = Calibrator(omission_thresholds={"pneumothorax": 0.1})
+    assert check(denied, make_study(), faint, lab).checks[0].possible_omission
+    other = Calibrator(omission_thresholds={"pneumothorax": 0.1}, domain="real-frontal")
+    checked = check(denied, make_study(), faint, other)
+    assert not checked.checks[0].possible_omission and not checked.triage.urgent

@@ -226,7 +226,9 @@ def check(
         prior_output = gated_prior if prior_domain.in_domain else None
     if samples is None:
         samples = sampled_findings(draft)
-    if calibrator is not None:
+    # A calibrator speaks only on studies of the domain its labelled claims came from.
+    calibrated = calibrator is not None and domain.in_domain and calibrator.domain == domain.domain
+    if calibrated and calibrator is not None:
         # Fitted per-finding omission thresholds apply unless the caller set its own.
         thresholds = (thresholds or Thresholds()).with_omissions(calibrator.omission_thresholds)
     silent = silence_reasons(draft.findings, valid, domain, raw.verifier)
@@ -245,7 +247,6 @@ def check(
     timings["verify"] = time.perf_counter() - start
 
     start = time.perf_counter()
-    calibrated = calibrator is not None and domain.in_domain and calibrator.domain == domain.domain
     logprob = draft.generations[0].mean_logprob if draft.generations else None
     findings = list(draft.findings)
     for claim in checks:
