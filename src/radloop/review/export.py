@@ -163,6 +163,30 @@ def fhir_diagnostic_report(content: ExportContent) -> dict[str, Any]:
     return DiagnosticReport.model_validate(report).model_dump(mode="json", exclude_none=True)
 
 
+# Type 2 attributes of the Patient and General Study modules (PS3.3 C.7.1.1, C.7.2.1) that the
+# SR copies from its evidence: they must be present, and may be empty (PS3.5 7.4.5), yet many
+# files leave them out altogether.
+_TYPE_2 = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "ReferringPhysicianName",
+    "StudyID",
+    "AccessionNumber",
+)
+
+
+def _with_type_2(ds: Any) -> Any:
+    """The header with every missing Type 2 attribute added as present and empty."""
+    for keyword in _TYPE_2:
+        if keyword not in ds:
+            setattr(ds, keyword, None)
+    return ds
+
+
 def _dicom_evidence(sources: list[Path]) -> list[Any]:
     """Headers of the study's DICOM images, read from files or from members of a kept zip."""
     import pydicom
@@ -178,9 +202,10 @@ def _dicom_evidence(sources: list[Path]) -> list[Any]:
             with zipfile.ZipFile(archive) as zf:
                 data = zf.read(str(source.relative_to(archive)).replace("\\", "/"))
         try:
-            evidence.append(pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True))
+            header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
         except Exception:  # a PNG or JPEG: not DICOM evidence
             continue
+        evidence.append(_with_type_2(header))
     return evidence
 
 
