@@ -444,3 +444,32 @@ def test_an_option_the_dataset_does_not_take_is_refused(tmp_path: Path) -> None:
     _folder_with_one_image(tmp_path)
     with pytest.raises(DatasetError, match=r"options of a folder dataset among .*got image_colum"):
         open_dataset(f"folder:{tmp_path}", image_colum="path")
+
+
+def test_eval_over_normal_films_only_writes_its_report(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from radloop.cli import main
+
+    data = tmp_path / "normals"
+    for name in ("a.png", "b.png"):
+        _png(data / name)
+    _csv(
+        data / "metadata.csv",
+        [
+            {"image": name, "view": "PA", "pneumothorax": "0", "pleural_effusion": "0"}
+            for name in ("a.png", "b.png")
+        ],
+    )
+    for labels in ("with", "without"):
+        if labels == "without":
+            _csv(data / "metadata.csv", [{"image": n, "view": "PA"} for n in ("a.png", "b.png")])
+        out = tmp_path / f"run-{labels}"
+        args = ["eval", "--model", "builtin", "--data", f"folder:{data}", "--out", str(out),
+                "--ood", "none", "--resamples", "20", "--json"]  # fmt: skip
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output.strip().splitlines()[-1])
+        assert summary["n_cases"] == 2
+        assert summary["draft"]["macro_auroc"] is None  # no positive: AUROC is undefined
+        assert (out / "report.html").is_file()

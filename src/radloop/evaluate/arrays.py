@@ -350,7 +350,7 @@ def build_arrays(
                 y[i, j] = float(label)
         values, present = _map_scores(pred.scores, codes)
         score[i] = values
-        scored |= np.asarray(present)
+        scored |= np.asarray(present, dtype=bool)  # an empty list would be float64
         score_safe[i] = values
         failed[i] = pred.failure is not None
         abstained[i] = pred.abstained is not None

@@ -92,7 +92,8 @@ def draw_plots(table: Mapping[str, Any]) -> dict[str, str]:
         ylim=(0, 1),
         title="Reliability diagram",
     )
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:  # a run with nothing labelled draws no curve
+        ax.legend()
     out["reliability"] = _png(fig)
 
     roc = table.get("roc", {})
@@ -104,7 +105,8 @@ def draw_plots(table: Mapping[str, Any]) -> dict[str, str]:
                 auc = table["per_finding"][code]["draft"]["auroc"]["value"]
                 ax.plot(curve["fpr"], curve["tpr"], lw=1.3, label=f"{code} ({fmt(auc, 2)})")
         ax.set(xlabel="1 − specificity", ylabel="sensitivity", title="ROC per finding")
-        ax.legend(fontsize=7, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:  # no finding with both classes: no curve
+            ax.legend(fontsize=7, loc="lower right")
         out["roc"] = _png(fig)
 
     rows: list[tuple[str, dict[str, Any]]] = []
