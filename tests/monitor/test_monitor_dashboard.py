@@ -127,3 +127,23 @@ def test_dashboard_with_no_cases_says_so() -> None:
     with TestClient(app) as empty:
         text = empty.get("/monitor", headers=AUDITOR).text
     assert "No signed cases yet." in text and "No active drift alert" in text
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_quoted_as_text() -> None:
+    from dataclasses import replace
+
+    from monitor_builders import make_case
+
+    from radloop.monitor.analysis import analyse, csv_table, neutralise_csv_cell
+
+    hostile = ['=HYPERLINK("http://x")', "+1+1", "-2+3", "@SUM(A1)", "\tx"]
+    cases = [replace(make_case(i), study_id=s) for i, s in enumerate(hostile)]
+    rows = list(csv.DictReader(io.StringIO(csv_table(analyse(cases), "cases"))))
+    assert [row["study_id"] for row in rows] == ["'" + s for s in hostile]
+    assert neutralise_csv_cell("\rx") == "'\rx"
+    assert neutralise_csv_cell("s00001") == "s00001"
+    app = FastAPI()
+    app.include_router(monitor_router(lambda: cases, require_auditor), prefix="/admin")
+    with TestClient(app) as test_client:
+        text = test_client.get("/admin/monitor/export.csv?table=cases", headers=AUDITOR).text
+    assert "'=HYPERLINK" in text and "\n=" not in text and ",=" not in text

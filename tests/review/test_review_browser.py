@@ -56,6 +56,14 @@ def test_radiologist_reviews_edits_signs_and_exports_and_an_auditor_cannot_sign(
     page.on("dialog", lambda dialog: dialog.accept())
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # The Content-Security-Policy must not block anything the workstation's own pages use.
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
 
     page.goto(f"{server}/login")
     shot(page, "01-login")
@@ -72,7 +80,7 @@ def test_radiologist_reviews_edits_signs_and_exports_and_an_auditor_cannot_sign(
     PILImage.new("L", (64, 64), 128).save(png)
     page.set_input_files('#upload input[type="file"]', str(png))
     page.wait_for_function(
-        "/Added|refused/.test(document.getElementById('upload-status').textContent)"
+        "() => /Added|refused/.test(document.getElementById('upload-status').textContent)"
     )
     assert "Added 1 study" in page.locator("#upload-status").inner_text()
     page.wait_for_selector("span.status-queued")
@@ -81,7 +89,7 @@ def test_radiologist_reviews_edits_signs_and_exports_and_an_auditor_cannot_sign(
     page.click(f'tr[data-study="{seeded.ids["flagged"]}"] a')
     page.wait_for_selector(".viewer.loaded")
     page.select_option("#heatmap-select", "mass")
-    page.wait_for_function("document.querySelector('img.overlay').complete")
+    page.wait_for_function("() => document.querySelector('img.overlay').complete")
     shot(page, "03-review-flagged")
     mass = page.locator('li.finding:has-text("mass")')
     assert "flagged" in (mass.get_attribute("class") or "")
@@ -151,7 +159,7 @@ def test_radiologist_reviews_edits_signs_and_exports_and_an_auditor_cannot_sign(
     signed = page.evaluate("async () => (await (await fetch('/monitor/data.json')).json())")
     assert signed["summary"]["n"] >= 1, signed["summary"]["n"]
     shot(page, "07-monitoring-dashboard")
-    assert errors == []
+    assert errors == [] and blocked == []
     context.close()
     assert len(list(ARTIFACTS.glob(f"0*-{backend}.png"))) == 7
 
@@ -205,7 +213,7 @@ def test_a_failed_draft_stays_urgent_on_the_worklist_with_its_reason(
     _shot(page, "02-failed-draft", backend)
     page.click("#sign")
     page.wait_for_function(
-        "/Not signed/.test(document.getElementById('action-status').textContent)"
+        "() => /Not signed/.test(document.getElementById('action-status').textContent)"
     )
     assert "decision on every flagged claim" in page.locator("#action-status").inner_text()
 

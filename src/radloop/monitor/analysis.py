@@ -14,7 +14,15 @@ from radloop.monitor.agreement import DEFAULT_F1_THRESHOLD, Agreement, agreement
 from radloop.monitor.cases import SignedCase
 from radloop.monitor.drift import DriftConfig, DriftReport, detect_drift
 
-__all__ = ["NOTICE", "Analysis", "MonitorSettings", "analyse", "clear_caches", "csv_table"]
+__all__ = [
+    "NOTICE",
+    "Analysis",
+    "MonitorSettings",
+    "analyse",
+    "clear_caches",
+    "csv_table",
+    "neutralise_csv_cell",
+]
 
 NOTICE = (
     "Agreement measures how often readers changed the assistant's drafts; it is not a measure "
@@ -104,10 +112,24 @@ def csv_table(analysis: Analysis, name: str) -> str:
     return buffer.getvalue()
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value: object) -> object:
     if isinstance(value, list | tuple):
-        return " ".join("" if v is None else str(v) for v in value)
+        value = " ".join("" if v is None else str(v) for v in value)
+    if isinstance(value, str):
+        return neutralise_csv_cell(value)
     return "" if value is None else value
+
+
+def neutralise_csv_cell(text: str) -> str:
+    """``text`` with a leading quote if a spreadsheet would read it as a formula.
+
+    Cells starting with ``= + - @``, a tab or a carriage return are run as formulas by Excel,
+    LibreOffice and Google Sheets (CSV injection, OWASP); the quote makes them text.
+    """
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 def _case_row(a: Agreement) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from radloop.review.deps import (
 )
 from radloop.review.handlers import install_handlers
 from radloop.review.lifespan import Lifespan
-from radloop.review.middleware import BodyLimit
+from radloop.review.middleware import BodyLimit, SecurityHeaders
 from radloop.review.settings import Settings
 from radloop.review.store import Store, open_store
 from radloop.review.templating import workstation_templates
@@ -117,6 +117,7 @@ def create_app(
     for extension in installed_extensions() if extensions is None else extensions:
         extension(app, ctx)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: the 413 of BodyLimit carries them too
     return app
 
 

@@ -1,11 +1,27 @@
-"""ASGI middleware of the workstation: the upload size limit."""
+"""ASGI middleware of the workstation: the upload size limit and the security headers."""
 
 from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodyLimit"]
+__all__ = ["CONTENT_SECURITY_POLICY", "BodyLimit", "SecurityHeaders"]
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+"""Scripts only from the app's own files (no inline script, no eval). Inline styles stay
+allowed: the monitoring page embeds its stylesheet, and a style cannot run code."""
+
+_SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode("ascii")),
+    (b"x-frame-options", b"DENY"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+_HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 
 class BodyLimit:
@@ -54,6 +70,37 @@ class BodyLimit:
                 await send(message)
 
         await self.app(scope, counted, guarded)
+
+
+class SecurityHeaders:
+    """Add the security headers to every response, whatever route or error produced it.
+
+    Strict-Transport-Security only when the request came over TLS (scheme ``https``, as
+    uvicorn reports it, behind a proxy with ``--proxy-headers``): on plain HTTP it would be
+    ignored, and a browser must not pin HTTPS for a host that does not serve it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = list(_SECURITY_HEADERS)
+        if scope.get("scheme") == "https":
+            extra.append(_HSTS)
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                message["headers"] = [
+                    *message.get("headers", []),
+                    *(header for header in extra if header[0] not in present),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _too_large(limit: int) -> dict[str, str]:
