@@ -572,3 +572,30 @@ def test_the_monitoring_dashboard_plugs_in_for_auditors_and_admins_only(
     radiologist = client_for(accounts["radiologist"])
     assert radiologist.get("/monitor").status_code == 403
     assert 'href="/monitor"' not in radiologist.get("/").text
+
+
+def test_every_response_carries_the_security_headers(app: Any, client_for: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    signed_in = client_for("rad")
+    anonymous = client_for(None)
+    for response in (
+        anonymous.get("/login"),
+        anonymous.get("/static/review.js"),
+        anonymous.get("/api/worklist"),  # 401
+        anonymous.get("/", follow_redirects=False),  # redirect
+        signed_in.get("/"),
+        signed_in.get("/api/nothing-here"),  # 404
+    ):
+        headers = response.headers
+        csp = headers["content-security-policy"]
+        assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
+        assert "'unsafe-eval'" not in csp and "script-src 'self' 'unsafe-inline'" not in csp
+        assert headers["x-frame-options"] == "DENY"
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["referrer-policy"] == "same-origin"
+        assert headers["strict-transport-security"].startswith("max-age=")
+    with TestClient(app, base_url="http://testserver") as plain:
+        response = plain.get("/login")
+    assert response.headers["x-frame-options"] == "DENY"
+    assert "strict-transport-security" not in response.headers
