@@ -50,7 +50,7 @@ def test_passwords_are_argon2_hashed_and_verified(store: Any) -> None:
     assert stored.startswith("$argon2id$")
     assert verify_password(stored, "a long password")
     assert not verify_password(stored, "a long passworD")
-    with store.sessions() as session, pytest.raises(ValueError, match="at least 10 characters"):
+    with store.sessions() as session, pytest.raises(ValueError, match="at least 12 characters"):
         create_user(session, "shorty", "short", "radiologist")
 
 

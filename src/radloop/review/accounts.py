@@ -1,9 +1,17 @@
-"""Accounts: roles, argon2 password hashes, server-side sessions and login rate limiting.
+"""Accounts: roles, argon2 password hashes, server-side sessions and login throttling.
 
 Roles: ``radiologist`` (reviews, edits and signs), ``admin`` (manages users, ingests),
 ``auditor`` (reads studies and the audit trail; changes nothing). Passwords are hashed with
 argon2id (RFC 9106) by argon2-cffi. A session cookie carries a random 256-bit token; the
-database keeps only its SHA-256, with the session's CSRF token and expiry.
+database keeps only its SHA-256, with the session's CSRF token and expiry. Passwords follow
+:mod:`radloop.review.passwords`; setting one (a change, a reset) ends the user's other
+sessions.
+
+Failed logins are throttled per user name and per client address with growing delays: after
+``login_max_failures`` failures, each attempt waits ``login_delay_s`` doubled per further
+failure (at most ``login_max_delay_s``), so the right password always gets through in the
+end. Each attempt is recorded before its password is checked and counted after, so parallel
+guesses are counted atomically: of N simultaneous guesses at most the allowance is checked.
 """
 
 from __future__ import annotations
@@ -19,9 +27,11 @@ from sqlalchemy.orm import Session
 
 from radloop.errors import InputError
 from radloop.review.db import LoginAttempt, User, WebSession, utcnow
+from radloop.review.passwords import MIN_PASSWORD, check_password
 from radloop.review.settings import ROLES, Settings
 
 __all__ = [
+    "MIN_PASSWORD",
     "AuthenticatedUser",
     "LoginThrottledError",
     "UserExistsError",
@@ -29,14 +39,16 @@ __all__ = [
     "change_password",
     "create_session",
     "create_user",
+    "deactivate_user",
+    "end_other_sessions",
     "end_session",
     "ensure_first_admin",
     "hash_password",
+    "login_delay",
+    "reset_password",
     "session_user",
     "verify_password",
 ]
-
-MIN_PASSWORD = 10
 
 
 class UserExistsError(InputError):
@@ -96,12 +108,7 @@ def create_user(
         raise InputError(f"a role among {', '.join(ROLES)}", repr(role), source="role")
     if not username or len(username) > 64 or not all(c.isalnum() or c in "._-" for c in username):
         raise InputError("1-64 letters, digits, '.', '_' or '-'", repr(username), source="username")
-    if len(password) < MIN_PASSWORD:
-        raise InputError(
-            f"a password of at least {MIN_PASSWORD} characters",
-            f"{len(password)} characters",
-            source="password",
-        )
+    check_password(password, username)
     if session.execute(select(User.id).where(User.username == username)).first():
         raise UserExistsError("a new user name", f"{username!r}, which exists", source="username")
     user = User(
@@ -133,7 +140,15 @@ def ensure_first_admin(session: Session) -> str | None:
 
 
 def _throttle_keys(username: str, client: str) -> list[str]:
-    return [f"user:{username.lower()}", f"ip:{client}"]
+    return [f"user:{username.lower()[:64]}", f"ip:{client[:64]}"]
+
+
+def login_delay(settings: Settings, failures: int) -> float:
+    """Seconds an attempt must wait after the last failure, with ``failures`` on record."""
+    over = failures - settings.login_max_failures
+    if over < 0:
+        return 0.0
+    return float(min(settings.login_delay_s * 2 ** min(over, 30), settings.login_max_delay_s))
 
 
 def authenticate(
@@ -141,28 +156,43 @@ def authenticate(
 ) -> User | None:
     """The user for these credentials, or None; raises LoginThrottledError when throttled.
 
-    Failures are counted per user name and per client address over a sliding window, so one
-    address cannot guess many accounts and many addresses cannot guess one.
+    Failures are counted per user name and per client address over ``login_window_s``, so
+    one address cannot guess many accounts and many addresses cannot guess one. The attempt
+    is written (and committed) before anything is checked; each attempt then counts every
+    attempt on record, its own and those of parallel requests included, so the k-th of
+    simultaneous guesses sees at least k and no more guesses are checked than allowed.
     """
     now = utcnow()
     since = now - datetime.timedelta(seconds=settings.login_window_s)
     keys = _throttle_keys(username, client)
-    counts = session.execute(
-        select(LoginAttempt.key, func.count(LoginAttempt.id))
-        .where(LoginAttempt.key.in_(keys), LoginAttempt.at >= since)
-        .group_by(LoginAttempt.key)
-    ).all()
-    if max((int(n) for _, n in counts), default=0) >= settings.login_max_failures:
-        raise LoginThrottledError(int(settings.login_window_s))
+    mine = [LoginAttempt(key=k, at=now) for k in keys]
+    session.add_all(mine)
+    session.commit()
+    own_ids = [attempt.id for attempt in mine]
+    wait = 0.0
+    for key, own_id in zip(keys, own_ids, strict=True):
+        failures, last = session.execute(
+            select(func.count(LoginAttempt.id), func.max(LoginAttempt.at)).where(
+                LoginAttempt.key == key, LoginAttempt.at >= since, LoginAttempt.id != own_id
+            )
+        ).one()
+        delay = login_delay(settings, int(failures))
+        if delay and last is not None:
+            wait = max(wait, delay - (now - _as_utc(last)).total_seconds())
+    if wait > 0:
+        # Not checked, so not counted: only checked guesses lengthen the delay.
+        session.execute(delete(LoginAttempt).where(LoginAttempt.id.in_(own_ids)))
+        session.commit()
+        raise LoginThrottledError(max(1, int(wait + 0.999)))
     user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
     # Verify against a dummy hash for unknown users so timing does not reveal which exist.
     stored = user.password_hash if user is not None else _DUMMY_HASH.value
     ok = verify_password(stored, password) and user is not None and user.active
     if not ok:
-        session.add_all([LoginAttempt(key=k, at=now) for k in keys])
-        session.commit()
-        return None
-    session.execute(delete(LoginAttempt).where(LoginAttempt.key == keys[0]))
+        return None  # the attempt stays on record as a failure
+    session.execute(
+        delete(LoginAttempt).where((LoginAttempt.key == keys[0]) | LoginAttempt.id.in_(own_ids))
+    )
     session.commit()
     return user
 
@@ -219,20 +249,60 @@ def session_user(session: Session, token: str | None) -> AuthenticatedUser | Non
     )
 
 
-def change_password(session: Session, user_id: int, current: str, new: str) -> None:
-    """Replace a user's password after checking the current one (InputError otherwise)."""
+def change_password(
+    session: Session, user_id: int, current: str, new: str, *, keep_token: str | None = None
+) -> None:
+    """Replace a user's password after checking the current one (InputError otherwise).
+
+    Every session of the user but ``keep_token`` (the one making the change) ends.
+    """
     user = session.get(User, user_id)
     if user is None or not verify_password(user.password_hash, current):
         raise InputError("the current password", "a wrong one", source="password")
-    if len(new) < MIN_PASSWORD or new == current:
-        raise InputError(
-            f"a new password of at least {MIN_PASSWORD} characters, not the old one",
-            f"{len(new)} characters",
-            source="new password",
-        )
+    if new == current:
+        raise InputError("a new password, not the old one", "the old one", source="new password")
+    check_password(new, user.username)
     user.password_hash = hash_password(new)
     user.must_change_password = False
+    end_other_sessions(session, user.id, keep_token)
     session.commit()
+
+
+def reset_password(session: Session, username: str) -> str:
+    """An administrator's reset: a one-time password (returned, shown once) that must be
+    replaced at the next sign-in; every session of the user ends."""
+    user = _named(session, username)
+    password = secrets.token_urlsafe(15)
+    check_password(password, user.username)
+    user.password_hash = hash_password(password)
+    user.must_change_password = True
+    end_other_sessions(session, user.id, None)
+    session.execute(delete(LoginAttempt).where(LoginAttempt.key == _throttle_keys(username, "")[0]))
+    session.commit()
+    return password
+
+
+def deactivate_user(session: Session, username: str) -> None:
+    """Deactivate a user (kept for the audit trail and signed reports); its sessions end."""
+    user = _named(session, username)
+    user.active = False
+    end_other_sessions(session, user.id, None)
+    session.commit()
+
+
+def _named(session: Session, username: str) -> User:
+    user = session.execute(select(User).where(User.username == username)).scalar_one_or_none()
+    if user is None:
+        raise InputError("the name of an existing user", repr(username), source="username")
+    return user
+
+
+def end_other_sessions(session: Session, user_id: int, keep_token: str | None) -> int:
+    """End every session of ``user_id`` but the one of ``keep_token``; returns how many."""
+    statement = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep_token:
+        statement = statement.where(WebSession.token_hash != _digest(keep_token))
+    return int(session.execute(statement).rowcount or 0)  # type: ignore[attr-defined]
 
 
 def end_session(session: Session, token: str | None) -> None:

@@ -207,7 +207,8 @@ def users() -> None:
     prompt=True,
     hide_input=True,
     confirmation_prompt=True,
-    help="At least 10 characters (prompted for when not given).",
+    help="At least 12 characters, not the user name, not a common password (prompted for "
+    "when not given).",
 )
 def users_add(
     data_dir: Path | None, username: str, role: str, full_name: str, password: str
@@ -223,6 +224,73 @@ def users_add(
         session.commit()
     audit_trail.record(store.sessions, "cli", "add_user", username, {"role": role})
     click.echo(f"added {username} ({role})")
+
+
+@users.command("list")
+@_DATA_DIR
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per user, one a line.")
+def users_list(data_dir: Path | None, as_json: bool) -> None:
+    """List the users: name, role, active, must change password, full name."""
+    import json
+
+    from sqlalchemy import select
+
+    from radloop.review.db import User
+    from radloop.review.store import open_store
+
+    store = open_store(_settings(data_dir))
+    with store.sessions() as session:
+        rows = list(session.execute(select(User).order_by(User.username)).scalars())
+        listed = [
+            {
+                "username": u.username,
+                "role": u.role,
+                "active": bool(u.active),
+                "must_change_password": bool(u.must_change_password),
+                "full_name": u.full_name,
+            }
+            for u in rows
+        ]
+    for item in listed:
+        if as_json:
+            click.echo(json.dumps(item))
+        else:
+            state = "active" if item["active"] else "deactivated"
+            extra = ", one-time password" if item["must_change_password"] else ""
+            click.echo(f"{item['username']}\t{item['role']}\t{state}{extra}\t{item['full_name']}")
+
+
+@users.command("deactivate")
+@_DATA_DIR
+@click.argument("username")
+def users_deactivate(data_dir: Path | None, username: str) -> None:
+    """Deactivate a user: no more sign-ins, every session ends (kept for the audit trail)."""
+    from radloop.review import audit as audit_trail
+    from radloop.review.accounts import deactivate_user
+    from radloop.review.store import open_store
+
+    store = open_store(_settings(data_dir))
+    with store.sessions() as session:
+        deactivate_user(session, username)
+    audit_trail.record(store.sessions, "cli", "deactivate_user", username)
+    click.echo(f"deactivated {username}")
+
+
+@users.command("reset")
+@_DATA_DIR
+@click.argument("username")
+def users_reset(data_dir: Path | None, username: str) -> None:
+    """Give a user a one-time password (printed once; replaced at the next sign-in) and end
+    every session of the user."""
+    from radloop.review import audit as audit_trail
+    from radloop.review.accounts import reset_password
+    from radloop.review.store import open_store
+
+    store = open_store(_settings(data_dir))
+    with store.sessions() as session:
+        password = reset_password(session, username)
+    audit_trail.record(store.sessions, "cli", "reset_password", username)
+    click.echo(f"one-time password for {username} (shown only now): {password}")
 
 
 @click.group()

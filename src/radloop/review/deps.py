@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -44,6 +44,7 @@ __all__ = [
     "PasswordChangeRequiredError",
     "Radiologist",
     "SessionCache",
+    "client_address",
     "context_of",
     "csrf_protect",
     "current_user",
@@ -102,6 +103,13 @@ class SessionCache:
     def drop(self, token: str | None) -> None:
         with self._lock:
             self._entries.pop(token or "", None)
+
+    def drop_user(self, user_id: int, keep: str | None = None) -> None:
+        """Forget every cached session of ``user_id`` but ``keep`` (a password change)."""
+        with self._lock:
+            for token in [t for t, (_, u) in self._entries.items() if u.id == user_id]:
+                if token != keep:
+                    del self._entries[token]
 
 
 @dataclass
@@ -228,3 +236,34 @@ Radiologist = Annotated[AuthenticatedUser, Depends(require_role("radiologist"))]
 Ingester = Annotated[AuthenticatedUser, Depends(require_role("radiologist", "admin"))]
 Auditor = Annotated[AuthenticatedUser, Depends(require_role("auditor", "admin"))]
 Admin = Annotated[AuthenticatedUser, Depends(require_role("admin"))]
+
+
+def client_address(request: Request, trusted_proxies: Sequence[str]) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
+    address in ``X-Forwarded-For`` that is not one of the trusted proxies.
+
+    Read from the right: a client can write anything into the header, but each trusted
+    proxy appends the address it saw, so the right-most untrusted entry is the real one.
+    """
+    import ipaddress
+
+    peer = request.client.host if request.client else "unknown"
+    if not trusted_proxies:
+        return peer
+    networks = [ipaddress.ip_network(n) for n in trusted_proxies]
+
+    def trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in networks)
+
+    if not trusted(peer):
+        return peer
+    forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+    hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not trusted(hop):
+            return hop[:64]
+    return hops[0][:64] if hops else peer

@@ -33,6 +33,7 @@ from radloop.review.deps import (
     Auditor,
     Ctx,
     CurrentUser,
+    client_address,
     csrf_protect,
 )
 from radloop.review.queries import (
@@ -59,8 +60,8 @@ def _render(
     return response
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def _client(request: Request, ctx: AppContext) -> str:
+    return client_address(request, ctx.settings.trusted_proxies)
 
 
 @router.get("/login")
@@ -91,20 +92,19 @@ def login(
         raise HTTPException(403, "the login form expired; reload the page and try again")
     with ctx.store.sessions() as session:
         try:
-            user = authenticate(session, ctx.settings, username, password, _client(request))
+            user = authenticate(session, ctx.settings, username, password, _client(request, ctx))
         except LoginThrottledError as throttled:
-            ctx.audit(username[:64] or "-", "login_throttled", _client(request))
+            ctx.audit(username[:64] or "-", "login_throttled", _client(request, ctx))
             return _render(
                 ctx,
                 request,
                 "login.html",
                 429,
                 login_csrf=expected,
-                error=f"Too many failed attempts. Try again in "
-                f"{throttled.retry_after_s // 60} minutes.",
+                error=f"Too many failed attempts. Try again in {_wait(throttled.retry_after_s)}.",
             )
         if user is None:
-            ctx.audit(username[:64] or "-", "login_failed", _client(request))
+            ctx.audit(username[:64] or "-", "login_failed", _client(request, ctx))
             return _render(
                 ctx,
                 request,
@@ -114,7 +114,7 @@ def login(
                 error="Wrong user name or password.",
             )
         token = create_session(session, ctx.settings, user)
-    ctx.audit(user.username, "login", _client(request))
+    ctx.audit(user.username, "login", _client(request, ctx))
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -126,6 +126,10 @@ def login(
     )
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
+
+
+def _wait(seconds: int) -> str:
+    return f"{seconds} seconds" if seconds < 120 else f"{(seconds + 59) // 60} minutes"
 
 
 @router.post("/logout", dependencies=[Depends(csrf_protect)])
@@ -272,12 +276,15 @@ def password_change(
         if new != repeat:
             raise InputError("the new password twice", "two different ones", source="repeat")
         with ctx.store.sessions() as session:
-            change_password(session, user.id, current, new)
+            change_password(
+                session, user.id, current, new, keep_token=request.cookies.get(SESSION_COOKIE)
+            )
     except InputError as error:
         return _render(
             ctx, request, "password.html", 422, error=str(error), forced=user.must_change_password
         )
     ctx.session_cache.drop(request.cookies.get(SESSION_COOKIE))
+    ctx.session_cache.drop_user(user.id)  # the other sessions ended with the change
     ctx.audit(user.username, "change_password")
     return RedirectResponse("/", status_code=303)
 

@@ -32,7 +32,8 @@ class Settings:
     the safety layer's defaults). ``cookie_secure`` marks the session cookie Secure (browsers
     still send it to ``http://localhost`` and ``127.0.0.1``); switch it off only behind plain
     HTTP on a trusted network. ``db_schema`` puts every table in one PostgreSQL schema (the
-    tests use one per run).
+    tests use one per run). ``trusted_proxies`` are the networks whose ``X-Forwarded-For``
+    names the client (empty: the peer address is the client).
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -51,7 +52,10 @@ class Settings:
         )
     )
     login_max_failures: int = 5
-    login_window_s: float = 300.0
+    login_delay_s: float = 60.0
+    login_max_delay_s: float = 900.0
+    login_window_s: float = 86400.0
+    trusted_proxies: tuple[str, ...] = ()
     viewer_max_side: int = 2048
     request_threads: int = 4
     scope_options: Mapping[str, Any] = field(default_factory=dict)
@@ -89,7 +93,9 @@ def settings_from_env(
     and fitted omission thresholds; unset: the verifier's raw probabilities), ``RADLOOP_MODEL``,
     ``RADLOOP_INSECURE_COOKIES`` (``1`` to drop the Secure flag), ``RADLOOP_IN_PROCESS_WORKER``
     (``0``: leave drafting to ``radloop worker`` processes), ``RADLOOP_REQUEST_THREADS``
-    (threads a server process gives the synchronous endpoints).
+    (threads a server process gives the synchronous endpoints), ``RADLOOP_TRUSTED_PROXIES``
+    (comma-separated addresses or networks of reverse proxies whose ``X-Forwarded-For`` is
+    believed; unset: none).
     """
     environ = os.environ if env is None else env
     url = environ.get("RADLOOP_DATABASE_URL") or None
@@ -122,5 +128,26 @@ def settings_from_env(
                 source="RADLOOP_REQUEST_THREADS",
             )
         values["request_threads"] = int(threads)
+    proxies = environ.get("RADLOOP_TRUSTED_PROXIES", "")
+    if proxies.strip():
+        values["trusted_proxies"] = _networks(proxies)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _networks(text: str) -> tuple[str, ...]:
+    import ipaddress
+
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise InputError(
+                "comma-separated IP addresses or networks (10.0.0.5, 10.1.0.0/16)",
+                repr(part),
+                source="RADLOOP_TRUSTED_PROXIES",
+            ) from None
+    return tuple(networks)
