@@ -16,7 +16,7 @@ def test_concurrent_appends_share_transactions_and_keep_the_chain(store: Any) ->
     from radloop.review import audit
     from radloop.review.db import AuditEntry
 
-    writer = audit.ChainWriter(store.engine)
+    writer = audit.ChainWriter(store.engine, store.seal)
     transactions = 0
     write = writer._write
 
@@ -43,7 +43,7 @@ def test_concurrent_appends_share_transactions_and_keep_the_chain(store: Any) ->
     assert sorted(seqs) == list(range(min(seqs), min(seqs) + 320))
     assert transactions < 320  # callers arriving during a commit were written together
     with store.sessions() as session:
-        _, problems = audit.verify_chain(session)
+        _, problems = audit.verify_chain(session, store.seal)
         targets = session.execute(
             select(func.count()).select_from(AuditEntry).where(AuditEntry.target.like("study-%"))
         ).scalar_one()
@@ -54,7 +54,7 @@ def test_a_failed_commit_fails_every_view_it_carried(store: Any) -> None:
     """No caller returns as if audited when its batch did not reach the database."""
     from radloop.review import audit
 
-    writer = audit.ChainWriter(store.engine)
+    writer = audit.ChainWriter(store.engine, store.seal)
 
     def broken(batch: list[Any]) -> None:
         raise RuntimeError("disk full")
@@ -76,7 +76,7 @@ def test_writers_of_several_processes_take_turns_through_a_lock_file(store: Any)
         assert lock is None  # PostgreSQL serialises with an advisory lock
         return
     assert lock is not None
-    writers = [audit.ChainWriter(store.engine) for _ in range(3)]
+    writers = [audit.ChainWriter(store.engine, store.seal) for _ in range(3)]
     start = threading.Barrier(12)
     seqs: list[int] = []
 
@@ -93,5 +93,5 @@ def test_writers_of_several_processes_take_turns_through_a_lock_file(store: Any)
     assert lock.exists() and lock.name.endswith(".audit-lock")
     assert sorted(seqs) == list(range(min(seqs), min(seqs) + 180))
     with store.sessions() as session:
-        _, problems = audit.verify_chain(session)
+        _, problems = audit.verify_chain(session, store.seal)
     assert problems == []

@@ -79,11 +79,12 @@ def test_audit_chain_verifies_and_detects_an_edited_row(store: Any) -> None:
     from radloop.review import audit
 
     seqs = [
-        audit.record(store.sessions, "tester", "view", f"study-{i}", {"i": i}) for i in range(3)
+        audit.record(store.sessions, "tester", "view", f"study-{i}", {"i": i}, seal=store.seal)
+        for i in range(3)
     ]
     middle = seqs[1]
     with store.sessions() as session:
-        count, problems = audit.verify_chain(session)
+        count, problems = audit.verify_chain(session, store.seal)
     assert count >= 3 and problems == []
     # The database refuses edits outright ...
     with store.engine.connect() as connection, pytest.raises(Exception, match="append-only"):
@@ -92,7 +93,7 @@ def test_audit_chain_verifies_and_detects_an_edited_row(store: Any) -> None:
     # ... and someone who gets past the trigger is still caught by the chain.
     _tamper(store, f"UPDATE audit_log SET username = 'mallory' WHERE seq = {middle}")
     with store.sessions() as session:
-        _, problems = audit.verify_chain(session)
+        _, problems = audit.verify_chain(session, store.seal)
     assert [p.seq for p in problems] == [middle]
     assert "edited" in problems[0].problem
     _tamper(store, f"UPDATE audit_log SET username = 'tester' WHERE seq = {middle}")
@@ -127,7 +128,7 @@ def test_radloop_audit_verify_exits_1_on_an_edited_row(store: Any, backend: str)
     env = {"RADLOOP_DATABASE_URL": url}
     from radloop.review import audit
 
-    seq = audit.record(store.sessions, "tester", "export", "study-x")
+    seq = audit.record(store.sessions, "tester", "export", "study-x", seal=store.seal)
     runner = CliRunner()
     args = ["audit", "verify", "--data-dir", str(store.data_dir)]
     ok = runner.invoke(main, args, env=env)
@@ -424,14 +425,17 @@ def test_two_processes_appending_never_fork_the_audit_chain(store: Any) -> None:
     each stale tip is caught by the unique constraints and the chain stays one line."""
     from radloop.review import audit
 
-    first, second = audit.ChainWriter(store.engine), audit.ChainWriter(store.engine)
+    first, second = (
+        audit.ChainWriter(store.engine, store.seal),
+        audit.ChainWriter(store.engine, store.seal),
+    )
     seqs = []
     for i in range(6):
         writer = first if i % 2 == 0 else second
         seqs.append(writer.append("tester", "view", f"interleaved-{i}"))
     assert seqs == list(range(seqs[0], seqs[0] + 6))
     with store.sessions() as session:
-        _, problems = audit.verify_chain(session)
+        _, problems = audit.verify_chain(session, store.seal)
     assert problems == []
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from radloop.review import worksheet
 from radloop.review.accounts import create_user
+from radloop.review.audit import report_hash
 from radloop.review.db import AuditEntry, Draft, ImageRow
 from radloop.review.deps import Admin, AppContext, Auditor, Ctx, CurrentUser, Ingester, Radiologist
 from radloop.review.ingest import IngestResult, ingest_path, safe_name, staging_dir
@@ -165,7 +166,13 @@ def post_sign(study_id: str, ctx: Ctx, user: Radiologist) -> dict[str, Any]:
     """Sign the report as it stands (radiologists only). A signed report never changes."""
     with ctx.store.sessions() as session:
         signed = worksheet.sign(session, _check_id(study_id), user.username, user.full_name)
-    ctx.audit(user.username, "sign", study_id, {"text": signed.text, "flags": signed.flags})
+    # The report's hash in the chain: a report rewritten in the database no longer matches.
+    ctx.audit(
+        user.username,
+        "sign",
+        study_id,
+        {"text": signed.text, "flags": signed.flags, "report_hash": report_hash(signed)},
+    )
     return {
         "status": "signed",
         "signed_by": signed.signed_by_name,
@@ -180,7 +187,9 @@ def post_addendum(study_id: str, body: AddendumIn, ctx: Ctx, user: Radiologist) 
         added = worksheet.add_addendum(
             session, _check_id(study_id), body.text, user.username, user.full_name
         )
-    ctx.audit(user.username, "addendum", study_id, {"text": added.text})
+    ctx.audit(
+        user.username, "addendum", study_id, {"text": added.text, "report_hash": report_hash(added)}
+    )
     return {"status": "amended", "signed_at": added.signed_at.isoformat()}
 
 
@@ -335,7 +344,7 @@ def get_audit(
     from radloop.review.audit import verify_chain
 
     with ctx.store.sessions() as session:
-        checked, problems = verify_chain(session)
+        checked, problems = verify_chain(session, ctx.store.seal)
         entries = session.execute(
             select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(limit)
         ).scalars()

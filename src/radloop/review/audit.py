@@ -1,7 +1,14 @@
 """The audit trail: append-only, hash-chained, so that an edited or deleted row is detectable.
 
-Each entry's hash is SHA-256 over the previous entry's hash and the entry's own canonical JSON
-(sequence number, time, user, action, target, detail). ``prev_hash`` is UNIQUE, so two writers
+Each entry's hash is HMAC-SHA256, keyed with the store's audit key (kept outside the
+database), over the previous entry's hash and the entry's own canonical JSON (sequence
+number, time, user, action, target, detail): without the key, an edited entry and every
+later hash cannot be recomputed to match. Entries written before the store had a key are
+plain SHA-256; the anchor file's first line says from which entry on the chain is keyed.
+After every append the head (sequence number and hash) is appended to the anchor file, also
+outside the database, so that deleting the last entries is detected. A signature's audit
+entry carries the SHA-256 of the signed report (:func:`report_hash`), so a rewritten report
+no longer matches the chain. ``prev_hash`` is UNIQUE, so two writers
 racing to extend the chain cannot fork it: one insert fails and is retried on the new tip.
 Database triggers (see the migrations) refuse UPDATE and DELETE; :func:`verify_chain` catches
 what gets past them (someone with the database file and a text editor).
@@ -10,8 +17,12 @@ what gets past them (someone with the database file and a text editor).
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
+import hmac
 import json
+import os
+import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -23,14 +34,24 @@ from sqlalchemy import text as sql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from radloop.review.db import AuditEntry, utcnow
+from radloop.errors import InputError
+from radloop.review.db import AuditEntry, SignedReport, utcnow
 
 try:
     import fcntl
 except ImportError:  # Windows: SQLite's own locking (with polling) still keeps it correct
     fcntl = None  # type: ignore[assignment]
 
-__all__ = ["GENESIS", "AuditProblem", "ChainWriter", "entry_hash", "record", "verify_chain"]
+__all__ = [
+    "GENESIS",
+    "AuditProblem",
+    "AuditSeal",
+    "ChainWriter",
+    "entry_hash",
+    "record",
+    "report_hash",
+    "verify_chain",
+]
 
 GENESIS = "0" * 64
 _RETRIES = 20
@@ -51,15 +72,122 @@ class AuditProblem:
     problem: str
 
     def __str__(self) -> str:
-        return f"entry {self.seq}: {self.problem}"
+        return f"entry {self.seq}: {self.problem}" if self.seq else self.problem
+
+
+@dataclass(frozen=True)
+class AuditSeal:
+    """What makes the chain hold beyond the database: the HMAC key and the anchor file.
+
+    ``keyed_from`` is the first entry written with the key (entries before it are plain
+    SHA-256, from before the store had a key), as the anchor file's first line records it.
+    """
+
+    key: bytes
+    anchor: Path
+
+    @classmethod
+    def open(
+        cls, key: bytes | None, key_file: Path | None, anchor: Path, engine: Engine
+    ) -> AuditSeal:
+        """The seal of a store: the key given, read from ``key_file``, or generated there.
+
+        A generated key (the first start) is written with mode 0600; a missing anchor file is
+        started with the entry from which the chain is keyed (the next one).
+        """
+        if key is None:
+            assert key_file is not None
+            if not key_file.exists():
+                key_file.parent.mkdir(parents=True, exist_ok=True)
+                with contextlib.suppress(FileExistsError):  # another process made it first
+                    descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                    with os.fdopen(descriptor, "w") as handle:
+                        handle.write(secrets.token_hex(32) + "\n")
+            key = key_file.read_text(encoding="utf-8").strip().encode("utf-8")
+            if len(key) < 32:
+                raise InputError(
+                    "an audit key of at least 32 characters", f"{len(key)}", source=key_file
+                )
+        seal = cls(key, anchor)
+        if not anchor.exists():
+            # A new store, or one from before the key: keyed from the next entry on. (A
+            # deleted anchor restarted this way leaves the keyed entries before it failing
+            # their plain SHA-256 check, so the deletion still shows.)
+            with engine.connect() as connection:
+                last = connection.execute(_TIP).first()
+            seal._start_anchor(1 if last is None else last[0] + 1)
+        return seal
+
+    def _start_anchor(self, keyed_from: int) -> None:
+        self.anchor.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            descriptor = os.open(self.anchor, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(f"keyed-from {keyed_from}\n")
+
+    def anchor_head(self, seq: int, digest: str) -> None:
+        """Append the chain's head to the anchor file (append-only; one line per append)."""
+        descriptor = os.open(self.anchor, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(descriptor, f"{seq} {digest}\n".encode("ascii"))
+        finally:
+            os.close(descriptor)
+
+    def read_anchor(self) -> tuple[int | None, dict[int, str]]:
+        """(the first keyed entry or None if the header is missing, anchored heads by seq)."""
+        if not self.anchor.exists():
+            return None, {}
+        keyed_from: int | None = None
+        heads: dict[int, str] = {}
+        for number, line in enumerate(self.anchor.read_text(encoding="ascii").splitlines()):
+            parts = line.split()
+            if number == 0 and len(parts) == 2 and parts[0] == "keyed-from":
+                keyed_from = int(parts[1])
+            elif len(parts) == 2 and parts[0].isdigit():
+                heads[int(parts[0])] = parts[1]
+        return keyed_from, heads
 
 
 def entry_hash(
-    prev_hash: str, seq: int, at: str, username: str, action: str, target: str, detail: str
+    prev_hash: str,
+    seq: int,
+    at: str,
+    username: str,
+    action: str,
+    target: str,
+    detail: str,
+    key: bytes | None = None,
 ) -> str:
-    """The chain hash of one entry (hex SHA-256)."""
+    """The chain hash of one entry: hex HMAC-SHA256 with ``key``, plain SHA-256 without."""
     body = json.dumps([seq, at, username, action, target, detail], separators=(",", ":"))
-    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+    message = (prev_hash + body).encode("utf-8")
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def report_hash(report: SignedReport) -> str:
+    """SHA-256 of a signed report or addendum as stored (text, findings, flags, signer, time)."""
+    signed_at = report.signed_at
+    if signed_at.tzinfo is None:  # SQLite hands back naive datetimes; every stored time is UTC
+        signed_at = signed_at.replace(tzinfo=datetime.UTC)
+    body = json.dumps(
+        [
+            report.id,
+            report.study_id,
+            report.kind,
+            report.text,
+            report.findings,
+            report.flags,
+            report.signed_by,
+            report.signed_by_name,
+            signed_at.isoformat(),
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 def record(
@@ -70,11 +198,13 @@ def record(
     detail: Mapping[str, Any] | None = None,
     *,
     lock: threading.Lock | None = None,
+    seal: AuditSeal | None = None,
 ) -> int:
     """Append one event in its own transaction; returns its sequence number.
 
     ``lock`` serialises appends within a process (the app passes one), so that threads do
     not spend their time retrying; the UNIQUE ``prev_hash`` still guards other processes.
+    ``seal`` keys the hash and anchors the new head (a store's ``seal``).
     """
     text = _canonical(detail)
     for _ in range(_RETRIES):
@@ -84,7 +214,8 @@ def record(
             ).first()
             seq, prev = (1, GENESIS) if last is None else (last[0] + 1, last[1])
             at = utcnow().isoformat(timespec="microseconds")
-            digest = entry_hash(prev, seq, at, username, action, target[:200], text)
+            key = seal.key if seal else None
+            digest = entry_hash(prev, seq, at, username, action, target[:200], text, key)
             session.add(
                 AuditEntry(
                     seq=seq,
@@ -102,6 +233,8 @@ def record(
             except IntegrityError:  # another writer took this place in the chain
                 session.rollback()
                 continue
+            if seal is not None:
+                seal.anchor_head(seq, digest)
             return seq
     raise RuntimeError(f"could not append to the audit chain after {_RETRIES} attempts")
 
@@ -138,8 +271,9 @@ class ChainWriter:
 
     batch_limit = 500
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, seal: AuditSeal | None = None) -> None:
         self.engine = engine
+        self.seal = seal
         self.lock = threading.Lock()  # held by the thread writing a batch
         self._file_lock = _sqlite_lock_path(engine)
         self._ready = threading.Condition()
@@ -199,6 +333,7 @@ class ChainWriter:
                         pending.action,
                         pending.target,
                         pending.detail,
+                        self.seal.key if self.seal else None,
                     )
                     rows.append(
                         {
@@ -219,6 +354,8 @@ class ChainWriter:
                 except IntegrityError:  # another process extended the chain meanwhile
                     connection.rollback()
                     continue
+                if self.seal is not None:
+                    self.seal.anchor_head(seq + len(batch) - 1, prev)
                 for offset, pending in enumerate(batch):
                     pending.seq = seq + offset
                 return
@@ -262,12 +399,24 @@ def _entries(session: Session) -> Iterator[AuditEntry]:
     yield from session.execute(select(AuditEntry).order_by(AuditEntry.seq)).scalars()
 
 
-def verify_chain(session: Session) -> tuple[int, list[AuditProblem]]:
-    """Recompute the chain; returns (entries checked, problems). No problems: intact."""
+def verify_chain(session: Session, seal: AuditSeal | None = None) -> tuple[int, list[AuditProblem]]:
+    """Recompute the chain; returns (entries checked, problems). No problems: intact.
+
+    With the store's ``seal``: entries from the anchor's ``keyed-from`` on must carry the
+    keyed hash, every head in the anchor file must still be in the chain (deleting the last
+    entries is detected), and every signed report must match the hash its signature's entry
+    recorded. Without one, the plain SHA-256 chain of older stores is checked.
+    """
     problems: list[AuditProblem] = []
+    keyed_from, heads = seal.read_anchor() if seal else (None, {})
+    if seal is not None and keyed_from is None:
+        problems.append(
+            AuditProblem(0, f"the anchor file {seal.anchor} is missing or lost its first line")
+        )
     prev = GENESIS
     expected_seq = 1
     count = 0
+    last_seq = 0
     for entry in _entries(session):
         count += 1
         if entry.seq != expected_seq:
@@ -276,6 +425,7 @@ def verify_chain(session: Session) -> tuple[int, list[AuditProblem]]:
             )
         if entry.prev_hash != prev:
             problems.append(AuditProblem(entry.seq, "does not link to the entry before it"))
+        keyed = seal is not None and (keyed_from is None or entry.seq >= keyed_from)
         digest = entry_hash(
             entry.prev_hash,
             entry.seq,
@@ -284,11 +434,60 @@ def verify_chain(session: Session) -> tuple[int, list[AuditProblem]]:
             entry.action,
             entry.target,
             entry.detail,
+            seal.key if seal is not None and keyed else None,
         )
-        if digest != entry.hash:
+        if not hmac.compare_digest(digest, entry.hash):
             problems.append(
                 AuditProblem(entry.seq, "its content does not match its hash (the row was edited)")
             )
+        anchored = heads.get(entry.seq)
+        if anchored is not None and anchored != entry.hash:
+            problems.append(AuditProblem(entry.seq, "its hash differs from the anchored head"))
         prev = entry.hash
         expected_seq = entry.seq + 1
+        last_seq = entry.seq
+    if heads and max(heads) > last_seq:
+        problems.append(
+            AuditProblem(
+                0,
+                f"the chain ends at entry {last_seq} but the anchor file records entry "
+                f"{max(heads)}: the last entries were deleted",
+            )
+        )
+    if seal is not None:
+        problems.extend(_unmatched_reports(session, keyed_from or 1))
     return count, problems
+
+
+def _unmatched_reports(session: Session, keyed_from: int) -> list[AuditProblem]:
+    """Signed reports whose content no signature entry of the chain recorded.
+
+    A report signed before the chain was keyed (its study's signature entries all older
+    than ``keyed_from``, which recorded no report hash) is not checked, nor one whose study
+    has no signature entry at all (signed by code calling :func:`worksheet.sign` directly,
+    not through the workstation, which audits every signature).
+    """
+    signatures: dict[str, list[tuple[int, str]]] = {}
+    rows = session.execute(
+        select(AuditEntry.seq, AuditEntry.target, AuditEntry.detail).where(
+            AuditEntry.action.in_(("sign", "addendum"))
+        )
+    )
+    for seq, target, detail in rows:
+        recorded = str(json.loads(detail or "{}").get("report_hash", ""))
+        signatures.setdefault(target, []).append((seq, recorded))
+    problems = []
+    for report in session.execute(select(SignedReport).order_by(SignedReport.id)).scalars():
+        entries = signatures.get(report.study_id, [])
+        if not entries or all(seq < keyed_from for seq, _ in entries):
+            continue
+        if report_hash(report) not in {recorded for _, recorded in entries}:
+            problems.append(
+                AuditProblem(
+                    0,
+                    f"signed report {report.id} ({report.kind}) of study {report.study_id} "
+                    "does not match the report its signature recorded (rewritten, or signed "
+                    "without an audit entry)",
+                )
+            )
+    return problems

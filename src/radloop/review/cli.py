@@ -222,7 +222,7 @@ def users_add(
     with store.sessions() as session:
         create_user(session, username, password, role, full_name)
         session.commit()
-    audit_trail.record(store.sessions, "cli", "add_user", username, {"role": role})
+    audit_trail.record(store.sessions, "cli", "add_user", username, {"role": role}, seal=store.seal)
     click.echo(f"added {username} ({role})")
 
 
@@ -272,7 +272,7 @@ def users_deactivate(data_dir: Path | None, username: str) -> None:
     store = open_store(_settings(data_dir))
     with store.sessions() as session:
         deactivate_user(session, username)
-    audit_trail.record(store.sessions, "cli", "deactivate_user", username)
+    audit_trail.record(store.sessions, "cli", "deactivate_user", username, seal=store.seal)
     click.echo(f"deactivated {username}")
 
 
@@ -289,7 +289,7 @@ def users_reset(data_dir: Path | None, username: str) -> None:
     store = open_store(_settings(data_dir))
     with store.sessions() as session:
         password = reset_password(session, username)
-    audit_trail.record(store.sessions, "cli", "reset_password", username)
+    audit_trail.record(store.sessions, "cli", "reset_password", username, seal=store.seal)
     click.echo(f"one-time password for {username} (shown only now): {password}")
 
 
@@ -310,7 +310,7 @@ def audit_verify(data_dir: Path | None) -> None:
 
     store = open_store(_settings(data_dir))
     with store.sessions() as session:
-        checked, problems = verify_chain(session)
+        checked, problems = verify_chain(session, store.seal)
         head = session.execute(
             select(AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
         ).scalar_one_or_none()
@@ -330,5 +330,7 @@ def ingest_into_store(path: Path, data_dir: Path | None) -> dict[str, list[str]]
 
     store = open_store(_settings(data_dir))
     result = ingest_path(store, path)
-    audit_trail.record(store.sessions, "cli", "ingest", str(path)[:200], result.to_dict())
+    audit_trail.record(
+        store.sessions, "cli", "ingest", str(path)[:200], result.to_dict(), seal=store.seal
+    )
     return result.to_dict()

@@ -129,7 +129,7 @@ class AppContext:
 
     def __post_init__(self) -> None:
         if self.audit_writer is None:
-            self.audit_writer = audit.ChainWriter(self.store.engine)
+            self.audit_writer = audit.ChainWriter(self.store.engine, self.store.seal)
 
     @property
     def sessions(self) -> Any:

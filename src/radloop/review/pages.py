@@ -297,7 +297,7 @@ def audit_page(request: Request, ctx: Ctx, user: Auditor) -> HTMLResponse:
     from radloop.review.db import AuditEntry
 
     with ctx.store.sessions() as session:
-        checked, problems = verify_chain(session)
+        checked, problems = verify_chain(session, ctx.store.seal)
         entries = list(
             session.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(200)).scalars()
         )

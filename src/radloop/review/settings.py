@@ -33,7 +33,10 @@ class Settings:
     still send it to ``http://localhost`` and ``127.0.0.1``); switch it off only behind plain
     HTTP on a trusted network. ``db_schema`` puts every table in one PostgreSQL schema (the
     tests use one per run). ``trusted_proxies`` are the networks whose ``X-Forwarded-For``
-    names the client (empty: the peer address is the client).
+    names the client (empty: the peer address is the client). ``audit_key`` (or the file
+    ``audit_key_file``, default ``<data_dir>/audit.key``, generated on the first start) keys
+    the audit chain's HMAC; ``audit_anchor`` (default ``<data_dir>/audit-anchor.log``) is the
+    append-only file the chain's head is written to after every append.
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
@@ -56,6 +59,9 @@ class Settings:
     login_max_delay_s: float = 900.0
     login_window_s: float = 86400.0
     trusted_proxies: tuple[str, ...] = ()
+    audit_key: str | None = None
+    audit_key_file: Path | None = None
+    audit_anchor: Path | None = None
     viewer_max_side: int = 2048
     request_threads: int = 4
     scope_options: Mapping[str, Any] = field(default_factory=dict)
@@ -68,6 +74,14 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'radloop.db').resolve()}"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.audit_key_file or self.data_dir / "audit.key"
+
+    @property
+    def audit_anchor_path(self) -> Path:
+        return self.audit_anchor or self.data_dir / "audit-anchor.log"
 
     @property
     def is_sqlite(self) -> bool:
@@ -95,7 +109,10 @@ def settings_from_env(
     (``0``: leave drafting to ``radloop worker`` processes), ``RADLOOP_REQUEST_THREADS``
     (threads a server process gives the synchronous endpoints), ``RADLOOP_TRUSTED_PROXIES``
     (comma-separated addresses or networks of reverse proxies whose ``X-Forwarded-For`` is
-    believed; unset: none).
+    believed; unset: none), ``RADLOOP_AUDIT_KEY`` (the audit chain's HMAC key, 32 characters
+    or more) or ``RADLOOP_AUDIT_KEY_FILE`` (a file holding it; unset: ``<data_dir>/audit.key``,
+    generated on the first start), ``RADLOOP_AUDIT_ANCHOR`` (the append-only file of chain
+    heads; unset: ``<data_dir>/audit-anchor.log``).
     """
     environ = os.environ if env is None else env
     url = environ.get("RADLOOP_DATABASE_URL") or None
@@ -128,6 +145,18 @@ def settings_from_env(
                 source="RADLOOP_REQUEST_THREADS",
             )
         values["request_threads"] = int(threads)
+    key = environ.get("RADLOOP_AUDIT_KEY") or None
+    if key is not None and len(key) < 32:
+        raise InputError(
+            "an audit key of at least 32 characters (e.g. `openssl rand -hex 32`)",
+            f"{len(key)} characters",
+            source="RADLOOP_AUDIT_KEY",
+        )
+    values["audit_key"] = key
+    for name, setting in (("RADLOOP_AUDIT_KEY_FILE", "audit_key_file"),
+                          ("RADLOOP_AUDIT_ANCHOR", "audit_anchor")):  # fmt: skip
+        if environ.get(name):
+            values[setting] = Path(environ[name])
     proxies = environ.get("RADLOOP_TRUSTED_PROXIES", "")
     if proxies.strip():
         values["trusted_proxies"] = _networks(proxies)

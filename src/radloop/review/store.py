@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
+from radloop.review.audit import AuditSeal
 from radloop.review.db import Draft, SignedReport, StudyRow
 from radloop.review.settings import Settings
 
@@ -87,6 +88,8 @@ class Store:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    seal: AuditSeal | None = None
+    """The audit chain's key and anchor file (:mod:`radloop.review.audit`)."""
 
     @property
     def data_dir(self) -> Path:
@@ -117,7 +120,13 @@ def open_store(settings: Settings, *, upgrade: bool = True) -> Store:
     engine = make_engine(settings)
     if upgrade:
         migrate(engine, settings.db_schema)
-    return Store(settings, engine, sessionmaker(engine, expire_on_commit=False))
+    seal = AuditSeal.open(
+        settings.audit_key.encode("utf-8") if settings.audit_key else None,
+        settings.audit_key_path,
+        settings.audit_anchor_path,
+        engine,
+    )
+    return Store(settings, engine, sessionmaker(engine, expire_on_commit=False), seal)
 
 
 def _iso(value: datetime.datetime) -> str:

@@ -236,7 +236,7 @@ def _audit_state(data_dir: Path) -> tuple[int, bool]:
     try:
         with store.sessions() as session:
             count = session.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
-            _, problems = verify_chain(session)
+            _, problems = verify_chain(session, store.seal)
     finally:
         store.close()
     return int(count), not problems
