@@ -8,8 +8,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from studykit import make_dataset, save
 
-from conftest import make_dataset, save
 from radloop.errors import CorruptFileError, FileTooLargeError, UnsafeArchiveError
 from radloop.study import IngestLimits, load_studies, load_study
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import MPEG4HP41, UID
+from studykit import bundled, make_dataset, raster_bytes, save
 
-from conftest import bundled, make_dataset, raster_bytes, save
 from radloop.errors import (
     CorruptFileError,
     EmptyFileError,

@@ -10,8 +10,8 @@ import pydicom
 import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
+from studykit import make_dataset, save
 
-from conftest import make_dataset, save
 from radloop.errors import InputError, UnsupportedFileTypeError
 from radloop.study import deidentify, load_image
 

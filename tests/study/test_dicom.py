@@ -9,8 +9,8 @@ import pydicom
 import pytest
 from pydicom.encaps import encapsulate
 from pydicom.uid import JPEG2000Lossless, JPEGBaseline8Bit, RLELossless
+from studykit import bundled, make_dataset, raster_bytes, save
 
-from conftest import bundled, make_dataset, raster_bytes, save
 from radloop.study import Image, load_image
 
 REFERENCE = "MR_small.dcm"  # 64 x 64 MONOCHROME2, 16 bit, with a window

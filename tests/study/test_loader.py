@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from studykit import make_dataset, raster_bytes, save
 
-from conftest import make_dataset, raster_bytes, save
 from radloop.study import (
     EmptyStudyError,
     MultipleStudiesError,

@@ -9,8 +9,8 @@ import pydicom
 import pytest
 from pydicom.encaps import generate_frames
 from pydicom.uid import UID
+from studykit import bundled, raster_bytes
 
-from conftest import bundled, raster_bytes
 from radloop.errors import CorruptFileError, ImageTooLargeError
 from radloop.study import IngestLimits, load_image, load_study
 
