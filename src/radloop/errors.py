@@ -10,6 +10,7 @@ from pathlib import Path
 
 __all__ = [
     "CorruptFileError",
+    "DecodedSizeError",
     "EmptyFileError",
     "FileTooLargeError",
     "ImageTooLargeError",
@@ -71,6 +72,11 @@ class UnsupportedTransferSyntaxError(InputError):
 
 class ImageTooLargeError(InputError):
     """An image with more pixels on a side than the configured limit."""
+
+
+class DecodedSizeError(ImageTooLargeError):
+    """Pixel data whose decoded size, computed from the header, is past the configured budget
+    for an image or a study: a small file that a codec would expand without bound."""
 
 
 class FileTooLargeError(InputError):

@@ -28,6 +28,7 @@ from radloop.errors import (
     UnsupportedFileTypeError,
     UnsupportedTransferSyntaxError,
 )
+from radloop.study.budget import DecodeBudget
 from radloop.study.metadata import (
     clinical_context_from_dataset,
     pixel_spacing_from_dataset,
@@ -154,6 +155,19 @@ def _check_header(ds: Dataset, source: Path, limits: IngestLimits) -> tuple[int,
     return rows, columns, photometric
 
 
+def _decoded_bytes(ds: Dataset, rows: int, columns: int) -> tuple[int, str]:
+    """Rows x Columns x Number of Frames x Samples per Pixel x Bits Allocated / 8 (PS3.5 8.1),
+    the size of the pixel data once decoded, whatever the transfer syntax compresses it to."""
+    frames = max(_as_int(ds.get("NumberOfFrames", 1)) or 1, 1)
+    samples = max(_as_int(ds.get("SamplesPerPixel", 1)) or 1, 1)
+    bits = max(_as_int(ds.get("BitsAllocated")) or 16, 1)
+    decoded = (rows * columns * frames * samples * bits + 7) // 8
+    shape = (
+        f"{rows} rows x {columns} columns x {frames} frame(s) x {samples} sample(s) x {bits} bits"
+    )
+    return decoded, shape
+
+
 def _probe_range(ds: Dataset, window_only: bool) -> tuple[float, float]:
     """The VOI output range, found by sending probe values through the same transform.
 
@@ -220,15 +234,26 @@ def _uid(ds: Dataset, keyword: str, *fallback: str) -> str:
     return value or synthetic_uid(*fallback)
 
 
-def read_dicom(data: bytes, source: Path, limits: IngestLimits, *, folder: str) -> ImageRecord:
+def read_dicom(
+    data: bytes,
+    source: Path,
+    limits: IngestLimits,
+    *,
+    folder: str,
+    budget: DecodeBudget | None = None,
+) -> ImageRecord:
     """Decode one single-frame DICOM image; raise a ``radloop.errors.InputError`` subclass
     naming the expectation if it cannot be read safely.
 
     ``folder`` keys the synthetic UIDs given to a file that lacks its study or series UID.
+    ``budget`` counts decoded bytes across the images of one load call (a fresh one if None).
     """
     ds = parse_dicom(data, source)
     _check_pixel_data_present(ds, source)
     rows, columns, photometric = _check_header(ds, source, limits)
+    decoded, shape = _decoded_bytes(ds, rows, columns)
+    study_uid = _uid(ds, "StudyInstanceUID", "study", folder)
+    (budget or DecodeBudget(limits)).charge(decoded, study=study_uid, shape=shape, source=source)
     stored = _decode(ds, source, rows, columns)
     bits = _as_int(ds.get("BitsStored")) or 8 * stored.dtype.itemsize
     if photometric in _COLOUR:
@@ -256,7 +281,7 @@ def read_dicom(data: bytes, source: Path, limits: IngestLimits, *, folder: str) 
     )
     return ImageRecord(
         image=image,
-        study_instance_uid=_uid(ds, "StudyInstanceUID", "study", folder),
+        study_instance_uid=study_uid,
         series_number=_as_int(ds.get("SeriesNumber")),
         instance_number=_as_int(ds.get("InstanceNumber")),
         metadata=study_metadata_from_dataset(ds),

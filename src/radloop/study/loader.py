@@ -23,6 +23,7 @@ from radloop.errors import (
     UnsupportedFileTypeError,
 )
 from radloop.study.archive import ZIP_SIGNATURE, iter_archive
+from radloop.study.budget import DecodeBudget
 from radloop.study.dicom import is_dicom, read_dicom
 from radloop.study.metadata import synthetic_uid
 from radloop.study.raster import raster_format, read_raster
@@ -80,20 +81,25 @@ def _describe(data: bytes) -> str:
     return f"unrecognised data starting {data[:8].hex(' ')}"
 
 
-def _read_record(data: bytes, source: Path, folder: str, limits: IngestLimits) -> ImageRecord:
+def _read_record(
+    data: bytes, source: Path, folder: str, limits: IngestLimits, budget: DecodeBudget
+) -> ImageRecord:
     if not data:
         raise EmptyFileError(_ACCEPTED, "an empty file (0 bytes)", source=source)
     if is_dicom(data):
-        return read_dicom(data, source, limits, folder=folder)
+        return read_dicom(data, source, limits, folder=folder, budget=budget)
     if raster_format(data) is not None:
+        study_uid = synthetic_uid("study", folder)
         image = read_raster(
             data,
             source,
             limits,
             sop_instance_uid=synthetic_uid("image", str(source)),
             series_instance_uid=synthetic_uid("series", folder),
+            study_instance_uid=study_uid,
+            budget=budget,
         )
-        return ImageRecord(image=image, study_instance_uid=synthetic_uid("study", folder))
+        return ImageRecord(image=image, study_instance_uid=study_uid)
     found = _describe(data)
     if source.suffix.lower() in _DICOM_SUFFIXES and found not in (_TEXT, _PDF):
         # Binary data named .dcm is most likely DICOM that lost its header.
@@ -147,14 +153,17 @@ def _read_path(path: Path, limits: IngestLimits) -> bytes:
 
 
 def _records(path: Path, limits: IngestLimits) -> Iterator[ImageRecord]:
+    budget = DecodeBudget(limits)
     if path.is_dir():
         for file in _folder_files(path, limits):
-            yield _read_record(_read_path(file, limits), file, str(file.parent.resolve()), limits)
+            folder = str(file.parent.resolve())
+            yield _read_record(_read_path(file, limits), file, folder, limits, budget)
         return
     with path.open("rb") as head:
         is_zip = head.read(len(ZIP_SIGNATURE)) == ZIP_SIGNATURE
     if not is_zip:
-        yield _read_record(_read_path(path, limits), path, str(path.parent.resolve()), limits)
+        folder = str(path.parent.resolve())
+        yield _read_record(_read_path(path, limits), path, folder, limits, budget)
         return
     _check_study_size(path, limits)
     for name, member in iter_archive(path, limits):
@@ -162,7 +171,7 @@ def _records(path: Path, limits: IngestLimits) -> Iterator[ImageRecord]:
         if _is_ignored(relative):
             continue
         folder = f"{path.resolve()}!/{relative.parent}"
-        yield _read_record(member, path / relative, folder, limits)
+        yield _read_record(member, path / relative, folder, limits, budget)
 
 
 def _check_study_size(path: Path, limits: IngestLimits) -> None:
@@ -272,7 +281,8 @@ def load_image(path: Path | str, *, limits: IngestLimits | None = None) -> Image
         )
     checked = limits or IngestLimits()
     data = _read_path(source, checked)
-    return _read_record(data, source, str(source.parent.resolve()), checked).image
+    folder = str(source.parent.resolve())
+    return _read_record(data, source, folder, checked, DecodeBudget(checked)).image
 
 
 def dicom_files(path: Path | str) -> list[Path]:

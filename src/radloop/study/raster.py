@@ -24,6 +24,7 @@ from radloop.errors import (
     InputError,
     UnsupportedFileTypeError,
 )
+from radloop.study.budget import DecodeBudget
 from radloop.study.types import Image, IngestLimits
 
 __all__ = ["RASTER_FORMATS", "jpeg_frame_header", "raster_format", "read_raster"]
@@ -111,6 +112,32 @@ def _too_large(width: int, height: int, source: Path, limits: IngestLimits) -> N
         )
 
 
+def _jpeg_components(data: bytes) -> int:
+    """Nf, the number of image components, from the frame header (ITU-T T.81 B.2.2)."""
+    i = 2
+    while i + 10 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:
+            i += 2
+            continue
+        if marker in _SOF_MARKERS:
+            return max(data[i + 9], 1)
+        i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return 1
+
+
+def _pillow_sample_bytes(mode: str) -> int:
+    """Bytes per band of a Pillow mode once loaded."""
+    if mode in ("I;16", "I;16B", "I;16L"):
+        return 2
+    if mode in ("I", "F"):
+        return 4
+    return 1
+
+
 def _to_grey(picture: PILImage.Image, source: Path) -> tuple[npt.NDArray[np.float32], int]:
     """(pixels in [0, 1], bits per sample)."""
     mode = picture.mode
@@ -135,12 +162,27 @@ def read_raster(
     *,
     sop_instance_uid: str,
     series_instance_uid: str,
+    study_instance_uid: str = "",
+    budget: DecodeBudget | None = None,
 ) -> Image:
-    """Decode one PNG or JPEG; the size comes from the header before any pixel is decoded."""
+    """Decode one PNG or JPEG; the size comes from the header before any pixel is decoded.
+
+    ``budget`` counts decoded bytes across the images of one load call, per
+    ``study_instance_uid`` (a fresh one if None).
+    """
+    charge = (budget or DecodeBudget(limits)).charge
     header = jpeg_frame_header(data) if raster_format(data) == "JPEG" else None
     if header is not None and (header[0] not in _PILLOW_SOF or header[1] != 8):
         _, bits, rows, columns = header
         _too_large(columns, rows, source, limits)
+        components = _jpeg_components(data)
+        sample_bytes = (bits + 7) // 8
+        charge(
+            rows * columns * components * sample_bytes,
+            study=study_instance_uid,
+            shape=f"{rows} rows x {columns} columns x {components} component(s) x {bits} bits",
+            source=source,
+        )
         pixels, photometric = _read_with_libjpeg(data, source, bits)
         return _image(pixels, source, photometric, bits, sop_instance_uid, series_instance_uid)
     try:
@@ -150,6 +192,15 @@ def read_raster(
         with PILImage.open(io.BytesIO(data), formats=RASTER_FORMATS) as picture:
             width, height = picture.size
             _too_large(width, height, source, limits)
+            bands = len(picture.getbands())
+            sample_bytes = _pillow_sample_bytes(picture.mode)
+            charge(
+                width * height * bands * sample_bytes,
+                study=study_instance_uid,
+                shape=f"{height} rows x {width} columns x {bands} band(s) x "
+                f"{8 * sample_bytes} bits",
+                source=source,
+            )
             picture.load()
             oriented = ImageOps.exif_transpose(picture)
             photometric = "MONOCHROME2" if picture.mode in _GREY_MODES else "RGB"

@@ -49,9 +49,21 @@ class IngestLimits:
     max_study_bytes: int = 4 * 1024 * MiB
     max_archive_members: int = 10_000
     max_compression_ratio: float = 100.0
+    # Decoded pixel bytes as the header declares them (rows x columns x frames x samples x
+    # bits allocated / 8), checked before a codec runs: 64 MiB holds a 5,792 px square 16-bit
+    # radiograph, past any detector; decoding works in float64, about 4 times more again.
+    max_decoded_bytes_per_image: int = 64 * MiB
+    max_decoded_bytes_per_study: int = 512 * MiB
 
     def __post_init__(self) -> None:
-        for name in ("max_side_px", "max_file_bytes", "max_study_bytes", "max_archive_members"):
+        for name in (
+            "max_side_px",
+            "max_file_bytes",
+            "max_study_bytes",
+            "max_archive_members",
+            "max_decoded_bytes_per_image",
+            "max_decoded_bytes_per_study",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise ValueError(f'Argument "{name}" must be a positive int, got {value!r}.')
