@@ -47,10 +47,16 @@ def _check_id(study_id: str) -> str:
 class DecisionIn(BaseModel):
     decision: Literal["accepted", "rejected", "edited"]
     sentence: str | None = Field(default=None, max_length=500)
+    version: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
 class TextIn(BaseModel):
     text: str | None = Field(default=None, max_length=20_000)
+    version: int | None = Field(default=None, ge=0, le=2**31 - 1)
+
+
+class SignIn(BaseModel):
+    version: int | None = Field(default=None, ge=0, le=2**31 - 1)
 
 
 class AddendumIn(BaseModel):
@@ -145,7 +151,13 @@ def post_decision(
     """Accept, reject or edit (with a replacement sentence) one finding of the draft."""
     with ctx.store.sessions() as session:
         entry = worksheet.decide(
-            session, _check_id(study_id), key[:16], body.decision, user.username, body.sentence
+            session,
+            _check_id(study_id),
+            key[:16],
+            body.decision,
+            user.username,
+            body.sentence,
+            version=body.version,
         )
     ctx.audit(user.username, "edit", study_id, {"key": key[:16], **entry})
     return {"key": key, **entry}
@@ -155,17 +167,31 @@ def post_decision(
 def put_text(study_id: str, body: TextIn, ctx: Ctx, user: Radiologist) -> dict[str, Any]:
     """Replace the report text by hand; ``null`` goes back to the text from the findings."""
     with ctx.store.sessions() as session:
-        worksheet.set_text(session, _check_id(study_id), body.text, user.username)
+        version = worksheet.set_text(
+            session, _check_id(study_id), body.text, user.username, version=body.version
+        )
         text = study_detail(session, study_id)["text"]
     ctx.audit(user.username, "edit_text", study_id, {"text": body.text})
-    return {"text": text}
+    return {"text": text, "version": version}
 
 
 @router.post("/studies/{study_id}/sign")
-def post_sign(study_id: str, ctx: Ctx, user: Radiologist) -> dict[str, Any]:
-    """Sign the report as it stands (radiologists only). A signed report never changes."""
+def post_sign(
+    study_id: str, ctx: Ctx, user: Radiologist, body: SignIn | None = None
+) -> dict[str, Any]:
+    """Sign the report as it stands (radiologists only). A signed report never changes.
+
+    ``version`` is the worksheet version the reader saw: 409 when it changed since (with
+    what changed and by whom), and 409 for all but one of concurrent signers.
+    """
     with ctx.store.sessions() as session:
-        signed = worksheet.sign(session, _check_id(study_id), user.username, user.full_name)
+        signed = worksheet.sign(
+            session,
+            _check_id(study_id),
+            user.username,
+            user.full_name,
+            version=None if body is None else body.version,
+        )
     # The report's hash in the chain: a report rewritten in the database no longer matches.
     ctx.audit(
         user.username,

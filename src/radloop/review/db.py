@@ -190,12 +190,27 @@ class Worksheet(Base):
     text_edited: Mapped[bool] = mapped_column(Boolean, default=False)
     updated_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(64))
+    # Bumped by every write with a conditional UPDATE (``WHERE version = :seen``).
+    version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_change: Mapped[str | None] = mapped_column(String(64))
 
 
 class SignedReport(Base):
-    """A signed report or an addendum to one. Never updated (database triggers refuse it)."""
+    """A signed report or an addendum to one. Never updated (database triggers refuse it).
+
+    At most one ``final`` report per study (a unique partial index); addenda are unlimited.
+    """
 
     __tablename__ = "signed_reports"
+    __table_args__ = (
+        Index(
+            "uq_signed_reports_final",
+            "study_id",
+            unique=True,
+            sqlite_where=text("kind = 'final'"),
+            postgresql_where=text("kind = 'final'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     study_id: Mapped[str] = mapped_column(ForeignKey("studies.id"), index=True)

@@ -2,8 +2,9 @@
 
 No session: pages redirect to the login page, the API answers 401. A one-time password still
 in use: pages go to the password form, the API answers 403. Bad input
-(:class:`radloop.errors.InputError`) is 422 (409 for a study that cannot be signed, 413 for a
-file too large) and names the uploaded file, never where the server staged it.
+(:class:`radloop.errors.InputError`) is 422 (409 for a study that cannot be signed or a
+worksheet changed since the reader saw it, with what changed and by whom; 413 for a file too
+large) and names the uploaded file, never where the server staged it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
 
     @app.exception_handler(InputError)
     async def _bad_input(request: Request, exc: Exception) -> Response:
-        status = 409 if type(exc).__name__ == "NotSignableError" else 422
+        names = {kind.__name__ for kind in type(exc).__mro__}
+        status = 409 if "NotSignableError" in names else 422
         if type(exc).__name__ == "FileTooLargeError":
             status = 413
         # Name the uploaded file, not where the server staged it.
@@ -61,7 +63,9 @@ def install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
                 {"code": status, "message": message, "user": None, "nav": []},
                 status_code=status,
             )
-        return JSONResponse({"detail": message}, status_code=status)
+        details = getattr(exc, "details", None)
+        extra = details() if callable(details) else {}
+        return JSONResponse({"detail": message, **extra}, status_code=status)
 
     @app.exception_handler(KeyError)
     async def _missing(_request: Request, exc: Exception) -> Response:

@@ -250,6 +250,7 @@ class _SheetView(NamedTuple):
     decisions: dict[str, Any]
     text: str | None
     text_edited: bool
+    version: int
 
 
 _DETAIL = (
@@ -278,6 +279,7 @@ _DETAIL = (
         _sheets.decisions,
         _sheets.text,
         _sheets.text_edited,
+        _sheets.version,
     )
     .select_from(
         StudyRow.__table__.outerjoin(Draft.__table__, _drafts.study_id == _studies.id).outerjoin(
@@ -343,6 +345,7 @@ def study_detail(bind: Bind, study_id: str) -> dict[str, Any]:
         "items": [item.__dict__ | {"reasons": list(item.reasons)} for item in items],
         "text": current_text(draft, sheet) if not signed else signed[0].text,
         "text_edited": bool(sheet and sheet.text_edited),
+        "version": sheet.version if sheet is not None else 0,
         "signed": [
             {
                 "kind": kind,

@@ -20,7 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from radloop.errors import InputError
@@ -32,6 +33,7 @@ __all__ = [
     "DECISIONS",
     "NotSignableError",
     "ReviewItem",
+    "StaleWorksheetError",
     "add_addendum",
     "claim_state",
     "current_text",
@@ -217,10 +219,75 @@ def current_text(draft: DraftContent | None, sheet: SheetContent | None) -> str:
     return write_with_certainty(kept, unaddressed=unaddressed)
 
 
+class StaleWorksheetError(NotSignableError):
+    """A write or sign-off based on a version of the worksheet someone has since changed."""
+
+    def __init__(self, study_id: str, seen: int | None, sheet: Worksheet) -> None:
+        self.version = sheet.version
+        self.changed_by = sheet.updated_by
+        self.change = sheet.last_change
+        self.changed_at = sheet.updated_at.isoformat() if sheet.updated_at else None
+        what = sheet.last_change or "a change"
+        when = f" at {self.changed_at[:19].replace('T', ' ')} UTC" if self.changed_at else ""
+        super().__init__(
+            "the worksheet as you saw it" + ("" if seen is None else f" (version {seen})"),
+            f"version {sheet.version}: {what} by {sheet.updated_by or 'someone'}{when}",
+            source=study_id,
+            fix="Reload the study to see the change, then decide again.",
+        )
+
+    def details(self) -> dict[str, Any]:
+        """What changed and by whom, for the 409 answer."""
+        return {
+            "version": self.version,
+            "changed_by": self.changed_by,
+            "change": self.change,
+            "changed_at": self.changed_at,
+        }
+
+
+def _insert(session: Session) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def _load_sheet(session: Session, study_id: str) -> Worksheet:
+    return session.execute(
+        select(Worksheet)
+        .where(Worksheet.study_id == study_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+
+
 def _open_sheet(session: Session, study_id: str) -> tuple[StudyRow, Draft | None, Worksheet]:
     row = session.get(StudyRow, study_id)
     if row is None:
         raise KeyError(study_id)
+    _check_open(row, study_id)
+    # Insert-or-get: readers opening a study for the first time at once never collide.
+    session.execute(
+        _insert(session)(Worksheet.__table__)
+        .values(
+            study_id=study_id,
+            decisions={},
+            text=None,
+            text_edited=False,
+            version=0,
+            updated_at=utcnow(),
+        )
+        .on_conflict_do_nothing(index_elements=["study_id"])
+    )
+    session.refresh(row)
+    _check_open(row, study_id)
+    return row, session.get(Draft, study_id), _load_sheet(session, study_id)
+
+
+def _check_open(row: StudyRow, study_id: str) -> None:
     if row.status in ("signed", "amended"):
         raise NotSignableError(
             "a study that is not yet signed",
@@ -232,11 +299,36 @@ def _open_sheet(session: Session, study_id: str) -> tuple[StudyRow, Draft | None
         raise NotSignableError(
             "a drafted study", f"status {row.status}", source=study_id, fix="Wait for the draft."
         )
-    sheet = session.get(Worksheet, study_id)
-    if sheet is None:
-        sheet = Worksheet(study_id=study_id, decisions={}, text=None, text_edited=False)
-        session.add(sheet)
-    return row, session.get(Draft, study_id), sheet
+
+
+def _bump(
+    session: Session, study_id: str, seen: int, username: str, change: str, **values: Any
+) -> bool:
+    """Write ``values`` and the next version if the worksheet is still at version ``seen``."""
+    result = session.execute(
+        update(Worksheet)
+        .where(Worksheet.study_id == study_id, Worksheet.version == seen)
+        .execution_options(synchronize_session=False)
+        .values(
+            version=seen + 1,
+            updated_at=utcnow(),
+            updated_by=username,
+            last_change=change[:64],
+            **values,
+        )
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def _stale(session: Session, study_id: str, seen: int | None) -> StaleWorksheetError:
+    error = StaleWorksheetError(study_id, seen, _load_sheet(session, study_id))
+    session.rollback()
+    return error
+
+
+def _rolled_back(session: Session, error: Exception) -> Exception:
+    session.rollback()
+    return error
 
 
 def decide(
@@ -246,42 +338,82 @@ def decide(
     decision: str,
     username: str,
     sentence: str | None = None,
+    *,
+    version: int | None = None,
 ) -> dict[str, Any]:
-    """Record a decision on one item; an edit is a sentence the parser must read."""
+    """Record a decision on one item; an edit is a sentence the parser must read.
+
+    ``version`` is the worksheet version the reader saw: a decision on another finding made
+    since is kept (decisions merge per finding), one on the same finding made since is a
+    :class:`StaleWorksheetError`.
+    """
     from radloop.report import parse
 
     if decision not in DECISIONS:
         raise InputError(
             f"a decision among {', '.join(DECISIONS)}", repr(decision)[:40], source="decision"
         )
-    _, draft, sheet = _open_sheet(session, study_id)
+    try:
+        _, draft, sheet = _open_sheet(session, study_id)
+    except NotSignableError as error:
+        raise _rolled_back(session, error) from None
     keys = {item.key for item in review_items(draft, sheet)}
     if key not in keys:
+        session.rollback()
         raise InputError(f"a finding key among {sorted(keys)}", repr(key)[:40], source="key")
     entry: dict[str, Any] = {"decision": decision}
     if decision == "edited":
         findings = parse(sentence or "")
         if not findings:
+            session.rollback()
             raise InputError(
                 "a sentence stating a finding (e.g. 'Small left pleural effusion.')",
                 repr((sentence or "")[:80]),
                 source="sentence",
             )
         entry |= {"sentence": sentence, "findings": [f.to_dict() for f in findings]}
-    sheet.decisions = {**sheet.decisions, key: entry}
-    sheet.updated_at, sheet.updated_by = utcnow(), username
-    session.commit()
-    return entry
+    for _ in range(20):
+        prior = sheet.decisions.get(key)
+        if version is not None and prior is not None and int(prior.get("version", 0)) > version:
+            raise _stale(session, study_id, version)
+        stored = entry | {"by": username, "version": sheet.version + 1}
+        merged = {**sheet.decisions, key: stored}
+        if _bump(
+            session, study_id, sheet.version, username, f"decision on {key}", decisions=merged
+        ):
+            session.commit()
+            return entry | {"version": sheet.version + 1}
+        sheet = _load_sheet(session, study_id)
+    raise _stale(session, study_id, version)
 
 
-def set_text(session: Session, study_id: str, text: str | None, username: str) -> None:
-    """Replace the report text by hand (None: back to the text written from the findings)."""
-    _, _, sheet = _open_sheet(session, study_id)
+def set_text(
+    session: Session,
+    study_id: str,
+    text: str | None,
+    username: str,
+    *,
+    version: int | None = None,
+) -> int:
+    """Replace the report text by hand (None: back to the text written from the findings).
+
+    ``version`` is the worksheet version the reader saw; a change since is a
+    :class:`StaleWorksheetError`. Returns the new version.
+    """
     if text is not None and len(text) > 20_000:
         raise InputError("a report of at most 20,000 characters", f"{len(text)}", source="text")
-    sheet.text, sheet.text_edited = text, text is not None
-    sheet.updated_at, sheet.updated_by = utcnow(), username
+    try:
+        _, _, sheet = _open_sheet(session, study_id)
+    except NotSignableError as error:
+        raise _rolled_back(session, error) from None
+    seen = sheet.version if version is None else version
+    change = "text edited" if text is not None else "text reset"
+    if not _bump(
+        session, study_id, seen, username, change, text=text, text_edited=text is not None
+    ):
+        raise _stale(session, study_id, version)
     session.commit()
+    return seen + 1
 
 
 def _flag_records(items: list[ReviewItem]) -> list[dict[str, str]]:
@@ -311,29 +443,60 @@ def _flag_records(items: list[ReviewItem]) -> list[dict[str, str]]:
     return records
 
 
-def sign(session: Session, study_id: str, username: str, full_name: str) -> SignedReport:
+def sign(
+    session: Session,
+    study_id: str,
+    username: str,
+    full_name: str,
+    *,
+    version: int | None = None,
+) -> SignedReport:
     """Sign the study's report as it stands; the caller has checked the radiologist role.
 
     The signed findings are the reviewed ones (:func:`reviewed_findings`), exactly as the
-    reader left them; a text edited by hand is read back by the parser instead.
+    reader left them; a text edited by hand is read back by the parser instead. ``version``
+    is the worksheet version the reader saw: a change since is a
+    :class:`StaleWorksheetError`, so nobody signs text they have not seen. Of concurrent
+    signers one wins; the others get :class:`NotSignableError` (one final report per study).
     """
     from radloop.report import parse
 
-    row, draft, sheet = _open_sheet(session, study_id)
+    try:
+        row, draft, sheet = _open_sheet(session, study_id)
+    except NotSignableError as error:
+        raise _rolled_back(session, error) from None
+    if version is not None and version != sheet.version:
+        raise _stale(session, study_id, version)
     items = review_items(draft, sheet)
     undecided = [i.key for i in items if i.flagged and i.decision is None]
     if undecided:
-        raise NotSignableError(
-            "a decision on every flagged claim",
-            f"no decision on {', '.join(undecided)}",
-            source=study_id,
-            fix="Accept, reject or edit each flagged finding.",
+        raise _rolled_back(
+            session,
+            NotSignableError(
+                "a decision on every flagged claim",
+                f"no decision on {', '.join(undecided)}",
+                source=study_id,
+                fix="Accept, reject or edit each flagged finding.",
+            ),
         )
     text = current_text(draft, sheet).strip()
     if not text:
-        raise NotSignableError("a report text", "an empty report", source=study_id)
+        raise _rolled_back(
+            session, NotSignableError("a report text", "an empty report", source=study_id)
+        )
     by_hand = sheet.text_edited and sheet.text is not None
     findings = parse(text) if by_hand else reviewed_findings(draft, sheet)
+    # What is signed is this version: a write since (or a concurrent signer) makes this fail.
+    if not _bump(session, study_id, sheet.version, username, "signed"):
+        raise _stale(session, study_id, version)
+    moved = session.execute(
+        update(StudyRow)
+        .where(StudyRow.id == study_id, StudyRow.status.in_(("ready", "failed")))
+        .execution_options(synchronize_session=False)
+        .values(status="signed", pending=False)
+    )
+    if getattr(moved, "rowcount", 0) != 1:
+        raise _rolled_back(session, _already_signed(study_id))
     signed = SignedReport(
         study_id=study_id,
         kind="final",
@@ -345,9 +508,21 @@ def sign(session: Session, study_id: str, username: str, full_name: str) -> Sign
         signed_at=utcnow(),
     )
     session.add(signed)
+    try:
+        session.commit()
+    except IntegrityError:
+        raise _rolled_back(session, _already_signed(study_id)) from None
     row.status, row.pending = "signed", False
-    session.commit()
     return signed
+
+
+def _already_signed(study_id: str) -> NotSignableError:
+    return NotSignableError(
+        "a study that is not yet signed",
+        "a report signed by someone else a moment ago",
+        source=study_id,
+        fix="Reload the study; add an addendum instead.",
+    )
 
 
 def add_addendum(

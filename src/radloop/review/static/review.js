@@ -1,5 +1,6 @@
 // radloop review workstation: viewer, finding decisions, report editing, sign-off, questions.
-// Server-rendered pages do the rest; every state-changing call sends the CSRF token.
+// Server-rendered pages do the rest; every state-changing call sends the CSRF token, and
+// every write and sign-off the worksheet version the page showed (409 if it changed since).
 "use strict";
 
 const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
@@ -204,7 +205,7 @@ function setupReview() {
   };
   const decide = async (li, decision, sentence) => {
     try {
-      await api("POST", `/api/studies/${data.id}/findings/${li.dataset.key}`, { decision, sentence });
+      await api("POST", `/api/studies/${data.id}/findings/${li.dataset.key}`, { decision, sentence, version: data.version });
       location.reload();
     } catch (error) { say(`Not saved: ${error.message}`, true); }
   };
@@ -229,22 +230,23 @@ function setupReview() {
   const text = document.getElementById("report-text");
   const save = document.getElementById("text-save");
   if (save) save.addEventListener("click", async () => {
-    try { await api("PUT", `/api/studies/${data.id}/text`, { text: text.value }); location.reload(); }
+    try { await api("PUT", `/api/studies/${data.id}/text`, { text: text.value, version: data.version }); location.reload(); }
     catch (error) { say(`Not saved: ${error.message}`, true); }
   });
   const reset = document.getElementById("text-reset");
   if (reset) reset.addEventListener("click", async () => {
-    await api("PUT", `/api/studies/${data.id}/text`, { text: null }); location.reload();
+    try { await api("PUT", `/api/studies/${data.id}/text`, { text: null, version: data.version }); location.reload(); }
+    catch (error) { say(`Not saved: ${error.message}`, true); }
   });
   const sign = document.getElementById("sign");
   const doSign = async () => {
     if (!sign) return;
     if (text && text.value !== text.defaultValue) {
-      try { await api("PUT", `/api/studies/${data.id}/text`, { text: text.value }); }
+      try { data.version = (await api("PUT", `/api/studies/${data.id}/text`, { text: text.value, version: data.version })).version; }
       catch (error) { say(`Not saved: ${error.message}`, true); return; }
     }
     if (!window.confirm("Sign this report? A signed report cannot be changed; later changes are addenda.")) return;
-    try { await api("POST", `/api/studies/${data.id}/sign`); location.reload(); }
+    try { await api("POST", `/api/studies/${data.id}/sign`, { version: data.version }); location.reload(); }
     catch (error) { say(`Not signed: ${error.message}`, true); }
   };
   if (sign) sign.addEventListener("click", doSign);
