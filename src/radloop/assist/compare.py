@@ -63,21 +63,10 @@ def compare(
     if isinstance(model, FindingsPredictor):
         start = time.perf_counter()
         outside = abstention(model, current.images) or abstention(model, prior.images)
-        if outside is not None:
-            return Comparison(
-                changes=(),
-                current_uid=current.study_instance_uid,
-                prior_uid=prior.study_instance_uid,
-                generations=(),
-                prompt="",
-                prompt_version=COMPARE_VERSION,
-                model_id=model.model_id,
-                latency_s=time.perf_counter() - start,
-                output_mode=OutputMode.STRUCTURED,
-                warnings=(f"the model abstains: {outside.reason}",),
-            )
+        # Outside its validated domain the model abstains: no change is stated.
+        stated = () if outside else tuple(predicted_changes(model, current, prior))
         return Comparison(
-            changes=tuple(predicted_changes(model, current, prior)),
+            changes=stated,
             current_uid=current.study_instance_uid,
             prior_uid=prior.study_instance_uid,
             generations=(),
@@ -86,6 +75,7 @@ def compare(
             model_id=model.model_id,
             latency_s=time.perf_counter() - start,
             output_mode=OutputMode.STRUCTURED,
+            warnings=(f"the model abstains: {outside.reason}",) if outside else (),
         )
     structured = output == "json" or (output == "auto" and model.supports_json_schema)
     prompt = compare_prompt(current, prior, history=history, structured=structured)

@@ -21,12 +21,21 @@ __all__ = [
     "DomainDecision",
     "ValidatedDomain",
     "competence_of",
+    "covers",
 ]
 
 SYNTHETIC_LAB = "synthetic-lab"
 """The domain of the lab's synthetic radiographs (``radloop.lab.synth``)."""
 REAL_FILMS = "real-frontal"
 """The domain of real frontal chest films (``collections`` name where they came from)."""
+
+
+def covers(codes: frozenset[str] | tuple[str, ...], code: str) -> bool:
+    """Whether validation for ``codes`` covers a claim of ``code``: the code itself, or a
+    broader code it is checked against ("consolidation" against "lung_opacity")."""
+    from radloop.vocabulary import ancestors
+
+    return code in codes or any(a in codes for a in ancestors(code))
 
 
 @dataclass(frozen=True)
@@ -47,6 +56,12 @@ class ValidatedDomain:
     def real(self) -> bool:
         """A domain of real films (not the synthetic lab)."""
         return self.name != SYNTHETIC_LAB
+
+    def validates(self, code: str, collection: str | None = None) -> bool:
+        """Validated here for ``code`` (or a broader code), on films of ``collection`` when
+        named (a domain that names no collection covers every one)."""
+        named = collection is None or not self.collections or collection in self.collections
+        return named and covers(self.findings, code)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from radloop.assist import DraftReport, read_findings
-from radloop.models.competence import DomainDecision, competence_of
+from radloop.models.competence import DomainDecision, competence_of, covers
 from radloop.report import Finding, Presence, Verdict
 from radloop.safety.calibration import Calibrator, ClaimSignals
 from radloop.safety.certainty import write_with_certainty
@@ -23,7 +23,6 @@ from radloop.safety.triage import TriageDecision, critical_reason, triage
 from radloop.safety.verifiers import verifier_domain
 from radloop.safety.verify import ClaimCheck, Thresholds, Verifier, VerifierOutput, verify_claims
 from radloop.study import Study
-from radloop.vocabulary import ancestors
 
 __all__ = [
     "CheckedReport",
@@ -167,7 +166,7 @@ def silence_reasons(
     """Why the verifier may not speak about each claimed code it is not validated for here."""
     reasons = {}
     for found in findings:
-        if found.code in valid or any(a in valid for a in ancestors(found.code)):
+        if covers(valid, found.code):
             continue
         if not domain.in_domain:
             reasons[found.code] = f"not checked: {domain.reason}"

@@ -151,14 +151,7 @@ class RealFilmResult:
 
 def _validated(competence: Any, code: str, collection: str) -> bool:
     """Whether ``competence`` holds a real-film domain for ``code`` covering ``collection``."""
-    from radloop.vocabulary import ancestors
-
-    for domain in competence.domains:
-        if not domain.real or not (domain.collections == () or collection in domain.collections):
-            continue
-        if code in domain.findings or any(a in domain.findings for a in ancestors(code)):
-            return True
-    return False
+    return any(d.real and d.validates(code, collection) for d in competence.domains)
 
 
 def _place(found: Finding) -> tuple[Any, ...]:
