@@ -37,13 +37,32 @@ class Settings:
     ``audit_key_file``, default ``<data_dir>/audit.key``, generated on the first start) keys
     the audit chain's HMAC; ``audit_anchor`` (default ``<data_dir>/audit-anchor.log``) is the
     append-only file the chain's head is written to after every append.
+
+    Drafting jobs: a worker drafts up to ``worker_concurrency`` studies at once, holds each
+    claimed job under a lease of ``job_lease_s`` seconds that a heartbeat renews, and a job
+    whose lease ran out (its worker died) is queued again, after ``job_backoff_s`` × 2^(n-1)
+    seconds, until it has been tried ``job_max_attempts`` times; then it fails with the reason.
+    ``model_options`` are passed to the drafting model's backend (base URL, API key variable,
+    timeouts, concurrency: whatever that backend takes).
+
+    Questions (the ask box) run in their own pool of ``ask_threads`` threads, never on the
+    request threads: a user may have ``ask_per_user`` questions in flight, and an answer not
+    back in ``ask_timeout_s`` seconds is given up with 504, so a hung model never holds pages.
     """
 
     data_dir: Path = DEFAULT_DATA_DIR
     database_url: str | None = None
     db_schema: str | None = None
     model: str = "builtin"
+    model_options: Mapping[str, Any] = field(default_factory=dict)
     verifier: str = "reference"
+    worker_concurrency: int = 4
+    job_lease_s: float = 60.0
+    job_max_attempts: int = 3
+    job_backoff_s: float = 5.0
+    ask_threads: int = 4
+    ask_per_user: int = 2
+    ask_timeout_s: float = 60.0
     in_process_worker: bool = True
     worker_poll_s: float = 0.5
     cookie_secure: bool = True
@@ -113,6 +132,14 @@ def settings_from_env(
     or more) or ``RADLOOP_AUDIT_KEY_FILE`` (a file holding it; unset: ``<data_dir>/audit.key``,
     generated on the first start), ``RADLOOP_AUDIT_ANCHOR`` (the append-only file of chain
     heads; unset: ``<data_dir>/audit-anchor.log``).
+
+    The drafting model: ``RADLOOP_MODEL_OPTIONS`` (``key=value`` pairs separated by commas,
+    as ``--option`` takes them), and for the common ones ``RADLOOP_MODEL_BASE_URL``,
+    ``RADLOOP_MODEL_API_KEY_ENV`` (the name of the variable that holds the key, never the key),
+    ``RADLOOP_MODEL_TIMEOUT_S`` and ``RADLOOP_MODEL_CONCURRENCY``. Jobs:
+    ``RADLOOP_WORKER_CONCURRENCY``, ``RADLOOP_JOB_LEASE_S``, ``RADLOOP_JOB_MAX_ATTEMPTS``,
+    ``RADLOOP_JOB_BACKOFF_S``. Questions: ``RADLOOP_ASK_THREADS``, ``RADLOOP_ASK_PER_USER``,
+    ``RADLOOP_ASK_TIMEOUT_S``.
     """
     environ = os.environ if env is None else env
     url = environ.get("RADLOOP_DATABASE_URL") or None
@@ -157,11 +184,67 @@ def settings_from_env(
                           ("RADLOOP_AUDIT_ANCHOR", "audit_anchor")):  # fmt: skip
         if environ.get(name):
             values[setting] = Path(environ[name])
+    values["model_options"] = _model_options(environ)
+    for name, setting, kind in _NUMBERS:
+        raw = environ.get(name, "").strip()
+        if raw:
+            values[setting] = _number(raw, kind, name)
     proxies = environ.get("RADLOOP_TRUSTED_PROXIES", "")
     if proxies.strip():
         values["trusted_proxies"] = _networks(proxies)
     values.update({k: v for k, v in overrides.items() if v is not None})
     return Settings(**values)  # type: ignore[arg-type]
+
+
+_NUMBERS: tuple[tuple[str, str, type], ...] = (
+    ("RADLOOP_WORKER_CONCURRENCY", "worker_concurrency", int),
+    ("RADLOOP_JOB_LEASE_S", "job_lease_s", float),
+    ("RADLOOP_JOB_MAX_ATTEMPTS", "job_max_attempts", int),
+    ("RADLOOP_JOB_BACKOFF_S", "job_backoff_s", float),
+    ("RADLOOP_ASK_THREADS", "ask_threads", int),
+    ("RADLOOP_ASK_PER_USER", "ask_per_user", int),
+    ("RADLOOP_ASK_TIMEOUT_S", "ask_timeout_s", float),
+)
+
+_MODEL_VARIABLES = (
+    ("RADLOOP_MODEL_BASE_URL", "base_url", str),
+    ("RADLOOP_MODEL_API_KEY_ENV", "api_key_env", str),
+    ("RADLOOP_MODEL_TIMEOUT_S", "timeout_s", float),
+    ("RADLOOP_MODEL_CONCURRENCY", "max_concurrency", int),
+)
+
+
+def _number(raw: str, kind: type, source: str) -> int | float:
+    try:
+        value = kind(raw)
+    except ValueError:
+        value = None
+    if value is None or value <= 0:
+        what = "a whole number" if kind is int else "a number"
+        raise InputError(f"{what} greater than 0", repr(raw), source=source)
+    return value  # type: ignore[no-any-return]
+
+
+def _model_options(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The drafting backend's options from ``RADLOOP_MODEL_OPTIONS`` and the named variables."""
+    from radloop.models import parse_options
+
+    options: dict[str, Any] = {}
+    text = environ.get("RADLOOP_MODEL_OPTIONS", "").strip()
+    if text:
+        try:
+            options = parse_options(p.strip() for p in text.split(",") if p.strip())
+        except ValueError as error:
+            raise InputError(
+                "key=value pairs separated by commas (timeout_s=30,max_concurrency=8)",
+                repr(text),
+                source="RADLOOP_MODEL_OPTIONS",
+            ) from error
+    for name, option, kind in _MODEL_VARIABLES:
+        raw = environ.get(name, "").strip()
+        if raw:
+            options[option] = raw if kind is str else _number(raw, kind, name)
+    return options
 
 
 def _networks(text: str) -> tuple[str, ...]:
