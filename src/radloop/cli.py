@@ -355,7 +355,7 @@ def _attach_commands() -> None:
     from radloop.lab.training.scope.cli import bench_scope, train_scope
     from radloop.models.cli import models_command, serve_model
     from radloop.monitor.cli import monitor
-    from radloop.review.cli import audit, serve, users, worker
+    from radloop.review.cli import audit, jobs, serve, users, worker
     from radloop.safety.assist_cli import ask, compare, draft
     from radloop.safety.cli import calibrate, scope, verifiers
 
@@ -384,7 +384,7 @@ def _attach_commands() -> None:
     bench.add_command(bench_scope, name="scope")
     main.add_command(eval_command, name="eval")
     bench.add_command(bench_eval, name="eval")
-    for command in (serve, worker, users, audit):
+    for command in (serve, worker, jobs, users, audit):
         main.add_command(command)
     bench.add_command(bench_review, name="review")
 

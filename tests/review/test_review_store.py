@@ -598,12 +598,20 @@ def test_a_failed_draft_never_lowers_an_urgent_flag(store: Any, tmp_path: Path) 
         assert row.error is not None and row.error.startswith("draft failed: ")
 
 
-def test_an_exception_while_drafting_keeps_the_urgent_flag(store: Any, tmp_path: Path) -> None:
+def test_an_exception_while_drafting_is_retried_then_fails_keeping_the_urgent_flag(
+    store: Any, tmp_path: Path
+) -> None:
+    """A model that raises: the job is queued again with backoff, and after the maximum
+    attempts the draft is stored as failed (no reply), the job fails with the reason and the
+    study keeps its urgency."""
+    import dataclasses
+    import time
+
     from pydicom.uid import generate_uid
     from sqlalchemy import update
 
     from radloop.models.mock import MockModel
-    from radloop.review.db import Job, StudyRow
+    from radloop.review.db import Draft, Job, StudyRow
     from radloop.review.ingest import ingest_path
     from radloop.review.worker import DraftingWorker
     from radloop.safety import TableVerifier
@@ -622,19 +630,38 @@ def test_an_exception_while_drafting_keeps_the_urgent_flag(store: Any, tmp_path:
             .values(urgent=True, triage_reasons=["tension pneumothorax"])
         )
         session.commit()
-    worker = DraftingWorker(store, model=MockModel(broken), verifier=TableVerifier({}))
-    job = worker.claim()
-    while job is not None and job.study_id != study_id:  # other tests' queued studies
-        worker.run_job(job)
-        job = worker.claim()
-    assert job is not None
-    worker.run_job(job)
+    retrying = dataclasses.replace(
+        store, settings=store.settings.with_(job_max_attempts=2, job_backoff_s=0.05)
+    )
+    worker = DraftingWorker(retrying, model=MockModel(broken), verifier=TableVerifier({}))
+
+    def attempt() -> str:
+        for _ in range(50):  # other tests' queued studies go first; a retry waits its backoff
+            claims = worker.claim(100)
+            outcomes = {c.study_id: worker.run_job(c) for c in claims}
+            if study_id in outcomes:
+                return outcomes[study_id]
+            time.sleep(0.05)
+        raise AssertionError("the study was never claimed")
+
+    assert attempt() == "queued"
     with store.sessions() as session:
         row = session.get(StudyRow, study_id)
-        ran = session.execute(select(Job).where(Job.study_id == study_id)).scalar_one()
-        assert row is not None and ran.state == "failed"
+        job = session.execute(select(Job).where(Job.study_id == study_id)).scalar_one()
+        assert row is not None and (row.status, row.urgent) == ("queued", True)
+        assert row.error is not None and "attempt 1 of 2" in row.error
+        assert job.state == "queued" and job.not_before is not None and job.attempts == 1
+    assert attempt() == "done"  # the last attempt stores a failed draft
+    with store.sessions() as session:
+        row = session.get(StudyRow, study_id)
+        job = session.execute(select(Job).where(Job.study_id == study_id)).scalar_one()
+        stored = session.get(Draft, study_id)
+        assert row is not None and job.state == "failed" and job.attempts == 2
         assert (row.status, row.urgent) == ("failed", True)
+        assert "tension pneumothorax" in row.triage_reasons
         assert row.error is not None and "the model server went away" in row.error
+        assert stored is not None and stored.failure is not None
+        assert stored.failure["kind"] == "model_unavailable" and stored.findings == []
 
 
 def test_claims_not_checked_are_counted_and_keep_their_reason(store: Any, seeded: Seeded) -> None:

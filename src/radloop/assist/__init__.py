@@ -8,7 +8,7 @@ Every result is assistant output for review by a qualified reader, not a diagnos
 
 from radloop.assist.ask import ask, question_finding, question_kind
 from radloop.assist.compare import compare, diff_findings
-from radloop.assist.draft import draft, read_findings
+from radloop.assist.draft import draft, read_findings, unavailable_draft
 from radloop.assist.prompts import ASK_VERSION, COMPARE_VERSION, DRAFT_VERSION
 from radloop.assist.schema import answer_schema, changes_schema, findings_schema
 from radloop.assist.types import (
@@ -42,4 +42,5 @@ __all__ = [
     "question_finding",
     "question_kind",
     "read_findings",
+    "unavailable_draft",
 ]

@@ -32,7 +32,15 @@ from radloop.report import Finding, Presence, Report, parse, write
 from radloop.study import Study
 from radloop.vocabulary import Category, finding
 
-__all__ = ["OUTPUT_CHOICES", "ReadReply", "abstention", "draft", "read_findings", "read_reply"]
+__all__ = [
+    "OUTPUT_CHOICES",
+    "ReadReply",
+    "abstention",
+    "draft",
+    "read_findings",
+    "read_reply",
+    "unavailable_draft",
+]
 
 # Sections every report addresses (devices and other only when there is something to say).
 _MAIN_SECTIONS = tuple(
@@ -99,6 +107,31 @@ def draft(
         warnings=tuple(read.warnings),
         failure=read.failure,
         unaddressed=read.unaddressed,
+    )
+
+
+def unavailable_draft(study: Study, model_id: str, reason: str) -> DraftReport:
+    """The draft of a model that gave no reply at all (it failed or timed out every attempt).
+
+    It holds no finding and no text and fails like a degenerate reply, so the safety layer
+    still runs on it and the study keeps any urgency its evidence gives.
+    """
+    failure = OutputWarning(WarningKind.MODEL_UNAVAILABLE, f"the model gave no reply ({reason})")
+    return DraftReport(
+        report=Report(
+            findings=(),
+            text="",
+            study_instance_uid=study.study_instance_uid,
+            source_model=model_id,
+        ),
+        generations=(),
+        prompt="",
+        prompt_version=DRAFT_VERSION,
+        model_id=model_id,
+        latency_s=0.0,
+        output_mode=OutputMode.TEXT,
+        warnings=(failure,),
+        failure=failure,
     )
 
 

@@ -54,11 +54,12 @@ class WarningKind(StrEnum):
     SCHEMA_BROKEN = "schema_broken"
     NO_STATEMENT = "no_recognised_statement"
     ABSTAINED = "abstained"  # the model declined: the study is outside its validated domain
+    MODEL_UNAVAILABLE = "model_unavailable"  # no reply at all: the model failed every attempt
 
 
 DEGENERATE = frozenset({
     WarningKind.EMPTY, WarningKind.TRUNCATED, WarningKind.REPETITION,
-    WarningKind.SCHEMA_BROKEN, WarningKind.NO_STATEMENT,
+    WarningKind.SCHEMA_BROKEN, WarningKind.NO_STATEMENT, WarningKind.MODEL_UNAVAILABLE,
 })  # fmt: skip
 """Warning kinds that fail the draft: nothing of such a reply is read as a finding or as normal."""
 

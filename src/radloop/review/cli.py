@@ -13,7 +13,7 @@ import click
 from radloop.errors import InputError
 from radloop.registry import Registry
 
-__all__ = ["audit", "ingest_into_store", "serve", "users", "worker"]
+__all__ = ["audit", "ingest_into_store", "jobs", "serve", "users", "worker"]
 
 DEMO = "synthetic"
 DEMO_CONTENT: Registry[Any] = Registry(
@@ -172,24 +172,128 @@ def serve(
 @click.command()
 @_DATA_DIR
 @click.option("--once", is_flag=True, help="Draft what is queued now, then exit.")
-def worker(data_dir: Path | None, once: bool) -> None:
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Studies drafted at once (default: $RADLOOP_WORKER_CONCURRENCY or 4); match the "
+    "model server's slots.",
+)
+@click.option(
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A drafting-model option (repeatable), added to $RADLOOP_MODEL_OPTIONS: "
+    "base_url=…, timeout_s=60, max_concurrency=8.",
+)
+def worker(
+    data_dir: Path | None, once: bool, concurrency: int | None, options: tuple[str, ...]
+) -> None:
     """Draft queued studies in this process, against the same database as the server.
 
-    Run several (e.g. with PostgreSQL) for larger sites; each claims jobs atomically.
+    Run several (e.g. with PostgreSQL) for larger sites. Each holds its jobs under a lease
+    that a heartbeat renews; jobs of a worker that died are requeued when their lease runs
+    out. SIGTERM or Ctrl-C gives unfinished jobs back at once.
     """
+    import signal
     import threading
 
+    from radloop.models import parse_options
     from radloop.review.store import open_store
     from radloop.review.worker import DraftingWorker
 
-    store = open_store(_settings(data_dir))
-    drafting = DraftingWorker(store)
+    settings = _settings(data_dir)
+    if options:
+        try:
+            extra = parse_options(options)
+        except ValueError as error:
+            raise click.BadParameter(str(error), param_hint="--option") from None
+        settings = settings.with_(model_options={**settings.model_options, **extra})
+    store = open_store(settings)
+    drafting = DraftingWorker(store, concurrency=concurrency)
     if once:
         click.echo(f"drafted {drafting.run_pending()} studies")
         return
-    click.echo(f"worker {drafting.name} waiting for studies (Ctrl-C to stop)")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    click.echo(
+        f"worker {drafting.name} drafting up to {drafting.concurrency} studies at once "
+        "(Ctrl-C to stop)"
+    )
     with contextlib.suppress(KeyboardInterrupt):
-        drafting.serve(threading.Event())
+        drafting.serve(stop)
+
+
+@click.group()
+def jobs() -> None:
+    """Drafting jobs: what is queued, running or failed, and requeueing a failed draft."""
+
+
+@jobs.command("list")
+@_DATA_DIR
+@click.option(
+    "--state",
+    type=click.Choice(["queued", "running", "failed", "done", "all"]),
+    default="all",
+    show_default=True,
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per job.")
+def jobs_list(data_dir: Path | None, state: str, as_json: bool) -> None:
+    """The drafting jobs, newest first (at most 200)."""
+    import json
+
+    from sqlalchemy import select
+
+    from radloop.review.db import Job
+    from radloop.review.store import open_store
+
+    store = open_store(_settings(data_dir))
+    query = select(Job).order_by(Job.id.desc()).limit(200)
+    if state != "all":
+        query = query.where(Job.state == state)
+    with store.sessions() as session:
+        for job in session.execute(query).scalars():
+            fields = {
+                "id": job.id,
+                "study": job.study_id,
+                "state": job.state,
+                "attempts": job.attempts,
+                "worker": job.worker,
+                "lease_until": job.lease_until.isoformat() if job.lease_until else None,
+                "error": job.error,
+            }
+            if as_json:
+                click.echo(json.dumps(fields))
+            else:
+                error = f"  {job.error[:100]}" if job.error else ""
+                click.echo(
+                    f"{job.id:>6}  {job.study_id}  {job.state:<10} attempts {job.attempts}{error}"
+                )
+
+
+@jobs.command("requeue")
+@_DATA_DIR
+@click.argument("study_ids", nargs=-1, required=True)
+def jobs_requeue(data_dir: Path | None, study_ids: tuple[str, ...]) -> None:
+    """Queue failed drafts again (attempts from zero); audited as the command-line user."""
+    from radloop.review import audit as audit_trail
+    from radloop.review.jobs import JobQueue
+    from radloop.review.store import open_store
+
+    store = open_store(_settings(data_dir))
+    queue = JobQueue(store, "radloop jobs requeue")
+    refused = []
+    for study_id in study_ids:
+        if queue.requeue(study_id):
+            audit_trail.record(store.sessions, "cli", "requeue_draft", study_id, seal=store.seal)
+            click.echo(f"{study_id}: queued again")
+        else:
+            refused.append(study_id)
+    if refused:
+        raise click.ClickException(
+            "expected studies whose draft failed; not failed (or unknown): " + ", ".join(refused)
+        )
 
 
 @click.group()

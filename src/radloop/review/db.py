@@ -175,6 +175,8 @@ class Draft(Base):
     abstained: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list[Any]] = mapped_column(default=list)
     unaddressed: Mapped[list[Any]] = mapped_column(default=list)
+    # 1 when first written, +1 whenever a later draft replaces it (an admin's requeue).
+    revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
 
 
 class Worksheet(Base):
@@ -224,7 +226,8 @@ class SignedReport(Base):
 
 
 class Job(Base):
-    """A drafting job; a worker claims it by moving it from queued to running atomically."""
+    """A drafting job (:mod:`radloop.review.jobs`): claimed under a lease that a heartbeat
+    renews; ``token`` names the current claim, ``not_before`` delays a retry."""
 
     __tablename__ = "jobs"
 
@@ -237,6 +240,10 @@ class Job(Base):
     claimed_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(timezone=True))
     error: Mapped[str | None] = mapped_column(Text)
+    token: Mapped[str | None] = mapped_column(String(32))
+    lease_until: Mapped[datetime.datetime | None] = mapped_column(DateTime(timezone=True))
+    heartbeat_at: Mapped[datetime.datetime | None] = mapped_column(DateTime(timezone=True))
+    not_before: Mapped[datetime.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditEntry(Base):

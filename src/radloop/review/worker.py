@@ -2,25 +2,30 @@
 
 The app holds no safety or model logic: a job calls :func:`radloop.safety.assess_study`,
 :func:`radloop.assist.draft` and :func:`radloop.safety.check` and stores what they return.
-A worker claims a job by moving it from ``queued`` to ``running`` with one conditional UPDATE,
-so several worker processes (``radloop worker``) can share one PostgreSQL database; the
-embedded default runs one worker thread inside the server.
+A worker claims jobs under a lease (:mod:`radloop.review.jobs`) and drafts several at once,
+so one worker keeps a model server with many slots busy; several worker processes
+(``radloop worker``) can share one database, and the embedded default runs one worker
+inside the server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 
-from radloop.review.db import Draft, Job, StudyRow, utcnow
+from radloop.review.db import Draft, StudyRow
 from radloop.review.ingest import load_stored_study
+from radloop.review.jobs import Claim, JobQueue, LeaseLostError
 from radloop.review.render import heatmap_png
 from radloop.review.store import Store
 from radloop.study import Study
@@ -93,14 +98,24 @@ def draft_study(
     *,
     ood_scorer: Any = None,
     calibrator: Any = None,
+    claim: Claim | None = None,
+    last_attempt: bool = True,
 ) -> None:
     """Scope-check, draft and check one stored study, and put the result on the worklist.
 
     With ``ood_scorer`` (fitted on the verifier's embeddings of training images) the scope
     guard also flags images far from the training data; with ``calibrator`` (a
     :class:`radloop.safety.Calibrator`) the findings carry calibrated probabilities.
+
+    With ``claim`` (a job held under a lease) the result is stored only if the job is still
+    ours, in the same transaction that marks it done (:class:`LeaseLostError` otherwise).
+    When the model raises, the error propagates for a retry, unless ``last_attempt``: then
+    the draft is stored as failed (the model gave no reply) and the safety layer's triage
+    still applies. The database is touched only briefly: no transaction stays open while
+    the model works.
     """
-    from radloop.assist import draft
+    from radloop.assist import draft, unavailable_draft
+    from radloop.assist.types import WarningKind
     from radloop.safety import ReadOnce, check, ood_inputs
 
     with store.sessions() as session:
@@ -110,15 +125,25 @@ def draft_study(
         study = load_stored_study(store, row)
         prior_row = session.get(StudyRow, row.prior_id) if row.prior_id else None
         prior = load_stored_study(store, prior_row) if prior_row is not None else None
-        reading = ReadOnce(verifier)
-        far = ood_inputs(study, reading.verify(study), ood_scorer)
-        options = {**store.settings.scope_options, **far}
-        outcome, reasons, ood = _scope(study, options)
-        row.scope_outcome, row.scope, row.ood_score = outcome, reasons, ood
-        row.out_of_scope = outcome == "refused"
-        row.ood = any(r["code"] == "out_of_distribution" for r in reasons)
-        if row.out_of_scope:
-            # Refused: no draft; the reader sees why and reports by hand if at all.
+    reading = ReadOnce(verifier)
+    far = ood_inputs(study, reading.verify(study), ood_scorer)
+    options = {**store.settings.scope_options, **far}
+    outcome, reasons, ood = _scope(study, options)
+    scope = {
+        "scope_outcome": outcome,
+        "scope": reasons,
+        "ood_score": ood,
+        "out_of_scope": outcome == "refused",
+        "ood": any(r["code"] == "out_of_distribution" for r in reasons),
+    }
+    if scope["out_of_scope"]:
+        # Refused: no draft; the reader sees why and reports by hand if at all.
+        with store.sessions() as session:
+            if claim is not None:
+                JobQueue.mark_done(session, claim)
+            row = _row(session, study_id)
+            for name, value in scope.items():
+                setattr(row, name, value)
             row.urgent, row.flag_count = False, 0
             row.triage_reasons = [
                 "outside radloop's intended use: "
@@ -126,10 +151,29 @@ def draft_study(
             ]
             row.status = "ready"
             session.commit()
-            return
+        return
+    with store.sessions() as session:  # the scope outcome stands even if drafting fails
+        session.execute(update(StudyRow).where(StudyRow.id == study_id).values(**scope))
+        session.commit()
+    try:
         drafted = draft(study, model, prior=prior)
-        checked = check(drafted, study, reading, calibrator)
-        notice = getattr(model, "notice", None)
+    except Exception as error:
+        if not last_attempt:
+            raise
+        log.warning("drafting study %s: the model gave no reply: %s", study_id, error)
+        drafted = unavailable_draft(study, _model_id(model), f"{type(error).__name__}: {error}")
+    checked = check(drafted, study, reading, calibrator)
+    notice = getattr(model, "notice", None)
+    heatmaps = _save_heatmaps(store, study_id, checked.checks, reading.output)
+    failure = drafted.failure
+    with store.sessions() as session:
+        if claim is not None:  # first: the write lock, and the fence
+            if failure is not None and failure.kind is WarningKind.MODEL_UNAVAILABLE:
+                JobQueue.mark_done(session, claim, state="failed", error=failure.message)
+            else:
+                JobQueue.mark_done(session, claim)
+        row = _row(session, study_id)
+        previous = session.get(Draft, study_id)
         session.merge(
             Draft(
                 study_id=study_id,
@@ -138,7 +182,7 @@ def draft_study(
                 text=checked.text,
                 findings=[f.to_dict() for f in checked.findings],
                 checks=[c.to_dict() for c in checked.checks],
-                heatmaps=_save_heatmaps(store, study_id, checked.checks, reading.output),
+                heatmaps=heatmaps,
                 notice=notice if isinstance(notice, str) else None,
                 domain=checked.domain.to_dict() if checked.domain is not None else None,
                 calibrated=checked.calibrated,
@@ -147,10 +191,22 @@ def draft_study(
                 abstained=drafted.abstained,
                 warnings=[w.to_dict() for w in drafted.warnings],
                 unaddressed=list(drafted.unaddressed),
+                revision=(previous.revision + 1) if previous is not None else 1,
             )
         )
         _store_outcome(row, checked)
         session.commit()
+
+
+def _row(session: Any, study_id: str) -> StudyRow:
+    row: StudyRow | None = session.get(StudyRow, study_id)
+    if row is None:
+        raise KeyError(study_id)
+    return row
+
+
+def _model_id(model: Any) -> str:
+    return str(getattr(model, "model_id", type(model).__name__))
 
 
 def _store_outcome(row: StudyRow, checked: Any) -> None:
@@ -175,122 +231,185 @@ def _store_outcome(row: StudyRow, checked: Any) -> None:
 
 
 class DraftingWorker:
-    """Claims queued jobs and drafts them, one at a time, with one model and verifier."""
+    """Claims queued jobs and drafts up to ``concurrency`` of them at once.
 
-    def __init__(self, store: Store, *, model: Any = None, verifier: Any = None) -> None:
+    Each claimed job is held under a lease that a heartbeat thread renews; jobs whose
+    lease ran out (their worker died) are requeued at start and periodically; a failed
+    attempt is retried with backoff up to the configured maximum (see
+    :mod:`radloop.review.jobs`). Stopping gives unfinished jobs back at once.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        model: Any = None,
+        verifier: Any = None,
+        concurrency: int | None = None,
+    ) -> None:
         self.store = store
         self.name = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self._model = model
         self._verifier = verifier
+        settings = store.settings
+        self.concurrency = max(1, concurrency or settings.worker_concurrency)
+        self.queue = JobQueue(store, self.name)
         from radloop.safety import Calibrator, MahalanobisScorer
 
-        configured = store.settings.ood_scorer
+        configured = settings.ood_scorer
         self._ood_scorer = (
             None if configured in (None, NO_OOD) else MahalanobisScorer.from_file(configured)
         )
         # Unless configured: the verifier's own OOD reference, once the verifier is loaded.
         self._ood_default = configured is None
-        calibration = store.settings.calibration
+        calibration = settings.calibration
         # Read now, so that a bad file stops the worker at start, not every job.
         self.calibrator = None if calibration is None else Calibrator.load(calibration)
         self.wake = threading.Event()
+        self._held: dict[int, Claim] = {}
+        self._lock = threading.Lock()
+        self._loading = threading.Lock()
+        self._last_sweep = 0.0
 
     def drafting_model(self) -> Any:
-        """The drafting model, loaded on first use and kept."""
-        if self._model is None:
-            from radloop.models import load_model
+        """The drafting model, loaded on first use (with the settings' options) and kept."""
+        with self._loading:
+            if self._model is None:
+                from radloop.models import load_model
 
-            self._model = load_model(self.store.settings.model)
-        return self._model
+                settings = self.store.settings
+                self._model = load_model(settings.model, **dict(settings.model_options))
+            return self._model
 
     def backends(self) -> tuple[Any, Any]:
         """The drafting model and the verifier, loaded on first use and kept."""
         self.drafting_model()
-        if self._verifier is None:
-            from radloop.safety import load_verifier
+        with self._loading:
+            if self._verifier is None:
+                from radloop.safety import load_verifier
 
-            self._verifier = load_verifier(self.store.settings.verifier)
-        if self._ood_default:
-            self._ood_default = False
-            shipped = getattr(self._verifier, "ood_scorer", None)
-            self._ood_scorer = shipped() if callable(shipped) else None
+                self._verifier = load_verifier(self.store.settings.verifier)
+            if self._ood_default:
+                self._ood_default = False
+                shipped = getattr(self._verifier, "ood_scorer", None)
+                self._ood_scorer = shipped() if callable(shipped) else None
         return self._model, self._verifier
 
-    def claim(self) -> Job | None:
-        """The oldest queued job, now ours; None when the queue is empty."""
-        with self.store.sessions() as session:
-            queued = list(
-                session.execute(
-                    select(Job).where(Job.state == "queued").order_by(Job.id).limit(5)
-                ).scalars()
-            )
-            for job in queued:
-                taken = session.execute(
-                    update(Job)
-                    .where(Job.id == job.id, Job.state == "queued")
-                    .values(
-                        state="running",
-                        worker=self.name,
-                        claimed_at=utcnow(),
-                        attempts=Job.attempts + 1,
-                    )
-                ).rowcount  # type: ignore[attr-defined]
-                session.commit()
-                if taken == 1:
-                    return job
-        return None
+    def held(self) -> list[Claim]:
+        with self._lock:
+            return list(self._held.values())
 
-    def run_job(self, job: Job) -> None:
-        with self.store.sessions() as session:
-            session.execute(
-                update(StudyRow).where(StudyRow.id == job.study_id).values(status="drafting")
-            )
-            session.commit()
+    def claim(self, limit: int = 1) -> list[Claim]:
+        """Up to ``limit`` queued jobs, now held by this worker."""
+        claims = self.queue.claim(limit)
+        with self._lock:
+            self._held.update((c.job_id, c) for c in claims)
+        return claims
+
+    def run_job(self, claim: Claim) -> str:
+        """Draft one claimed job; its outcome (``done``, ``queued`` again, ``failed``, ``lost``)."""
         try:
             model, verifier = self.backends()
             draft_study(
                 self.store,
-                job.study_id,
+                claim.study_id,
                 model,
                 verifier,
                 ood_scorer=self._ood_scorer,
                 calibrator=self.calibrator,
+                claim=claim,
+                last_attempt=claim.attempt >= self.queue.max_attempts,
             )
-            state, error = "done", None
+            return "done"
+        except LeaseLostError as lost:
+            log.warning("%s", lost)
+            return "lost"
         except Exception as exc:  # one bad study must not stop the queue
-            log.exception("drafting study %s failed", job.study_id)
-            state, error = "failed", f"{type(exc).__name__}: {exc}"
-        with self.store.sessions() as session:
-            session.execute(
-                update(Job)
-                .where(Job.id == job.id)
-                .values(state=state, error=error, finished_at=utcnow())
-            )
-            if error is not None:
-                session.execute(
-                    update(StudyRow)
-                    .where(StudyRow.id == job.study_id)
-                    .values(status="failed", error=error[:2000])
-                )
-            session.commit()
+            log.exception("drafting study %s failed (attempt %d)", claim.study_id, claim.attempt)
+            return self.queue.retry_or_fail(claim, f"{type(exc).__name__}: {exc}")
+        finally:
+            with self._lock:
+                self._held.pop(claim.job_id, None)
+
+    def sweep(self, every_s: float | None = None) -> dict[str, int]:
+        """Requeue jobs whose lease ran out, at most once per ``every_s`` seconds."""
+        now = time.monotonic()
+        if every_s is not None and now - self._last_sweep < every_s:
+            return {"requeued": 0, "failed": 0}
+        self._last_sweep = now
+        return self.queue.requeue_expired()
 
     def run_pending(self, limit: int | None = None) -> int:
-        """Draft queued studies until the queue is empty (or ``limit``); how many ran."""
+        """Draft queued studies until none is ready (or ``limit``), ``concurrency`` at once;
+        how many ran."""
+        self.sweep()
         done = 0
-        while limit is None or done < limit:
-            job = self.claim()
-            if job is None:
-                break
-            self.run_job(job)
-            done += 1
+        with (
+            self._heartbeating(),
+            ThreadPoolExecutor(self.concurrency, thread_name_prefix="radloop-draft") as pool,
+        ):
+            running: set[Future[str]] = set()
+            while True:
+                room = self.concurrency - len(running)
+                if limit is not None:
+                    room = min(room, limit - done - len(running))
+                for claim in self.claim(room) if room > 0 else []:
+                    running.add(pool.submit(self.run_job, claim))
+                if not running:
+                    break
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                done += len(finished)
         return done
 
+    @contextlib.contextmanager
+    def _heartbeating(self) -> Iterator[None]:
+        """Renew the leases of held jobs every third of the lease while inside."""
+        stop = threading.Event()
+        interval = max(0.05, self.store.settings.job_lease_s / 3)
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.queue.heartbeat(self.held())
+                except Exception:  # the database went away for a moment: try again
+                    log.exception("drafting worker heartbeat")
+
+        thread = threading.Thread(target=beat, daemon=True, name="radloop-heartbeat")
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+
     def serve(self, stop: threading.Event) -> None:
-        """Poll (or wake on ingest) until ``stop`` is set."""
-        while not stop.is_set():
-            try:
-                self.run_pending()
-            except Exception:  # the database went away for a moment: keep serving
-                log.exception("drafting worker loop")
-            self.wake.wait(self.store.settings.worker_poll_s)
-            self.wake.clear()
+        """Draft as jobs arrive (polling, or woken on ingest) until ``stop`` is set; then
+        give back what is unfinished."""
+        settings = self.store.settings
+        pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="radloop-draft")
+        running: set[Future[str]] = set()
+        heart = self._heartbeating()
+        heart.__enter__()
+        try:
+            while not stop.is_set():
+                try:
+                    self.sweep(every_s=max(0.05, settings.job_lease_s / 2))
+                    room = self.concurrency - len(running)
+                    for claim in self.claim(room) if room > 0 else []:
+                        running.add(pool.submit(self.run_job, claim))
+                except Exception:  # the database went away for a moment: keep serving
+                    log.exception("drafting worker loop")
+                if running:
+                    finished, running = wait(
+                        running, timeout=settings.worker_poll_s, return_when=FIRST_COMPLETED
+                    )
+                    if finished:
+                        continue  # room again: claim at once
+                else:
+                    self.wake.wait(settings.worker_poll_s)
+                    self.wake.clear()
+        finally:
+            heart.__exit__(None, None, None)
+            released = self.queue.release(self.held())
+            if released:
+                log.warning("gave back %d unfinished drafting jobs", released)
+            pool.shutdown(wait=False, cancel_futures=True)
