@@ -309,3 +309,25 @@ def test_kill_9_of_a_worker_process_loses_no_job_and_drafts_none_twice(
             assert job.state == "done", (job.state, job.error)
             assert row is not None and row.status == "ready"
             assert draft is not None and draft.revision == 1
+
+
+def test_heatmaps_are_kept_small_and_keep_their_shape() -> None:
+    """The worker stores heatmap overlays at most HEATMAP_MAX_SIDE a side (block means), in
+    the image's aspect ratio, with the hot spot where it was."""
+    import io
+
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from radloop.review.render import HEATMAP_MAX_SIDE, heatmap_png
+
+    y, x = np.mgrid[0:2000, 0:1600]
+    hot = np.exp(-((x - 1200.0) ** 2 + (y - 500.0) ** 2) / 2e4)
+    picture = PILImage.open(io.BytesIO(heatmap_png(hot)))
+    assert picture.mode == "RGBA" and max(picture.size) <= HEATMAP_MAX_SIDE
+    assert abs(picture.size[0] / picture.size[1] - 1600 / 2000) < 0.01
+    alpha = np.asarray(picture)[..., 3]
+    row, col = np.unravel_index(int(alpha.argmax()), alpha.shape)
+    assert abs(col / alpha.shape[1] - 0.75) < 0.02 and abs(row / alpha.shape[0] - 0.25) < 0.02
+    small = PILImage.open(io.BytesIO(heatmap_png(np.ones((30, 40)))))
+    assert small.size == (40, 30)  # small heatmaps are kept as they are

@@ -16,11 +16,12 @@ import numpy.typing as npt
 __all__ = ["heatmap_png", "image_png", "image_stats"]
 
 
-def _png(array: npt.NDArray[np.uint8]) -> bytes:
+def _png(array: npt.NDArray[np.uint8], compress_level: int = 6) -> bytes:
     from PIL import Image as PILImage
 
     buffer = io.BytesIO()
-    PILImage.fromarray(array).save(buffer, format="PNG")  # H x W → L, H x W x 4 → RGBA
+    # H x W → L, H x W x 4 → RGBA
+    PILImage.fromarray(array).save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
 
 
@@ -44,14 +45,25 @@ _STOPS = np.array(
 )
 
 
+HEATMAP_MAX_SIDE = 512
+"""Heatmaps are smooth: kept at most this many pixels a side, the viewer scales them to the
+image (a full-resolution overlay costs the worker ten times the encoding for nothing seen)."""
+
+
 def heatmap_png(heatmap: npt.NDArray[np.floating[Any]]) -> bytes:
-    """An RGBA PNG of a non-negative heatmap normalised to its maximum (transparent at 0)."""
+    """An RGBA PNG of a non-negative heatmap normalised to its maximum (transparent at 0),
+    at most :data:`HEATMAP_MAX_SIDE` pixels a side."""
     values = np.clip(np.asarray(heatmap, dtype=np.float32), 0.0, None)
+    if values.ndim == 2 and max(values.shape) > HEATMAP_MAX_SIDE:
+        # Block means over whole blocks (the last partial row/column of blocks is dropped).
+        f = -(-max(values.shape) // HEATMAP_MAX_SIDE)
+        h, w = values.shape[0] // f * f, values.shape[1] // f * f
+        values = values[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3))
     peak = float(values.max()) if values.size else 0.0
     scaled = values / peak if peak > 0 else values
     channels = [np.interp(scaled, _STOPS[:, 0], _STOPS[:, k]) for k in range(1, 5)]
     rgba = np.round(np.stack(channels, axis=-1)).astype(np.uint8)
-    return _png(rgba)
+    return _png(rgba, compress_level=1)  # a smooth overlay: fast deflate loses little
 
 
 def image_stats(pixels: npt.NDArray[np.floating[Any]]) -> dict[str, float]:
