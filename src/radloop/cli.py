@@ -343,6 +343,7 @@ def _attach_commands() -> None:
     """Commands defined next to the modules they drive (each imports its module lazily)."""
     from radloop.evaluate.cli import eval_command
     from radloop.lab.bench.evaluate import bench_eval
+    from radloop.lab.bench.faults import bench_faults
     from radloop.lab.bench.monitor import bench_monitor
     from radloop.lab.bench.realfilm import bench_realfilm
     from radloop.lab.bench.reference import bench_reference
@@ -387,6 +388,7 @@ def _attach_commands() -> None:
     for command in (serve, worker, jobs, users, audit):
         main.add_command(command)
     bench.add_command(bench_review, name="review")
+    bench.add_command(bench_faults, name="faults")
 
 
 _attach_commands()
