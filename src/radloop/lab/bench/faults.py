@@ -957,7 +957,7 @@ def _study_outcomes(folder: Path) -> dict[str, Any]:
 
 
 def part_worker_kills(
-    scratch: Path, studies: int = 30, kills: int = 20, seed: int = 0
+    scratch: Path, studies: int = 40, kills: int = 20, seed: int = 0
 ) -> dict[str, Any]:
     """``radloop worker`` killed with SIGKILL ``kills`` times mid-drafting, then let finish."""
     rng = random.Random(seed)
@@ -981,7 +981,7 @@ def part_worker_kills(
                 if process.poll() is not None:
                     break
                 time.sleep(0.05)
-            time.sleep(rng.uniform(0.0, 1.5))
+            time.sleep(rng.uniform(0.0, 1.0))
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGKILL)
                 done_kills += 1
@@ -1037,7 +1037,7 @@ def part_throughput(
             cpu = cpu_end - cpu_start if cpu_end is not None and cpu_start is not None else None
         finally:
             _stop(process)
-        max_in_flight = fake.max_in_flight
+        max_in_flight, busy_s = fake.max_in_flight, fake.busy_s
         model_window = (
             fake.last_done_at - fake.first_at
             if fake.first_at is not None and fake.last_done_at is not None
@@ -1057,15 +1057,18 @@ def part_throughput(
         "window_s": round(window, 1) if window else None,
         "model_first_to_last_answer_s": round(model_window, 1) if model_window else None,
         "model_max_in_flight": max_in_flight,
+        # Slots kept busy on average between the first request and the last answer.
+        "model_mean_slots_busy": round(busy_s / model_window, 2) if model_window else None,
         "worker_concurrency": concurrency,
         "worker_cpu_s_per_study_while_drafting": (
             round(cpu / done, 3) if cpu is not None and done else None
         ),
-        # What the worker's own CPU allows on this machine's cores (the GIL aside).
-        "cpu_ceiling_ratio": (
-            round(min(1.0, (os.cpu_count() or 1) / (cpu / done) / slots), 2)
-            if cpu and done
-            else None
+        # How much of the machine the worker used while drafting (cores), and what its CPU per
+        # study allows: one core (Python's GIL serialises most of a draft) or all of them.
+        "worker_cores_busy": round(cpu / waited, 2) if cpu is not None and waited else None,
+        "ceiling_ratio_one_core": round(min(1.0, done / cpu / slots), 2) if cpu and done else None,
+        "ceiling_ratio_all_cores": (
+            round(min(1.0, (os.cpu_count() or 1) * done / cpu / slots), 2) if cpu and done else None
         ),
         "waited_s": round(waited, 1),
     }

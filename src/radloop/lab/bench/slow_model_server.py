@@ -45,6 +45,7 @@ class FakeModelServer:
     Counters (read them while it runs or after): ``requests`` (completions received),
     ``completed`` (answered), ``in_flight`` (being served now, slots held), ``waiting``
     (received, waiting for a slot or hanging), ``max_in_flight`` (the most served at once),
+    ``busy_s`` (slot-seconds spent on answered requests),
     ``first_at`` and ``last_done_at`` (``time.monotonic()`` of the first request and of the
     last answer).
     """
@@ -75,6 +76,7 @@ class FakeModelServer:
         self.in_flight = 0
         self.waiting = 0
         self.max_in_flight = 0
+        self.busy_s = 0.0
         self.first_at: float | None = None
         self.last_done_at: float | None = None
         self._server: ThreadingHTTPServer | None = None
@@ -155,10 +157,12 @@ class FakeModelServer:
                 self.waiting -= 1
                 self.in_flight += 1
                 self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            if self._stop.wait(self._latency()):
+            latency = self._latency()
+            if self._stop.wait(latency):
                 return None
             with self._lock:
                 self.completed += 1
+                self.busy_s += latency
                 self.last_done_at = time.monotonic()
         finally:
             with self._lock:
