@@ -292,3 +292,81 @@ def test_the_builtin_model_abstains_on_a_real_film(
     # The reference verifier is outside its domain on this film too: nothing was checked.
     assert "this film is outside that domain" in page.locator(".model-banner").inner_text()
     _shot(page, "05-abstained-real-film", backend)
+
+
+class _HungModel:
+    """A drafting model that never answers until ``release`` is set (a hung model server)."""
+
+    def __init__(self, release: Any) -> None:
+        from radloop.models.mock import MockModel
+
+        self.release = release
+        self.inner = MockModel("Yes.", model="hung-test-model")
+        self.model_id = self.inner.model_id
+        self.supports_json_schema = False
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        self.release.wait(60)
+        return self.inner.generate(*args, **kwargs)
+
+    def drafting_model(self) -> Any:
+        return self
+
+    def backends(self) -> tuple[Any, Any]:
+        raise RuntimeError("no verifier in this test")
+
+
+def test_a_question_the_model_does_not_answer_in_time_says_so(
+    server: str, radiologist: Any, app: Any, seeded: Seeded, backend: str
+) -> None:
+    import threading
+
+    ctx = app.state.ctx
+    kept_worker, kept_settings = ctx.worker, ctx.settings
+    release = threading.Event()
+    ctx.worker = _HungModel(release)
+    ctx.settings = kept_settings.with_(ask_timeout_s=1.0)
+    try:
+        page = radiologist
+        page.goto(f"{server}/studies/{seeded.ids['routine']}")
+        page.wait_for_selector(".viewer.loaded")
+        page.fill('#ask-form input[name="question"]', "Is there a pneumothorax?")
+        page.click('#ask-form button[type="submit"]')
+        page.wait_for_selector(".answer.error", timeout=10_000)
+        box = page.locator(".answer.error").first
+        text = box.inner_text()
+        assert "Q: Is there a pneumothorax?" in text
+        assert "No answer in time: the model did not answer in 1 s" in text
+        assert "504" not in text  # words, not a status code
+        box.scroll_into_view_if_needed()
+        _shot(page, "06-ask-timed-out", backend)
+    finally:
+        release.set()
+        ctx.worker, ctx.settings = kept_worker, kept_settings
+
+
+def test_opening_a_study_audits_the_view_and_its_images(
+    server: str, radiologist: Any, store: Any, seeded: Seeded
+) -> None:
+    from sqlalchemy import func, select
+
+    from radloop.review.audit import verify_chain
+    from radloop.review.db import AuditEntry
+
+    with store.sessions() as session:
+        start = session.execute(select(func.max(AuditEntry.seq))).scalar() or 0
+    study = seeded.ids["urgent"]
+    page = radiologist
+    page.goto(f"{server}/studies/{study}")
+    page.wait_for_selector(".viewer.loaded")
+    with store.sessions() as session:
+        entries = [
+            (e.username, e.action, e.target, json.loads(e.detail or "{}"))
+            for e in session.execute(
+                select(AuditEntry).where(AuditEntry.seq > start).order_by(AuditEntry.seq)
+            ).scalars()
+        ]
+        assert verify_chain(session, store.seal)[1] == []
+    assert entries[0][:3] == ("rad", "view", study)
+    assert ("rad", "view_image", study, {"position": 0}) in entries
+    assert {action for _, action, _, _ in entries} <= {"view", "view_image"}

@@ -13,7 +13,10 @@ Both arguments are injected, so mounting is two lines in the app::
     app.include_router(monitor_router(lambda: signed_cases(engine), require_auditor))
 
 ``cases`` is called on each request and returns ``SignedCase`` records; ``require_role`` is a
-FastAPI dependency that raises (401/403) for users who are not auditors or admins.
+FastAPI dependency that raises (401/403) for users who are not auditors or admins. With
+``audit`` (``audit(user, action, target, detail)``, the workstation's ``ctx.audit``) every
+view is recorded: ``view_monitor`` for the page, ``export_monitor`` with target ``json`` or
+``csv`` (and the table) for the exports.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from radloop.monitor.page import render_dashboard
 __all__ = ["monitor_router", "review_extension"]
 
 CaseSource = Callable[[], Iterable[SignedCase]]
+AuditSink = Callable[[str, str, str, dict[str, Any]], None]
 
 
 def monitor_router(
@@ -40,10 +44,16 @@ def monitor_router(
     *,
     settings: MonitorSettings | None = None,
     back: str | None = None,
+    audit: AuditSink | None = None,
 ) -> APIRouter:
-    """The dashboard's routes, every one behind ``require_role``."""
+    """The dashboard's routes, every one behind ``require_role`` (and audited with ``audit``)."""
     base = settings or MonitorSettings()
     router = APIRouter(dependencies=[Depends(require_role)], tags=["monitor"])
+    viewer_of = Depends(require_role)  # the router's own dependency: resolved once a request
+
+    def record(viewer: Any, action: str, target: str, detail: dict[str, Any]) -> None:
+        if audit is not None:
+            audit(str(getattr(viewer, "username", None) or "-"), action, target, detail)
 
     def current(window_days: int | None) -> Analysis:
         chosen = base if window_days is None else MonitorSettings(
@@ -51,24 +61,35 @@ def monitor_router(
         return analyse(cases(), chosen)
 
     @router.get("/monitor", response_class=HTMLResponse)
-    def dashboard(window_days: int | None = Query(None, ge=1, le=366)) -> HTMLResponse:
-        return HTMLResponse(render_dashboard(current(window_days), back=back))
+    def dashboard(
+        window_days: int | None = Query(None, ge=1, le=366), viewer: Any = viewer_of
+    ) -> HTMLResponse:
+        page = render_dashboard(current(window_days), back=back)
+        record(viewer, "view_monitor", "", {"window_days": window_days})
+        return HTMLResponse(page)
 
     @router.get("/monitor/data.json")
-    def data(window_days: int | None = Query(None, ge=1, le=366)) -> JSONResponse:
-        return JSONResponse(_finite(current(window_days).to_dict()))
+    def data(
+        window_days: int | None = Query(None, ge=1, le=366), viewer: Any = viewer_of
+    ) -> JSONResponse:
+        figures = _finite(current(window_days).to_dict())
+        record(viewer, "export_monitor", "json", {"window_days": window_days})
+        return JSONResponse(figures)
 
     @router.get("/monitor/export.csv")
     def export(
         table: str = Query("cases", description=f"one of {', '.join(CSV_TABLES)}"),
         window_days: int | None = Query(None, ge=1, le=366),
+        viewer: Any = viewer_of,
     ) -> PlainTextResponse:
         if table not in CSV_TABLES:
             raise HTTPException(
                 status_code=422, detail=f"expected table one of {', '.join(CSV_TABLES)}, "
                 f"got {table!r}")  # fmt: skip
+        content = csv_table(current(window_days), table)
+        record(viewer, "export_monitor", "csv", {"table": table, "window_days": window_days})
         return PlainTextResponse(
-            csv_table(current(window_days), table),
+            content,
             media_type="text/csv",
             headers={"Content-Disposition": f'attachment; filename="monitor-{table}.csv"'},
         )
@@ -101,5 +122,7 @@ def review_extension(app: Any, ctx: Any) -> None:
     def cases() -> Iterable[SignedCase]:
         return (SignedCase.from_dict(row) for row in signed_cases(engine))
 
-    app.include_router(monitor_router(cases, ctx.require_role("auditor", "admin"), back="/"))
+    app.include_router(
+        monitor_router(cases, ctx.require_role("auditor", "admin"), back="/", audit=ctx.audit)
+    )
     ctx.nav.append(NavLink("Monitoring", "/monitor", ("auditor", "admin")))

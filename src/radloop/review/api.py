@@ -2,25 +2,43 @@
 
 Reading needs any role; deciding, editing and signing need ``radiologist``; uploads need
 ``radiologist`` or ``admin``; the audit trail needs ``auditor`` or ``admin``. Every study view,
-edit, sign-off and export is written to the audit trail.
+image and heatmap view, question, edit, sign-off and export is written to the audit trail
+(refusals too: see :mod:`~radloop.review.handlers`).
+
+Questions to the assistant run in the ask pool (:mod:`~radloop.review.askpool`), never on the
+request threads: a hung model server answers 504 after ``ask_timeout_s`` and cannot stall
+the pages.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
+import threading
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
 
 from radloop.review import worksheet
 from radloop.review.accounts import create_user
+from radloop.review.askpool import AskRefusedError
 from radloop.review.audit import report_hash
 from radloop.review.db import AuditEntry, Draft, ImageRow
-from radloop.review.deps import Admin, AppContext, Auditor, Ctx, CurrentUser, Ingester, Radiologist
+from radloop.review.deps import (
+    Admin,
+    AppContext,
+    Auditor,
+    Ctx,
+    CurrentUser,
+    Ingester,
+    Radiologist,
+    RefusedError,
+)
 from radloop.review.ingest import IngestResult, ingest_path, safe_name, staging_dir
 from radloop.review.queries import (
     STATUS_FILTERS,
@@ -33,6 +51,7 @@ from radloop.review.queries import (
 __all__ = ["router"]
 
 log = logging.getLogger("radloop.review.api")
+_worker_lock = threading.Lock()
 router = APIRouter(tags=["workstation"])
 StatusFilter = Literal["to_review", "ready", "signed", "failed", "all"]
 assert set(StatusFilter.__args__) == set(STATUS_FILTERS)  # type: ignore[attr-defined]
@@ -119,7 +138,7 @@ def get_study(study_id: str, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
 
 
 @router.get("/studies/{study_id}/images/{position}.png", response_class=FileResponse)
-def get_image(study_id: str, position: int, ctx: Ctx, _user: CurrentUser) -> FileResponse:
+def get_image(study_id: str, position: int, ctx: Ctx, user: CurrentUser) -> FileResponse:
     with ctx.store.sessions() as session:
         image = session.execute(
             select(ImageRow).where(
@@ -128,6 +147,7 @@ def get_image(study_id: str, position: int, ctx: Ctx, _user: CurrentUser) -> Fil
         ).scalar_one_or_none()
     if image is None:
         raise HTTPException(404, "no such image")
+    ctx.audit(user.username, "view_image", study_id, {"position": position})
     return FileResponse(
         ctx.store.path(image.png),
         media_type="image/png",
@@ -136,11 +156,12 @@ def get_image(study_id: str, position: int, ctx: Ctx, _user: CurrentUser) -> Fil
 
 
 @router.get("/studies/{study_id}/heatmaps/{code}.png", response_class=FileResponse)
-def get_heatmap(study_id: str, code: str, ctx: Ctx, _user: CurrentUser) -> FileResponse:
+def get_heatmap(study_id: str, code: str, ctx: Ctx, user: CurrentUser) -> FileResponse:
     with ctx.store.sessions() as session:
         draft = session.get(Draft, _check_id(study_id))
     if draft is None or code not in draft.heatmaps:
         raise HTTPException(404, "no heatmap for this finding")
+    ctx.audit(user.username, "view_heatmap", study_id, {"code": code})
     return FileResponse(ctx.store.path(draft.heatmaps[code]), media_type="image/png")
 
 
@@ -220,30 +241,44 @@ def post_addendum(study_id: str, body: AddendumIn, ctx: Ctx, user: Radiologist) 
 
 
 @router.post("/studies/{study_id}/ask")
-def post_question(study_id: str, body: QuestionIn, ctx: Ctx, user: CurrentUser) -> dict[str, Any]:
+async def post_question(
+    study_id: str, body: QuestionIn, ctx: Ctx, user: CurrentUser
+) -> dict[str, Any]:
     """Ask the assistant about the study. The answer is assistant output, not a diagnosis.
 
     The finding the answer rests on is checked against the workstation's verifier
     (:func:`radloop.safety.check_answer`): ``state`` is ``verified``, ``contradicted``,
     ``unsupported``, ``unverifiable`` or ``not checked`` (with ``reasons``), and
     ``unchecked`` when the check could not run.
+
+    The model call and the check run in the ask pool: 429 when the user already has
+    ``ask_per_user`` questions in flight, 503 at once when all ``ask_threads`` are busy, 504
+    when no answer came in ``ask_timeout_s`` seconds.
     """
-    from radloop.assist import ask
-    from radloop.review.ingest import load_stored_study
-    from radloop.review.worker import DraftingWorker
-
-    with ctx.store.sessions() as session:
-        from radloop.review.db import StudyRow
-
-        row = session.get(StudyRow, _check_id(study_id))
-        if row is None:
-            raise KeyError(study_id)
-        study = load_stored_study(ctx.store, row)
-    worker = ctx.worker if ctx.worker is not None else DraftingWorker(ctx.store)
-    ctx.worker = worker
-    answer = ask(study, body.question, worker.drafting_model())
-    checked = _check_answer(answer, study, worker)
-    ctx.audit(
+    _check_id(study_id)
+    timeout = ctx.settings.ask_timeout_s
+    try:
+        future = ctx.ask_pool.submit(
+            user.username, lambda: _answer_question(ctx, study_id, body.question)
+        )
+    except AskRefusedError as refused:
+        raise RefusedError(refused.status, refused.message, refused.action) from None
+    waiter = asyncio.wrap_future(future)
+    # A call given up on may still fail later: its error is read here, not logged as lost.
+    waiter.add_done_callback(lambda done: done.cancelled() or done.exception())
+    try:
+        # Shielded: giving up waiting leaves the call running (a thread cannot be stopped);
+        # it keeps its place in the pool until the model returns.
+        answer, checked = await asyncio.wait_for(asyncio.shield(waiter), timeout)
+    except TimeoutError:
+        raise RefusedError(
+            504,
+            f"the model did not answer in {timeout:g} s; the question was given up. "
+            "Try again later.",
+            "ask_timed_out",
+        ) from None
+    await run_in_threadpool(
+        ctx.audit,
         user.username,
         "ask",
         study_id,
@@ -257,6 +292,26 @@ def post_question(study_id: str, body: QuestionIn, ctx: Ctx, user: CurrentUser) 
         "model": answer.model_id,
         **checked,
     }
+
+
+def _answer_question(ctx: AppContext, study_id: str, question: str) -> tuple[Any, dict[str, Any]]:
+    """Load the study, ask the drafting model, check the answer (in an ask pool thread)."""
+    from radloop.assist import ask
+    from radloop.review.db import StudyRow
+    from radloop.review.ingest import load_stored_study
+    from radloop.review.worker import DraftingWorker
+
+    with ctx.store.sessions() as session:
+        row = session.get(StudyRow, study_id)
+        if row is None:
+            raise KeyError(study_id)
+        study = load_stored_study(ctx.store, row)
+    with _worker_lock:
+        if ctx.worker is None:
+            ctx.worker = DraftingWorker(ctx.store)
+        worker = ctx.worker
+    answer = ask(study, question, worker.drafting_model())
+    return answer, _check_answer(answer, study, worker)
 
 
 def _check_answer(answer: Any, study: Any, worker: Any) -> dict[str, Any]:

@@ -13,10 +13,12 @@ monitoring dashboard, for one) are callables ``extension(app, ctx)`` given an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from fastapi import Depends, FastAPI
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -31,7 +33,7 @@ from radloop.review.deps import (
     current_user,
     require_role,
 )
-from radloop.review.handlers import install_handlers
+from radloop.review.handlers import audit_refusal, install_handlers
 from radloop.review.lifespan import Lifespan
 from radloop.review.middleware import BodyLimit, SecurityHeaders
 from radloop.review.settings import Settings
@@ -94,7 +96,7 @@ def create_app(
         ctx.first_admin_password = ensure_first_admin(session)
     run_worker = settings.in_process_worker if start_worker is None else start_worker
     app = FastAPI(
-        lifespan=Lifespan(ctx, run_worker),
+        lifespan=_closing_ask_pool(ctx, Lifespan(ctx, run_worker)),
         title="radloop review workstation",
         version=__version__,
         description="Draft, check, review and sign chest X-ray reports. Every draft is "
@@ -116,9 +118,28 @@ def create_app(
 
     for extension in installed_extensions() if extensions is None else extensions:
         extension(app, ctx)
-    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes, on_refused=_audit_too_large)
     app.add_middleware(SecurityHeaders)  # outermost: the 413 of BodyLimit carries them too
     return app
+
+
+async def _audit_too_large(request: Request, reason: str) -> None:
+    await audit_refusal(request, 413, "refused_too_large", reason)
+
+
+def _closing_ask_pool(ctx: AppContext, inner: Lifespan) -> Callable[[FastAPI], Any]:
+    """``inner`` (the worker's lifespan), then at shutdown the ask pool refuses new questions
+    without waiting for hung model calls (their daemon threads do not hold the process)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with inner(app):
+            try:
+                yield
+            finally:
+                ctx.close_ask_pool()
+
+    return lifespan
 
 
 def app_from_env() -> FastAPI:

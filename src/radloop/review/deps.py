@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from radloop.review import audit
 from radloop.review.accounts import AuthenticatedUser, session_user
+from radloop.review.askpool import AskPool
 from radloop.review.settings import Settings
 from radloop.review.store import Store
 
@@ -43,6 +44,7 @@ __all__ = [
     "NotAuthenticatedError",
     "PasswordChangeRequiredError",
     "Radiologist",
+    "RefusedError",
     "SessionCache",
     "client_address",
     "context_of",
@@ -63,6 +65,18 @@ class NotAuthenticatedError(Exception):
 
 class PasswordChangeRequiredError(Exception):
     """A one-time password is still in use: pages go to the password form, the API 403s."""
+
+
+class RefusedError(HTTPException):
+    """An HTTP refusal that names its audit action (``refused_role``, ``refused_csrf`` ...).
+
+    Answered like any :class:`HTTPException`; the workstation's handler writes it to the
+    audit trail under ``action`` (other refusals get an action from their status code).
+    """
+
+    def __init__(self, status_code: int, detail: str, action: str) -> None:
+        super().__init__(status_code, detail)
+        self.action = action
 
 
 @dataclass(frozen=True)
@@ -126,10 +140,26 @@ class AppContext:
     session_cache: SessionCache = field(default_factory=lambda: SessionCache())
     site_names_cache: tuple[float, list[str]] | None = None
     caches: dict[str, Any] = field(default_factory=dict)
+    _ask_pool: AskPool | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
         if self.audit_writer is None:
             self.audit_writer = audit.ChainWriter(self.store.engine, self.store.seal)
+
+    @property
+    def ask_pool(self) -> AskPool:
+        """The ask box's bounded pool (:mod:`~radloop.review.askpool`), made on first use."""
+        with self._lock:
+            if self._ask_pool is None:
+                self._ask_pool = AskPool(self.settings.ask_threads, self.settings.ask_per_user)
+            return self._ask_pool
+
+    def close_ask_pool(self) -> None:
+        """Refuse new questions (at shutdown); hung model calls are not waited for."""
+        with self._lock:
+            if self._ask_pool is not None:
+                self._ask_pool.close()
 
     @property
     def sessions(self) -> Any:
@@ -205,8 +235,10 @@ def require_role(*roles: str) -> Callable[..., Awaitable[AuthenticatedUser]]:
         user: Annotated[AuthenticatedUser, Depends(current_user)],
     ) -> AuthenticatedUser:
         if roles and user.role not in roles:
-            raise HTTPException(
-                403, f"this needs the role {' or '.join(roles)}; you are signed in as {user.role}"
+            raise RefusedError(
+                403,
+                f"this needs the role {' or '.join(roles)}; you are signed in as {user.role}",
+                "refused_role",
             )
         return user
 
@@ -227,7 +259,9 @@ async def csrf_protect(
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
     if not sent or not secrets.compare_digest(sent, user.csrf_token):
-        raise HTTPException(403, "missing or wrong CSRF token; reload the page and try again")
+        raise RefusedError(
+            403, "missing or wrong CSRF token; reload the page and try again", "refused_csrf"
+        )
 
 
 Ctx = Annotated[AppContext, Depends(context_of)]

@@ -5,21 +5,80 @@ in use: pages go to the password form, the API answers 403. Bad input
 (:class:`radloop.errors.InputError`) is 422 (409 for a study that cannot be signed or a
 worksheet changed since the reader saw it, with what changed and by whom; 413 for a file too
 large) and names the uploaded file, never where the server staged it.
+
+Every refusal is written to the audit trail, target the request's path, detail the status,
+method, reason and client address: 401 (user ``-``), 403 (role, CSRF token, one-time
+password), 409, 413, 422 (bad input, refused uploads), 429, 503 and 504. A refusal that names
+its action (:class:`~radloop.review.deps.RefusedError`) is audited under it; others under
+their status's action (:data:`REFUSAL_ACTIONS`). Redirects of pages to the login page and
+404s are not refusals and are not audited.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from radloop.errors import InputError
-from radloop.review.deps import SAFE_METHODS, NotAuthenticatedError, PasswordChangeRequiredError
+from radloop.review.deps import (
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    NotAuthenticatedError,
+    PasswordChangeRequiredError,
+    client_address,
+)
 
-__all__ = ["install_handlers"]
+__all__ = ["REFUSAL_ACTIONS", "audit_refusal", "install_handlers"]
+
+log = logging.getLogger("radloop.review.handlers")
+
+REFUSAL_ACTIONS = {
+    401: "refused_unauthenticated",
+    403: "refused_forbidden",
+    409: "refused_conflict",
+    413: "refused_too_large",
+    422: "refused_input",
+    429: "refused_too_many",
+    503: "refused_unavailable",
+    504: "refused_timeout",
+}
+"""The audit action of a refusal by status, unless the refusal names its own."""
+
+
+async def audit_refusal(request: Request, status: int, action: str, reason: str) -> None:
+    """Write a refusal to the audit trail: the user (``-`` when not signed in), the action,
+    the path, and the status, method, reason and client address.
+
+    The append waits for its commit, so it runs in the thread pool, not on the event loop.
+    A refusal is answered even when its audit entry cannot be written (that is logged).
+    """
+    ctx = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        return
+    user = getattr(request.state, "user", None)
+    if user is None:  # refused before the session was looked up (a body too large)
+        token = request.cookies.get(SESSION_COOKIE)
+        user = ctx.session_cache.get(token) if token else None
+    username = getattr(user, "username", None) or "-"
+    detail = {
+        "status": status,
+        "method": request.method,
+        "reason": reason[:300],
+        "client": client_address(request, ctx.settings.trusted_proxies),
+    }
+    try:
+        await run_in_threadpool(ctx.audit, username, action, request.url.path, detail)
+    except Exception:
+        log.warning("could not audit a refusal (%s %s)", action, request.url.path, exc_info=True)
+
 
 _STAGED = re.compile(r"\S*/(?:incoming|originals)/[0-9a-f]{16}/")
 
@@ -36,6 +95,7 @@ def install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
     async def _not_authenticated(request: Request, _exc: Exception) -> Response:
         if _wants_html(request) and request.method in SAFE_METHODS:
             return RedirectResponse("/login", status_code=303)
+        await audit_refusal(request, 401, REFUSAL_ACTIONS[401], "sign in first")
         return JSONResponse(
             {"detail": "sign in first"}, status_code=401, headers={"WWW-Authenticate": "Cookie"}
         )
@@ -44,9 +104,17 @@ def install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
     async def _change_password(request: Request, _exc: Exception) -> Response:
         if _wants_html(request) and request.method in SAFE_METHODS:
             return RedirectResponse("/account/password", status_code=303)
-        return JSONResponse(
-            {"detail": "replace your one-time password first (/account/password)"}, status_code=403
-        )
+        message = "replace your one-time password first (/account/password)"
+        await audit_refusal(request, 403, "refused_password_change", message)
+        return JSONResponse({"detail": message}, status_code=403)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        action = getattr(exc, "action", None) or REFUSAL_ACTIONS.get(exc.status_code)
+        if action is not None:
+            await audit_refusal(request, exc.status_code, action, str(exc.detail))
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(InputError)
     async def _bad_input(request: Request, exc: Exception) -> Response:
@@ -56,6 +124,7 @@ def install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
             status = 413
         # Name the uploaded file, not where the server staged it.
         message = _STAGED.sub("", str(exc))
+        await audit_refusal(request, status, REFUSAL_ACTIONS[status], message)
         if _wants_html(request):
             return templates.TemplateResponse(
                 request,
@@ -72,9 +141,11 @@ def install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
         return JSONResponse({"detail": f"no such study: {exc}"}, status_code=404)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_request: Request, exc: Exception) -> Response:
+    async def _invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = [
             {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", ""))} for e in exc.errors()
         ]
+        reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        await audit_refusal(request, 422, "refused_invalid", reason)
         return JSONResponse({"detail": errors}, status_code=422)

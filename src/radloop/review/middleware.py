@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -26,11 +29,22 @@ _HSTS = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 class BodyLimit:
     """Refuse request bodies over ``limit`` bytes: by Content-Length up front, else as they
-    stream (chunked uploads), before the app writes anything."""
+    stream (chunked uploads), before the app writes anything. Each refusal is handed to
+    ``on_refused`` (the request and the reason: the workstation audits it)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        on_refused: Callable[[Request, str], Awaitable[None]] | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.on_refused = on_refused
+
+    async def _refused(self, scope: Scope) -> None:
+        if self.on_refused is not None:
+            await self.on_refused(Request(scope), _too_large(self.limit)["detail"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,6 +61,7 @@ class BodyLimit:
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
             response = JSONResponse(_too_large(self.limit), status_code=413)
+            await self._refused(scope)
             await response(scope, receive, send)
             return
         seen = 0
@@ -61,6 +76,7 @@ class BodyLimit:
             seen += len(message.get("body", b""))
             if seen > self.limit:
                 refused = True
+                await self._refused(scope)
                 await JSONResponse(_too_large(self.limit), status_code=413)(scope, receive, send)
                 return {"type": "http.disconnect"}
             return message

@@ -33,6 +33,7 @@ from radloop.review.deps import (
     Auditor,
     Ctx,
     CurrentUser,
+    RefusedError,
     client_address,
     csrf_protect,
 )
@@ -89,7 +90,9 @@ def login(
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not expected or not secrets.compare_digest(expected, csrf_token):
-        raise HTTPException(403, "the login form expired; reload the page and try again")
+        raise RefusedError(
+            403, "the login form expired; reload the page and try again", "refused_login_csrf"
+        )
     with ctx.store.sessions() as session:
         try:
             user = authenticate(session, ctx.settings, username, password, _client(request, ctx))
@@ -309,7 +312,7 @@ def audit_page(request: Request, ctx: Ctx, user: Auditor) -> HTMLResponse:
 def users_page(
     request: Request,
     ctx: Ctx,
-    _user: Admin,
+    user: Admin,
     message: str | None = None,
 ) -> HTMLResponse:
     from sqlalchemy import select
@@ -318,6 +321,7 @@ def users_page(
 
     with ctx.store.sessions() as session:
         users = list(session.execute(select(User).order_by(User.username)).scalars())
+    ctx.audit(user.username, "view_users")
     return _render(ctx, request, "users.html", users=users, roles=ROLES, message=message)
 
 

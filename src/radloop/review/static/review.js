@@ -16,7 +16,10 @@ async function api(method, url, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
-    throw new Error(`${response.status}: ${detail || response.statusText}`);
+    const error = new Error(`${response.status}: ${detail || response.statusText}`);
+    error.status = response.status;
+    error.detail = detail || response.statusText;
+    throw error;
   }
   return data;
 }
@@ -265,8 +268,9 @@ function setupReview() {
     box.className = "answer";
     box.textContent = "…";
     out.prepend(box);
+    const question = ask.question.value;
     try {
-      const answer = await api("POST", `/api/studies/${data.id}/ask`, { question: ask.question.value });
+      const answer = await api("POST", `/api/studies/${data.id}/ask`, { question });
       box.innerHTML = "";
       const label = document.createElement("div"); label.className = "answer-label"; label.textContent = answer.label;
       const q = document.createElement("div"); q.className = "question"; q.textContent = `Q: ${answer.question}`;
@@ -283,7 +287,17 @@ function setupReview() {
       const m = document.createElement("div"); m.className = "muted";
       m.textContent = `model: ${answer.model}${answer.verifier ? ` · checked by ${answer.verifier}` : ""}`;
       box.append(label, q, a, state, m);
-    } catch (error) { box.textContent = `No answer: ${error.message}`; box.classList.add("error"); }
+    } catch (error) {
+      // 429: this reader's questions are still waiting; 503: every slot is busy; 504: the
+      // model did not answer in time. Each says why in words, with the question it concerns.
+      const why = { 429: "Not asked", 503: "Not asked", 504: "No answer in time" }[error.status];
+      box.innerHTML = "";
+      const q = document.createElement("div"); q.className = "question"; q.textContent = `Q: ${question}`;
+      const m = document.createElement("div"); m.className = "answer-error";
+      m.textContent = why ? `${why}: ${error.detail}` : `No answer: ${error.message}`;
+      box.append(q, m);
+      box.classList.add("error");
+    }
   });
 
   document.addEventListener("keydown", (e) => {
