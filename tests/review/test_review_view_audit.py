@@ -2,8 +2,9 @@
 
 Each request is made alone and the trail must have gained exactly the expected entry: image
 and heatmap views, the monitoring page and its exports, the users page; refusals (401, 403
-for a role, a CSRF token or the login form, 409, 413, 422) with the path, the reason and the
-client address, by ``-`` when no one is signed in. Static files add nothing.
+for a role, a CSRF token, the login form or a one-time password, 409, 413, 422) with the path,
+the reason and the client address, by ``-`` when no one is signed in. Static files add
+nothing. (429, 503 and 504 of the question box: test_review_ask_pool.py.)
 """
 
 from __future__ import annotations
@@ -210,3 +211,24 @@ def test_refused_uploads_and_invalid_input_are_audited(
         ("boss", "refused_invalid", path, 422)
     ]
     assert gained[0][3]["reason"].startswith("body.question:")
+
+
+def test_a_one_time_password_refusal_is_audited_under_its_user(
+    client_for: Any, store: Any, trail: Trail
+) -> None:
+    from reviewkit import PASSWORD, login
+
+    from radloop.review.accounts import create_user, reset_password
+
+    with store.sessions() as session:
+        create_user(session, "fresh", PASSWORD, "radiologist", "Dr Fresh")
+        session.commit()
+        one_time = reset_password(session, "fresh")
+    client = client_for(None)
+    assert login(client, "fresh", one_time).status_code == 303
+    refused, gained = trail.after(lambda: client.get("/api/worklist"))
+    assert refused.status_code == 403
+    reason = "replace your one-time password first (/account/password)"
+    assert gained == [
+        ("fresh", "refused_password_change", "/api/worklist", _refusal(403, "GET", reason))
+    ]
