@@ -169,3 +169,24 @@ def test_study_metadata_come_from_the_frontal_image_when_the_lateral_comes_first
     study = load_study(folder)
     assert study.series[0].images[0].view_position == "LL"
     assert study.metadata.view_position == "PA"
+
+
+def test_load_files_reads_exactly_the_named_files(tmp_path: Path) -> None:
+    import shutil
+
+    import pytest
+
+    from radloop.study import load_files, load_studies, sample_study_path
+
+    (tmp_path / "a").mkdir()
+    first = next(sample_study_path().glob("*.dcm"))
+    shutil.copy(first, tmp_path / "a" / "IM1.dcm")
+    studies = load_files([tmp_path / "a" / "IM1.dcm"])
+    assert [s.study_instance_uid for s in studies] == [
+        s.study_instance_uid for s in load_studies(tmp_path / "a")
+    ]
+    archive = Path(shutil.make_archive(str(tmp_path / "z"), "zip", tmp_path / "a"))
+    member = load_files([archive / "IM1.dcm"])
+    assert member[0].study_instance_uid == studies[0].study_instance_uid
+    with pytest.raises(FileNotFoundError, match="expected a file or a member of a zip"):
+        load_files([tmp_path / "missing" / "IM1.dcm"])

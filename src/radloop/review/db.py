@@ -141,6 +141,9 @@ class ImageRow(Base):
     rows: Mapped[int] = mapped_column(Integer)
     columns: Mapped[int] = mapped_column(Integer)
     png: Mapped[str] = mapped_column(String(500))
+    # The kept original this image was read from, relative to the data directory (a member
+    # of a kept zip as ``<zip>/<member>``): a draft reads its study's files only.
+    original: Mapped[str | None] = mapped_column(String(1000))
 
 
 class Draft(Base):

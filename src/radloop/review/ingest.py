@@ -20,7 +20,7 @@ from radloop.errors import InputError
 from radloop.review.db import ImageRow, Job, StudyRow, utcnow
 from radloop.review.render import image_png, image_stats
 from radloop.review.store import Store
-from radloop.study import Study, load_studies
+from radloop.study import Study, load_files, load_studies
 
 __all__ = [
     "IngestResult",
@@ -156,6 +156,7 @@ def _add_study(store: Store, session: Session, study: Study, source: str) -> Stu
                 rows=image.shape[0],
                 columns=image.shape[1],
                 png=f"studies/{study_id}/{name}",
+                original=_original(store, image.source),
             )
         )
     _link_prior(session, row)
@@ -215,9 +216,31 @@ def _keep(path: Path, batch: Path, move: bool) -> Path:
     return target.resolve()
 
 
+def _original(store: Store, source: Path) -> str | None:
+    """``source`` relative to the data directory, if it is under it."""
+    root = store.data_dir.resolve()
+    path = Path(source)
+    resolved = path.parent.resolve() / path.name
+    return resolved.relative_to(root).as_posix() if resolved.is_relative_to(root) else None
+
+
 def load_stored_study(store: Store, row: StudyRow) -> Study:
-    """The study of a row, read again from its kept originals."""
-    for study in load_studies(store.path(row.source), limits=store.settings.limits):
+    """The study of a row, read again from its kept originals: only its own files when the
+    store knows them (every study ingested since they were recorded), else its whole upload."""
+    with store.reading() as connection:
+        originals = list(
+            connection.execute(
+                select(ImageRow.original)
+                .where(ImageRow.study_id == row.id)
+                .order_by(ImageRow.position)
+            ).scalars()
+        )
+    limits = store.settings.limits
+    if originals and all(originals):
+        studies = load_files([store.path(o) for o in originals if o], limits=limits)
+    else:
+        studies = load_studies(store.path(row.source), limits=limits)
+    for study in studies:
         if study.study_instance_uid[:128] == row.study_instance_uid:
             return study
     raise InputError(

@@ -12,7 +12,7 @@ import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path, PurePosixPath
 
 from radloop.errors import CorruptFileError, FileTooLargeError, UnsafeArchiveError
@@ -111,8 +111,11 @@ def _inflate(archive: Path, zf: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int
     return b"".join(chunks)
 
 
-def iter_archive(archive: Path, limits: IngestLimits) -> Iterator[tuple[str, bytes]]:
-    """(member name, bytes) of each file in a zip, in name order.
+def iter_archive(
+    archive: Path, limits: IngestLimits, only: Collection[str] | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """(member name, bytes) of each file in a zip (or of the members named in ``only``), in
+    name order.
 
     Every member's name, kind and declared size is checked before the first is inflated, so
     an unsafe archive fails before any of it is used.
@@ -138,5 +141,7 @@ def iter_archive(archive: Path, limits: IngestLimits) -> Iterator[tuple[str, byt
         members = sorted((i for i in infos if not i.is_dir()), key=lambda i: i.filename)
         _check_sizes(archive, members, archive_bytes, limits)
         for info in members:
+            if only is not None and info.filename not in only:
+                continue
             cap = min(info.file_size, limits.max_file_bytes)
             yield info.filename, _inflate(archive, zf, info, cap)

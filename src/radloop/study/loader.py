@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from radloop.errors import (
@@ -33,6 +33,7 @@ __all__ = [
     "EmptyStudyError",
     "MultipleStudiesError",
     "dicom_files",
+    "load_files",
     "load_image",
     "load_studies",
     "load_study",
@@ -254,6 +255,39 @@ def load_studies(path: Path | str, *, limits: IngestLimits | None = None) -> lis
             source=source,
         )
     return studies
+
+
+def load_files(sources: Sequence[Path | str], *, limits: IngestLimits | None = None) -> list[Study]:
+    """The studies in exactly these files, oldest first: each a plain file, or a member of a
+    zip named ``<archive>/<member>`` as :attr:`Image.source` names it.
+
+    For reading one stored study again without reading the rest of the upload it came in.
+    Images read the same as in :func:`load_studies` (PNG and JPEG keep the study UID their
+    folder gave them). Raises like :func:`load_studies`; a source that is neither a file nor
+    inside a zip raises ``FileNotFoundError``.
+    """
+    limits = limits or IngestLimits()
+    budget = DecodeBudget(limits)
+    records: list[ImageRecord] = []
+    members: dict[Path, set[str]] = defaultdict(set)
+    for raw in sources:
+        path = Path(raw)
+        if path.is_file():
+            folder = str(path.parent.resolve())
+            records.append(_read_record(_read_path(path, limits), path, folder, limits, budget))
+            continue
+        archive = next((parent for parent in path.parents if parent.is_file()), None)
+        if archive is None:
+            raise FileNotFoundError(
+                f"{path}: expected a file or a member of a zip, got no such path."
+            )
+        members[archive].add(path.relative_to(archive).as_posix())
+    for archive, names in members.items():
+        for name, member in iter_archive(archive, limits, only=names):
+            relative = PurePosixPath(name)
+            folder = f"{archive.resolve()}!/{relative.parent}"
+            records.append(_read_record(member, archive / relative, folder, limits, budget))
+    return _group(records)
 
 
 def load_study(path: Path | str, *, limits: IngestLimits | None = None) -> Study:
