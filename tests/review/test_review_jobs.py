@@ -331,3 +331,93 @@ def test_heatmaps_are_kept_small_and_keep_their_shape() -> None:
     assert abs(col / alpha.shape[1] - 0.75) < 0.02 and abs(row / alpha.shape[0] - 0.25) < 0.02
     small = PILImage.open(io.BytesIO(heatmap_png(np.ones((30, 40)))))
     assert small.size == (40, 30)  # small heatmaps are kept as they are
+
+
+def test_an_admin_requeues_a_failed_draft_from_the_api_and_the_study_page(
+    store: Any, tmp_path: Path, client_for: Any
+) -> None:
+    from radloop.review.db import AuditEntry, StudyRow
+
+    (study_id,) = _fresh_studies(store, tmp_path, 1)
+    with store.sessions() as session:
+        session.execute(
+            update(StudyRow).where(StudyRow.id == study_id).values(status="failed", error="x")
+        )
+        session.commit()
+    rad, boss = client_for("rad"), client_for("boss")
+    assert rad.post(f"/api/studies/{study_id}/requeue").status_code == 403
+    page = boss.get(f"/studies/{study_id}")
+    assert page.status_code == 200 and 'id="requeue"' in page.text
+    assert 'id="requeue"' not in rad.get(f"/studies/{study_id}").text
+    answer = boss.post(f"/api/studies/{study_id}/requeue")
+    assert answer.status_code == 200 and answer.json()["status"] == "queued"
+    job = _job(store, study_id)
+    assert (job.state, job.attempts) == ("queued", 0)
+    again = boss.post(f"/api/studies/{study_id}/requeue")
+    assert again.status_code == 409 and "not failed" in again.json()["detail"]
+    with store.sessions() as session:
+        session.execute(update(StudyRow).where(StudyRow.id == study_id).values(status="failed"))
+        session.commit()
+    token = boss.headers.pop("X-CSRF-Token")  # the page's form sends it as a field
+    form = boss.post(
+        f"/studies/{study_id}/requeue", data={"csrf_token": token}, follow_redirects=False
+    )
+    assert form.status_code == 303 and form.headers["location"] == f"/studies/{study_id}"
+    with store.sessions() as session:
+        actions = list(
+            session.execute(
+                select(AuditEntry.action).where(AuditEntry.target.contains(study_id))
+            ).scalars()
+        )
+    assert actions.count("requeue_draft") == 2
+
+
+@pytest.mark.parametrize("packed", ["folder", "zip"])
+def test_a_draft_reads_its_own_files_not_the_whole_upload(
+    store: Any, tmp_path: Path, packed: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three studies uploaded together: reading one again reads one file (a member of the
+    kept zip, or a file of the kept folder), and a store without recorded originals still
+    reads the study from the whole upload."""
+    import shutil
+
+    from pydicom.uid import generate_uid
+
+    from radloop.review.db import ImageRow, StudyRow
+    from radloop.review.ingest import ingest_path, load_stored_study
+    from radloop.study import loader
+
+    batch = tmp_path / "batch"
+    uids = [generate_uid() for _ in range(3)]
+    for i, uid in enumerate(uids):
+        write_sample_copy(batch / f"s{i}", uid=uid, patient=f"B{i}", date=datetime.date(2024, 5, 1))
+    source = (
+        Path(shutil.make_archive(str(tmp_path / "batch"), "zip", batch))
+        if packed == "zip"
+        else batch
+    )
+    ids = ingest_path(store, source).added
+    assert len(ids) == 3
+    reads: list[str] = []
+    real = loader._read_record
+
+    def counted(data: bytes, source: Path, *args: Any) -> Any:
+        reads.append(str(source))
+        return real(data, source, *args)
+
+    monkeypatch.setattr(loader, "_read_record", counted)
+    with store.sessions() as session:
+        row = session.get(StudyRow, ids[1])
+        assert row is not None
+        original = session.execute(
+            select(ImageRow.original).where(ImageRow.study_id == ids[1])
+        ).scalar_one()
+        assert original is not None and original.startswith("originals/")
+        assert (".zip/" in original) == (packed == "zip")
+        study = load_stored_study(store, row)
+        assert study.study_instance_uid == row.study_instance_uid and len(reads) == 1
+        session.execute(update(ImageRow).where(ImageRow.study_id == ids[1]).values(original=None))
+        session.commit()
+        reads.clear()
+        again = load_stored_study(store, row)  # an image stored before originals were kept
+        assert again.study_instance_uid == row.study_instance_uid and len(reads) == 3

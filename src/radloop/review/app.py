@@ -87,7 +87,7 @@ def create_app(
     ``ctx.first_admin_password`` for the caller to print once.
     """
     from radloop import __version__
-    from radloop.review import api, dicomweb, pages
+    from radloop.review import api, dicomweb, pages, requeue
 
     store = store or open_store(settings)
     templates = workstation_templates()
@@ -109,6 +109,7 @@ def create_app(
     install_handlers(app, templates)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.include_router(pages.router)
+    app.include_router(requeue.router)
     app.include_router(api.router, prefix="/api", dependencies=[Depends(csrf_protect)])
     app.include_router(dicomweb.router, prefix="/dicomweb", dependencies=[Depends(csrf_protect)])
 

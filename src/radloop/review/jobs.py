@@ -22,9 +22,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 
-from radloop.review.db import Job, StudyRow, utcnow
+from radloop.review.db import Draft, Job, StudyRow, utcnow
 from radloop.review.store import Store
 
 __all__ = ["Claim", "JobQueue", "LeaseLostError", "backoff_s"]
@@ -248,7 +248,9 @@ class JobQueue:
     def requeue(self, study_id: str) -> bool:
         """An admin's requeue of a study whose draft failed: a fresh job, attempts from zero.
 
-        False if the study is not in a failed state (nothing to requeue)."""
+        The failed draft is removed (a queued study shows no draft); the reader's worksheet,
+        with any report typed by hand, stays. False if the study is not in a failed state
+        (nothing to requeue)."""
         with self.store.sessions() as session:
             changed = session.execute(
                 update(StudyRow)
@@ -259,6 +261,7 @@ class JobQueue:
             if changed != 1:
                 session.rollback()
                 return False
+            session.execute(delete(Draft).where(Draft.study_id == study_id))
             session.execute(
                 update(Job)
                 .where(Job.study_id == study_id, Job.state.in_(("failed", "done")))
