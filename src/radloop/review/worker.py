@@ -100,6 +100,7 @@ def draft_study(
     calibrator: Any = None,
     claim: Claim | None = None,
     last_attempt: bool = True,
+    cpu: contextlib.AbstractContextManager[Any] | None = None,
 ) -> None:
     """Scope-check, draft and check one stored study, and put the result on the worklist.
 
@@ -112,11 +113,48 @@ def draft_study(
     When the model raises, the error propagates for a retry, unless ``last_attempt``: then
     the draft is stored as failed (the model gave no reply) and the safety layer's triage
     still applies. The database is touched only briefly: no transaction stays open while
-    the model works.
+    the model works. ``cpu`` (a semaphore of the worker's) is held for the work before and
+    after the model call, so that studies drafted at once take turns on the processor and
+    each reaches the model sooner, instead of all of them crawling through it together.
     """
     from radloop.assist import draft, unavailable_draft
-    from radloop.assist.types import WarningKind
-    from radloop.safety import ReadOnce, check, ood_inputs
+
+    gate = cpu if cpu is not None else contextlib.nullcontext()
+    with gate:
+        study, prior, scope, reading = _prepare(store, study_id, verifier, ood_scorer)
+    if scope["out_of_scope"]:
+        # Refused: no draft; the reader sees why and reports by hand if at all.
+        with store.sessions() as session:
+            if claim is not None:
+                JobQueue.mark_done(session, claim)
+            row = _row(session, study_id)
+            for name, value in scope.items():
+                setattr(row, name, value)
+            row.urgent, row.flag_count = False, 0
+            row.triage_reasons = [
+                "outside radloop's intended use: "
+                + "; ".join(r["text"] for r in scope["scope"] if r["outcome"] == "refused")
+            ]
+            row.status = "ready"
+            session.commit()
+        return
+    try:
+        drafted = draft(study, model, prior=prior)
+    except Exception as error:
+        if not last_attempt:
+            raise
+        log.warning("drafting study %s: the model gave no reply: %s", study_id, error)
+        drafted = unavailable_draft(study, _model_id(model), f"{type(error).__name__}: {error}")
+    with gate:
+        _store_draft(store, study_id, model, drafted, study, reading, calibrator, claim)
+
+
+def _prepare(
+    store: Store, study_id: str, verifier: Any, ood_scorer: Any
+) -> tuple[Study, Study | None, dict[str, Any], Any]:
+    """The study and its prior read again, the verifier's reading, and the scope outcome
+    (stored at once, unless refused: it stands even if drafting fails)."""
+    from radloop.safety import ReadOnce, ood_inputs
 
     with store.sessions() as session:
         row = session.get(StudyRow, study_id)
@@ -136,32 +174,27 @@ def draft_study(
         "out_of_scope": outcome == "refused",
         "ood": any(r["code"] == "out_of_distribution" for r in reasons),
     }
-    if scope["out_of_scope"]:
-        # Refused: no draft; the reader sees why and reports by hand if at all.
+    if not scope["out_of_scope"]:
         with store.sessions() as session:
-            if claim is not None:
-                JobQueue.mark_done(session, claim)
-            row = _row(session, study_id)
-            for name, value in scope.items():
-                setattr(row, name, value)
-            row.urgent, row.flag_count = False, 0
-            row.triage_reasons = [
-                "outside radloop's intended use: "
-                + "; ".join(r["text"] for r in reasons if r["outcome"] == "refused")
-            ]
-            row.status = "ready"
+            session.execute(update(StudyRow).where(StudyRow.id == study_id).values(**scope))
             session.commit()
-        return
-    with store.sessions() as session:  # the scope outcome stands even if drafting fails
-        session.execute(update(StudyRow).where(StudyRow.id == study_id).values(**scope))
-        session.commit()
-    try:
-        drafted = draft(study, model, prior=prior)
-    except Exception as error:
-        if not last_attempt:
-            raise
-        log.warning("drafting study %s: the model gave no reply: %s", study_id, error)
-        drafted = unavailable_draft(study, _model_id(model), f"{type(error).__name__}: {error}")
+    return study, prior, scope, reading
+
+
+def _store_draft(
+    store: Store,
+    study_id: str,
+    model: Any,
+    drafted: Any,
+    study: Study,
+    reading: Any,
+    calibrator: Any,
+    claim: Claim | None,
+) -> None:
+    """Check the draft and store it with the study's worklist state (fenced by ``claim``)."""
+    from radloop.assist.types import WarningKind
+    from radloop.safety import check
+
     checked = check(drafted, study, reading, calibrator)
     notice = getattr(model, "notice", None)
     heatmaps = _save_heatmaps(store, study_id, checked.checks, reading.output)
@@ -267,6 +300,8 @@ class DraftingWorker:
         self.calibrator = None if calibration is None else Calibrator.load(calibration)
         self.wake = threading.Event()
         self._held: dict[int, Claim] = {}
+        # The work around each model call takes turns, a few studies at a time.
+        self._cpu = threading.BoundedSemaphore(max(1, os.cpu_count() or 1))
         self._lock = threading.Lock()
         self._loading = threading.Lock()
         self._last_sweep = 0.0
@@ -319,6 +354,7 @@ class DraftingWorker:
                 calibrator=self.calibrator,
                 claim=claim,
                 last_attempt=claim.attempt >= self.queue.max_attempts,
+                cpu=self._cpu,
             )
             return "done"
         except LeaseLostError as lost:

@@ -1016,7 +1016,7 @@ def _window_s(folder: Path) -> float | None:
 
 
 def part_throughput(
-    scratch: Path, studies: int = 72, slots: int = 8, concurrency: int = 8
+    scratch: Path, studies: int = 160, slots: int = 8, concurrency: int = 16
 ) -> dict[str, Any]:
     """One worker against a model server with exactly ``slots`` slots of 1 s each."""
     store = _open_store(scratch)
