@@ -421,3 +421,22 @@ def test_a_draft_reads_its_own_files_not_the_whole_upload(
         reads.clear()
         again = load_stored_study(store, row)  # an image stored before originals were kept
         assert again.study_instance_uid == row.study_instance_uid and len(reads) == 3
+
+
+def test_an_idle_worker_polls_without_writing(store: Any, tmp_path: Path) -> None:
+    from sqlalchemy import event
+
+    from radloop.review.jobs import JobQueue
+
+    _fresh_studies(store, tmp_path, 0)  # nothing queued
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement.split()[0].upper())
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        assert JobQueue(store, "idle").claim(4) == []
+    finally:
+        event.remove(store.engine, "before_cursor_execute", seen)
+    assert statements and "UPDATE" not in statements and "INSERT" not in statements

@@ -75,6 +75,11 @@ class JobQueue:
             .order_by(Job.id)
             .limit(limit)
         )
+        # A read first, in its own transaction: an idle worker polls without writing (on
+        # SQLite every write takes the database's one write lock, which the audit needs).
+        with self.store.reading() as connection:
+            if connection.execute(ready.limit(1)).first() is None:
+                return []
         postgres = not self.store.settings.is_sqlite
         if postgres:
             ready = ready.with_for_update(skip_locked=True)
