@@ -67,6 +67,7 @@ class DecisionIn(BaseModel):
     decision: Literal["accepted", "rejected", "edited"]
     sentence: str | None = Field(default=None, max_length=500)
     version: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    reason: str | None = Field(default=None, max_length=500)
 
 
 class TextIn(BaseModel):
@@ -169,7 +170,10 @@ def get_heatmap(study_id: str, code: str, ctx: Ctx, user: CurrentUser) -> FileRe
 def post_decision(
     study_id: str, key: str, body: DecisionIn, ctx: Ctx, user: Radiologist
 ) -> dict[str, Any]:
-    """Accept, reject or edit (with a replacement sentence) one finding of the draft."""
+    """Accept, reject or edit (with a replacement sentence) one finding of the draft.
+
+    ``reason`` is kept with the decision and audited; rejecting a critical finding the safety
+    check verified without one is refused (422)."""
     with ctx.store.sessions() as session:
         entry = worksheet.decide(
             session,
@@ -179,6 +183,7 @@ def post_decision(
             user.username,
             body.sentence,
             version=body.version,
+            reason=body.reason,
         )
     ctx.audit(user.username, "edit", study_id, {"key": key[:16], **entry})
     return {"key": key, **entry}

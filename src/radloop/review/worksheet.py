@@ -10,7 +10,8 @@ is edited by hand, it is rewritten from the kept findings, with certainty phrase
 calibrated and the sections the model did not comment on as "Not commented.". A failed or
 abstained draft starts from an empty report, never from a normal one. Flagged claims
 (unsupported, contradicted, invalidly stated by the model, possible omissions) must be decided
-before signing. What is signed is the text and the reviewed findings it was written from; only
+before signing. Rejecting a critical finding the safety check verified takes a reason, kept
+with the decision. What is signed is the text and the reviewed findings it was written from; only
 a text the reader typed by hand, the one statement of what they meant, is read back by the
 parser. A signed report is never changed: later changes are addenda.
 """
@@ -79,6 +80,9 @@ class ReviewItem:
     replacement: str | None
     state: str = "not checked"
     invalid_output: bool = False
+    reason_required: bool = False
+    """A critical finding the safety check verified: rejecting it takes a reason."""
+    decision_reason: str | None = None
 
 
 class DraftContent(Protocol):
@@ -146,9 +150,16 @@ def _item(
     *,
     omission: bool = False,
 ) -> ReviewItem:
+    from radloop.safety.triage import critical_reason
+
     verdict = check.get("verdict") or found.get("verdict")
     invalid = bool(check.get("invalid_output"))
     decided = decisions.get(key, {})
+    critical = (
+        verdict == "supported"
+        and not omission
+        and critical_reason(Finding.from_dict(found)) is not None
+    )
     return ReviewItem(
         key=key,
         finding=found,
@@ -161,6 +172,8 @@ def _item(
         replacement=decided.get("sentence"),
         state=claim_state(verdict),
         invalid_output=invalid,
+        reason_required=critical,
+        decision_reason=decided.get("reason"),
     )
 
 
@@ -340,12 +353,14 @@ def decide(
     sentence: str | None = None,
     *,
     version: int | None = None,
+    reason: str | None = None,
 ) -> dict[str, Any]:
     """Record a decision on one item; an edit is a sentence the parser must read.
 
-    ``version`` is the worksheet version the reader saw: a decision on another finding made
-    since is kept (decisions merge per finding), one on the same finding made since is a
-    :class:`StaleWorksheetError`.
+    ``reason`` is kept with the decision; rejecting a critical finding the safety check
+    verified (:attr:`ReviewItem.reason_required`) needs one. ``version`` is the worksheet
+    version the reader saw: a decision on another finding made since is kept (decisions merge
+    per finding), one on the same finding made since is a :class:`StaleWorksheetError`.
     """
     from radloop.report import parse
 
@@ -357,11 +372,22 @@ def decide(
         _, draft, sheet = _open_sheet(session, study_id)
     except NotSignableError as error:
         raise _rolled_back(session, error) from None
-    keys = {item.key for item in review_items(draft, sheet)}
-    if key not in keys:
+    items = {item.key: item for item in review_items(draft, sheet)}
+    if key not in items:
         session.rollback()
-        raise InputError(f"a finding key among {sorted(keys)}", repr(key)[:40], source="key")
+        raise InputError(f"a finding key among {sorted(items)}", repr(key)[:40], source="key")
+    reason = (reason or "").strip() or None
+    if decision == "rejected" and items[key].reason_required and reason is None:
+        session.rollback()
+        raise InputError(
+            "a reason for rejecting a critical finding the safety check verified",
+            "no reason",
+            source=key,
+            fix="Say why in 'reason' (e.g. 'skin fold, not a pneumothorax').",
+        )
     entry: dict[str, Any] = {"decision": decision}
+    if reason is not None:
+        entry["reason"] = reason
     if decision == "edited":
         findings = parse(sentence or "")
         if not findings:

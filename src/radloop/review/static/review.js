@@ -197,18 +197,57 @@ function setupReview() {
   document.querySelectorAll("[data-act]").forEach((b) => b.addEventListener("click", () => actions[b.dataset.act]()));
   if (heatmapSelect) heatmapSelect.addEventListener("change", () => viewers[0] && viewers[0].showHeatmap(heatmapSelect.value));
 
-  // Findings: select, decide, edit.
+  // Findings: select, decide, edit. The selection follows keyboard focus (Tab, j/k, a click),
+  // so the keys always act on the finding that shows the focus ring.
   const items = Array.from(document.querySelectorAll("li.finding"));
   let selected = 0;
+  const mark = (i) => {
+    selected = i;
+    items.forEach((li, k) => li.classList.toggle("selected", k === i));
+  };
   const select = (i) => {
     if (!items.length) return;
-    selected = (i + items.length) % items.length;
-    items.forEach((li, k) => li.classList.toggle("selected", k === selected));
+    mark((i + items.length) % items.length);
     items[selected].focus();
   };
+  const focusedItem = () => {
+    const active = document.activeElement;
+    return active && active.closest ? items.indexOf(active.closest("li.finding")) : -1;
+  };
+  // Rejecting a critical finding the safety check verified asks why first (null: cancelled).
+  const reasonDialog = document.getElementById("reject-reason");
+  const askReason = (li) => new Promise((resolve) => {
+    const form = reasonDialog.querySelector("form");
+    form.reset();
+    reasonDialog.querySelector(".reject-finding").textContent = li.querySelector(".finding-text").textContent.trim();
+    reasonDialog.returnValue = "";
+    reasonDialog.addEventListener("close", () => {
+      const reason = form.reason.value.trim();
+      li.focus();
+      resolve(reasonDialog.returnValue === "reject" && reason ? reason : null);
+    }, { once: true });
+    reasonDialog.showModal();
+    form.reason.focus();
+  });
+  if (reasonDialog) {
+    const form = reasonDialog.querySelector("form");
+    reasonDialog.querySelector("button.cancel").addEventListener("click", () => reasonDialog.close(""));
+    form.reason.addEventListener("input", () => form.reason.setCustomValidity(""));
+    form.addEventListener("submit", (e) => {
+      if (form.reason.value.trim()) return;
+      e.preventDefault();
+      form.reason.setCustomValidity("Say why you reject this finding.");
+      form.reason.reportValidity();
+    });
+  }
   const decide = async (li, decision, sentence) => {
+    let reason;
+    if (decision === "rejected" && li.dataset.reasonRequired && reasonDialog) {
+      reason = await askReason(li);
+      if (reason === null) { say("Not rejected: no reason given."); return; }
+    }
     try {
-      await api("POST", `/api/studies/${data.id}/findings/${li.dataset.key}`, { decision, sentence, version: data.version });
+      await api("POST", `/api/studies/${data.id}/findings/${li.dataset.key}`, { decision, sentence, reason, version: data.version });
       location.reload();
     } catch (error) { say(`Not saved: ${error.message}`, true); }
   };
@@ -223,7 +262,8 @@ function setupReview() {
     form.querySelector("input").focus();
   };
   items.forEach((li, k) => {
-    li.addEventListener("click", () => { selected = k; items.forEach((x, j) => x.classList.toggle("selected", j === k)); });
+    li.addEventListener("focusin", () => mark(k));
+    li.addEventListener("click", () => mark(k));
     li.querySelectorAll("[data-decide]").forEach((b) => b.addEventListener("click", (e) => {
       e.stopPropagation();
       if (b.dataset.decide === "edited") openEdit(li); else decide(li, b.dataset.decide);
@@ -301,7 +341,11 @@ function setupReview() {
   });
 
   document.addEventListener("keydown", (e) => {
-    if (e.target.closest("input, textarea, select") || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.target.closest("input, textarea, select, dialog") || e.ctrlKey || e.metaKey || e.altKey) return;
+    // Letters act unshifted only: R (or r under Caps Lock with Shift) decides nothing.
+    if (e.shiftKey && /^[a-z]$/i.test(e.key)) return;
+    const at = focusedItem();
+    if (at >= 0) mark(at);
     const li = items[selected];
     const keys = {
       j: () => select(selected + 1), k: () => select(selected - 1),
