@@ -599,3 +599,26 @@ def test_every_response_carries_the_security_headers(app: Any, client_for: Any) 
         response = plain.get("/login")
     assert response.headers["x-frame-options"] == "DENY"
     assert "strict-transport-security" not in response.headers
+
+
+def test_worklist_counts_are_kept_for_their_ttl_and_then_recounted() -> None:
+    import time
+
+    from radloop.review.queries import CountCache
+
+    calls: list[str] = []
+
+    def count(name: str, value: int) -> Any:
+        def run() -> int:
+            calls.append(name)
+            return value
+
+        return run
+
+    cache = CountCache(ttl_s=0.2)
+    assert cache.get(("to_review", 100), count("a", 7)) == 7
+    assert cache.get(("to_review", 100), count("a", 9)) == 7  # within the ttl: not recounted
+    assert cache.get(("signed", 100), count("b", 3)) == 3  # another filter: its own count
+    time.sleep(0.25)
+    assert cache.get(("to_review", 100), count("a", 9)) == 9
+    assert calls == ["a", "b", "a"]

@@ -124,7 +124,7 @@ def get_worklist(
     """
     filters = WorklistFilter(status, urgent, flagged, out_of_scope, site, limit, offset)
     with ctx.store.reading() as connection:
-        total, exact, studies = worklist(connection, filters)
+        total, exact, studies = worklist(connection, filters, ctx.counts)
     ctx.audit(user.username, "view_worklist", "", {"status": status, "offset": offset})
     return {"total": total, "total_exact": exact, "studies": studies}
 

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from radloop.review import audit
 from radloop.review.accounts import AuthenticatedUser, session_user
 from radloop.review.askpool import AskPool
+from radloop.review.queries import CountCache
 from radloop.review.settings import Settings
 from radloop.review.store import Store
 
@@ -140,6 +141,8 @@ class AppContext:
     session_cache: SessionCache = field(default_factory=lambda: SessionCache())
     site_names_cache: tuple[float, list[str]] | None = None
     caches: dict[str, Any] = field(default_factory=dict)
+    counts: CountCache = field(default_factory=CountCache)
+    """Worklist counts, a few seconds old at most (:class:`~radloop.review.queries.CountCache`)."""
     _ask_pool: AskPool | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 

@@ -213,7 +213,7 @@ def worklist_page(
         (page - 1) * PAGE,
     )
     with ctx.store.reading() as connection:
-        total, exact, rows = worklist_rows(connection, filters)
+        total, exact, rows = worklist_rows(connection, filters, ctx.counts)
         site_names = _site_names(ctx, connection)
     render_row = _row_renderer(ctx)
     ctx.audit(user.username, "view_worklist", "", {"status": status, "page": page})

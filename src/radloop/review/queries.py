@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -33,6 +35,7 @@ from radloop.review.worksheet import current_text, kept_findings, review_items, 
 __all__ = [
     "COUNT_UP_TO",
     "STATUS_FILTERS",
+    "CountCache",
     "WorklistFilter",
     "export_content",
     "row_summary",
@@ -187,11 +190,42 @@ COUNT_UP_TO = 1000
 """Worklists count their studies up to this many past the page shown (then: "at least")."""
 
 
-def worklist_rows(bind: Bind, filters: WorklistFilter) -> tuple[int, bool, list[Row[Any]]]:
+class CountCache:
+    """Worklist counts by filter for ``ttl_s`` seconds (one per server process).
+
+    The bounded count scans up to :data:`COUNT_UP_TO` index entries past the page on every
+    view: under load, with every reader on the same queue, it is most of a worklist's
+    database time. The rows of the page are always read fresh; only "how many" may lag by
+    ``ttl_s`` seconds.
+    """
+
+    def __init__(self, ttl_s: float = 2.0) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[tuple[Any, ...], tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], count: Callable[[], int]) -> int:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._entries.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        value = count()
+        with self._lock:
+            if len(self._entries) > 1024:  # filters are few; pages of a long queue are many
+                self._entries.clear()
+            self._entries[key] = (now + self.ttl_s, value)
+        return value
+
+
+def worklist_rows(
+    bind: Bind, filters: WorklistFilter, counts: CountCache | None = None
+) -> tuple[int, bool, list[Row[Any]]]:
     """(total, exact, one page of rows): urgent first, then by arrival (oldest first).
 
     The total is exact when ``exact``; otherwise at least that many match (counting stops
-    :data:`COUNT_UP_TO` studies past the end of the page).
+    :data:`COUNT_UP_TO` studies past the end of the page). With ``counts`` the total may be
+    up to its ``ttl_s`` seconds old.
 
     Each row holds plain values only (hashable): :func:`row_summary` turns one into the
     dict the pages and the API show, and caches by the row's whole content, so a changed
@@ -205,7 +239,12 @@ def worklist_rows(bind: Bind, filters: WorklistFilter) -> tuple[int, bool, list[
     connection = _connection(bind)
     params = {"site": filters.site} if filters.site else {}
     up_to = filters.offset + filters.limit + COUNT_UP_TO
-    total = int(connection.execute(count, {**params, "count_up_to": up_to + 1}).scalar_one())
+
+    def counted() -> int:
+        return int(connection.execute(count, {**params, "count_up_to": up_to + 1}).scalar_one())
+
+    key = (filters.status, filters.urgent, filters.flagged, filters.out_of_scope, filters.site)
+    total = counted() if counts is None else counts.get((*key, up_to), counted)
     rows = connection.execute(page, {**params, "limit": filters.limit, "offset": filters.offset})
     return min(total, up_to), total <= up_to, list(rows)
 
@@ -216,9 +255,11 @@ def row_summary(row: Row[Any]) -> Mapping[str, Any]:
     return MappingProxyType(_summary(row))
 
 
-def worklist(bind: Bind, filters: WorklistFilter) -> tuple[int, bool, list[dict[str, Any]]]:
+def worklist(
+    bind: Bind, filters: WorklistFilter, counts: CountCache | None = None
+) -> tuple[int, bool, list[dict[str, Any]]]:
     """(total, exact, one page of summaries): urgent first, then by arrival."""
-    total, exact, rows = worklist_rows(bind, filters)
+    total, exact, rows = worklist_rows(bind, filters, counts)
     return total, exact, [dict(row_summary(row)) for row in rows]
 
 
