@@ -2,8 +2,9 @@
 
 Every part runs against real processes on loopback: ``radloop serve`` (one process) or
 ``radloop worker`` started as subprocesses on a fresh SQLite store in a temporary directory,
-driven over HTTP with session cookies, and read back from the database afterwards. Each part is
-bounded in rounds and in seconds, prints one progress line on stderr, and removes its files.
+driven over HTTP as signed-in users (login cookie), and read back from the database
+afterwards. Each part is bounded in rounds and in seconds, prints one progress line on
+stderr, and removes its files.
 
 - ``double_finals``: two radiologists sign the same fresh study at the same instant (two
   threads released by a barrier); studies with more than one final report. Bar 0.
