@@ -47,3 +47,12 @@ def chromium() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+def sign_in(page: Any, base: str, username: str, password: str) -> None:
+    """Sign ``page`` in to the workstation at ``base`` through its login form."""
+    page.goto(f"{base}/login")
+    page.fill('input[name="username"]', username)
+    page.fill('input[name="password"]', password)
+    page.click('button[type="submit"]')
+    page.wait_for_url(f"{base}/")

@@ -140,3 +140,21 @@ def client_for(app: Any) -> Iterator[Any]:
     yield make
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="module")
+def server(app: Any) -> Iterator[str]:
+    """The module's app served by uvicorn on loopback (for the browser tests)."""
+    from browserkit import served
+
+    with served(app) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium through Playwright, one per test module."""
+    from browserkit import chromium
+
+    with chromium() as launched:
+        yield launched

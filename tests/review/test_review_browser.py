@@ -17,31 +17,15 @@ from typing import Any
 import pytest
 from reviewkit import PASSWORD, Seeded
 
-from browserkit import CHROMIUM, chromium, served
+from browserkit import CHROMIUM, sign_in
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "review"
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 
 
-@pytest.fixture(scope="module")
-def server(app: Any) -> Iterator[str]:
-    with served(app) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
 def _login(page: Any, base: str, username: str) -> None:
-    page.goto(f"{base}/login")
-    page.fill('input[name="username"]', username)
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{base}/")
+    sign_in(page, base, username, PASSWORD)
 
 
 def test_radiologist_reviews_edits_signs_and_exports_and_an_auditor_cannot_sign(

@@ -2,38 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from reviewkit import PASSWORD, Seeded
 from sqlalchemy import select
 
-from browserkit import CHROMIUM, chromium, served
+from browserkit import CHROMIUM, sign_in
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 
 
-@pytest.fixture(scope="module")
-def server(app: Any) -> Iterator[str]:
-    with served(app) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
 def _page(browser: Any, base: str, username: str) -> Any:
     page = browser.new_context(base_url=base).new_page()
-    page.goto(f"{base}/login")
-    page.fill('input[name="username"]', username)
-    page.fill('input[name="password"]', PASSWORD)
-    page.click('button[type="submit"]')
-    page.wait_for_url(f"{base}/")
+    sign_in(page, base, username, PASSWORD)
     return page
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from reviewkit import PASSWORD, Seeded
 
-from browserkit import CHROMIUM, chromium, served
+from browserkit import CHROMIUM, sign_in
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
@@ -25,18 +25,6 @@ FOCUSED_FINDING = (
 ACTIVE_KEY = "() => (document.activeElement.closest('li.finding') || {dataset: {}}).dataset.key"
 
 
-@pytest.fixture(scope="module")
-def server(app: Any) -> Iterator[str]:
-    with served(app) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with chromium() as launched:
-        yield launched
-
-
 @pytest.fixture()
 def page(server: str, browser: Any) -> Iterator[Any]:
     """A signed-in radiologist's page; fails the test on any JavaScript error."""
@@ -44,11 +32,7 @@ def page(server: str, browser: Any) -> Iterator[Any]:
     opened = context.new_page()
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.goto(f"{server}/login")
-    opened.fill('input[name="username"]', "rad")
-    opened.fill('input[name="password"]', PASSWORD)
-    opened.click('button[type="submit"]')
-    opened.wait_for_url(f"{server}/")
+    sign_in(opened, server, "rad", PASSWORD)
     yield opened
     context.close()
     assert errors == []
