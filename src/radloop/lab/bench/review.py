@@ -95,29 +95,84 @@ class ReviewLoadResult:
         return asdict(self)
 
 
-def fill_load_store(data_dir: Path, n: int, *, seed: int = 0) -> tuple[list[str], str]:
-    """Write ``n`` studies as rows (shared placeholder image); returns (ids, a session token)."""
+PLACEHOLDER = "studies/placeholder.png"
+
+
+def insert_placeholder_studies(
+    store: Any, studies: list[dict[str, Any]], drafts: list[dict[str, Any]], *, side: int
+) -> None:
+    """Write drafted studies straight into the store's tables, all showing one placeholder
+    image of ``side`` pixels (written if missing).
+
+    Each of ``studies`` gives the columns that vary (``id``, ``study_instance_uid``,
+    ``patient_key``, ``received_at``, triage and demographics); the rest are those of an
+    accepted PA radiograph. Each of ``drafts`` gives ``text``, ``findings`` and ``checks`` for
+    the study at the same place.
+    """
     import numpy as np
     from sqlalchemy import insert
+
+    from radloop.review.db import Draft, ImageRow, StudyRow, utcnow
+    from radloop.review.render import image_png
+
+    placeholder = store.data_dir / PLACEHOLDER
+    if not placeholder.exists():
+        placeholder.parent.mkdir(parents=True, exist_ok=True)
+        gradient = np.linspace(0, 1, side * side, dtype=np.float32).reshape(side, side)
+        placeholder.write_bytes(image_png(gradient, side))
+    constant = {
+        "study_date": datetime.date(2024, 1, 1),
+        "status": "ready",
+        "pending": True,
+        "out_of_scope": False,
+        "scope_outcome": "accepted",
+        "scope": [],
+        "ood": False,
+        "view": "PA",
+        "modality": "DX",
+        "source": PLACEHOLDER,
+        "source_kind": "png",
+        "image_stats": {"mean": 0.5, "std": 0.29, "p05": 0.05, "p95": 0.95},
+    }
+    rows = [{**constant, **study} for study in studies]
+    images = [
+        {
+            "study_id": study["id"],
+            "position": 0,
+            "sop_instance_uid": f"2.25.{secrets.randbits(96)}",
+            "view": "PA",
+            "rows": side,
+            "columns": side,
+            "png": PLACEHOLDER,
+        }
+        for study in studies
+    ]
+    now = utcnow()
+    written = [
+        {"heatmaps": {}, "notice": None, "created_at": now, **draft, "study_id": study["id"]}
+        for study, draft in zip(studies, drafts, strict=True)
+    ]
+    with store.engine.begin() as connection:
+        for table, chunked in ((StudyRow, rows), (ImageRow, images), (Draft, written)):
+            for chunk in range(0, len(chunked), 2000):
+                connection.execute(insert(table), chunked[chunk : chunk + 2000])
+
+
+def fill_load_store(data_dir: Path, n: int, *, seed: int = 0) -> tuple[list[str], str]:
+    """Write ``n`` studies as rows (shared placeholder image); returns (ids, a session token)."""
     from sqlalchemy import text as sql
 
     from radloop.review.accounts import create_session, create_user
-    from radloop.review.db import Draft, ImageRow, StudyRow, User, utcnow
-    from radloop.review.render import image_png
+    from radloop.review.db import User, utcnow
     from radloop.review.settings import settings_from_env
     from radloop.review.store import open_store
 
     settings = settings_from_env(data_dir)
     store = open_store(settings)
     rng = random.Random(seed)
-    placeholder = data_dir / "studies" / "placeholder.png"
-    placeholder.parent.mkdir(parents=True, exist_ok=True)
-    gradient = np.linspace(0, 1, 512 * 512, dtype=np.float32).reshape(512, 512)
-    placeholder.write_bytes(image_png(gradient, 512))
     start = utcnow() - datetime.timedelta(hours=n / 100)
     ids = [secrets.token_hex(8) for _ in range(n)]
     studies: list[dict[str, Any]] = []
-    images: list[dict[str, Any]] = []
     drafts: list[dict[str, Any]] = []
     for i, study_id in enumerate(ids):
         flagged = rng.random() < 0.1
@@ -127,56 +182,26 @@ def fill_load_store(data_dir: Path, n: int, *, seed: int = 0) -> tuple[list[str]
                 "id": study_id,
                 "study_instance_uid": f"2.25.{seed}{i:08d}{rng.getrandbits(40)}",
                 "patient_key": f"LOAD-{i}",
-                "study_date": datetime.date(2024, 1, 1),
                 "received_at": start + datetime.timedelta(seconds=36 * i),
-                "status": "ready",
-                "pending": True,
                 "urgent": urgent,
                 "triage_reasons": ["pneumothorax (always critical)"] if urgent else [],
                 "flag_count": int(flagged),
-                "out_of_scope": False,
-                "scope_outcome": "accepted",
-                "scope": [],
-                "ood": False,
                 "site": f"Site {i % 4}",
                 "manufacturer": "Load",
                 "age": 20 + i % 60,
                 "sex": "MF"[i % 2],
-                "view": "PA",
-                "modality": "DX",
-                "source": "studies/placeholder.png",
-                "source_kind": "png",
-                "image_stats": {"mean": 0.5, "std": 0.29, "p05": 0.05, "p95": 0.95},
-            }
-        )
-        images.append(
-            {
-                "study_id": study_id,
-                "position": 0,
-                "sop_instance_uid": f"2.25.{i}",
-                "view": "PA",
-                "rows": 512,
-                "columns": 512,
-                "png": "studies/placeholder.png",
             }
         )
         drafts.append(
             {
-                "study_id": study_id,
                 "model": "load-test",
                 "verifier": "load-test",
                 "text": "FINDINGS:\nPleura: Right pleural effusion.\n",
                 "findings": _DRAFT_FINDINGS if flagged else _DRAFT_FINDINGS[:1],
                 "checks": _DRAFT_CHECKS if flagged else _DRAFT_CHECKS[:1],
-                "heatmaps": {},
-                "notice": None,
-                "created_at": utcnow(),
             }
         )
-    with store.engine.begin() as connection:
-        for table, rows in ((StudyRow, studies), (ImageRow, images), (Draft, drafts)):
-            for chunk in range(0, len(rows), 2000):
-                connection.execute(insert(table), rows[chunk : chunk + 2000])
+    insert_placeholder_studies(store, studies, drafts, side=512)
     if store.engine.dialect.name == "postgresql":
         # What autovacuum would do a minute after a bulk load: without fresh statistics the
         # planner takes 10,000 rows for a few hundred and sorts the table instead of using

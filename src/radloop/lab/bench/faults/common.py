@@ -4,7 +4,6 @@ worker subprocesses, HTTP clients that fire together, and the database read back
 from __future__ import annotations
 
 import contextlib
-import datetime
 import os
 import secrets
 import shutil
@@ -97,77 +96,38 @@ def _drafted_studies(store: Any, n: int, *, flagged: bool) -> list[str]:
 
     Routine: one supported finding. Flagged: two unsupported findings to decide besides it.
     """
-    import numpy as np
-    from sqlalchemy import insert
+    from radloop.lab.bench.review import insert_placeholder_studies
+    from radloop.review.db import utcnow
 
-    from radloop.review.db import Draft, ImageRow, StudyRow, utcnow
-    from radloop.review.render import image_png
-
-    placeholder = store.data_dir / "studies" / "placeholder.png"
-    if not placeholder.exists():
-        placeholder.parent.mkdir(parents=True, exist_ok=True)
-        gradient = np.linspace(0, 1, 128 * 128, dtype=np.float32).reshape(128, 128)
-        placeholder.write_bytes(image_png(gradient, 128))
     findings = [_ROUTINE_FINDING, *([_INVENTED_FINDING, _OTHER_FLAGGED] if flagged else [])]
     ids = [secrets.token_hex(8) for _ in range(n)]
-    studies: list[dict[str, Any]] = []
-    images: list[dict[str, Any]] = []
-    drafts: list[dict[str, Any]] = []
-    for i, study_id in enumerate(ids):
-        studies.append(
-            {
-                "id": study_id,
-                "study_instance_uid": f"2.25.{secrets.randbits(96)}",
-                "patient_key": f"FAULT-{study_id}",
-                "study_date": datetime.date(2024, 1, 1),
-                "received_at": utcnow(),
-                "status": "ready",
-                "pending": True,
-                "urgent": False,
-                "triage_reasons": [],
-                "flag_count": 2 if flagged else 0,
-                "out_of_scope": False,
-                "scope_outcome": "accepted",
-                "scope": [],
-                "ood": False,
-                "site": "Faults",
-                "manufacturer": "Faults",
-                "age": 50,
-                "sex": "F",
-                "view": "PA",
-                "modality": "DX",
-                "source": "studies/placeholder.png",
-                "source_kind": "png",
-                "image_stats": {"mean": 0.5, "std": 0.29, "p05": 0.05, "p95": 0.95},
-            }
-        )
-        images.append(
-            {
-                "study_id": study_id,
-                "position": 0,
-                "sop_instance_uid": f"2.25.{secrets.randbits(96)}",
-                "view": "PA",
-                "rows": 128,
-                "columns": 128,
-                "png": "studies/placeholder.png",
-            }
-        )
-        drafts.append(
-            {
-                "study_id": study_id,
-                "model": "faults-bench",
-                "verifier": "faults-bench",
-                "text": f"FINDINGS:\nHeart and mediastinum: Cardiomegaly.\n(study {i})\n",
-                "findings": findings,
-                "checks": [_check(f, k) for k, f in enumerate(findings)],
-                "heatmaps": {},
-                "notice": None,
-                "created_at": utcnow(),
-            }
-        )
-    with store.engine.begin() as connection:
-        for table, rows in ((StudyRow, studies), (ImageRow, images), (Draft, drafts)):
-            connection.execute(insert(table), rows)
+    studies: list[dict[str, Any]] = [
+        {
+            "id": study_id,
+            "study_instance_uid": f"2.25.{secrets.randbits(96)}",
+            "patient_key": f"FAULT-{study_id}",
+            "received_at": utcnow(),
+            "urgent": False,
+            "triage_reasons": [],
+            "flag_count": 2 if flagged else 0,
+            "site": "Faults",
+            "manufacturer": "Faults",
+            "age": 50,
+            "sex": "F",
+        }
+        for study_id in ids
+    ]
+    drafts: list[dict[str, Any]] = [
+        {
+            "model": "faults-bench",
+            "verifier": "faults-bench",
+            "text": f"FINDINGS:\nHeart and mediastinum: Cardiomegaly.\n(study {i})\n",
+            "findings": findings,
+            "checks": [_check(f, k) for k, f in enumerate(findings)],
+        }
+        for i in range(n)
+    ]
+    insert_placeholder_studies(store, studies, drafts, side=128)
     return ids
 
 
