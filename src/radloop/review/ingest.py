@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from radloop.errors import InputError
 from radloop.review.db import ImageRow, Job, StudyRow, utcnow
@@ -227,14 +227,13 @@ def _original(store: Store, source: Path) -> str | None:
 def load_stored_study(store: Store, row: StudyRow) -> Study:
     """The study of a row, read again from its kept originals: only its own files when the
     store knows them (every study ingested since they were recorded), else its whole upload."""
-    with store.reading() as connection:
-        originals = list(
-            connection.execute(
-                select(ImageRow.original)
-                .where(ImageRow.study_id == row.id)
-                .order_by(ImageRow.position)
-            ).scalars()
-        )
+    query = select(ImageRow.original).where(ImageRow.study_id == row.id).order_by(ImageRow.position)
+    session = object_session(row)  # the caller's transaction when the row came from one
+    if session is not None:
+        originals = list(session.execute(query).scalars())
+    else:
+        with store.reading() as connection:
+            originals = list(connection.execute(query).scalars())
     limits = store.settings.limits
     if originals and all(originals):
         studies = load_files([store.path(o) for o in originals if o], limits=limits)

@@ -26,9 +26,8 @@ def _requeue(ctx: Ctx, username: str, study_id: str) -> None:
             "refused_requeue",
         )
     ctx.audit(username, "requeue_draft", study_id)
-    worker = getattr(ctx, "worker", None)
-    if worker is not None:
-        worker.wake.set()
+    if ctx.worker is not None:
+        ctx.worker.wake.set()
 
 
 @router.post("/api/studies/{study_id}/requeue", dependencies=[Depends(csrf_protect)])

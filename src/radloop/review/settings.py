@@ -163,15 +163,6 @@ def settings_from_env(
         "cookie_secure": environ.get("RADLOOP_INSECURE_COOKIES", "") not in ("1", "true"),
         "in_process_worker": environ.get("RADLOOP_IN_PROCESS_WORKER", "1") not in ("0", "false"),
     }
-    threads = environ.get("RADLOOP_REQUEST_THREADS", "")
-    if threads:
-        if not threads.isdigit() or int(threads) < 1:
-            raise InputError(
-                "a whole number of threads, 1 or more",
-                repr(threads),
-                source="RADLOOP_REQUEST_THREADS",
-            )
-        values["request_threads"] = int(threads)
     key = environ.get("RADLOOP_AUDIT_KEY") or None
     if key is not None and len(key) < 32:
         raise InputError(
@@ -197,6 +188,7 @@ def settings_from_env(
 
 
 _NUMBERS: tuple[tuple[str, str, type], ...] = (
+    ("RADLOOP_REQUEST_THREADS", "request_threads", int),
     ("RADLOOP_WORKER_CONCURRENCY", "worker_concurrency", int),
     ("RADLOOP_JOB_LEASE_S", "job_lease_s", float),
     ("RADLOOP_JOB_MAX_ATTEMPTS", "job_max_attempts", int),

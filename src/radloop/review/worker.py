@@ -375,22 +375,25 @@ class DraftingWorker:
         self._last_sweep = now
         return self.queue.requeue_expired()
 
+    def _top_up(self, pool: ThreadPoolExecutor, running: set[Future[str]], cap: int) -> None:
+        """Claim jobs until ``cap`` are running in ``pool``."""
+        room = cap - len(running)
+        for claim in self.claim(room) if room > 0 else []:
+            running.add(pool.submit(self.run_job, claim))
+
     def run_pending(self, limit: int | None = None) -> int:
         """Draft queued studies until none is ready (or ``limit``), ``concurrency`` at once;
         how many ran."""
         self.sweep()
         done = 0
+        running: set[Future[str]] = set()
         with (
             self._heartbeating(),
             ThreadPoolExecutor(self.concurrency, thread_name_prefix="radloop-draft") as pool,
         ):
-            running: set[Future[str]] = set()
             while True:
-                room = self.concurrency - len(running)
-                if limit is not None:
-                    room = min(room, limit - done - len(running))
-                for claim in self.claim(room) if room > 0 else []:
-                    running.add(pool.submit(self.run_job, claim))
+                cap = self.concurrency if limit is None else min(self.concurrency, limit - done)
+                self._top_up(pool, running, cap)
                 if not running:
                     break
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
@@ -423,28 +426,22 @@ class DraftingWorker:
         settings = self.store.settings
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="radloop-draft")
         running: set[Future[str]] = set()
-        heart = self._heartbeating()
-        heart.__enter__()
         try:
-            while not stop.is_set():
-                try:
-                    self.sweep(every_s=max(0.05, settings.job_lease_s / 2))
-                    room = self.concurrency - len(running)
-                    for claim in self.claim(room) if room > 0 else []:
-                        running.add(pool.submit(self.run_job, claim))
-                except Exception:  # the database went away for a moment: keep serving
-                    log.exception("drafting worker loop")
-                if running:
-                    finished, running = wait(
-                        running, timeout=settings.worker_poll_s, return_when=FIRST_COMPLETED
-                    )
-                    if finished:
-                        continue  # room again: claim at once
-                else:
-                    self.wake.wait(settings.worker_poll_s)
-                    self.wake.clear()
+            with self._heartbeating():
+                while not stop.is_set():
+                    try:
+                        self.sweep(every_s=max(0.05, settings.job_lease_s / 2))
+                        self._top_up(pool, running, self.concurrency)
+                    except Exception:  # the database went away for a moment: keep serving
+                        log.exception("drafting worker loop")
+                    if running:
+                        _, running = wait(
+                            running, timeout=settings.worker_poll_s, return_when=FIRST_COMPLETED
+                        )
+                    else:
+                        self.wake.wait(settings.worker_poll_s)
+                        self.wake.clear()
         finally:
-            heart.__exit__(None, None, None)
             released = self.queue.release(self.held())
             if released:
                 log.warning("gave back %d unfinished drafting jobs", released)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from radloop.errors import (
@@ -153,26 +153,40 @@ def _read_path(path: Path, limits: IngestLimits) -> bytes:
     return path.read_bytes()
 
 
+def _file_record(path: Path, limits: IngestLimits, budget: DecodeBudget) -> ImageRecord:
+    """One plain file's image (its folder names a PNG's or JPEG's study)."""
+    folder = str(path.parent.resolve())
+    return _read_record(_read_path(path, limits), path, folder, limits, budget)
+
+
+def _archive_records(
+    archive: Path,
+    limits: IngestLimits,
+    budget: DecodeBudget,
+    only: Collection[str] | None = None,
+) -> Iterator[ImageRecord]:
+    """The images of a zip's members (of those named in ``only``), as ``<zip>/<member>``."""
+    for name, member in iter_archive(archive, limits, only=only):
+        relative = PurePosixPath(name)
+        if _is_ignored(relative):
+            continue
+        folder = f"{archive.resolve()}!/{relative.parent}"
+        yield _read_record(member, archive / relative, folder, limits, budget)
+
+
 def _records(path: Path, limits: IngestLimits) -> Iterator[ImageRecord]:
     budget = DecodeBudget(limits)
     if path.is_dir():
         for file in _folder_files(path, limits):
-            folder = str(file.parent.resolve())
-            yield _read_record(_read_path(file, limits), file, folder, limits, budget)
+            yield _file_record(file, limits, budget)
         return
     with path.open("rb") as head:
         is_zip = head.read(len(ZIP_SIGNATURE)) == ZIP_SIGNATURE
     if not is_zip:
-        folder = str(path.parent.resolve())
-        yield _read_record(_read_path(path, limits), path, folder, limits, budget)
+        yield _file_record(path, limits, budget)
         return
     _check_study_size(path, limits)
-    for name, member in iter_archive(path, limits):
-        relative = PurePosixPath(name)
-        if _is_ignored(relative):
-            continue
-        folder = f"{path.resolve()}!/{relative.parent}"
-        yield _read_record(member, path / relative, folder, limits, budget)
+    yield from _archive_records(path, limits, budget)
 
 
 def _check_study_size(path: Path, limits: IngestLimits) -> None:
@@ -273,8 +287,7 @@ def load_files(sources: Sequence[Path | str], *, limits: IngestLimits | None = N
     for raw in sources:
         path = Path(raw)
         if path.is_file():
-            folder = str(path.parent.resolve())
-            records.append(_read_record(_read_path(path, limits), path, folder, limits, budget))
+            records.append(_file_record(path, limits, budget))
             continue
         archive = next((parent for parent in path.parents if parent.is_file()), None)
         if archive is None:
@@ -283,10 +296,7 @@ def load_files(sources: Sequence[Path | str], *, limits: IngestLimits | None = N
             )
         members[archive].add(path.relative_to(archive).as_posix())
     for archive, names in members.items():
-        for name, member in iter_archive(archive, limits, only=names):
-            relative = PurePosixPath(name)
-            folder = f"{archive.resolve()}!/{relative.parent}"
-            records.append(_read_record(member, archive / relative, folder, limits, budget))
+        records.extend(_archive_records(archive, limits, budget, only=names))
     return _group(records)
 
 
