@@ -273,19 +273,25 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_ready(
+    url: str, process: subprocess.Popen[bytes], log: Path | None = None, timeout: float = 60
+) -> None:
+    """Until ``url``'s login page answers; raises if ``process`` exits first (with the end of
+    its ``log``) or after ``timeout`` seconds."""
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited with status {process.returncode}")
+            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+            raise RuntimeError(f"the server exited with status {process.returncode}: {tail}")
         try:
             if httpx.get(f"{url}/login", timeout=2).status_code == 200:
                 return
         except httpx.HTTPError:
-            time.sleep(0.2)
-    raise RuntimeError("the server did not answer within 60 s")
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"the server did not answer within {timeout:g} s")
 
 
 class _LoadClient:
@@ -455,7 +461,7 @@ def _run(
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_ready(url, process)
+            wait_ready(url, process)
             asyncio.run(_load(url, token, ids, clients, min(seconds, 2.0)))  # warm-up
             audited_before, _ = _audit_state(folder)
             cpu_before = _cpu_seconds(process.pid)

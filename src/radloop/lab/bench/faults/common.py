@@ -11,12 +11,11 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from radloop.lab.bench.review import _free_port
+from radloop.lab.bench.review import _free_port, wait_ready
 
 PASSWORD = "faults-bench-password"
 _ROUTINE_FINDING = {
@@ -182,23 +181,6 @@ def _ingested_studies(store: Any, scratch: Path, n: int, side: int = SIDE) -> li
     return added
 
 
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise RuntimeError(f"the server exited with status {process.returncode}: {tail}")
-        try:
-            if httpx.get(f"{url}/login", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the server did not answer within {timeout:g} s")
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
@@ -224,7 +206,7 @@ def _server(folder: Path, **env: str) -> Iterator[tuple[str, subprocess.Popen[by
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(url, process, log)
+        wait_ready(url, process, log)
         yield url, process
     finally:
         _stop(process)
