@@ -225,6 +225,14 @@ class ClaimNumbers:
     tip_measured_mm: float | None = None
     sample_agreement: float | None = None
     n_samples: int = 0
+    p_ask_yes: float | None = None
+    """Ask-back: the drafting (or another) model's P(yes) to a closed question on the finding."""
+    p_ask_side: float | None = None
+    """Ask-back: that model's P(the claimed side) to a closed question on the side."""
+    token_probability: float | None = None
+    """The drafting model's own token probability of the claim, where the server returns one."""
+    p_second_opinion: float | None = None
+    """A second classifier's probability of the finding (e.g. one trained on real films)."""
     p_prior: float | None = None
     extent_prior: float | None = None
     extent_current: float | None = None
