@@ -102,7 +102,10 @@ class StudyRow(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     study_instance_uid: Mapped[str] = mapped_column(String(128), unique=True)
-    patient_key: Mapped[str | None] = mapped_column(String(128), index=True)
+    patient_key: Mapped[str | None] = mapped_column(String(128), index=True)  # Patient ID
+    patient_name: Mapped[str | None] = mapped_column(String(200))
+    birth_date: Mapped[datetime.date | None] = mapped_column(Date)
+    accession_number: Mapped[str | None] = mapped_column(String(64), index=True)
     study_date: Mapped[datetime.date | None] = mapped_column(Date)
     received_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(16), default="queued")

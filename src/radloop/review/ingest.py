@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, object_session
 
 from radloop.errors import InputError
 from radloop.review.db import ImageRow, Job, StudyRow, utcnow
+from radloop.review.identity import read_identity
 from radloop.review.render import image_png, image_stats
 from radloop.review.store import Store
 from radloop.study import Study, load_files, load_studies
@@ -66,23 +67,6 @@ def staging_dir(store: Store) -> Path:
     return folder
 
 
-def _patient_key(study: Study) -> str | None:
-    """Patient ID (0010,0020) of the study's first DICOM file, to find its priors."""
-    import pydicom
-
-    for image in study.images:
-        if image.source.is_file() and image.source.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-            try:
-                ds = pydicom.dcmread(
-                    image.source, stop_before_pixels=True, specific_tags=["PatientID"]
-                )
-            except Exception:  # not DICOM after all: no key
-                return None
-            value = str(getattr(ds, "PatientID", "") or "")
-            return value or None
-    return None
-
-
 def _frontal(study: Study) -> int:
     for i, image in enumerate(study.images):
         if (image.view_position or "").upper() in _FRONTAL:
@@ -120,10 +104,14 @@ def _add_study(store: Store, session: Session, study: Study, source: str) -> Stu
     meta = study.metadata
     study_id = secrets.token_hex(8)
     frontal = study.images[_frontal(study)]
+    identity = read_identity(study)
     row = StudyRow(
         id=study_id,
         study_instance_uid=study.study_instance_uid[:128],
-        patient_key=_patient_key(study),
+        patient_key=identity.patient_id,  # also finds the patient's priors
+        patient_name=identity.patient_name,
+        birth_date=identity.birth_date,
+        accession_number=identity.accession_number,
         study_date=meta.study_date,
         received_at=utcnow(),
         status="queued",

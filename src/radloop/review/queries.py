@@ -95,6 +95,10 @@ _SUMMARY_COLUMNS = (
     _studies.view,
     _studies.prior_id,
     _studies.error,
+    _studies.patient_key,
+    _studies.patient_name,
+    _studies.birth_date,
+    _studies.accession_number,
 )
 _N_SUMMARY = len(_SUMMARY_COLUMNS)
 
@@ -119,6 +123,10 @@ def _summary(row: Sequence[Any]) -> dict[str, Any]:
         view,
         prior_id,
         error,
+        patient_id,
+        patient_name,
+        birth_date,
+        accession_number,
     ) = row[:_N_SUMMARY]
     return {
         "id": id_,
@@ -139,6 +147,10 @@ def _summary(row: Sequence[Any]) -> dict[str, Any]:
         "view": view,
         "prior_id": prior_id,
         "error": error,
+        "patient_id": patient_id,
+        "patient_name": patient_name,
+        "birth_date": birth_date.isoformat() if birth_date else None,
+        "accession_number": accession_number,
     }
 
 
