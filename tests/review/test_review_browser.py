@@ -199,7 +199,8 @@ def test_a_failed_draft_stays_urgent_on_the_worklist_with_its_reason(
     page.wait_for_function(
         "() => /Not signed/.test(document.getElementById('action-status').textContent)"
     )
-    assert "decision on every flagged claim" in page.locator("#action-status").inner_text()
+    said = page.locator("#action-status").inner_text()
+    assert "Decide the possible omission “Pneumothorax.” first" in said, said
 
 
 def test_a_claim_not_checked_shows_its_state_and_reason(

@@ -10,6 +10,7 @@ import functools
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
@@ -25,6 +26,8 @@ from radloop.review.accounts import (
     create_user,
     end_session,
 )
+from radloop.review.communicate import router as communicate_router
+from radloop.review.communication import METHODS, communications
 from radloop.review.deps import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -40,16 +43,20 @@ from radloop.review.deps import (
 from radloop.review.queries import (
     STATUS_FILTERS,
     WorklistFilter,
+    next_unsigned,
     row_summary,
     sites,
     study_detail,
     worklist_rows,
 )
+from radloop.review.readiness import sign_blockers
 from radloop.review.settings import ROLES
+from radloop.review.worksheet import ReviewItem
 
 __all__ = ["router"]
 
 router = APIRouter(include_in_schema=False)
+router.routes.extend(communicate_router.routes)  # its form and API routes, served here
 PAGE = 50
 
 
@@ -240,7 +247,13 @@ def worklist_page(
 
 
 @router.get("/studies/{study_id}")
-def study_page(study_id: str, request: Request, ctx: Ctx, user: CurrentUser) -> HTMLResponse:
+def study_page(
+    study_id: str,
+    request: Request,
+    ctx: Ctx,
+    user: CurrentUser,
+    communication_error: Annotated[str | None, Query(max_length=300)] = None,
+) -> HTMLResponse:
     if len(study_id) > 32:
         raise HTTPException(404, "no such study")
     with ctx.store.reading() as connection:
@@ -251,10 +264,38 @@ def study_page(study_id: str, request: Request, ctx: Ctx, user: CurrentUser) -> 
                 ctx, request, "error.html", 404, code=404, message=f"No study {study_id!r}."
             )
         prior = study_detail(connection, detail["prior_id"]) if detail["prior_id"] else None
+        records = communications(connection, study_id) if detail["urgent"] else []
+    blockers = sign_blockers(
+        [ReviewItem(**item) for item in detail["items"]],
+        urgent=detail["urgent"],
+        triage_reasons=detail["triage_reasons"],
+        records=records,
+    )
     ctx.audit(user.username, "view", study_id)
     return _render(
-        ctx, request, "study.html", study=detail, prior=prior, can_sign=user.role == "radiologist"
+        ctx,
+        request,
+        "study.html",
+        study=detail,
+        prior=prior,
+        can_sign=user.role == "radiologist",
+        communications=records,
+        communication_error=communication_error,
+        methods=METHODS,
+        blockers=[asdict(b) for b in blockers],
     )
+
+
+@router.get("/worklist/next")
+def next_study(
+    ctx: Ctx, user: CurrentUser, after: Annotated[str, Query(max_length=32)] = ""
+) -> Response:
+    """The next unsigned study after ``after`` in worklist order (urgent first, then by
+    arrival; from the top again past the end), or the worklist when none is left: the
+    "Sign and next" button lands here once the signature is stored."""
+    with ctx.store.reading() as connection:
+        upcoming = next_unsigned(connection, after)
+    return RedirectResponse(f"/studies/{upcoming}" if upcoming else "/", status_code=303)
 
 
 @router.get("/account/password")

@@ -18,10 +18,12 @@ from sqlalchemy import (
     Row,
     Select,
     Text,
+    and_,
     bindparam,
     cast,
     func,
     literal,
+    or_,
     select,
 )
 from sqlalchemy.orm import Session
@@ -38,6 +40,7 @@ __all__ = [
     "CountCache",
     "WorklistFilter",
     "export_content",
+    "next_unsigned",
     "row_summary",
     "study_detail",
     "worklist",
@@ -273,6 +276,40 @@ def worklist(
     """(total, exact, one page of summaries): urgent first, then by arrival."""
     total, exact, rows = worklist_rows(bind, filters, counts)
     return total, exact, [dict(row_summary(row)) for row in rows]
+
+
+_ORDER = (_studies.urgent.desc(), _studies.received_at, _studies.id)
+_FIRST_PENDING = (
+    select(_studies.id)
+    .where(_studies.pending.is_(True), _studies.id != bindparam("after"))
+    .order_by(*_ORDER)
+    .limit(1)
+)
+_POSITION = select(_studies.urgent, _studies.received_at).where(_studies.id == bindparam("after"))
+
+
+def next_unsigned(bind: Bind, after: str) -> str | None:
+    """The id of the first unsigned study after ``after`` in worklist order (urgent first,
+    then by arrival), wrapping round to the top; None when no other study waits."""
+    connection = _connection(bind)
+    here = connection.execute(_POSITION, {"after": after}).first()
+    if here is not None:
+        urgent, received = here
+        same = and_(
+            _studies.urgent.is_(bool(urgent)),
+            or_(
+                _studies.received_at > received,
+                and_(_studies.received_at == received, _studies.id > after),
+            ),
+        )
+        later = or_(_studies.urgent.is_(False), same) if urgent else same
+        found = connection.execute(
+            select(_studies.id).where(_studies.pending.is_(True), later).order_by(*_ORDER).limit(1)
+        ).scalar()
+        if found is not None:
+            return str(found)
+    first = connection.execute(_FIRST_PENDING, {"after": after}).scalar()
+    return None if first is None else str(first)
 
 
 _SITES = select(_studies.site).distinct()

@@ -494,17 +494,10 @@ def sign(
     if version is not None and version != sheet.version:
         raise _stale(session, study_id, version)
     items = review_items(draft, sheet)
-    undecided = [i.key for i in items if i.flagged and i.decision is None]
-    if undecided:
-        raise _rolled_back(
-            session,
-            NotSignableError(
-                "a decision on every flagged claim",
-                f"no decision on {', '.join(undecided)}",
-                source=study_id,
-                fix="Accept, reject or edit each flagged finding.",
-            ),
-        )
+    from radloop.review.readiness import SignBlockedError, blockers_for
+
+    if blockers := blockers_for(session, row, items):
+        raise _rolled_back(session, SignBlockedError(study_id, blockers))
     text = current_text(draft, sheet).strip()
     if not text:
         raise _rolled_back(

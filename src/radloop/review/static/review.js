@@ -16,7 +16,8 @@ async function api(method, url, body) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) {
     const detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
-    const error = new Error(`${response.status}: ${detail || response.statusText}`);
+    // The server's detail is a sentence for the reader; the status stays on the error.
+    const error = new Error(detail || `${response.status} ${response.statusText}`);
     error.status = response.status;
     error.detail = detail || response.statusText;
     throw error;
@@ -50,6 +51,33 @@ function setupUpload() {
     }
     input.value = "";
   });
+}
+
+// --- worklist keys: j/k or the arrows move along the rows, Enter opens the focused one ------
+function setupWorklist() {
+  const table = document.querySelector("table.studies.worklist");
+  if (!table) return;
+  const links = Array.from(table.querySelectorAll("tbody tr[data-study] a.open"));
+  if (!links.length) return;
+  const mark = (a) => {
+    links.forEach((other) => other.closest("tr").classList.toggle("current", other === a));
+  };
+  links.forEach((a) => a.addEventListener("focus", () => mark(a)));
+  const move = (step) => {
+    const at = links.indexOf(document.activeElement);
+    const next = at < 0 ? 0 : Math.min(links.length - 1, Math.max(0, at + step));
+    links[next].focus();
+    links[next].scrollIntoView({ block: "nearest" });
+  };
+  document.addEventListener("keydown", (e) => {
+    if (e.target.closest("input, textarea, select, dialog") || e.ctrlKey || e.metaKey || e.altKey) return;
+    const step = { j: 1, ArrowDown: 1, k: -1, ArrowUp: -1 }[e.key];
+    if (step === undefined || (e.shiftKey && e.key.length === 1)) return;
+    e.preventDefault();
+    move(step);
+  });
+  // The first study has the focus when the worklist opens: Enter reads it.
+  if (document.activeElement === document.body) links[0].focus();
 }
 
 // --- viewer -------------------------------------------------------------------------------
@@ -282,17 +310,42 @@ function setupReview() {
     catch (error) { say(`Not saved: ${error.message}`, true); }
   });
   const sign = document.getElementById("sign");
-  const doSign = async () => {
-    if (!sign) return;
+  // What the server would refuse is said before the confirmation, in words, and the focus
+  // goes where the reader has to act (the first undecided finding, or the communication form).
+  const blocked = () => {
+    const blockers = data.blockers || [];
+    if (!blockers.length) return false;
+    say(`Not signed yet: ${blockers.map((b) => b.message).join(" ")}`, true);
+    const first = blockers[0];
+    const li = first.key && document.querySelector(`li.finding[data-key="${first.key}"]`);
+    const form = document.querySelector('#communicate-form input[name="recipient"]');
+    if (li) li.focus(); else if (first.kind === "communication" && form) form.focus();
+    return true;
+  };
+  const doSign = async (andNext) => {
+    if (!sign || blocked()) return;
     if (text && text.value !== text.defaultValue) {
       try { data.version = (await api("PUT", `/api/studies/${data.id}/text`, { text: text.value, version: data.version })).version; }
       catch (error) { say(`Not saved: ${error.message}`, true); return; }
     }
-    if (!window.confirm("Sign this report? A signed report cannot be changed; later changes are addenda.")) return;
-    try { await api("POST", `/api/studies/${data.id}/sign`, { version: data.version }); location.reload(); }
-    catch (error) { say(`Not signed: ${error.message}`, true); }
+    const then = andNext ? " The next unsigned study opens after it." : "";
+    if (!window.confirm(`Sign this report? A signed report cannot be changed; later changes are addenda.${then}`)) return;
+    try {
+      await api("POST", `/api/studies/${data.id}/sign`, { version: data.version });
+      if (andNext) location.assign(`/worklist/next?after=${encodeURIComponent(data.id)}`); else location.reload();
+    } catch (error) { say(`Not signed: ${error.message}`, true); }
   };
-  if (sign) sign.addEventListener("click", doSign);
+  if (sign) sign.addEventListener("click", () => doSign(false));
+  const signNext = document.getElementById("sign-next");
+  if (signNext) signNext.addEventListener("click", () => doSign(true));
+  // The communication form's time: now, in the reader's zone (sent with the zone's offset).
+  const communicate = document.getElementById("communicate-form");
+  if (communicate) {
+    const now = new Date();
+    now.setMinutes(now.getMinutes() - now.getTimezoneOffset());
+    communicate.communicated_at.value = now.toISOString().slice(0, 16);
+    communicate.tz_offset.value = String(new Date().getTimezoneOffset());
+  }
   const addendum = document.getElementById("addendum-form");
   if (addendum) addendum.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -354,7 +407,7 @@ function setupReview() {
       e: () => li && li.querySelector('[data-decide="edited"]') && openEdit(li),
       "+": () => actions["zoom-in"](), "=": () => actions["zoom-in"](), "-": () => actions["zoom-out"](),
       f: () => actions.fit(), i: () => actions.invert(), w: () => actions["reset-wl"](),
-      p: () => actions.prior(), s: () => doSign(),
+      p: () => actions.prior(), s: () => doSign(false), n: () => doSign(true),
       h: () => {
         if (!heatmapSelect || !li) return;
         const code = li.dataset.heatmap;
@@ -370,4 +423,5 @@ function setupReview() {
 }
 
 setupUpload();
+setupWorklist();
 setupReview();

@@ -12,7 +12,7 @@ of Diagnostic Imaging Findings). Rows are only ever added.
 Plain ``ALTER TABLE ... ADD COLUMN`` and ``CREATE TABLE`` on both databases (see 0002).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-07 13:00:00.000000
 """
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
