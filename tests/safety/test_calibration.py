@@ -21,6 +21,7 @@ from radloop.safety import (
     write_labelled_claims,
 )
 from radloop.safety.calibration import FEATURES, fit_omission_thresholds
+from radloop.safety.combine import EvidenceCalibrator
 
 
 def miscalibrated_claims(n_studies: int = 300, seed: int = 0) -> list[LabelledClaim]:
@@ -67,7 +68,8 @@ def test_negative_claim_probability_is_the_probability_of_presence() -> None:
     assert calibrator.presence_probability(ClaimSignals(True, 0.9)) == pytest.approx(0.9)
 
 
-def test_missing_signals_contribute_nothing_to_the_combined_score() -> None:
+def test_a_version_3_combiner_still_applies_as_it_was_fitted() -> None:
+    # Files of versions 1-3 read a missing signal as 0; refitting replaces them.
     calibrator = Calibrator(weights=(1.0, 2.0, 0.5, -3.0))
     bare = calibrator.presence_probability(ClaimSignals(True, 0.7))
     full = calibrator.presence_probability(ClaimSignals(True, 0.7, 1.0, 0.0, False))
@@ -90,7 +92,9 @@ def test_the_fitted_combiner_learns_that_contradicted_claims_are_wrong() -> None
         signals = ClaimSignals(True, float(rng.uniform(0.6, 0.95)), contradicted=wrong)
         claims.append(LabelledClaim(f"s{i // 4}", "pneumothorax", signals, present=not wrong))
     fitted = fit_calibrator(claims, seed=1)
-    assert fitted.calibrator.weights[3] < -1.0
+    combiner = fitted.candidates["evidence"]
+    assert isinstance(combiner, EvidenceCalibrator)
+    assert combiner.model_for("pneumothorax").weights[-1] < -1.0  # the contradiction term
     assert fitted.metrics["temperature"]["ece"] < fitted.metrics["identity"]["ece"]
 
 

@@ -1,21 +1,21 @@
 """Calibrated confidence: the signals of a claim combined into one probability.
 
-Signals of a claim (each may be missing):
+Signals of a claim (each may be missing): the verifier's probability of the finding, the
+share of k sampled drafts that state the claim (self-consistency; Wang et al., ICLR 2023), the
+drafting model's answers to closed questions (ask-back P(yes), P(side)), its token probability
+of the claim, a second classifier's probability, and whether the verifier contradicted the
+claim's details (side, zone, size, tube tip, change against the prior, an internal
+contradiction) although it sees the finding.
 
-- the verifier's probability of the finding,
-- the share of k sampled drafts that state the claim (self-consistency; Wang et al., ICLR
-  2023), and
-- the mean token log-probability of the draft, when the backend returns log-probabilities,
-- whether the verifier contradicted the claim's details (side, zone, size, tube tip, change
-  against the prior, an internal contradiction) although it sees the finding.
-
-A logistic combiner turns them into the log-odds that the *claim* is correct, over the
-features ``[logit(verifier probability of the claim), sample agreement - 1, mean token
-logprob, contradicted]``; a missing signal contributes 0, so a calibrator fitted on drafts
-without samples applies to them unchanged. Two calibrators are then fitted on the combined
-score: temperature scaling (Guo et al., ICML 2017) and isotonic regression (Zadrozny and
+:func:`fit_calibrator` fits the combiner of :mod:`radloop.safety.combine` (a logistic model per
+finding type in which a missing source is missing: its slope and a learned missing-indicator
+term drop out together) into the log-odds that the *claim* is correct, then two calibrators on
+that score: temperature scaling (Guo et al., ICML 2017) and isotonic regression (Zadrozny and
 Elkan, KDD 2002, scikit-learn's ``IsotonicRegression``). The probability that the finding is
 *present* is the claim's probability for a positive claim and one minus it for a negative one.
+
+:class:`Calibrator` itself applies files of versions 1 to 3, whose four-feature combiner
+(``FEATURES``) read a missing signal as 0; refit them to weigh every source.
 
 Calibrators are saved as JSON (format in docs/safety.md), never pickled. Applying one needs
 only numpy; fitting needs scikit-learn.
@@ -23,21 +23,21 @@ only numpy; fitting needs scikit-learn.
 
 from __future__ import annotations
 
-import csv
 import importlib
 import json
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from radloop.errors import MissingExtraError, UnknownFindingError
+from radloop.errors import MissingExtraError
 from radloop.models.competence import SYNTHETIC_LAB
 from radloop.safety.errors import CalibrationDataError
+from radloop.safety.labelled_claims import read_labelled_claims, write_labelled_claims
 from radloop.safety.verify import Thresholds
 from radloop.stats import brier_score, expected_calibration_error, sigmoid
 from radloop.vocabulary import Criticality, finding
@@ -68,7 +68,7 @@ MIN_PRESENT_FOR_OMISSION = 10
 false-alarm limit."""
 FEATURES = ("verifier_logit", "sample_agreement", "mean_token_logprob", "contradicted")
 _V1_FEATURES = FEATURES[:3]  # version 1 files: no contradiction feature (its weight is 0)
-Method = Literal["identity", "temperature", "isotonic"]
+Method = Literal["identity", "temperature", "isotonic", "evidence"]
 FloatArray = npt.NDArray[np.float64]
 _EPS = 1e-4
 _LOGIT_LIMIT = 40.0  # log-odds are clipped to ±40 before the logistic function
@@ -84,8 +84,10 @@ class ClaimSignals:
     """What is known about one claim before calibration.
 
     ``positive`` is whether the claim states the finding (present or uncertain) rather than
-    denying it; ``verifier_probability`` is the verifier's probability that the finding is
-    present.
+    denying it; ``verifier_probability``, ``p_ask_yes`` and ``p_second_opinion`` are
+    probabilities that the finding is present; ``p_ask_side`` that it is on the claimed side;
+    ``token_probability`` the drafting model's probability of the claim's tokens; ``code`` the
+    claim's finding code (the combiner has a model per finding type).
     """
 
     positive: bool = True
@@ -93,6 +95,11 @@ class ClaimSignals:
     sample_agreement: float | None = None
     mean_token_logprob: float | None = None
     contradicted: bool | None = None
+    code: str | None = None
+    p_ask_yes: float | None = None
+    p_ask_side: float | None = None
+    token_probability: float | None = None
+    p_second_opinion: float | None = None
 
     def features(self) -> tuple[float, float, float, float]:
         p = self.verifier_probability
@@ -105,8 +112,10 @@ class ClaimSignals:
     def has_signal(self) -> bool:
         return any(
             v is not None
-            for v in (self.verifier_probability, self.sample_agreement, self.mean_token_logprob)
-        )
+            for v in (self.verifier_probability, self.sample_agreement, self.mean_token_logprob,
+                      self.p_ask_yes, self.p_ask_side, self.token_probability,
+                      self.p_second_opinion)
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,6 +208,10 @@ class Calibrator:
                 repr(data)[:80],
                 source=source,
             )
+        if data.get("version") == 4:
+            from radloop.safety.combine import EvidenceCalibrator
+
+            return EvidenceCalibrator.from_evidence_dict(data, source=source)
         known = {(CALIBRATION_VERSION, FEATURES), (2, FEATURES), (1, _V1_FEATURES)}
         if (data.get("version"), tuple(data.get("features") or ())) not in known:
             raise CalibrationDataError(
@@ -247,160 +260,7 @@ class Calibrator:
         return cls.from_dict(data, source=path)
 
 
-# --- labelled data ---------------------------------------------------------------------------
-
-_COLUMNS = (
-    "study_id",
-    "code",
-    "claim",
-    "verifier_probability",
-    "sample_agreement",
-    "mean_token_logprob",
-    "contradicted",
-    "label",
-)
-_TRUE = {"1", "true", "yes", "present"}
-_FALSE = {"0", "false", "no", "absent"}
-
-
-def _optional_float(value: Any, name: str, *, probability: bool) -> float | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    number = float(value)
-    if math.isnan(number) or (probability and not 0.0 <= number <= 1.0):
-        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
-    if not probability and number > 0:
-        raise ValueError(f"{name} must be a log-probability (<= 0), got {value!r}")
-    return number
-
-
-def _optional_bool(value: Any, name: str) -> bool | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    text = str(value).strip().lower()
-    if text not in _TRUE | _FALSE:
-        raise ValueError(f"{name} must be 1 or 0 (or empty), got {value!r}")
-    return text in _TRUE
-
-
-def _row_claim(row: dict[str, Any]) -> LabelledClaim:
-    code = str(row.get("code", "")).strip()
-    finding(code)
-    claim = str(row.get("claim") or "present").strip().lower()
-    if claim not in ("present", "absent", "uncertain"):
-        raise ValueError(f"claim must be present, absent or uncertain, got {claim!r}")
-    label = str(row.get("label", "")).strip().lower()
-    if label not in _TRUE | _FALSE:
-        raise ValueError(f"label must be 1 or 0, got {row.get('label')!r}")
-    signals = ClaimSignals(
-        positive=claim != "absent",
-        verifier_probability=_optional_float(
-            row.get("verifier_probability"), "verifier_probability", probability=True
-        ),
-        sample_agreement=_optional_float(
-            row.get("sample_agreement"), "sample_agreement", probability=True
-        ),
-        mean_token_logprob=_optional_float(
-            row.get("mean_token_logprob"), "mean_token_logprob", probability=False
-        ),
-        contradicted=_optional_bool(row.get("contradicted"), "contradicted"),
-    )
-    return LabelledClaim(str(row.get("study_id", "")), code, signals, label in _TRUE)
-
-
-def _rows(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    with path.open(encoding="utf-8", newline="") as handle:
-        if path.suffix == ".csv":
-            yield from enumerate(csv.DictReader(handle), start=2)
-            return
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield number, json.loads(line)
-
-
-def read_labelled_claims(path: str | Path) -> list[LabelledClaim]:
-    """Labelled claims from a ``.csv`` or ``.jsonl`` file, or every such file in a folder."""
-    path = Path(path)
-    files = (
-        sorted(p for p in path.iterdir() if p.suffix in (".csv", ".jsonl"))
-        if path.is_dir()
-        else [path]
-    )
-    if not files or not all(f.is_file() and f.suffix in (".csv", ".jsonl") for f in files):
-        raise CalibrationDataError(
-            "a .csv or .jsonl file of labelled claims, or a folder of them", "none", source=path
-        )
-    claims = []
-    for file in files:
-        try:
-            for number, row in _rows(file):
-                try:
-                    claims.append(_row_claim(row))
-                except (ValueError, TypeError, UnknownFindingError) as error:
-                    raise CalibrationDataError(
-                        f"a row with the columns {', '.join(_COLUMNS)}",
-                        str(error),
-                        source=f"{file}:{number}",
-                    ) from None
-        except json.JSONDecodeError as error:
-            raise CalibrationDataError(
-                "one JSON object per line", str(error), source=file
-            ) from None
-    return claims
-
-
-def write_labelled_claims(path: str | Path, claims: Iterable[LabelledClaim]) -> Path:
-    """Write claims as CSV in the format :func:`read_labelled_claims` reads."""
-    path = Path(path)
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(_COLUMNS)
-        for c in claims:
-            s = c.signals
-            writer.writerow(
-                [
-                    c.study_id,
-                    c.code,
-                    "present" if s.positive else "absent",
-                    "" if s.verifier_probability is None else s.verifier_probability,
-                    "" if s.sample_agreement is None else s.sample_agreement,
-                    "" if s.mean_token_logprob is None else s.mean_token_logprob,
-                    "" if s.contradicted is None else int(s.contradicted),
-                    int(c.present),
-                ]
-            )
-    return path
-
-
 # --- fitting ---------------------------------------------------------------------------------
-
-
-def _fit_logistic(x: FloatArray, y: FloatArray, l2: float = 1e-2) -> tuple[FloatArray, float]:
-    """Logistic regression by damped Newton steps (IRLS) with a small ridge: weights, bias."""
-    design = np.hstack([x, np.ones((x.shape[0], 1))])
-    beta = np.zeros(design.shape[1])
-    beta[0] = 1.0  # start from the verifier alone
-    ridge = l2 * np.eye(design.shape[1])
-    ridge[-1, -1] = 0.0
-
-    def loss(b: FloatArray) -> float:
-        z = design @ b
-        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * b @ ridge @ b)
-
-    current = loss(beta)
-    for _ in range(100):
-        p = sigmoid(design @ beta, limit=_LOGIT_LIMIT)
-        gradient = design.T @ (p - y) + ridge @ beta
-        hessian = design.T @ (design * (p * (1 - p))[:, None]) + ridge + 1e-6 * np.eye(len(beta))
-        step = np.linalg.solve(hessian, gradient)
-        scale = 1.0
-        while scale > 1e-6 and loss(beta - scale * step) > current:
-            scale /= 2
-        beta = beta - scale * step
-        previous, current = current, loss(beta)
-        if previous - current < 1e-10:
-            break
-    return beta[:-1], float(beta[-1])
 
 
 def _fit_temperature(z: FloatArray, y: FloatArray) -> float:
@@ -507,6 +367,13 @@ def fit_omission_thresholds(
     return thresholds
 
 
+def _with_code(claim: LabelledClaim) -> LabelledClaim:
+    """The claim with its finding code in its signals (the combiner's model per finding)."""
+    if claim.signals.code == claim.code:
+        return claim
+    return replace(claim, signals=replace(claim.signals, code=claim.code))
+
+
 def fit_calibrator(
     claims: Sequence[LabelledClaim],
     *,
@@ -515,18 +382,27 @@ def fit_calibrator(
     omission_false_alarm: float | None = OMISSION_FALSE_ALARM,
     omission_recall: float = OMISSION_RECALL,
     domain: str = SYNTHETIC_LAB,
+    test_claims: Sequence[LabelledClaim] | None = None,
 ) -> CalibrationResult:
-    """Fit the combiner, temperature and isotonic calibrators; choose by held-out ECE, keeping
-    the raw signals (``identity``) when no fitted map beats them.
+    """Fit the combiner of every source (:mod:`radloop.safety.combine`), and temperature and
+    isotonic calibrators on its score; choose by held-out ECE, keeping the raw verifier
+    probability (``identity``) when no fitted map beats it.
 
-    Studies are split ``holdout`` for testing; the figures in ``metrics`` are on the held-out
-    claims: ``identity`` is the raw signals before calibration. The calibrator also carries
-    per-finding omission thresholds fitted on all claims at ``omission_false_alarm`` and
-    ``omission_recall`` (:func:`fit_omission_thresholds`; a false-alarm rate of None fits none).
+    Studies are split ``holdout`` for testing, or ``test_claims`` are the held-out claims
+    (e.g. the latest signed cases); the figures in ``metrics`` are on the held-out claims. The
+    calibrator also carries per-finding omission thresholds fitted on all claims at
+    ``omission_false_alarm`` and ``omission_recall`` (:func:`fit_omission_thresholds`; a
+    false-alarm rate of None fits none).
     """
-    if not 0.0 < holdout < 1.0:
-        raise ValueError(f'Argument "holdout" must be in (0, 1), got {holdout}.')
-    fit, test = _split(claims, holdout, seed)
+    from radloop.safety.combine import fit_evidence_combiner
+
+    claims = [_with_code(c) for c in claims]
+    if test_claims is None:
+        if not 0.0 < holdout < 1.0:
+            raise ValueError(f'Argument "holdout" must be in (0, 1), got {holdout}.')
+        fit, test = _split(claims, holdout, seed)
+    else:
+        fit, test = claims, [_with_code(c) for c in test_claims]
     labels = {c.correct for c in fit}
     if len(fit) < 10 or len(test) < 5 or labels != {True, False}:
         raise CalibrationDataError(
@@ -535,18 +411,18 @@ def fit_calibrator(
             f"{len(fit)} fitting and {len(test)} test claims",
             fix="label more studies",
         )
-    x = np.array([c.signals.features() for c in fit], dtype=np.float64)
+    combiner = fit_evidence_combiner(fit, domain=domain)
     y = np.array([c.correct for c in fit], dtype=np.float64)
-    weights, bias = _fit_logistic(x, y)
-    w = (float(weights[0]), float(weights[1]), float(weights[2]), float(weights[3]))
-    z = x @ weights + bias
+    z = combiner.score([c.signals for c in fit])
     temperature = _fit_temperature(z, y)
     iso_x, iso_y = _isotonic(sigmoid(z, limit=_LOGIT_LIMIT), y)
-    candidates = {
+    candidates: dict[str, Calibrator] = {
         "identity": Calibrator(),
-        "temperature": Calibrator(w, bias, temperature=temperature, method="temperature"),
-        "isotonic": Calibrator(w, bias, temperature, iso_x, iso_y, method="isotonic"),
-    }
+        "evidence": combiner,
+        "temperature": replace(combiner, temperature=temperature, method="temperature"),
+        "isotonic": replace(combiner, temperature=temperature, isotonic_x=iso_x,
+                            isotonic_y=iso_y, method="isotonic"),
+    }  # fmt: skip
     signals = [c.signals for c in test]
     present = np.array([c.present for c in test], dtype=np.float64)
     metrics = {}
@@ -567,18 +443,7 @@ def fit_calibrator(
         )
         summary["omission_false_alarm"] = omission_false_alarm
         summary["omission_recall"] = omission_recall
-    chosen = candidates[best]
-    chosen = Calibrator(
-        chosen.weights,
-        chosen.bias,
-        chosen.temperature,
-        chosen.isotonic_x,
-        chosen.isotonic_y,
-        chosen.method,
-        summary,
-        omission,
-        domain,
-    )
+    chosen = replace(candidates[best], metrics=summary, omission_thresholds=omission, domain=domain)
     return CalibrationResult(
         chosen,
         candidates,

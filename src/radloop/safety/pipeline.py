@@ -19,6 +19,7 @@ from radloop.report import Finding, Presence, Verdict
 from radloop.safety.calibration import Calibrator, ClaimSignals
 from radloop.safety.certainty import write_with_certainty
 from radloop.safety.scope import ScopeDecision
+from radloop.safety.second_opinion import with_second_opinion
 from radloop.safety.triage import TriageDecision, critical_reason, triage
 from radloop.safety.verifiers import verifier_domain
 from radloop.safety.verify import ClaimCheck, Thresholds, Verifier, VerifierOutput, verify_claims
@@ -147,6 +148,11 @@ def claim_signals(check: ClaimCheck, mean_token_logprob: float | None = None) ->
         sample_agreement=check.numbers.sample_agreement,
         mean_token_logprob=mean_token_logprob,
         contradicted=check.finding.is_positive and check.verdict is Verdict.CONTRADICTED,
+        code=check.finding.code,
+        p_ask_yes=check.numbers.p_ask_yes,
+        p_ask_side=check.numbers.p_ask_side,
+        token_probability=check.numbers.token_probability,
+        p_second_opinion=check.numbers.p_second_opinion,
     )
 
 
@@ -198,11 +204,14 @@ def check(
     scope: ScopeDecision | None = None,
     samples: Sequence[Sequence[Finding]] | None = None,
     prior: Study | None = None,
+    second_opinion: Verifier | None = None,
 ) -> CheckedReport:
     """Check a draft of ``study`` against ``verifier``; see the module docstring.
 
     With ``prior`` (the prior study the draft was compared with) the verifier reads it too
-    and every claimed change is checked against its two readings.
+    and every claimed change is checked against its two readings. With ``second_opinion``
+    (e.g. the ``onnx`` verifier), its gated probability of each claimed finding is stored as
+    ``numbers.p_second_opinion`` (:func:`radloop.safety.second_opinion.with_second_opinion`).
 
     The verifier speaks only where it was shown to work: outside its validated domain
     (:func:`radloop.safety.verifier_domain`), or about a finding type it was not validated
@@ -232,6 +241,8 @@ def check(
         thresholds = (thresholds or Thresholds()).with_omissions(calibrator.omission_thresholds)
     silent = silence_reasons(draft.findings, valid, domain, raw.verifier)
     checks = verify_claims(draft.findings, output, samples, thresholds, prior_output, silent)
+    if second_opinion is not None:
+        checks = with_second_opinion(checks, second_opinion, study)
     invalid = draft.invalid_indices()
     checks = [
         replace(

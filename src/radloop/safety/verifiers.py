@@ -6,12 +6,16 @@ describes it. Built in:
 
 - ``reference``: radloop's reference model (the default), and
 - ``table``: precomputed outputs from a dict or a JSON file, for tests and for a hospital's
-  own classifier run elsewhere.
+  own classifier run elsewhere, and
+- ``onnx``: any image classifier exported to ONNX, described by a sidecar JSON file
+  (``radloop.safety.onnx_verifier``; e.g. torchxrayvision's models, trained on real films).
 
 Third-party packages add verifiers through the ``radloop.verifiers`` entry-point group::
 
     [project.entry-points."radloop.verifiers"]
     hospital = "mypackage.radloop_verifier:HospitalVerifier"
+
+A hospital's CAD model exported to ONNX needs no code: ``onnx`` with its sidecar.
 """
 
 from __future__ import annotations
@@ -52,7 +56,10 @@ VerifierFactory = Callable[..., Verifier]
 F = TypeVar("F", bound=VerifierFactory)
 
 _VERIFIERS: Registry[Verifier] = Registry(
-    "verifier", ENTRY_POINT_GROUP, unknown_error=UnknownVerifierError
+    "verifier",
+    ENTRY_POINT_GROUP,
+    unknown_error=UnknownVerifierError,
+    builtins={"onnx": "radloop.safety.onnx_verifier"},  # imported when first used
 )
 
 
