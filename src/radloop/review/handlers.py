@@ -11,7 +11,8 @@ method, reason and client address: 401 (user ``-``), 403 (role, CSRF token, one-
 password), 409, 413, 422 (bad input, refused uploads), 429, 503 and 504. A refusal that names
 its action (:class:`~radloop.review.deps.RefusedError`) is audited under it; others under
 their status's action (:data:`REFUSAL_ACTIONS`). Redirects of pages to the login page and
-404s are not refusals and are not audited.
+404s are not refusals and are not audited. A browser asking for a page (it accepts
+``text/html``) gets 403, 404 and 405 as a page of the app in plain words, never raw JSON.
 """
 
 from __future__ import annotations
@@ -88,6 +89,34 @@ def _wants_html(request: Request) -> bool:
     return not path.startswith(("/api/", "/dicomweb/")) and path != "/openapi.json"
 
 
+def _browser(request: Request) -> bool:
+    """A page request from a browser (it accepts HTML): errors come as pages of the app."""
+    return _wants_html(request) and "text/html" in request.headers.get("accept", "")
+
+
+_PLAIN = {
+    401: "Sign in to see this page.",
+    403: "You are signed in, but your role cannot open this page.",
+    404: "There is no page at this address.",
+    405: "This address cannot be opened this way.",
+}
+
+
+def _error_page(
+    request: Request, templates: Jinja2Templates, status: int, message: str
+) -> Response:
+    """The error in the app's frame (top bar, nav, sign-out), in plain words."""
+    ctx = getattr(request.app.state, "ctx", None)
+    if ctx is None:
+        values = {"code": status, "message": message, "user": None, "nav": []}
+        return templates.TemplateResponse(request, "error.html", values, status_code=status)
+    if getattr(request.state, "user", None) is None:
+        token = request.cookies.get(SESSION_COOKIE)
+        request.state.user = ctx.session_cache.get(token) if token else None
+    response: Response = ctx.render(request, "error.html", status, code=status, message=message)
+    return response
+
+
 def install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
     """Register the workstation's exception handlers on ``app``."""
 
@@ -114,6 +143,10 @@ def install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
         action = getattr(exc, "action", None) or REFUSAL_ACTIONS.get(exc.status_code)
         if action is not None:
             await audit_refusal(request, exc.status_code, action, str(exc.detail))
+        if _browser(request) and exc.status_code in _PLAIN:
+            detail = str(exc.detail) if exc.status_code == 403 else ""
+            message = _PLAIN[exc.status_code] + (f" ({detail})" if detail else "")
+            return _error_page(request, templates, exc.status_code, message)
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(InputError)
@@ -137,7 +170,9 @@ def install_handlers(app: FastAPI, templates: Jinja2Templates) -> None:
         return JSONResponse({"detail": message, **extra}, status_code=status)
 
     @app.exception_handler(KeyError)
-    async def _missing(_request: Request, exc: Exception) -> Response:
+    async def _missing(request: Request, exc: Exception) -> Response:
+        if _browser(request):
+            return _error_page(request, templates, 404, f"There is no study {exc}.")
         return JSONResponse({"detail": f"no such study: {exc}"}, status_code=404)
 
     @app.exception_handler(RequestValidationError)

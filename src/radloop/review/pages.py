@@ -333,20 +333,84 @@ def password_change(
     return RedirectResponse("/", status_code=303)
 
 
+AUDIT_PAGE = 200
+
+
 @router.get("/audit")
-def audit_page(request: Request, ctx: Ctx, user: Auditor) -> HTMLResponse:
+def audit_page(
+    request: Request,
+    ctx: Ctx,
+    user: Auditor,
+    who: Annotated[str, Query(max_length=64)] = "",
+    action: Annotated[str, Query(max_length=40)] = "",
+    study: Annotated[str, Query(max_length=200)] = "",
+    since: Annotated[str, Query(max_length=10)] = "",
+    until: Annotated[str, Query(max_length=10)] = "",
+) -> HTMLResponse:
+    """The trail, newest first, filtered by user, action, target (a study) and UTC dates."""
+    import datetime
+
     from sqlalchemy import select
 
     from radloop.review.audit import verify_chain
     from radloop.review.db import AuditEntry
 
+    query = select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(AUDIT_PAGE)
+    if who:
+        query = query.where(AuditEntry.username == who)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    if study:
+        query = query.where(AuditEntry.target == study)
+    problems_in_filter = []
+    for name, value, shift in (("since", since, 0), ("until", until, 1)):
+        if not value:
+            continue
+        try:
+            day = datetime.date.fromisoformat(value) + datetime.timedelta(days=shift)
+        except ValueError:
+            problems_in_filter.append(f"{name}: expected a date such as 2026-12-07, got {value!r}")
+            continue
+        # Times are stored as ISO 8601 UTC text, which sorts as the times do.
+        bound = day.isoformat()
+        query = query.where(AuditEntry.at >= bound if shift == 0 else AuditEntry.at < bound)
     with ctx.store.sessions() as session:
         checked, problems = verify_chain(session, ctx.store.seal)
-        entries = list(
-            session.execute(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(200)).scalars()
-        )
-    ctx.audit(user.username, "view_audit")
-    return _render(ctx, request, "audit.html", entries=entries, checked=checked, problems=problems)
+        entries = list(session.execute(query).scalars())
+        actions = sorted(session.execute(select(AuditEntry.action).distinct()).scalars())
+    filters = {"who": who, "action": action, "study": study, "since": since, "until": until}
+    ctx.audit(user.username, "view_audit", "", {k: v for k, v in filters.items() if v})
+    return _render(
+        ctx,
+        request,
+        "audit.html",
+        entries=entries,
+        checked=checked,
+        problems=problems,
+        filters=filters,
+        actions=actions,
+        filter_errors=problems_in_filter,
+        limit=AUDIT_PAGE,
+    )
+
+
+@router.get("/audit/{seq}")
+def audit_entry_page(seq: int, request: Request, ctx: Ctx, user: Auditor) -> HTMLResponse:
+    """One entry: every field, its detail laid out, and its place in the hash chain."""
+    import json
+
+    from radloop.review.db import AuditEntry
+
+    with ctx.store.sessions() as session:
+        entry = session.get(AuditEntry, seq)
+        if entry is None:
+            raise HTTPException(404, f"no audit entry {seq}")
+        try:
+            detail = json.loads(entry.detail or "{}")
+        except ValueError:
+            detail = entry.detail
+    ctx.audit(user.username, "view_audit_entry", str(seq))
+    return _render(ctx, request, "audit_entry.html", entry=entry, detail=detail)
 
 
 @router.get("/admin/users")
