@@ -75,8 +75,8 @@ def test_report_writes_the_dashboard_data_and_csv_tables(shifted_file: Path, tmp
     summary = json.loads(result.output.strip().splitlines()[-1])
     assert summary["active_alerts"] == 1 and summary["summary"]["n"] == 600
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["cases.csv", "dashboard.html", "data.json", "drift.csv", "kappa.csv",
-                     "subgroups.csv", "windows.csv"]  # fmt: skip
+    assert names == ["calibration.csv", "cases.csv", "dashboard.html", "data.json", "drift.csv",
+                     "kappa.csv", "subgroups.csv", "windows.csv"]  # fmt: skip
     page = (out / "dashboard.html").read_text()
     assert "href='cases.csv'" in page and 'id="chart-drift-input"' in page
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from radloop.monitor.aggregate import CLAIM_VERDICTS, CaseTable, MonitorSummary, summarise
 from radloop.monitor.agreement import DEFAULT_F1_THRESHOLD, Agreement, agreement
+from radloop.monitor.calibration import CalibrationConfig, CalibrationReport, calibration_over_time
 from radloop.monitor.cases import SignedCase
 from radloop.monitor.drift import DriftConfig, DriftReport, detect_drift
 
@@ -28,7 +29,7 @@ NOTICE = (
     "Agreement measures how often readers changed the assistant's drafts; it is not a measure "
     "of diagnostic accuracy. Drafts are assistant output for review by a qualified reader."
 )
-CSV_TABLES = ("cases", "windows", "subgroups", "kappa", "drift")
+CSV_TABLES = ("cases", "windows", "subgroups", "kappa", "drift", "calibration")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class MonitorSettings:
     f1_threshold: float = DEFAULT_F1_THRESHOLD
     window_days: int = 7
     drift: DriftConfig = field(default_factory=DriftConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,19 @@ class Analysis:
     table: CaseTable
     summary: MonitorSummary
     drift: DriftReport
+    calibration: CalibrationReport | None = None
+    """ECE of the drafts' probabilities per finding type over time (None: not computed)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "schema": "radloop.monitor/analysis-v1",
             "notice": NOTICE,
             "summary": self.summary.to_dict(),
             "drift": self.drift.to_dict(),
         }
+        if self.calibration is not None:
+            out["calibration"] = self.calibration.to_dict()
+        return out
 
 
 def analyse(cases: Iterable[SignedCase], settings: MonitorSettings | None = None) -> Analysis:
@@ -66,7 +73,8 @@ def analyse(cases: Iterable[SignedCase], settings: MonitorSettings | None = None
     table = CaseTable.build(items, agreements=agreements, f1_threshold=settings.f1_threshold)
     summary = summarise(table, window_days=settings.window_days,
                         models=dict(Counter(c.model for c in items)))  # fmt: skip
-    return Analysis(agreements, table, summary, detect_drift(table, settings.drift))
+    calibration = calibration_over_time(items, settings.calibration)
+    return Analysis(agreements, table, summary, detect_drift(table, settings.drift), calibration)
 
 
 def csv_table(analysis: Analysis, name: str) -> str:
@@ -101,6 +109,9 @@ def csv_table(analysis: Analysis, name: str) -> str:
             for w in analysis.drift.windows
             for t in w.tests
         ]  # fmt: skip
+    elif name == "calibration":
+        report = analysis.calibration
+        rows = [w.to_dict() for w in report.windows] if report is not None else []
     else:
         raise ValueError(f"expected a table among {', '.join(CSV_TABLES)}, got {name!r}")
     buffer = io.StringIO()

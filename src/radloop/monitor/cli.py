@@ -48,6 +48,14 @@ def _drift_options(function: Any) -> Any:
     ):
         function = click.option(name, type=kind, default=default, show_default=True,
                                  help=text)(function)  # fmt: skip
+    function = click.option(
+        "--ece-threshold",
+        type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True),
+        default=0.05,
+        show_default=True,
+        help="ECE of the drafts' probabilities (per finding type, on newly signed cases) past "
+        "which a calibration alert is raised.",
+    )(function)
     return click.option(
         "--reference-until",
         default=None,
@@ -102,7 +110,11 @@ def _settings(options: dict[str, Any]) -> Any:
         )
     except ValueError as error:
         raise InputError("valid drift settings", str(error)) from None
-    return MonitorSettings(f1_threshold=options["f1_threshold"], drift=drift)
+    from radloop.monitor.calibration import CalibrationConfig
+
+    calibration = CalibrationConfig(threshold=options["ece_threshold"])
+    return MonitorSettings(f1_threshold=options["f1_threshold"], drift=drift,
+                           calibration=calibration)  # fmt: skip
 
 
 @monitor.command("check")
@@ -111,25 +123,37 @@ def _settings(options: dict[str, Any]) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print the drift report as one JSON object.")
 def check(cases_file: Path | None, database_url: str | None, as_json: bool, **options: Any
           ) -> None:  # fmt: skip
-    """Test for drift and print the alerts; exit code 1 while an alert is active."""
+    """Test for drift and calibration drift and print the alerts; exit code 1 while an alert
+    is active."""
     from radloop.monitor.aggregate import CaseTable
+    from radloop.monitor.calibration import calibration_over_time
     from radloop.monitor.drift import detect_drift
 
     settings = _settings(options)
     cases = _load_cases(cases_file, database_url)
     table = CaseTable.build(cases, f1_threshold=settings.f1_threshold)
     report = detect_drift(table, settings.drift)
+    calibration = calibration_over_time(cases, settings.calibration)
     if as_json:
-        click.echo(json.dumps(report.to_dict() | {"windows": len(report.windows)}))
+        click.echo(
+            json.dumps(
+                report.to_dict()
+                | {"windows": len(report.windows), "calibration": calibration.to_dict()}
+            )
+        )
     else:
         click.echo(f"{len(cases)} signed cases; reference: the first {report.reference[1]}; "
                    f"{len(report.windows)} windows tested")  # fmt: skip
         for alert in report.alerts:
             click.secho(("ALERT " if alert.active else "ended ") + alert.message,
                         fg="red" if alert.active else None)  # fmt: skip
-        if not report.alerts:
+        for calibration_alert in calibration.alerts:
+            click.secho(("ALERT " if calibration_alert.active else "ended ")
+                        + calibration_alert.message,
+                        fg="red" if calibration_alert.active else None)  # fmt: skip
+        if not report.alerts and not calibration.alerts:
             click.echo("no drift alert")
-    if report.active:
+    if report.active or calibration.active:
         raise click.exceptions.Exit(1)
 
 

@@ -78,6 +78,8 @@ def render_dashboard(
             f"test's p-value is under α/m (α = {drift.config.alpha:g}, m tests, Bonferroni); an "
             f"alert needs {drift.config.persistence} consecutive alarming windows.</p>",
             *_drift_charts(analysis),
+            "<h2>Calibration on newly signed cases</h2>",
+            _calibration_chart(analysis),
             "<h2>Cohen's kappa per finding (draft vs signed)</h2>",
             _kappa_table(analysis),
         ]
@@ -90,9 +92,10 @@ def render_dashboard(
 
 
 def _alerts_html(analysis: Analysis) -> str:
-    active = analysis.drift.active
+    calibration = analysis.calibration
+    active: list[Any] = [*analysis.drift.active, *(calibration.active if calibration else [])]
     if not active:
-        ended = len(analysis.drift.alerts)
+        ended = len(analysis.drift.alerts) + (len(calibration.alerts) if calibration else 0)
         suffix = f" ({ended} earlier alert{'s' * (ended != 1)} ended)" if ended else ""
         return f"<p class='ok' id='alerts'>No active drift alert{suffix}.</p>"
     items = "".join(f"<div class='alert'>{_e(a.message)}</div>" for a in active)
@@ -257,6 +260,41 @@ def _drift_charts(analysis: Analysis) -> list[str]:
             )
         )
     return out
+
+
+def _calibration_chart(analysis: Analysis) -> str:
+    report = analysis.calibration
+    series = report.series() if report is not None else {}
+    if report is None or not series:
+        return "<p id='chart-calibration'>Not enough signed claims with probabilities yet.</p>"
+    ends = sorted({w.end for w in report.windows})
+    position = {end: i for i, end in enumerate(ends)}
+    lines = []
+    for code, windows in list(series.items())[:10]:
+        values: list[float | None] = [None] * len(ends)
+        for w in windows:
+            values[position[w.end]] = w.ece
+        lines.append(Series(code, values, dashed=code != "all"))
+    alarms = {w.end for w in report.windows if w.alarm}
+    config = report.config
+    note = (
+        f"<p>Windows of {config.window_size} signed cases every {config.step}; ECE over 15 "
+        f"bins per finding type with at least {config.min_claims} claims. A window alarms when "
+        f"its ECE is above {config.threshold:g} and above what perfectly calibrated "
+        "probabilities show on as many claims (95th percentile); an alert needs "
+        f"{config.persistence} consecutive alarming windows.</p>"
+    )
+    return note + line_chart(
+        "ECE of the drafts' probabilities per window (x: last case of the window)",
+        [str(end) for end in ends],
+        lines,
+        threshold=config.threshold,
+        threshold_label=f"alert threshold {config.threshold:g}",
+        marks=[end in alarms for end in ends],
+        y_range=(0.0, max(0.2, *(w.ece for w in report.windows))),
+        y_label="ECE",
+        css_id="chart-calibration",
+    )
 
 
 def _log_p(window: Any, name: str) -> float | None:
