@@ -10,6 +10,7 @@ from radloop.assist.ask import ask, question_finding, question_kind
 from radloop.assist.compare import compare, diff_findings
 from radloop.assist.draft import draft, read_findings, unavailable_draft
 from radloop.assist.prompts import ASK_VERSION, COMPARE_VERSION, DRAFT_VERSION
+from radloop.assist.sampling import Sampling, can_sample
 from radloop.assist.schema import answer_schema, changes_schema, findings_schema
 from radloop.assist.types import (
     ASSISTANT_LABEL,
@@ -32,8 +33,10 @@ __all__ = [
     "DraftReport",
     "OutputMode",
     "QuestionKind",
+    "Sampling",
     "answer_schema",
     "ask",
+    "can_sample",
     "changes_schema",
     "compare",
     "diff_findings",

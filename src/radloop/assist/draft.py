@@ -16,16 +16,21 @@ model) abstains on a study outside it: the draft states no finding and says why.
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from radloop.assist.compare import predicted_changes
 from radloop.assist.degenerate import degenerate_reply
 from radloop.assist.domain import abstention
 from radloop.assist.prompts import DRAFT_VERSION, SYSTEM, draft_prompt
+from radloop.assist.sampling import Sampling
 from radloop.assist.schema import decode_findings, findings_schema
 from radloop.assist.types import Change, DraftReport, OutputMode, OutputWarning, WarningKind
-from radloop.models import FindingsPredictor, VisionLanguageModel
+from radloop.models import FindingsPredictor, Generation, VisionLanguageModel
+from radloop.models.base import Cost
 from radloop.models.competence import DomainDecision
 from radloop.report import Change as Direction
 from radloop.report import Finding, Presence, Report, parse, write
@@ -61,11 +66,15 @@ def draft(
     max_tokens: int = 1024,
     logprobs: bool = False,
     output: str = "auto",
+    sampling: Sampling | None = None,
 ) -> DraftReport:
     """Draft a report of ``study`` (compared with ``prior`` when given).
 
     ``output`` is ``auto`` (JSON where the backend supports structured output), ``json`` or
     ``text``. With ``n`` > 1 every generation is kept; the report is read from the first.
+    With ``sampling`` (and a model that can sample), that many more drafts are sampled at its
+    temperature, in one request after the report's, and kept in ``samples`` for the safety
+    layer's self-consistency check. The cost of both is in ``cost``.
     """
     if output not in OUTPUT_CHOICES:
         raise ValueError(f'Argument "output" must be one of {OUTPUT_CHOICES}, got {output!r}.')
@@ -74,16 +83,19 @@ def draft(
     structured = output == "json" or (output == "auto" and model.supports_json_schema)
     prompt = draft_prompt(study, prior=prior, history=history, structured=structured)
     images = [*study.images, *(prior.images if prior is not None else ())]
-    generations = model.generate(
-        images,
-        prompt,
-        n=n,
-        temperature=temperature,
-        max_tokens=max_tokens,
-        logprobs=logprobs,
-        system=SYSTEM,
+    ask = functools.partial(
+        _timed, model.generate, images, prompt, max_tokens=max_tokens, system=SYSTEM,
         json_schema=findings_schema() if structured else None,
-    )
+    )  # fmt: skip
+    generations, seconds = ask(n=n, temperature=temperature, logprobs=logprobs)
+    cost = {"draft": Cost.of(generations, seconds)}
+    samples: list[Generation] = []
+    k = sampling.for_model(model) if sampling is not None else 0
+    if k and sampling is not None:
+        # After the report's request, so a study holds one of the server's slots at a time
+        # (and a server with prefix caching reuses the prompt's).
+        samples, seconds = ask(n=k, temperature=sampling.temperature, logprobs=False)
+        cost["samples"] = Cost.of(samples, seconds)
     first = generations[0] if generations else None
     read = read_reply(
         first.text if first is not None else "",
@@ -107,7 +119,17 @@ def draft(
         warnings=tuple(read.warnings),
         failure=read.failure,
         unaddressed=read.unaddressed,
+        samples=tuple(samples),
+        cost=cost,
     )
+
+
+def _timed(
+    generate: Callable[..., list[Generation]], *args: Any, **kwargs: Any
+) -> tuple[list[Generation], float]:
+    started = time.perf_counter()
+    generations = generate(*args, **kwargs)
+    return generations, time.perf_counter() - started
 
 
 def unavailable_draft(study: Study, model_id: str, reason: str) -> DraftReport:

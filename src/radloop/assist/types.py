@@ -7,12 +7,14 @@ as assistant output: nothing here is a diagnosis until a qualified reader signs 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from radloop.assist.schema import finding_to_json
 from radloop.models import Generation
+from radloop.models.base import Cost
 from radloop.report import Change as Direction
 from radloop.report import Finding, Report
 from radloop.vocabulary import Lobe, Side, Zone, finding
@@ -137,10 +139,26 @@ class DraftReport:
     failure: OutputWarning | None = None
     abstained: str | None = None
     unaddressed: tuple[str, ...] = ()
+    samples: tuple[Generation, ...] = ()
+    """Drafts sampled at a temperature for self-consistency (none: the model was not sampled)."""
+    cost: Mapping[str, Cost] = field(default_factory=dict)
+    """What the model work cost, by part (``draft``, ``samples``; ``ask_back`` is added by the
+    safety layer's questions)."""
 
     @property
     def findings(self) -> tuple[Finding, ...]:
         return self.report.findings
+
+    @property
+    def total_cost(self) -> Cost:
+        return sum(self.cost.values(), Cost())
+
+    def cost_dict(self) -> dict[str, Any]:
+        """The cost by part and in total, JSON-ready (stored with each draft)."""
+        return {
+            **{part: c.to_dict() for part, c in self.cost.items()},
+            "total": self.total_cost.to_dict(),
+        }
 
     @property
     def failed(self) -> bool:
@@ -176,6 +194,8 @@ class DraftReport:
             "abstained": self.abstained,
             "unaddressed": list(self.unaddressed),
             "generations": _generations_json(self.generations),
+            "samples": _generations_json(self.samples),
+            "cost": self.cost_dict(),
         }
 
 

@@ -24,10 +24,12 @@ from radloop.report import Finding
 from radloop.study import Image
 
 __all__ = [
+    "Cost",
     "FindingsPredictor",
     "Generation",
     "JsonSchema",
     "TokenLogprob",
+    "Usage",
     "VisionLanguageModel",
 ]
 
@@ -51,12 +53,75 @@ class TokenLogprob:
 
 
 @dataclass(frozen=True, slots=True)
+class Usage:
+    """What one request to a backend used: its prompt and completion tokens.
+
+    A backend puts it on the first generation of each request only (a request for ``n``
+    completions is one request), so that summing over generations counts each request once.
+    """
+
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """Requests, prompt and completion tokens and wall seconds spent on some model work."""
+
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def of(cls, generations: Sequence[Generation], seconds: float) -> Cost:
+        """The cost of ``generations`` (their requests' usage), taking ``seconds`` of wall time."""
+        used = [g.usage for g in generations if g.usage is not None]
+        return cls(
+            requests=len(used),
+            prompt_tokens=sum(u.prompt_tokens for u in used),
+            completion_tokens=sum(u.completion_tokens for u in used),
+            seconds=seconds,
+        )
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(
+            self.requests + other.requests,
+            self.prompt_tokens + other.prompt_tokens,
+            self.completion_tokens + other.completion_tokens,
+            self.seconds + other.seconds,
+        )
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "seconds": round(self.seconds, 6),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cost:
+        return cls(
+            int(data.get("requests", 0)),
+            int(data.get("prompt_tokens", 0)),
+            int(data.get("completion_tokens", 0)),
+            float(data.get("seconds", 0.0)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Generation:
     """One completion of a prompt.
 
     ``logprobs`` is None when the backend gave none (not asked for, or not supported);
     ``latency_s`` is the wall time of the request that produced it. A backend that does not
     time its requests leaves it unset (NaN), and ``generate`` gives it the whole call's time.
+    ``usage`` is set on the first generation of each request (see :class:`Usage`).
     """
 
     text: str
@@ -64,6 +129,7 @@ class Generation:
     latency_s: float = math.nan
     logprobs: tuple[TokenLogprob, ...] | None = None
     finish_reason: str | None = None
+    usage: Usage | None = None
 
     @property
     def mean_logprob(self) -> float | None:
@@ -79,11 +145,13 @@ class VisionLanguageModel(ABC):
     Subclasses implement ``_generate`` (``generate`` checks the arguments first, and times and
     logs the call), set ``supports_json_schema`` when they can constrain a reply to a JSON
     schema (the ``assist`` tasks then ask for structured output) and ``supports_logprobs``
-    when they can return token log-probabilities.
+    when they can return token log-probabilities. ``supports_sampling`` is False for a
+    deterministic model, whose samples would all be the same: radloop then does not sample it.
     """
 
     supports_json_schema: bool = False
     supports_logprobs: bool = False
+    supports_sampling: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -53,9 +53,14 @@ def shipped_model_dir() -> Path:
 
 
 class ReferenceModel(VisionLanguageModel):
-    """radloop's reference model (ONNX), reading the frontal image of a study."""
+    """radloop's reference model (ONNX), reading the frontal image of a study.
+
+    It is deterministic and cannot sample: its ``supports_sampling`` is False, so radloop
+    never asks it for self-consistency samples (they would all agree by construction).
+    """
 
     notice = NOTICE
+    supports_sampling = False
 
     def __init__(self, directory: Path) -> None:
         onnx_path, sidecar_path = directory / ONNX_NAME, directory / SIDECAR_NAME

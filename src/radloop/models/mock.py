@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from radloop.models.base import (
     Generation,
     JsonSchema,
     TokenLogprob,
+    Usage,
     VisionLanguageModel,
 )
 from radloop.models.registry import register_model
@@ -28,7 +30,8 @@ DEFAULT_REPLY = (
 )
 
 
-def _read_script(path: str) -> list[str]:
+def _read_script(path: str) -> tuple[list[str], dict[str, str]]:
+    """A JSON list of replies, or an object ``{"replies": [...], "answers": {...}}``."""
     import json
     from pathlib import Path
 
@@ -40,12 +43,23 @@ def _read_script(path: str) -> list[str]:
         raise ModelOptionError(
             f"replies_file: expected a JSON list of replies, got {error}"
         ) from None
+    answers: object = {}
+    if isinstance(script, dict):
+        answers = script.get("answers", {})
+        script = script.get("replies")
     if not isinstance(script, list) or not script or not all(isinstance(r, str) for r in script):
         raise ModelOptionError(
             f"replies_file: expected a non-empty JSON list of strings in {path}, "
             f"got {type(script).__name__}"
         )
-    return script
+    if not isinstance(answers, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in answers.items()
+    ):
+        raise ModelOptionError(
+            f'replies_file: expected "answers" to map prompt substrings to replies in {path}, '
+            f"got {type(answers).__name__}"
+        )
+    return script, answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +86,9 @@ class MockModel(VisionLanguageModel):
 
     ``replies`` is one reply, a script used in turn (the last one repeats), or a callable
     given the request; ``replies_file`` reads the script from a JSON list of strings instead
-    (for ``radloop serve-model --model mock --option replies_file=FILE``). Token
+    (for ``radloop serve-model --model mock --option replies_file=FILE``; the file may also be
+    an object with "replies" and "answers"). ``answers`` maps prompt substrings to replies: a
+    prompt containing one is answered with its reply, outside the script. Token
     log-probabilities are made up but deterministic: one token per word, each with
     log-probability ``-0.1`` times its position in a cycle of five.
     """
@@ -87,9 +103,12 @@ class MockModel(VisionLanguageModel):
         supports_json_schema: bool = False,
         delay_s: float = 0.0,
         replies_file: str | None = None,
+        answers: Mapping[str, str] | None = None,
     ) -> None:
+        self.answers = dict(answers or {})
         if replies_file is not None:
-            replies = _read_script(replies_file)
+            replies, from_file = _read_script(replies_file)
+            self.answers = {**from_file, **self.answers}
         if isinstance(replies, str) or callable(replies):
             replies = [replies]
         if not replies:
@@ -123,15 +142,17 @@ class MockModel(VisionLanguageModel):
             tuple(images), prompt, system, n, temperature, max_tokens, logprobs, top_logprobs,
             json_schema,
         )  # fmt: skip
+        answer = next((a for key, a in self.answers.items() if key in prompt), None)
         with self._lock:
             self.requests.append(request)
             turns = [min(self._turn + i, len(self._replies) - 1) for i in range(n)]
-            self._turn += n
+            if answer is None:
+                self._turn += n
         if self.delay_s:
             time.sleep(self.delay_s)
-        generations = []
+        generations: list[Generation] = []
         for turn in turns:
-            reply = self._replies[turn]
+            reply = self._replies[turn] if answer is None else answer
             text = reply(request) if callable(reply) else reply
             words = text.split()
             truncated = len(words) > max_tokens
@@ -145,6 +166,11 @@ class MockModel(VisionLanguageModel):
                     finish_reason="length" if truncated else "stop",
                 )
             )
+        # One call is one request; its tokens are counted as words.
+        produced = sum(len(g.text.split()) for g in generations)
+        generations[0] = dataclasses.replace(
+            generations[0], usage=Usage(len(prompt.split()), produced)
+        )
         return generations
 
 

@@ -9,6 +9,7 @@ at most ``max_concurrency`` requests are in flight per model object, whichever t
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import logging
 import os
 import random
@@ -24,6 +25,7 @@ from radloop.models.base import (
     Generation,
     JsonSchema,
     TokenLogprob,
+    Usage,
     VisionLanguageModel,
 )
 from radloop.models.errors import (
@@ -42,6 +44,7 @@ __all__ = ["RETRYABLE_STATUS", "OpenAICompatibleModel"]
 logger = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_URL_CACHE = 16  # encoded images kept: the studies drafted at once, a few images each
 
 
 @register_model("openai")
@@ -104,6 +107,8 @@ class OpenAICompatibleModel(VisionLanguageModel):
         self.max_tokens_field = max_tokens_field
         self.seed = seed
         self.extra_body = dict(extra_body or {})
+        self.accepts_n = True
+        self.supports_logprobs = True
         self._jitter = jitter or random.Random()
         self._sleep = sleep
         env = os.environ if environ is None else environ
@@ -119,6 +124,7 @@ class OpenAICompatibleModel(VisionLanguageModel):
         self._in_flight = threading.BoundedSemaphore(max_concurrency)
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        self._urls: dict[str, str] = {}
 
     @property
     def model_id(self) -> str:
@@ -165,8 +171,9 @@ class OpenAICompatibleModel(VisionLanguageModel):
                 "type": "json_schema",
                 "json_schema": {"name": "radloop_reply", "schema": dict(json_schema)},
             }
-        generations = self._complete(body)
-        # Ollama, llama.cpp and some APIs ignore "n": ask again, one at a time, in parallel.
+        generations = self._complete_with_fallbacks(body)
+        # Ollama, llama.cpp and some APIs ignore "n" (or refuse n > 1): ask again, one at a
+        # time, in parallel within the concurrency cap.
         missing = n - len(generations)
         if missing > 0:
             single = {**body, "n": 1}
@@ -174,13 +181,36 @@ class OpenAICompatibleModel(VisionLanguageModel):
                 generations.extend(more)
         return generations[:n]
 
+    def _complete_with_fallbacks(self, body: dict[str, Any]) -> list[Generation]:
+        """One request; where the server refuses ``n`` > 1 or log-probabilities with 400, the
+        request again without them (and later requests leave them out too)."""
+        if body["n"] > 1 and not self.accepts_n:
+            body = {**body, "n": 1}
+        if "logprobs" in body and not self.supports_logprobs:
+            body = {k: v for k, v in body.items() if k not in ("logprobs", "top_logprobs")}
+        try:
+            return self._complete(body)
+        except ModelServerError as error:
+            if error.status_code != 400:
+                raise
+            if body["n"] > 1:
+                logger.warning("%s refused n=%d; asking one completion at a time",
+                               self.base_url, body["n"])  # fmt: skip
+                self.accepts_n = False
+                return self._complete_with_fallbacks({**body, "n": 1})
+            if "logprobs" in body:
+                logger.warning("%s refused logprobs; continuing without them", self.base_url)
+                self.supports_logprobs = False
+                return self._complete_with_fallbacks(body)
+            raise
+
     def _messages(
         self, images: Sequence[Image], prompt: str, system: str | None
     ) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = [
             {
                 "type": "image_url",
-                "image_url": {"url": to_data_url(i, max_side=self.max_image_side)},
+                "image_url": {"url": self._data_url(i)},
             }
             for i in images
         ]
@@ -190,6 +220,22 @@ class OpenAICompatibleModel(VisionLanguageModel):
             messages.append({"role": "system", "content": system})
         messages.append({"role": "user", "content": parts})
         return messages
+
+    def _data_url(self, image: Image) -> str:
+        """The image as a data URL, encoded once for the several requests about one study
+        (a draft, its samples and its ask-back questions)."""
+        pixels = image.pixels
+        key = hashlib.blake2b(pixels.tobytes(), digest_size=16).hexdigest()
+        key += f"{pixels.shape}{pixels.dtype}{self.max_image_side}"
+        with self._lock:
+            url = self._urls.get(key)
+        if url is None:
+            url = to_data_url(image, max_side=self.max_image_side)
+            with self._lock:
+                self._urls[key] = url
+                while len(self._urls) > _URL_CACHE:
+                    self._urls.pop(next(iter(self._urls)))
+        return url
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -338,6 +384,7 @@ def _generations(
     payload: dict[str, Any], latency: float, *, default_model: str
 ) -> list[Generation]:
     model = str(payload.get("model") or default_model)
+    usage = _usage(payload.get("usage"))
     try:
         choices = sorted(payload["choices"], key=lambda c: int(c.get("index", 0)))
         generations = [
@@ -347,8 +394,9 @@ def _generations(
                 latency_s=latency,
                 logprobs=_logprobs(choice.get("logprobs")),
                 finish_reason=choice.get("finish_reason"),
+                usage=usage if position == 0 else None,
             )
-            for choice in choices
+            for position, choice in enumerate(choices)
         ]
     except (KeyError, TypeError, AttributeError, ValueError) as error:
         raise ModelResponseError(
@@ -357,6 +405,16 @@ def _generations(
     if not generations:
         raise ModelResponseError("expected at least one choice in the chat completion, got none")
     return generations
+
+
+def _usage(block: Any) -> Usage:
+    """The request's usage; a server that reports none is still one request (0 tokens)."""
+    if not isinstance(block, dict):
+        return Usage(0, 0)
+    try:
+        return Usage(int(block.get("prompt_tokens") or 0), int(block.get("completion_tokens") or 0))
+    except (TypeError, ValueError):
+        return Usage(0, 0)
 
 
 def _logprobs(block: Any) -> tuple[TokenLogprob, ...] | None:

@@ -368,8 +368,12 @@ def _completion(
                 logprobs=logprobs,
             )
         )
-    # Token counts are words where the backend gives no tokens: usage is indicative only.
-    prompt_tokens = len(prompt.split())
+    used = [g.usage for g in generations if g.usage is not None]
+    if used:  # the backend's own counts
+        prompt_tokens = sum(u.prompt_tokens for u in used)
+        completion_tokens = sum(u.completion_tokens for u in used)
+    else:  # words, where the backend counts nothing: indicative only
+        prompt_tokens = len(prompt.split())
     return ChatCompletion(
         id=f"chatcmpl-{uuid.uuid4().hex}",
         created=int(time.time()),

@@ -11,6 +11,7 @@ before temperature), the convention of vLLM's default ``logprobs``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import threading
@@ -23,6 +24,7 @@ from radloop.models.base import (
     Generation,
     JsonSchema,
     TokenLogprob,
+    Usage,
     VisionLanguageModel,
 )
 from radloop.models.errors import CheckpointNotFoundError, ModelOptionError
@@ -132,16 +134,22 @@ class TransformersModel(VisionLanguageModel):
         generated = output.sequences[:, prompt_length:].tolist()
         logits = output.logits if logprobs else None
         generations = []
+        produced = 0
         for row, ids in enumerate(generated):
             length, finish = self._length(ids, max_tokens)
             tokens = None
             if logits is not None:
                 tokens = self._token_logprobs(logits, row, ids[:length], top_logprobs)
             text = self._tokenizer.decode(ids[:length], skip_special_tokens=True)
+            produced += length
             generations.append(
                 Generation(str(text), self.model_id, logprobs=tokens, finish_reason=finish)
             )
-        return generations * n if not sampling else generations
+        # One call is one request: its usage goes on the first generation (see Usage).
+        generations[0] = dataclasses.replace(generations[0], usage=Usage(prompt_length, produced))
+        if not sampling:
+            generations += [dataclasses.replace(generations[0], usage=None)] * (n - 1)
+        return generations
 
     def _inputs(self, images: Sequence[Image], prompt: str, system: str | None) -> Any:
         content: list[dict[str, str]] = [{"type": "image"} for _ in images]

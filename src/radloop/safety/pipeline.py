@@ -16,6 +16,7 @@ from typing import Any
 from radloop.assist import DraftReport, read_findings
 from radloop.models.competence import DomainDecision, competence_of, covers
 from radloop.report import Finding, Presence, Verdict
+from radloop.safety.askback import AskBack, with_ask_back
 from radloop.safety.calibration import Calibrator, ClaimSignals
 from radloop.safety.certainty import write_with_certainty
 from radloop.safety.scope import ScopeDecision
@@ -124,16 +125,19 @@ class CheckedReport:
             "failure": self.draft.failure.to_dict() if self.draft.failure else None,
             "abstained": self.draft.abstained,
             "timings_s": {k: round(v, 6) for k, v in self.timings_s.items()},
+            "cost": self.draft.cost_dict(),
         }
 
 
 def sampled_findings(draft: DraftReport) -> list[tuple[Finding, ...]] | None:
-    """The findings of each sampled generation when the backend sampled more than one."""
-    if len(draft.generations) < 2:
+    """The findings of each sampled draft (``draft.samples``, else the generations when the
+    backend was asked for more than one), or None when it was not sampled."""
+    generations = draft.samples or (draft.generations if len(draft.generations) > 1 else ())
+    if not generations:
         return None
     structured = draft.output_mode.value == "json"
     # A degenerate sample states nothing (read_findings fails closed).
-    return [read_findings(g.text, expected_json=structured)[0] for g in draft.generations]
+    return [read_findings(g.text, expected_json=structured)[0] for g in generations]
 
 
 def claim_signals(check: ClaimCheck, mean_token_logprob: float | None = None) -> ClaimSignals:
@@ -205,6 +209,7 @@ def check(
     samples: Sequence[Sequence[Finding]] | None = None,
     prior: Study | None = None,
     second_opinion: Verifier | None = None,
+    asked: AskBack | None = None,
 ) -> CheckedReport:
     """Check a draft of ``study`` against ``verifier``; see the module docstring.
 
@@ -254,6 +259,10 @@ def check(
         else c
         for c in checks
     ]
+    # The drafting model's own readings: ask-back answers (their cost joins the draft's).
+    checks = with_ask_back(checks, draft, asked)
+    if asked is not None:
+        draft = replace(draft, cost={**draft.cost, "ask_back": asked.cost})
     timings["verify"] = time.perf_counter() - start
 
     start = time.perf_counter()

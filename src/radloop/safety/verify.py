@@ -37,7 +37,9 @@ import numpy.typing as npt
 
 from radloop.report import Change, Finding, Presence, Verdict
 from radloop.report.measure import EXTENT_MIN_RATIO, HEART_MIN_RATIO, extent_change
+from radloop.safety.agreement import sample_agreement
 from radloop.safety.contradictions import Contradiction, claim_zones, find_contradictions
+from radloop.safety.readings import claim_readings
 from radloop.study import Study
 from radloop.vocabulary import Criticality, Side, Zone, ancestors, finding
 
@@ -289,6 +291,7 @@ class ClaimCheck:
             "verdict": self.verdict.value,
             "reasons": list(self.reasons),
             "numbers": self.numbers.to_dict(),
+            "readings": claim_readings(self.numbers, self.finding),
             "index": self.index,
             "possible_omission": self.possible_omission,
             "invalid_output": self.invalid_output,
@@ -322,18 +325,6 @@ def _by_side(by_zone: Mapping[Zone, float]) -> dict[Side, float]:
     for zone, p in by_zone.items():
         sides[zone.side] = max(sides.get(zone.side, 0.0), p)
     return sides
-
-
-def _sample_agreement(found: Finding, samples: Sequence[Sequence[Finding]]) -> float:
-    def agrees(other: Finding) -> bool:
-        same = other.code == found.code or other.code in ancestors(found.code)
-        same = same or found.code in ancestors(other.code)
-        if not same or other.is_positive != found.is_positive:
-            return False
-        sides = (found.side, other.side)
-        return None in sides or found.side is other.side or Side.BILATERAL in sides
-
-    return sum(any(agrees(o) for o in sample) for sample in samples) / len(samples)
 
 
 @dataclass
@@ -510,7 +501,7 @@ def _check_claim(
         p = out.presence[code]
         numbers.update(verifier_code=code, p_claim=p)
     if samples:
-        agreement = _sample_agreement(found, samples)
+        agreement = sample_agreement(found, samples)
         numbers.update(sample_agreement=agreement, n_samples=len(samples))
         if found.is_positive and agreement < th.sample_agreement_min:
             text = f"only {agreement:.0%} of {len(samples)} sampled drafts state it"
@@ -594,8 +585,9 @@ def verify_claims(
     validated domain): a claim of such a code is ``not_checked`` with that reason.
 
     ``samples`` are the findings of k drafts sampled from the same backend (temperature > 0),
-    when it sampled; agreement is the share of them that state the same finding on an
-    overlapping side. ``prior_output`` is the verifier's reading of the prior study: with it,
+    when it sampled; agreement is the share of them that state the same finding at an
+    overlapping side and zone (:func:`radloop.safety.agreement.sample_agreement`).
+    ``prior_output`` is the verifier's reading of the prior study: with it,
     each claimed change (new, increased, decreased, stable, resolved) is checked too.
     """
     th = thresholds or Thresholds()
