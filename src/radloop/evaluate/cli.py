@@ -143,6 +143,26 @@ def _progress_factory() -> Callable[[str, int, int], Callable[[int], None]]:
     default=None,
     help="Another run folder to set side by side (e.g. synthetic vs real).",
 )
+@click.option(
+    "--samples",
+    type=click.IntRange(0, 16),
+    default=5,
+    show_default=True,
+    help="Drafts sampled for self-consistency where the model can sample (0: off).",
+)
+@click.option(
+    "--sample-temperature",
+    type=click.FloatRange(0.0, 2.0, min_open=True),
+    default=0.7,
+    show_default=True,
+    help="Temperature of the sampled drafts and sampled ask-back answers.",
+)
+@click.option(
+    "--ask-back/--no-ask-back",
+    default=True,
+    show_default=True,
+    help="Ask the drafting model closed questions about each claim (P(yes), P(side)).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def eval_command(
     model: str,
@@ -160,6 +180,9 @@ def eval_command(
     resamples: int,
     seed: int,
     compare: Path | None,
+    samples: int,
+    sample_temperature: float,
+    ask_back: bool,
     as_json: bool,
 ) -> None:
     """Evaluate a model on a labelled dataset: accuracy, calibration, hallucinations,
@@ -192,6 +215,9 @@ def eval_command(
         seed=seed,
         compare=compare,
         progress=None if as_json else _progress_factory(),
+        samples=samples,
+        sample_temperature=sample_temperature,
+        ask_back=ask_back,
     )
     table = outcome.table
     summary = {
@@ -204,6 +230,7 @@ def eval_command(
         "safety": {k: v["value"] for k, v in table["summary"]["safety"].items()},
         "zones": {c: z["auroc"]["value"] for c, z in table["zones"].items()},
         "claim_checks": _checks_summary(table),
+        "cost": table.get("cost", {}).get("per_study", {}),
     }
     if as_json:
         click.echo(json.dumps(summary, default=str))

@@ -50,6 +50,7 @@ def score_run(
 ) -> EvalOutcome:
     """Score a run folder (no inference) and write ``metrics.json`` and ``report.html``."""
     from radloop.evaluate.arrays import build_arrays
+    from radloop.evaluate.cost import cost_section
     from radloop.evaluate.report import compare_runs, write_report
     from radloop.evaluate.runner import load_run
     from radloop.evaluate.scoring import ScoringOptions, score_arrays
@@ -58,6 +59,7 @@ def score_run(
     codes = settings.get("codes") or sorted({c for case in cases for c in case.labels})
     arrays = build_arrays(cases, predictions, codes)
     table = score_arrays(arrays, ScoringOptions(resamples, subgroup_resamples, seed, min_group))
+    table["cost"] = cost_section(predictions)
     model_ids = sorted({p.model for p in predictions if p.error is None})
     table["run"] = {
         **{k: v for k, v in settings.items() if k != "codes"},
@@ -93,8 +95,15 @@ def evaluate(
     seed: int = 0,
     compare: Path | None = None,
     progress: Callable[[str, int, int], Callable[[int], None]] | None = None,
+    samples: int = 5,
+    sample_temperature: float = 0.7,
+    ask_back: bool = True,
 ) -> EvalOutcome:
     """Run ``model_name`` over ``data`` (``KIND:PATH``) into ``out`` and write the report.
+
+    Drafts are sampled ``samples`` more times at ``sample_temperature`` for self-consistency
+    where the model can sample (0: off), and ``ask_back`` puts closed questions about each
+    claim to the drafting model; the cost of both is in the report's cost section.
 
     ``progress(stage, done, total)`` returns a callback advanced per unit of work; stages are
     ``render`` (synthetic studies), ``ood`` (the OOD reference, once) and ``cases``.
@@ -149,8 +158,16 @@ def evaluate(
         verifier=getattr(verifier, "verifier_id", None),
         calibration=str(calibration) if calibration else None,
         ood=ood if scorer is not None else None,
-        extra={k: str(v) for k, v in (data_options or {}).items()},
+        extra={
+            **{k: str(v) for k, v in (data_options or {}).items()},
+            "samples": str(samples),
+            "sample_temperature": str(sample_temperature),
+            "ask_back": str(ask_back),
+        },
     )
+    from radloop.assist import Sampling
+
+    sampling = Sampling(samples, sample_temperature)
     cases = dataset.cases()
     run_evaluation(
         dataset,
@@ -163,6 +180,8 @@ def evaluate(
         concurrency=concurrency,
         cases=cases,
         progress=progress("cases", 0, len(cases)) if progress else None,
+        sampling=sampling,
+        ask_back=ask_back,
     )
     extra = {
         "model_notice": getattr(model, "notice", None),

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from radloop.evaluate.cost import cost_html
 from radloop.evaluate.plots import NAMES as _NAMES
 from radloop.evaluate.plots import draw_plots, fmt
 
@@ -464,6 +465,7 @@ def render_html(table: Mapping[str, Any], comparison: Mapping[str, Any] | None =
         f"radiographs, {scope['refused_when_in_scope']} refused.</p>",
         "<h2>Latency per case</h2>",
         _table(["stage", "p50 ms", "p95 ms"], latency_rows),
+        cost_html(table.get("cost")),
         f"<p class=muted>Scored in {table['scoring_seconds']} s. Every number is in "
         "metrics.json beside this file.</p></body></html>",
     ]

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,10 +122,19 @@ def predict_case(
     verifier: Any | None,
     calibrator: Any | None,
     ood: Any | None,
+    sampling: Any | None = None,
+    ask_back: bool = False,
 ) -> Prediction:
-    """The prediction record of one case (see the module docstring)."""
+    """The prediction record of one case (see the module docstring).
+
+    With ``sampling`` (:class:`radloop.assist.Sampling`) the draft is sampled for
+    self-consistency; with ``ask_back`` the drafting model answers closed questions about
+    each claim (:func:`radloop.safety.askback.ask_back`).
+    """
     from radloop.assist import draft
+    from radloop.models import VisionLanguageModel
     from radloop.safety import ReadOnce, check
+    from radloop.safety.askback import ask_back as ask
 
     started = time.perf_counter()
     study = dataset.load_study(case)
@@ -136,7 +145,15 @@ def predict_case(
     timings["verifier"] = time.perf_counter() - start
     decision, ood_score, scope_problem = _scope(study, ood, vout)
     start = time.perf_counter()
-    drafted = draft(study, model)
+    logprobs = bool(getattr(model, "supports_logprobs", False))
+    drafted = draft(study, model, sampling=sampling, logprobs=logprobs)
+    asked = None
+    if ask_back and isinstance(model, VisionLanguageModel) and drafted.failure is None:
+        samples = sampling.samples if sampling is not None else 0
+        temperature = sampling.temperature if sampling is not None else 0.7
+        asked = ask(drafted, study, model, samples=samples, temperature=temperature)
+        if verifier is None:  # no check to carry the answers: keep their cost
+            drafted = replace(drafted, cost={**drafted.cost, "ask_back": asked.cost})
     scores: dict[str, float]
     zone_scores: dict[str, dict[str, float]] = {}
     read = getattr(model, "read", None)
@@ -158,7 +175,8 @@ def predict_case(
     urgent = None
     if reading is not None:
         start = time.perf_counter()
-        checked = check(drafted, study, reading, calibrator, scope=decision)
+        checked = check(drafted, study, reading, calibrator, scope=decision, asked=asked)
+        drafted = checked.draft  # with the ask-back's cost
         timings["safety"] = time.perf_counter() - start + timings["verifier"]
         checked_findings = checked.findings
         omissions = tuple(
@@ -191,6 +209,7 @@ def predict_case(
         abstained=drafted.abstained,
         invalid_output=invalid,
         domain=domain,
+        cost=drafted.cost_dict() if drafted.cost else {},
     )
 
 
@@ -233,6 +252,8 @@ def run_evaluation(
     concurrency: int = 1,
     progress: Callable[[int], None] | None = None,
     cases: Sequence[Case] | None = None,
+    sampling: Any | None = None,
+    ask_back: bool = False,
 ) -> tuple[list[Case], list[Prediction]]:
     """Run every case not cached yet; return every case and its prediction, in order.
 
@@ -284,8 +305,9 @@ def run_evaluation(
                 prediction = parse_case(case)
             else:
                 prediction = predict_case(
-                    case, dataset, model, verifier=verifier, calibrator=calibrator, ood=ood
-                )
+                    case, dataset, model, verifier=verifier, calibrator=calibrator, ood=ood,
+                    sampling=sampling, ask_back=ask_back,
+                )  # fmt: skip
         except RadloopError as error:
             prediction = Prediction(case.case_id, settings.model, {}, (), error=str(error))
         _write_atomic(path_of(case), prediction.to_dict())

@@ -120,7 +120,8 @@ class Prediction:
     why the model declined the film (outside its validated domain: it states nothing);
     ``invalid_output`` the indices of draft findings the model stated invalidly (held as
     uncertain and flagged); ``domain`` the verifier's domain decision for the film (outside
-    its domain the verifier is silent and every claim is ``not_checked``).
+    its domain the verifier is silent and every claim is ``not_checked``); ``cost`` what the
+    model work cost, by part and in total (requests, tokens, seconds).
     """
 
     case_id: str
@@ -141,6 +142,7 @@ class Prediction:
     abstained: str | None = None
     invalid_output: tuple[int, ...] = ()
     domain: Mapping[str, Any] | None = None
+    cost: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -166,6 +168,7 @@ class Prediction:
             "abstained": self.abstained,
             "invalid_output": list(self.invalid_output),
             "domain": dict(self.domain) if self.domain is not None else None,
+            "cost": dict(self.cost),
         }
 
     @classmethod
@@ -192,4 +195,5 @@ class Prediction:
             abstained=data.get("abstained"),
             invalid_output=tuple(int(i) for i in data.get("invalid_output") or ()),
             domain=dict(data["domain"]) if isinstance(data.get("domain"), Mapping) else None,
+            cost=dict(data.get("cost") or {}),
         )

@@ -183,6 +183,8 @@ class Draft(Base):
     unaddressed: Mapped[list[Any]] = mapped_column(default=list)
     # 1 when first written, +1 whenever a later draft replaces it (an admin's requeue).
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # What the model work cost, by part and in total (requests, tokens, seconds).
+    cost: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Worksheet(Base):

@@ -117,7 +117,7 @@ def draft_study(
     after the model call, so that studies drafted at once take turns on the processor and
     each reaches the model sooner, instead of all of them crawling through it together.
     """
-    from radloop.assist import draft, unavailable_draft
+    from radloop.assist import Sampling, draft, unavailable_draft
 
     gate = cpu if cpu is not None else contextlib.nullcontext()
     with gate:
@@ -138,15 +138,36 @@ def draft_study(
             row.status = "ready"
             session.commit()
         return
+    settings = store.settings
     try:
-        drafted = draft(study, model, prior=prior)
+        drafted = draft(
+            study, model, prior=prior, logprobs=bool(getattr(model, "supports_logprobs", False)),
+            sampling=Sampling(settings.samples, settings.sample_temperature),
+        )  # fmt: skip
     except Exception as error:
         if not last_attempt:
             raise
         log.warning("drafting study %s: the model gave no reply: %s", study_id, error)
         drafted = unavailable_draft(study, _model_id(model), f"{type(error).__name__}: {error}")
+    asked = _ask_back(drafted, study, model, settings) if settings.ask_back else None
     with gate:
-        _store_draft(store, study_id, model, drafted, study, reading, calibrator, claim)
+        _store_draft(store, study_id, model, drafted, study, reading, calibrator, claim, asked)
+
+
+def _ask_back(drafted: Any, study: Study, model: Any, settings: Any) -> Any:
+    """The drafting model's answers to closed questions about the draft's claims; None where
+    it cannot be asked. A failed question loses its readings, never the draft."""
+    from radloop.models import VisionLanguageModel
+    from radloop.safety.askback import ask_back
+
+    if not isinstance(model, VisionLanguageModel) or drafted.failure is not None:
+        return None
+    try:
+        return ask_back(drafted, study, model, samples=settings.samples,
+                        temperature=settings.sample_temperature)  # fmt: skip
+    except Exception as error:
+        log.warning("ask-back for study %s failed: %s", study.study_instance_uid, error)
+        return None
 
 
 def _prepare(
@@ -190,12 +211,13 @@ def _store_draft(
     reading: Any,
     calibrator: Any,
     claim: Claim | None,
+    asked: Any = None,
 ) -> None:
     """Check the draft and store it with the study's worklist state (fenced by ``claim``)."""
     from radloop.assist.types import WarningKind
     from radloop.safety import check
 
-    checked = check(drafted, study, reading, calibrator)
+    checked = check(drafted, study, reading, calibrator, asked=asked)
     notice = getattr(model, "notice", None)
     heatmaps = _save_heatmaps(store, study_id, checked.checks, reading.output)
     failure = drafted.failure
@@ -225,6 +247,7 @@ def _store_draft(
                 warnings=[w.to_dict() for w in drafted.warnings],
                 unaddressed=list(drafted.unaddressed),
                 revision=(previous.revision + 1) if previous is not None else 1,
+                cost=checked.draft.cost_dict(),
             )
         )
         _store_outcome(row, checked)

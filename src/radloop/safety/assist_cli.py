@@ -116,6 +116,7 @@ _STATE_COLOUR = {"verified": "green", "contradicted": "red", "unsupported": "red
 
 def _print_states(checks: Any) -> None:
     from radloop.safety.answers import state
+    from radloop.safety.readings import claim_readings
 
     for check in checks:
         label = state(check)
@@ -129,6 +130,9 @@ def _print_states(checks: Any) -> None:
         )
         for reason in check.reasons[:2]:
             click.echo(f"      {reason}")
+        readings = claim_readings(check.numbers, check.finding)
+        if readings:
+            click.echo("      " + " · ".join(readings))
 
 
 @click.command()
@@ -142,6 +146,12 @@ def _print_states(checks: Any) -> None:
               show_default=True,
               help="Ask for JSON findings (json), a sectioned text report (text), or JSON where "
               "the backend supports structured output (auto).")  # fmt: skip
+@click.option("--samples", type=click.IntRange(0, 16), default=5, show_default=True,
+              help="Drafts sampled for self-consistency where the model can sample (0: off).")
+@click.option("--sample-temperature", type=click.FloatRange(0.0, 2.0, min_open=True),
+              default=0.7, show_default=True, help="Temperature of the sampled drafts.")
+@click.option("--ask-back/--no-ask-back", default=True, show_default=True,
+              help="Ask the model closed questions about each claim (P(yes), P(side)).")
 def draft(
     path: Path,
     prior: Path | None,
@@ -154,10 +164,16 @@ def draft(
     verifier_name: str,
     calibration: Path | None,
     no_check: bool,
+    samples: int,
+    sample_temperature: float,
+    ask_back: bool,
 ) -> None:
     """Draft a report of a study with a model, checked by the safety layer (for review, not a
     diagnosis). Exit status 1 when the study is refused or the draft failed."""
+    from radloop.assist import Sampling
     from radloop.assist import draft as draft_report
+    from radloop.models import VisionLanguageModel
+    from radloop.safety.askback import ask_back as ask
 
     study = _study(path, indication)
     prior_study = _study(prior) if prior is not None else None
@@ -165,7 +181,13 @@ def draft(
     decision = None if verifier is None else _guard(study, verifier, as_json)
     with _load(model_name, options) as model:
         notice = _notice(model)
-        result = draft_report(study, model, prior=prior_study, history=history, output=output)
+        sampling = Sampling(samples, sample_temperature)
+        logprobs = bool(getattr(model, "supports_logprobs", False))
+        result = draft_report(study, model, prior=prior_study, history=history, output=output,
+                              sampling=sampling, logprobs=logprobs)  # fmt: skip
+        asked = None
+        if ask_back and verifier is not None and isinstance(model, VisionLanguageModel):
+            asked = ask(result, study, model, samples=samples, temperature=sample_temperature)
     if verifier is None:
         if as_json:
             click.echo(json.dumps(result.to_dict() | {"checked": False}, default=str))
@@ -178,7 +200,8 @@ def draft(
     from radloop.safety import Calibrator, check
 
     calibrator = Calibrator.load(calibration) if calibration is not None else None
-    checked = check(result, study, verifier, calibrator, scope=decision, prior=prior_study)
+    checked = check(result, study, verifier, calibrator, scope=decision, prior=prior_study,
+                    asked=asked)  # fmt: skip
     if as_json:
         # The draft's keys (findings as the schema's objects), the checked text, and the
         # check's own keys; the checked findings, with probability and verdict, beside them.
