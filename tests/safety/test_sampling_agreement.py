@@ -99,3 +99,21 @@ def test_a_model_that_cannot_sample_is_not_sampled() -> None:
     assert drafted.samples == () and len(model.requests) == 1
     assert "samples" not in drafted.cost
     assert make_draft([LEFT_LOWER]).samples == ()
+
+
+def test_the_study_page_items_carry_each_claims_readings() -> None:
+    from types import SimpleNamespace
+
+    from radloop.review.worksheet import review_items
+
+    drafted = make_draft([LEFT_LOWER])
+    table = TableVerifier({"1.2.3": {"presence": {"pleural_effusion": 0.82}}}, competence={
+        "domains": [{"name": "synthetic-lab", "images": "phantom",
+                     "findings": ["pleural_effusion"]}]})  # fmt: skip
+    checked = check(drafted, make_study(), table, samples=[[LEFT_LOWER], [], [LEFT_LOWER]])
+    stored = SimpleNamespace(
+        findings=[f.to_dict() for f in checked.findings],
+        checks=[c.to_dict() for c in checked.checks],
+    )
+    (item,) = review_items(stored, None)  # type: ignore[arg-type]
+    assert item.readings == ("Verifier: 0.82", "Samples: 2/3 agree")

@@ -83,6 +83,8 @@ class ReviewItem:
     reason_required: bool = False
     """A critical finding the safety check verified: rejecting it takes a reason."""
     decision_reason: str | None = None
+    readings: tuple[str, ...] = ()
+    """Each evidence source's reading of the claim, one line each."""
 
 
 class DraftContent(Protocol):
@@ -174,6 +176,7 @@ def _item(
         invalid_output=invalid,
         reason_required=critical,
         decision_reason=decided.get("reason"),
+        readings=tuple(check.get("readings", ())),
     )
 
 
