@@ -1,4 +1,4 @@
-"""Export: a report as a FHIR R4 DiagnosticReport with Observations, and as DICOM SR.
+"""Export: what a report states, as a FHIR R4 DiagnosticReport with Observations and as DICOM SR.
 
 Status is one enum (:class:`radloop.report.ReportStatus`) mapped to both standards: a draft
 is FHIR ``preliminary`` and SR Completion PARTIAL / Verification UNVERIFIED / Preliminary
@@ -6,17 +6,17 @@ PRELIMINARY (PS3.3 C.17.2); a signed report is ``final`` with COMPLETE / VERIFIE
 its verifying observer; a report with addenda is ``amended``.
 
 FHIR resources are built with fhir.resources' R4B models (R4B is the R4 technical correction;
-DiagnosticReport and Observation are unchanged from R4). The SR is a highdicom
-Comprehensive SR whose evidence is the study's own DICOM images.
+DiagnosticReport and Observation are unchanged from R4). The SR (:mod:`radloop.review.sr`) is
+a highdicom Comprehensive SR following TID 2000 whose evidence is the study's own DICOM
+images; :mod:`radloop.review.fhir_out` sends the FHIR resources as a transaction Bundle and
+:mod:`radloop.review.hl7_out` writes an HL7 v2 ORU^R01.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime
-import io
-import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,20 @@ from radloop.errors import InputError
 from radloop.report import Finding, Presence, ReportStatus
 from radloop.vocabulary import finding as vocabulary_entry
 
-__all__ = ["ExportContent", "NoDicomSourceError", "dicom_sr", "fhir_diagnostic_report"]
+__all__ = [
+    "ASSISTANT_NOTE",
+    "Addendum",
+    "ExportContent",
+    "NoDicomSourceError",
+    "addenda_of",
+    "dicom_sr",
+    "fhir_diagnostic_report",
+    "impression_of",
+    "observation_resources",
+    "observation_status",
+    "report_resource",
+    "subject_reference",
+]
 
 _SNOMED = "http://snomed.info/sct"
 _LOINC = "http://loinc.org"
@@ -42,8 +55,26 @@ class NoDicomSourceError(InputError):
 
 
 @dataclass(frozen=True)
+class Addendum:
+    """A signed addendum: its text, signer (display name), signature time and findings."""
+
+    text: str
+    signed_by: str
+    signed_at: datetime.datetime
+    findings: tuple[Finding, ...] = ()
+
+
+@dataclass(frozen=True)
 class ExportContent:
-    """What an export states, gathered by the app from the store."""
+    """What an export states, gathered by the app from the store.
+
+    ``issued`` is when the current version was made (the draft's time, the signature, or the
+    last addendum's); ``signed_at`` is when the report itself was signed. ``addenda`` are the
+    addenda's texts; ``amendments`` the same addenda with their signers, times and findings
+    (left empty by older callers: the texts are then taken as signed by ``signed_by`` at
+    ``issued``). The patient fields and ``accession_number`` name the patient and the order
+    to a FHIR server or a RIS (the DICOM SR takes them from the images instead).
+    """
 
     study_id: str
     study_instance_uid: str
@@ -55,16 +86,39 @@ class ExportContent:
     signed_by: str | None = None
     addenda: tuple[str, ...] = ()
     institution: str | None = None
+    signed_at: datetime.datetime | None = None
+    amendments: tuple[Addendum, ...] = ()
+    patient_id: str | None = None
+    patient_name: str | None = None
+    patient_birth_date: datetime.date | None = None
+    patient_sex: str | None = None
+    accession_number: str | None = None
+
+    def with_status(self, status: ReportStatus) -> ExportContent:
+        return replace(self, status=status)
 
 
-def _impression(text: str) -> str:
+def addenda_of(content: ExportContent) -> tuple[Addendum, ...]:
+    """The content's addenda with signer and time, oldest first."""
+    if content.amendments:
+        return content.amendments
+    return tuple(
+        Addendum(text=a, signed_by=content.signed_by or "", signed_at=content.issued)
+        for a in content.addenda
+    )
+
+
+def impression_of(text: str) -> str:
+    """The text after IMPRESSION: (up to a later heading), or the whole text without one."""
     marker = text.upper().find("IMPRESSION:")
-    return text[marker + len("IMPRESSION:") :].strip() if marker >= 0 else text.strip()
+    if marker < 0:
+        return text.strip()
+    return text[marker + len("IMPRESSION:") :].strip()
 
 
 def _full_text(content: ExportContent) -> str:
     parts = [content.text.strip()]
-    parts += [f"ADDENDUM:\n{a.strip()}" for a in content.addenda]
+    parts += [f"ADDENDUM:\n{a.text.strip()}" for a in addenda_of(content)]
     if content.status is ReportStatus.DRAFT:
         parts.append(ASSISTANT_NOTE)
     return "\n\n".join(parts) + "\n"
@@ -109,20 +163,33 @@ def _observation(found: Finding, index: int, status: str) -> dict[str, Any]:
     return observation
 
 
-def fhir_diagnostic_report(content: ExportContent) -> dict[str, Any]:
-    """The report as a validated FHIR DiagnosticReport (JSON dict), Observations contained."""
-    from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+def observation_status(content: ExportContent) -> str:
+    """The FHIR Observation status of the report's findings."""
+    return {"preliminary": "preliminary", "final": "final", "amended": "amended"}[
+        content.status.fhir_status
+    ]
 
-    status = content.status.fhir_status
-    observation_status = "preliminary" if status == "preliminary" else "final"
-    if status == "amended":
-        observation_status = "amended"
-    observations = [_observation(f, i, observation_status) for i, f in enumerate(content.findings)]
+
+def subject_reference(content: ExportContent, system: str | None = None) -> dict[str, Any] | None:
+    """The patient as a logical reference by identifier (the DICOM Patient ID), or None."""
+    if not content.patient_id:
+        return None
+    identifier: dict[str, Any] = {"value": content.patient_id}
+    if system:
+        identifier["system"] = system
+    reference: dict[str, Any] = {"identifier": identifier}
+    if content.patient_name:
+        reference["display"] = content.patient_name.replace("^", " ").strip()
+    return reference
+
+
+def report_resource(content: ExportContent, *, patient_system: str | None = None) -> dict[str, Any]:
+    """The DiagnosticReport's own elements (no ``contained`` or ``result``), as a JSON dict."""
     text = _full_text(content)
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
         "id": content.study_id,
-        "status": status,
+        "status": content.status.fhir_status,
         "category": [
             {
                 "coding": [
@@ -144,9 +211,6 @@ def fhir_diagnostic_report(content: ExportContent) -> dict[str, Any]:
             {"system": "urn:dicom:uid", "value": f"urn:oid:{content.study_instance_uid}"}
         ],
         "issued": content.issued.astimezone(datetime.UTC).isoformat(),
-        "contained": observations,
-        "result": [{"reference": f"#{o['id']}"} for o in observations],
-        "conclusion": _impression(content.text),
         "presentedForm": [
             {
                 "contentType": "text/plain; charset=utf-8",
@@ -156,121 +220,60 @@ def fhir_diagnostic_report(content: ExportContent) -> dict[str, Any]:
             }
         ],
     }
+    conclusion = impression_of(content.text)
+    if conclusion:  # FHIR strings may not be empty (a study not drafted yet has no text)
+        report["conclusion"] = conclusion
+    subject = subject_reference(content, patient_system)
+    if subject is not None:
+        report["subject"] = subject
+    if content.accession_number:
+        report["basedOn"] = [
+            {
+                "type": "ServiceRequest",
+                "identifier": {
+                    "type": {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/v2-0203",
+                                "code": "ACSN",
+                                "display": "Accession ID",
+                            }
+                        ]
+                    },
+                    "value": content.accession_number,
+                },
+            }
+        ]
     if content.study_date is not None:
         report["effectiveDateTime"] = content.study_date.isoformat()
     if content.signed_by:
         report["resultsInterpreter"] = [{"display": content.signed_by}]
+    return report
+
+
+def observation_resources(content: ExportContent) -> list[dict[str, Any]]:
+    """One Observation per finding, present, absent and uncertain alike (JSON dicts)."""
+    status = observation_status(content)
+    return [_observation(f, i, status) for i, f in enumerate(content.findings)]
+
+
+def fhir_diagnostic_report(content: ExportContent) -> dict[str, Any]:
+    """The report as a validated FHIR DiagnosticReport (JSON dict), Observations contained."""
+    from fhir.resources.R4B.diagnosticreport import DiagnosticReport
+
+    observations = observation_resources(content)
+    report = report_resource(content)
+    report["contained"] = observations
+    report["result"] = [{"reference": f"#{o['id']}"} for o in observations]
     return DiagnosticReport.model_validate(report).model_dump(mode="json", exclude_none=True)
 
 
-# Type 2 attributes of the Patient and General Study modules (PS3.3 C.7.1.1, C.7.2.1) that the
-# SR copies from its evidence: they must be present, and may be empty (PS3.5 7.4.5), yet many
-# files leave them out altogether.
-_TYPE_2 = (
-    "PatientName",
-    "PatientID",
-    "PatientBirthDate",
-    "PatientSex",
-    "StudyDate",
-    "StudyTime",
-    "ReferringPhysicianName",
-    "StudyID",
-    "AccessionNumber",
-)
-
-
-def _with_type_2(ds: Any) -> Any:
-    """The header with every missing Type 2 attribute added as present and empty."""
-    for keyword in _TYPE_2:
-        if keyword not in ds:
-            setattr(ds, keyword, None)
-    return ds
-
-
-def _dicom_evidence(sources: list[Path]) -> list[Any]:
-    """Headers of the study's DICOM images, read from files or from members of a kept zip."""
-    import pydicom
-
-    evidence = []
-    for source in sources:
-        if source.is_file():
-            data = source.read_bytes()
-        else:
-            archive = next((p for p in source.parents if p.suffix.lower() == ".zip"), None)
-            if archive is None or not archive.is_file():
-                continue
-            with zipfile.ZipFile(archive) as zf:
-                data = zf.read(str(source.relative_to(archive)).replace("\\", "/"))
-        try:
-            header = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
-        except Exception:  # a PNG or JPEG: not DICOM evidence
-            continue
-        evidence.append(_with_type_2(header))
-    return evidence
-
-
-def _person_name(name: str) -> str:
-    """A display name as a DICOM PN (PS3.5 6.2.1.2): "Ann B Reader" → "Reader^Ann B"."""
-    if "^" in name:
-        return name[:64]
-    parts = name.split()
-    if len(parts) < 2:
-        return f"{name.strip()}^"[:64]
-    return f"{parts[-1]}^{' '.join(parts[:-1])}"[:64]
-
-
 def dicom_sr(content: ExportContent, sources: list[Path]) -> bytes:
-    """The report as a DICOM Comprehensive SR (Part 10 bytes) referencing its images."""
-    import highdicom as hd
-    from pydicom.filebase import DicomBytesIO
+    """The report as a TID 2000 DICOM Comprehensive SR (Part 10 bytes) referencing its images.
 
-    evidence = _dicom_evidence(sources)
-    if not evidence:
-        raise NoDicomSourceError(
-            "a study with DICOM images (the SR's evidence)",
-            "a study that arrived as PNG or JPEG",
-            source=content.study_id,
-            fix="Export it as FHIR instead.",
-        )
-    finding_name = hd.sr.CodedConcept("121071", "DCM", "Finding")
-    items: list[Any] = [
-        hd.sr.TextContentItem(
-            name=hd.sr.CodedConcept("121070", "DCM", "Findings"),
-            value=_full_text(content)[:10_000],
-            relationship_type="CONTAINS",
-        )
-    ]
-    for found in content.findings:
-        entry = vocabulary_entry(found.code)
-        value = (
-            hd.sr.CodedConcept(entry.snomed, "SCT", entry.name)
-            if entry.snomed
-            else hd.sr.CodedConcept(found.code[:16], "99RADLOOP", entry.name)
-        )
-        if found.presence is Presence.PRESENT:
-            items.append(
-                hd.sr.CodeContentItem(name=finding_name, value=value, relationship_type="CONTAINS")
-            )
-    root = hd.sr.ContainerContentItem(
-        name=hd.sr.CodedConcept("18748-4", "LN", "Diagnostic Imaging Report")
-    )
-    root.ContentSequence = hd.sr.ContentSequence(items, is_root=False)
-    signed = content.status is not ReportStatus.DRAFT
-    sr = hd.sr.ComprehensiveSR(
-        evidence=evidence,
-        content=root,
-        series_instance_uid=hd.UID(),
-        series_number=99,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-        manufacturer="radloop",
-        is_complete=signed,
-        is_final=signed,
-        is_verified=signed,
-        verifying_observer_name=_person_name(content.signed_by or "unknown") if signed else None,
-        verifying_organization=(content.institution or "radloop")[:64] if signed else None,
-        institution_name=content.institution,
-    )
-    buffer = DicomBytesIO()
-    sr.save_as(buffer, enforce_file_format=True)
-    return buffer.getvalue()
+    Kept for callers of the download; :func:`radloop.review.sr.signed_report_sr` gives the
+    same document with its UIDs, and :func:`radloop.review.sr.signed_report_sr_chain` every
+    version of an amended report."""
+    from radloop.review.sr import signed_report_sr
+
+    return signed_report_sr(content, sources).data
