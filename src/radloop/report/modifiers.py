@@ -82,6 +82,8 @@ _ANATOMY = re.compile(
     r"(?P<prep>\b(?:in|at|of|within|involving|over|overlying|projecting over|"
     r"throughout|along|from|to)\s+(?:the\s+|both\s+)?)?"
     r"(?:"
+    # A whole lung: "throughout the left lung" (every zone of it, after "throughout").
+    r"(?P<wside>\b(?:right|left)\b)\s+lung\b(?![\s-]+(?:base|apex|zone|field))|"
     # Lobes: "right upper lobe", "right upper and middle lobes", "both lower lobes".
     rf"(?P<lside>right|left|bilateral|both)?\s*(?P<l1>{_LEVEL})"
     rf"(?:\s*(?:and|or|/|,)\s*(?P<l2>{_LEVEL}))?[\s-]+lobes?\b"
@@ -111,6 +113,11 @@ def _zones_for(side: Side | None, level: Level) -> tuple[Zone, ...]:
     if side is Side.BILATERAL:
         return (Zone.at(Side.RIGHT, level), Zone.at(Side.LEFT, level))
     return (Zone.at(side, level),)
+
+
+def _whole_lungs(side: Side | None) -> tuple[Zone, ...]:
+    """Every zone of one lung, or of both ("throughout both lungs")."""
+    return tuple(z for level in Level for z in _zones_for(side, level))
 
 
 def _side_word(word: str | None) -> Side | None:
@@ -146,7 +153,12 @@ def find_anatomy(lower: str) -> list[AnatomyMention]:
         groups = match.groupdict()
         prep = groups["prep"] is not None
         start, end = match.span()
-        if groups["l1"] is not None:
+        throughout = prep and groups["prep"].lstrip().startswith("throughout")
+        if groups["wside"] is not None:
+            side = _side_word(groups["wside"])
+            zones = _whole_lungs(side) if throughout else ()
+            mentions.append(AnatomyMention(start, end, side, zones, (), prep))
+        elif groups["l1"] is not None:
             side = _side_word(groups["lside"])
             levels = [_LOBE_WORDS[groups["l1"] if groups["l1"] != "mid" else "middle"]]
             if groups["l2"] is not None:
@@ -187,6 +199,8 @@ def find_anatomy(lower: str) -> list[AnatomyMention]:
                 zones = _zones_for(Side.BILATERAL, Level.LOWER)
             elif word == "biapical":
                 zones = _zones_for(Side.BILATERAL, Level.UPPER)
+            elif word == "both lungs" and throughout:
+                zones = _whole_lungs(Side.BILATERAL)
             else:
                 zones = ()
             mentions.append(AnatomyMention(start, end, Side.BILATERAL, zones, (), prep))

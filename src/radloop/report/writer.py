@@ -23,7 +23,7 @@ from collections.abc import Iterable
 
 from radloop.report.measure import format_mm
 from radloop.report.types import Change, Finding, Presence, Severity
-from radloop.vocabulary import Category, Criticality, Side, finding
+from radloop.vocabulary import Category, Criticality, Level, Side, Zone, finding
 
 __all__ = ["NOT_COMMENTED", "SECTIONS", "describe", "is_critical", "write"]
 
@@ -61,11 +61,45 @@ def is_critical(found: Finding) -> bool:
     return rule is Criticality.IF_LARGE and found.severity in (Severity.LARGE, Severity.SEVERE)
 
 
+def _zone_levels(found: Finding) -> dict[Side, list[Level]]:
+    return {
+        side: [level for level in Level if Zone.at(side, level) in found.zones]
+        for side in (Side.RIGHT, Side.LEFT)
+    }
+
+
+def _shared_levels(found: Finding) -> list[Level]:
+    """Levels with a zone on both sides, unless both lungs are involved whole."""
+    sides = _zone_levels(found)
+    if any(len(levels) == len(Level) for levels in sides.values()):
+        return []
+    return [level for level in Level if all(level in v for v in sides.values())]
+
+
 def _places(found: Finding) -> str:
-    names = [lobe.label for lobe in found.lobes] + [zone.label for zone in found.zones]
-    if not names:
-        return ""
-    return " in the " + " and ".join(names)
+    """Where the finding is, grouped as a reader says it: every zone of a lung is
+    "throughout the left lung" (of both, "throughout both lungs"), one level on both sides
+    is "the lower zones"; other zones and lobes are named one by one."""
+    zones = set(found.zones)
+    sides = _zone_levels(found)
+    whole = [side for side, levels in sides.items() if len(levels) == len(Level)]
+    names = [lobe.label for lobe in found.lobes]
+    throughout = []
+    if len(whole) == 2:
+        throughout.append("both lungs")
+    else:
+        throughout += [f"the {side.value} lung" for side in whole]
+        both = _shared_levels(found)
+        names += [f"{level.value} zones" for level in both]
+        names += [
+            zone.label
+            for zone in Zone
+            if zone in zones and zone.side not in whole and zone.level not in both
+        ]
+    parts = [f"in the {' and '.join(names)}"] if names else []
+    parts += [f"throughout {place}" for place in throughout]
+    joined = " and ".join(parts)
+    return f" {joined}" if joined else ""
 
 
 def _noun_phrase(found: Finding) -> str:
@@ -75,6 +109,8 @@ def _noun_phrase(found: Finding) -> str:
     located = bool(found.zones or found.lobes)
     side = None if located else found.side
     words: list[str] = []
+    if _shared_levels(found):
+        words.append(Side.BILATERAL.value)  # "bilateral pleural effusion in the lower zones"
     if found.severity is not None:
         words.append(found.severity.value)
     if found.dimensions_mm:

@@ -19,7 +19,7 @@ noun phrase (severity, size, side, zones, lobes, tip, change) is the writer's ow
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
 from radloop.report import Finding, Presence
@@ -134,6 +134,39 @@ def _sentence(found: Finding) -> str:
     return certain_sentence(found, found.probability)
 
 
+_OPENER = "Findings consistent with "
+
+
+def _section(findings: Iterable[Finding]) -> list[str]:
+    """A section's sentences; findings "consistent with" the film share one opener
+    ("Findings consistent with a small left pleural effusion and a left pneumothorax.")
+    instead of a stock phrase opening every sentence."""
+    sentences: list[str] = []
+    joined: list[str] = []
+    at = 0  # the shared sentence keeps the place of the first finding in it
+    for found in findings:
+        sentence = _sentence(found)
+        if sentence.startswith(_OPENER):
+            if not joined:
+                at = len(sentences)
+                sentences.append("")
+            joined.append(sentence.removeprefix(_OPENER).rstrip("."))
+        else:
+            sentences.append(sentence)
+    if joined:
+        listed = joined[0] if len(joined) == 1 else ", ".join(joined[:-1]) + " and " + joined[-1]
+        sentences[at] = f"{_OPENER}{listed}."
+    return sentences
+
+
+def _concluded(found: Finding) -> str:
+    """An impression line: a finding the film is consistent with is stated as the conclusion
+    it is (FINDINGS gives its certainty phrase); a hedged one keeps its hedge ("Likely ...",
+    "May represent ...")."""
+    sentence = _sentence(found)
+    return describe(found) if sentence.startswith(_OPENER) else sentence
+
+
 def write_with_certainty(findings: Sequence[Finding], *, unaddressed: Sequence[str] = ()) -> str:
     """A report in the writer's layout with each finding's certainty phrase.
 
@@ -148,7 +181,7 @@ def write_with_certainty(findings: Sequence[Finding], *, unaddressed: Sequence[s
     lines = ["FINDINGS:"]
     silent: list[str] = []
     for category, title in SECTIONS:
-        sentences = [_sentence(f) for f in findings if finding(f.code).category is category]
+        sentences = _section(f for f in findings if finding(f.code).category is category)
         if not sentences and category.value in ("devices", "other"):
             continue
         if not sentences and category.value in unaddressed:
@@ -167,7 +200,7 @@ def write_with_certainty(findings: Sequence[Finding], *, unaddressed: Sequence[s
             -(f.probability if f.probability is not None else 1.0),
         )
     )
-    impression = [f"{i}. {_sentence(f)}" for i, f in enumerate(shown, start=1)]
+    impression = [f"{i}. {_concluded(f)}" for i, f in enumerate(shown, start=1)]
     normal = f"No finding stated. Not commented: {', '.join(silent)}." if silent else NORMAL
     lines += ["", "IMPRESSION:", *(impression or [normal])]
     return "\n".join(lines) + "\n"
