@@ -136,6 +136,8 @@ def test_an_urgent_study_records_the_communication_before_signing(
     page.wait_for_selector(".viewer.loaded")
     bar = page.locator(".patient-bar").inner_text()
     assert "SAMPLE, FICTIONAL" in bar and "PAT-urgent" in bar
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"flow-study-{backend}.png"))
     page.keyboard.press("s")
     page.wait_for_function(
         "() => /Not signed yet/.test(document.getElementById('action-status').textContent)"
@@ -151,8 +153,7 @@ def test_an_urgent_study_records_the_communication_before_signing(
     record = page.locator("ul.communications li").inner_text()
     assert "Dr Okafor, ED consultant" in record and "telephone" in record
     assert page.locator("#sign-blockers").count() == 0
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"flow-study-{backend}.png"))
+    page.screenshot(path=str(ARTIFACTS / f"flow-communication-{backend}.png"))
 
 
 def test_hints_are_readable_and_controls_are_named(server: str, page: Any, seeded: Seeded) -> None:
