@@ -36,10 +36,8 @@ def test_worklist_rows_carry_name_id_accession_age_and_date(
     rad = client_for("rad")
     page = rad.get("/?status=all")
     assert page.status_code == 200
-    rows = {
-        m.group(1): m.group(0)
-        for m in re.finditer(r'<tr class="[^"]*" data-study="([0-9a-f]+)">.*?</tr>', page.text, re.S)
-    }
+    row = re.compile(r'<tr class="[^"]*" data-study="([0-9a-f]+)">.*?</tr>', re.S)
+    rows = {m.group(1): m.group(0) for m in row.finditer(page.text)}
     urgent = rows[seeded.ids["urgent"]]
     assert display_name(header.PatientName) in urgent  # e.g. "SAMPLE, FICTIONAL"
     assert "PAT-urgent" in urgent  # the Patient ID this copy was written with

@@ -231,7 +231,7 @@ def test_sign_needs_a_decision_on_every_flagged_claim_and_is_immutable(
 
     study_id = seeded.ids["flagged"]
     with store.sessions() as session:
-        with pytest.raises(ValueError, match="Decide the flagged finding “.*” first"):
+        with pytest.raises(ValueError, match=r"Decide the flagged finding “.*” first"):
             worksheet.sign(session, study_id, "rad", "Dr Rad")
         items = worksheet.review_items(*_draft_and_sheet(session, study_id))
         mass = next(i for i in items if i.finding["code"] == "mass")
