@@ -186,7 +186,8 @@ def verifiers(as_json: bool) -> None:
 
     A verifier speaks only inside its validated domain and only about the finding types it
     was validated for; everywhere else a claim is not checked. The ``table`` verifier
-    declares its domain in its file (``"competence"``).
+    declares its domain in its file and the ``onnx`` verifier in its sidecar
+    (``"competence"``).
     """
     from radloop.errors import RadloopError
     from radloop.models.cli import competence_lines
@@ -197,9 +198,10 @@ def verifiers(as_json: bool) -> None:
     for name in available_verifiers():
         try:
             description = describe_verifier(name)
+            declared_in = {"table": "the table's file", "onnx": "the model's sidecar"}
             competence: dict[str, Any] | None = (
-                Competence(name, note='declared in the table\'s file ("competence")').to_dict()
-                if name == "table"
+                Competence(name, note=f'declared in {declared_in[name]} ("competence")').to_dict()
+                if name in declared_in
                 else getattr(load_verifier(name), "competence", Competence(name)).to_dict()
             )
         except (RadloopError, ImportError, TypeError) as error:
