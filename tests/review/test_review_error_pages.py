@@ -43,6 +43,10 @@ def test_a_page_the_role_cannot_open_says_so_in_words(seeded: Seeded, client_for
     assert "your role cannot open this page" in page.text
     assert "auditor or admin" in page.text
     assert client_for("rad").get("/api/audit").json()["detail"].startswith("this needs the role")
+    # The monitoring page (an extension) answers a radiologist the same way, if installed.
+    monitor = client_for("rad").get("/monitor", headers=HTML)
+    assert monitor.status_code in (403, 404)
+    assert monitor.headers["content-type"].startswith("text/html")
 
 
 def test_the_audit_trail_filters_by_user_action_study_and_date(
