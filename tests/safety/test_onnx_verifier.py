@@ -136,6 +136,9 @@ def test_the_second_opinion_fills_its_slot_only_inside_its_domain(
     checked = check(draft, frontal, table, second_opinion=onnx)  # type: ignore[arg-type]
     reading = onnx.verify(frontal).presence["pleural_effusion"]  # type: ignore[arg-type]
     assert checked.checks[0].numbers.p_second_opinion == pytest.approx(reading)
+    assert f"second opinion (xrv-densenet121-res224-all): pleural effusion {reading:.2f}" in (
+        checked.checks[0].reasons
+    )
     _, ct = films[-1]
     plain = check(draft, ct, table)  # type: ignore[arg-type]
     again = with_second_opinion(plain.checks, onnx, ct)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from radloop.models.competence import DomainDecision, competence_of
 from radloop.safety.verifiers import verifier_domain
 from radloop.safety.verify import ClaimCheck, Verifier, VerifierOutput
 from radloop.study import Study
+from radloop.vocabulary import finding
 
 __all__ = ["second_opinion_output", "with_second_opinion"]
 
@@ -35,7 +36,8 @@ def with_second_opinion(
     checks: Sequence[ClaimCheck], verifier: Verifier, study: Study
 ) -> list[ClaimCheck]:
     """``checks`` with ``numbers.p_second_opinion`` filled where the second opinion (gated to
-    its domain) assesses the claim's finding (or a broader code); missing elsewhere."""
+    its domain) assesses the claim's finding (or a broader code), and its reading as one line
+    among the claim's reasons for the reader; missing elsewhere."""
     output, _ = second_opinion_output(verifier, study)
     out = []
     for check in checks:
@@ -43,6 +45,8 @@ def with_second_opinion(
         if code is None:
             out.append(check)
             continue
-        numbers = replace(check.numbers, p_second_opinion=output.presence[code])
-        out.append(replace(check, numbers=numbers))
+        p = output.presence[code]
+        numbers = replace(check.numbers, p_second_opinion=p)
+        line = f"second opinion ({output.verifier}): {finding(code).name} {p:.2f}"
+        out.append(replace(check, numbers=numbers, reasons=(*check.reasons, line)))
     return out
