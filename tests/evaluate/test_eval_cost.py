@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from test_eval_runner import _dataset_folder, _settings
@@ -53,3 +54,24 @@ def test_predictions_keep_their_cost_and_the_report_sums_it(tmp_path: Path, samp
     total = sum(p.cost["total"]["requests"] for p in predictions)
     assert per_study["total"]["requests"] == pytest.approx(total / len(cases))
     assert "Cost per study" in outcome.html_path.read_text()
+
+
+def test_a_second_opinion_reads_each_claim_during_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import radloop.safety
+
+    (tmp_path / "data").mkdir()
+    dataset = open_dataset(f"folder:{_dataset_folder(tmp_path / 'data', n=3)}")
+    second = TableVerifier({}, name="second")
+    seen: list[object] = []
+    real_check = radloop.safety.check
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("second_opinion"))
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(radloop.safety, "check", spy)
+    run_evaluation(dataset, MockModel(_reply), tmp_path / "run", _settings(),
+                   verifier=TableVerifier({}), second_opinion=second)  # fmt: skip
+    assert seen == [second] * 3

@@ -163,6 +163,13 @@ def _progress_factory() -> Callable[[str, int, int], Callable[[int], None]]:
     show_default=True,
     help="Ask the drafting model closed questions about each claim (P(yes), P(side)).",
 )
+@click.option(
+    "--second-opinion",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A classifier's ONNX sidecar (from `radloop verifier import`): its probability of "
+    "each claim, inside its validated domain, as one more source.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as one JSON object.")
 def eval_command(
     model: str,
@@ -183,6 +190,7 @@ def eval_command(
     samples: int,
     sample_temperature: float,
     ask_back: bool,
+    second_opinion: Path | None,
     as_json: bool,
 ) -> None:
     """Evaluate a model on a labelled dataset: accuracy, calibration, hallucinations,
@@ -218,6 +226,7 @@ def eval_command(
         samples=samples,
         sample_temperature=sample_temperature,
         ask_back=ask_back,
+        second_opinion=second_opinion,
     )
     table = outcome.table
     summary = {

@@ -2,8 +2,7 @@
 
 Each prediction holds its draft's cost by part (``draft``, ``samples``, ``ask_back``) and in
 total: requests, prompt and completion tokens, and wall seconds. The section gives, per part,
-the mean per study and the sum over the run, and the share of each claim source present (how
-many claims carried a sample agreement, an ask-back reading, a token probability).
+the mean per study and the sum over the run.
 """
 
 from __future__ import annotations

@@ -98,12 +98,14 @@ def evaluate(
     samples: int = 5,
     sample_temperature: float = 0.7,
     ask_back: bool = True,
+    second_opinion: Path | None = None,
 ) -> EvalOutcome:
     """Run ``model_name`` over ``data`` (``KIND:PATH``) into ``out`` and write the report.
 
     Drafts are sampled ``samples`` more times at ``sample_temperature`` for self-consistency
     where the model can sample (0: off), and ``ask_back`` puts closed questions about each
     claim to the drafting model; the cost of both is in the report's cost section.
+    ``second_opinion`` (an ONNX sidecar) adds that classifier's reading of each claim.
 
     ``progress(stage, done, total)`` returns a callback advanced per unit of work; stages are
     ``render`` (synthetic studies), ``ood`` (the OOD reference, once) and ``cases``.
@@ -163,8 +165,14 @@ def evaluate(
             "samples": str(samples),
             "sample_temperature": str(sample_temperature),
             "ask_back": str(ask_back),
+            "second_opinion": str(second_opinion),
         },
     )
+    second = None
+    if second_opinion is not None and verifier is not None:
+        from radloop.safety import load_verifier
+
+        second = load_verifier("onnx", sidecar=str(second_opinion))
     from radloop.assist import Sampling
 
     sampling = Sampling(samples, sample_temperature)
@@ -182,6 +190,7 @@ def evaluate(
         progress=progress("cases", 0, len(cases)) if progress else None,
         sampling=sampling,
         ask_back=ask_back,
+        second_opinion=second,
     )
     extra = {
         "model_notice": getattr(model, "notice", None),

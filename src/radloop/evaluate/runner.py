@@ -124,12 +124,14 @@ def predict_case(
     ood: Any | None,
     sampling: Any | None = None,
     ask_back: bool = False,
+    second_opinion: Any | None = None,
 ) -> Prediction:
     """The prediction record of one case (see the module docstring).
 
     With ``sampling`` (:class:`radloop.assist.Sampling`) the draft is sampled for
     self-consistency; with ``ask_back`` the drafting model answers closed questions about
-    each claim (:func:`radloop.safety.askback.ask_back`).
+    each claim (:func:`radloop.safety.askback.ask_back`); ``second_opinion`` (a verifier)
+    reads each claim too.
     """
     from radloop.assist import draft
     from radloop.models import VisionLanguageModel
@@ -175,7 +177,8 @@ def predict_case(
     urgent = None
     if reading is not None:
         start = time.perf_counter()
-        checked = check(drafted, study, reading, calibrator, scope=decision, asked=asked)
+        checked = check(drafted, study, reading, calibrator, scope=decision, asked=asked,
+                        second_opinion=second_opinion)  # fmt: skip
         drafted = checked.draft  # with the ask-back's cost
         timings["safety"] = time.perf_counter() - start + timings["verifier"]
         checked_findings = checked.findings
@@ -254,6 +257,7 @@ def run_evaluation(
     cases: Sequence[Case] | None = None,
     sampling: Any | None = None,
     ask_back: bool = False,
+    second_opinion: Any | None = None,
 ) -> tuple[list[Case], list[Prediction]]:
     """Run every case not cached yet; return every case and its prediction, in order.
 
@@ -306,7 +310,7 @@ def run_evaluation(
             else:
                 prediction = predict_case(
                     case, dataset, model, verifier=verifier, calibrator=calibrator, ood=ood,
-                    sampling=sampling, ask_back=ask_back,
+                    sampling=sampling, ask_back=ask_back, second_opinion=second_opinion,
                 )  # fmt: skip
         except RadloopError as error:
             prediction = Prediction(case.case_id, settings.model, {}, (), error=str(error))
