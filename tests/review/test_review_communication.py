@@ -4,6 +4,7 @@ next unsigned study in worklist order. Runs against SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import json
 import re
@@ -116,8 +117,28 @@ def test_an_urgent_study_is_signed_only_after_the_communication_is_recorded(
     page = rad.get(f"/studies/{study}").text
     assert "told to <strong>Dr Lee, ED registrar</strong> by telephone" in page
     assert "Not recorded yet" not in page
+    line = (
+        "Critical result communicated to Dr Lee, ED registrar by telephone at "
+        f"{told:%Y-%m-%d %H:%M} UTC by Dr Rad."
+    )
+    assert f"The signed report ends with: “{line}”" in page
     signed = rad.post(f"/api/studies/{study}/sign", json={})
     assert signed.status_code == 200, signed.text
+    # The report documents the communication, so the FHIR and SR exports carry it.
+    detail = rad.get(f"/api/studies/{study}").json()
+    assert detail["signed"][0]["text"].endswith(f"\n\nCOMMUNICATION:\n{line}")
+    fhir = rad.get(f"/api/studies/{study}/export/fhir").json()
+    text = base64.b64decode(fhir["presentedForm"][0]["data"]).decode()
+    assert text.rstrip().endswith(line)
+    sr = rad.get(f"/api/studies/{study}/export/sr")
+    assert sr.status_code == 200 and line.encode() in sr.content
+    with store.sessions() as session:
+        from radloop.review.db import SignedReport
+
+        kept = session.execute(
+            select(SignedReport).where(SignedReport.study_id == study)
+        ).scalar_one()
+        assert [f["code"] for f in kept.findings].count("pneumothorax") == 1
 
 
 def test_a_waiver_with_a_reason_through_the_page_form_also_allows_signing(

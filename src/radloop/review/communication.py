@@ -26,6 +26,7 @@ __all__ = [
     "communications",
     "needs_communication",
     "record_communication",
+    "report_line",
 ]
 
 METHODS = ("telephone", "in person", "secure message", "pager", "video call")
@@ -50,6 +51,22 @@ class CriticalCommunication(Base):
     recorded_by: Mapped[str] = mapped_column(String(64))
     recorded_by_name: Mapped[str] = mapped_column(String(200), default="")
     recorded_at: Mapped[datetime.datetime] = mapped_column(DateTime(timezone=True))
+
+
+def report_line(records: list[dict[str, Any]]) -> str | None:
+    """The sentence a signed report ends with: the latest record, as the ACR parameter asks
+    the report to document it. It names no finding (so reading the text back as findings
+    never finds one in it): the findings above it say what was communicated."""
+    if not records:
+        return None
+    last = records[-1]
+    if last["waived_reason"]:
+        return f"Communication of the critical result waived: {last['waived_reason']}."
+    when = str(last["communicated_at"])[:16].replace("T", " ")
+    return (
+        f"Critical result communicated to {last['recipient']} by {last['method']} "
+        f"at {when} UTC by {last['recorded_by']}."
+    )
 
 
 def needs_communication(urgent: bool, records: list[dict[str, Any]]) -> bool:

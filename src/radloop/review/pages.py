@@ -27,7 +27,7 @@ from radloop.review.accounts import (
     end_session,
 )
 from radloop.review.communicate import router as communicate_router
-from radloop.review.communication import METHODS, communications
+from radloop.review.communication import METHODS, communications, report_line
 from radloop.review.deps import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -280,6 +280,7 @@ def study_page(
         prior=prior,
         can_sign=user.role == "radiologist",
         communications=records,
+        communication_line=report_line(records),
         communication_error=communication_error,
         methods=METHODS,
         blockers=[asdict(b) for b in blockers],

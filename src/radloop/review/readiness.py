@@ -16,11 +16,18 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from radloop.errors import InputError
-from radloop.review.communication import communications, needs_communication
+from radloop.review.communication import communications, needs_communication, report_line
 from radloop.review.db import StudyRow
 from radloop.review.worksheet import NotSignableError, ReviewItem
 
-__all__ = ["Blocker", "SignBlockedError", "blockers_for", "finding_words", "sign_blockers"]
+__all__ = [
+    "Blocker",
+    "SignBlockedError",
+    "blockers_for",
+    "finding_words",
+    "sign_blockers",
+    "signed_text",
+]
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,13 @@ def blockers_for(session: Session, row: StudyRow, items: Sequence[ReviewItem]) -
     records = communications(session, row.id) if row.urgent else []
     reasons = [str(r) for r in row.triage_reasons or []]
     return sign_blockers(items, urgent=row.urgent, triage_reasons=reasons, records=records)
+
+
+def signed_text(session: Session, row: StudyRow, text: str) -> str:
+    """The report text as signed: an urgent study's ends with its communication record
+    (:func:`radloop.review.communication.report_line`), so the FHIR and SR exports carry it."""
+    line = report_line(communications(session, row.id)) if row.urgent else None
+    return f"{text}\n\nCOMMUNICATION:\n{line}" if line else text
 
 
 class SignBlockedError(NotSignableError):

@@ -497,7 +497,7 @@ def sign(
     if version is not None and version != sheet.version:
         raise _stale(session, study_id, version)
     items = review_items(draft, sheet)
-    from radloop.review.readiness import SignBlockedError, blockers_for
+    from radloop.review.readiness import SignBlockedError, blockers_for, signed_text
 
     if blockers := blockers_for(session, row, items):
         raise _rolled_back(session, SignBlockedError(study_id, blockers))
@@ -508,6 +508,7 @@ def sign(
         )
     by_hand = sheet.text_edited and sheet.text is not None
     findings = parse(text) if by_hand else reviewed_findings(draft, sheet)
+    text = signed_text(session, row, text)  # read as findings before the record is added
     # What is signed is this version: a write since (or a concurrent signer) makes this fail.
     if not _bump(session, study_id, sheet.version, username, "signed"):
         raise _stale(session, study_id, version)
