@@ -189,6 +189,23 @@ def test_next_unsigned_follows_the_worklist_order_and_wraps(
     hop = rad.get(f"/worklist/next?after={order[0]}", follow_redirects=False)
     assert hop.status_code == 303 and hop.headers["location"] == f"/studies/{order[1]}"
 
+    from sqlalchemy import update
+
+    from radloop.review.db import StudyRow
+
+    # A study still drafting cannot be signed yet: passed over.
+    with store.sessions() as session:
+        status = session.get(StudyRow, order[1]).status  # type: ignore[union-attr]
+        session.execute(update(StudyRow).where(StudyRow.id == order[1]).values(status="drafting"))
+        session.commit()
+    try:
+        with store.reading() as connection:
+            assert next_unsigned(connection, order[0]) == order[2]
+    finally:
+        with store.sessions() as session:
+            session.execute(update(StudyRow).where(StudyRow.id == order[1]).values(status=status))
+            session.commit()
+
 
 @pytest.mark.parametrize("minutes", [0, -60, 330])
 def test_the_form_time_is_read_in_the_readers_zone(minutes: int) -> None:

@@ -279,9 +279,11 @@ def worklist(
 
 
 _ORDER = (_studies.urgent.desc(), _studies.received_at, _studies.id)
+# Studies a reader can open and sign now: unsigned, drafted (or failed: read without a draft).
+_SIGNABLE = (_studies.pending.is_(True), _studies.status.in_(("ready", "failed")))
 _FIRST_PENDING = (
     select(_studies.id)
-    .where(_studies.pending.is_(True), _studies.id != bindparam("after"))
+    .where(*_SIGNABLE, _studies.id != bindparam("after"))
     .order_by(*_ORDER)
     .limit(1)
 )
@@ -290,7 +292,8 @@ _POSITION = select(_studies.urgent, _studies.received_at).where(_studies.id == b
 
 def next_unsigned(bind: Bind, after: str) -> str | None:
     """The id of the first unsigned study after ``after`` in worklist order (urgent first,
-    then by arrival), wrapping round to the top; None when no other study waits."""
+    then by arrival), wrapping round to the top; None when no other study waits. Studies
+    still queued or drafting are passed over: they cannot be signed yet."""
     connection = _connection(bind)
     here = connection.execute(_POSITION, {"after": after}).first()
     if here is not None:
@@ -304,7 +307,7 @@ def next_unsigned(bind: Bind, after: str) -> str | None:
         )
         later = or_(_studies.urgent.is_(False), same) if urgent else same
         found = connection.execute(
-            select(_studies.id).where(_studies.pending.is_(True), later).order_by(*_ORDER).limit(1)
+            select(_studies.id).where(*_SIGNABLE, later).order_by(*_ORDER).limit(1)
         ).scalar()
         if found is not None:
             return str(found)
