@@ -25,6 +25,7 @@ __all__ = [
     "SignBlockedError",
     "blockers_for",
     "finding_words",
+    "flag_records",
     "sign_blockers",
     "signed_text",
 ]
@@ -93,6 +94,35 @@ def signed_text(session: Session, row: StudyRow, text: str) -> str:
     (:func:`radloop.review.communication.report_line`), so the FHIR and SR exports carry it."""
     line = report_line(communications(session, row.id)) if row.urgent else None
     return f"{text}\n\nCOMMUNICATION:\n{line}" if line else text
+
+
+def flag_records(items: Sequence[ReviewItem]) -> list[dict[str, str]]:
+    """What the signed report keeps of each flagged claim: its code, why it was flagged and
+    the reader's decision (kept, rejected or edited; an omission not added is rejected)."""
+    mapping = {"accepted": "kept", "rejected": "rejected", "edited": "edited"}
+    records = []
+    for item in items:
+        if not item.flagged:
+            continue
+        reason = "; ".join(item.reasons) or (
+            "possible omission" if item.omission else str(item.verdict)
+        )
+        decision = (
+            "kept"
+            if item.omission and item.decision == "accepted"
+            else (mapping.get(item.decision or "", "kept"))
+        )
+        if item.omission and item.decision != "accepted":
+            decision = "rejected"
+        records.append(
+            {
+                "code": str(item.finding.get("code")),
+                "reason": reason,
+                "decision": decision,
+                "key": item.key,
+            }
+        )
+    return records
 
 
 class SignBlockedError(NotSignableError):

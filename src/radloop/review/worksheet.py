@@ -251,6 +251,10 @@ class StaleWorksheetError(NotSignableError):
             source=study_id,
             fix="Reload the study to see the change, then decide again.",
         )
+        who = (
+            f"{sheet.updated_by or 'Someone'} changed this study since you opened it ({what}{when})"
+        )
+        self.args = (f"{who}. Reload the study to see the change, then decide again.",)
 
     def details(self) -> dict[str, Any]:
         """What changed and by whom, for the 409 answer."""
@@ -445,33 +449,6 @@ def set_text(
     return seen + 1
 
 
-def _flag_records(items: list[ReviewItem]) -> list[dict[str, str]]:
-    mapping = {"accepted": "kept", "rejected": "rejected", "edited": "edited"}
-    records = []
-    for item in items:
-        if not item.flagged:
-            continue
-        reason = "; ".join(item.reasons) or (
-            "possible omission" if item.omission else str(item.verdict)
-        )
-        decision = (
-            "kept"
-            if item.omission and item.decision == "accepted"
-            else (mapping.get(item.decision or "", "kept"))
-        )
-        if item.omission and item.decision != "accepted":
-            decision = "rejected"
-        records.append(
-            {
-                "code": str(item.finding.get("code")),
-                "reason": reason,
-                "decision": decision,
-                "key": item.key,
-            }
-        )
-    return records
-
-
 def sign(
     session: Session,
     study_id: str,
@@ -497,7 +474,7 @@ def sign(
     if version is not None and version != sheet.version:
         raise _stale(session, study_id, version)
     items = review_items(draft, sheet)
-    from radloop.review.readiness import SignBlockedError, blockers_for, signed_text
+    from radloop.review.readiness import SignBlockedError, blockers_for, flag_records, signed_text
 
     if blockers := blockers_for(session, row, items):
         raise _rolled_back(session, SignBlockedError(study_id, blockers))
@@ -525,7 +502,7 @@ def sign(
         kind="final",
         text=text,
         findings=[f.to_dict() for f in findings],
-        flags=_flag_records(items),
+        flags=flag_records(items),
         signed_by=username,
         signed_by_name=full_name,
         signed_at=utcnow(),
