@@ -339,15 +339,23 @@ def bench_evidence(
         from radloop.lab.bench import evidence_calibration as parts
     except ImportError:
         parts = None  # type: ignore[assignment]
+    # Parts (b) and (c) keep their own detail; their bar keys are lifted to the top.
     if parts is not None and calibration:
-        result.update(parts.run_learning_curve())
+        result["learning_curve"] = curve = parts.run_learning_curve()
+        result.update({k: v for k, v in curve.items() if k.startswith("ece_after_")})
     if parts is not None and data is not None:
-        result.update(parts.run_second_opinion_share(data))
-    result["bars"] = {
+        result["second_opinion_gate"] = gate = parts.run_second_opinion_share(data)
+        result["second_opinion_in_domain_share"] = gate["second_opinion_in_domain_share"]
+    bars = {
         "sources_per_claim": result["sources_per_claim"] >= 4,
         "own_time_overhead": result["own_time_overhead"] is not None
         and result["own_time_overhead"] <= 0.20,
     }
+    if "ece_after_1000" in result:
+        bars["ece_after_1000"] = result["ece_after_1000"] <= 0.03
+    if "second_opinion_in_domain_share" in result:
+        bars["second_opinion_in_domain_share"] = result["second_opinion_in_domain_share"] >= 0.95
+    result["bars"] = bars
     if as_json:
         click.echo(json.dumps(result, default=str))
         return
