@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 from safety_builders import make_draft, make_study
@@ -165,3 +166,30 @@ def test_token_probability_is_the_geometric_mean_over_the_claims_words() -> None
     assert len(words) == len(generation.logprobs)
     assert token_probability(None, effusion) is None
     assert token_probability(Generation(reply, "m"), effusion) is None
+
+
+def test_radloop_draft_samples_asks_back_and_prints_each_claims_readings(tmp_path: Path) -> None:
+    import json as jsonlib
+
+    from click.testing import CliRunner
+
+    from radloop.safety.assist_cli import draft as draft_command
+    from radloop.study import sample_study_path
+
+    script = tmp_path / "script.json"
+    script.write_text(jsonlib.dumps({
+        "replies": ["Small left pleural effusion. No pneumothorax."],
+        "answers": {"Answer yes or no": "yes", "which side": "left"},
+    }))  # fmt: skip
+    args = [str(sample_study_path()), "--model", "mock", "--option", f"replies_file={script}",
+            "--samples", "3"]  # fmt: skip
+    printed = CliRunner().invoke(draft_command, args)
+    assert printed.exit_code == 0, printed.output
+    assert "Samples: 3/3 agree · Ask-back: P(yes) 1.00 · P(left) 1.00" in printed.output
+    payload = jsonlib.loads(CliRunner().invoke(draft_command, [*args, "--json"]).output)
+    effusion = next(c for c in payload["checks"] if c["finding"]["code"] == "pleural_effusion")
+    assert "Samples: 3/3 agree" in effusion["readings"]
+    assert payload["cost"]["total"]["requests"] == 1 + 1 + 3  # report, samples, 3 questions
+    off = CliRunner().invoke(draft_command, [*args[:-2], "--samples", "0", "--no-ask-back",
+                                             "--json"])  # fmt: skip
+    assert jsonlib.loads(off.output)["cost"]["total"]["requests"] == 1
