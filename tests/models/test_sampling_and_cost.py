@@ -129,3 +129,16 @@ def test_the_reference_model_says_it_cannot_sample() -> None:
 
     assert ReferenceModel.supports_sampling is False
     assert MockModel.supports_sampling is True
+
+
+def test_the_transformers_backend_samples_with_num_return_sequences_in_one_call(
+    tiny_checkpoints: dict[str, Any], radiograph: Image
+) -> None:
+    model = load_model("transformers", model=str(tiny_checkpoints["llava"]), seed=0)
+    sampled = model.generate([radiograph], "Describe.", n=3, temperature=0.7, max_tokens=5,
+                             logprobs=True)  # fmt: skip
+    cost = Cost.of(sampled, 0.0)
+    assert cost.requests == 1 and cost.prompt_tokens > 0
+    assert cost.completion_tokens == sum(len(g.logprobs or ()) for g in sampled)
+    greedy = model.generate([radiograph], "Describe.", n=3, max_tokens=5)
+    assert Cost.of(greedy, 0.0).requests == 1  # decoded once, repeated: one request
