@@ -282,7 +282,7 @@ def _tiny_part(
         drafter = mock if setting.ask_back else tiny
         result = _run_setting(setting, films, drafter, tiny, verifier, second, max_tokens=64,
                               top_logprobs=20)  # fmt: skip
-        if setting.ask_back:  # the tiny model answers; the mock's cost is left out
+        if setting.ask_back:  # the tiny model answers; the mock's draft request counts in
             result["drafted_by"] = "mock"
         costs[setting.name] = {k: v for k, v in result.items() if k != "_claims"}
         if setting.name == "full":
