@@ -75,3 +75,16 @@ def test_a_second_opinion_reads_each_claim_during_the_run(
     run_evaluation(dataset, MockModel(_reply), tmp_path / "run", _settings(),
                    verifier=TableVerifier({}), second_opinion=second)  # fmt: skip
     assert seen == [second] * 3
+
+
+def test_another_model_can_answer_the_questions(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    dataset = open_dataset(f"folder:{_dataset_folder(tmp_path / 'data', n=3)}")
+    drafter = MockModel(_reply)
+    asker = MockModel("yes", model="asker")
+    run_evaluation(dataset, drafter, tmp_path / "run", _settings(), verifier=TableVerifier({}),
+                   ask_back=True, asker=asker)  # fmt: skip
+    assert all("Answer yes or no" not in r.prompt for r in drafter.requests)
+    # eff00 claims a right effusion (presence, side) and denies a pneumothorax; the two
+    # others deny an effusion and a pneumothorax (both critical findings): 3 + 2 + 2.
+    assert len(asker.requests) == 7

@@ -164,6 +164,19 @@ def _progress_factory() -> Callable[[str, int, int], Callable[[int], None]]:
     help="Ask the drafting model closed questions about each claim (P(yes), P(side)).",
 )
 @click.option(
+    "--ask-back-model",
+    default=None,
+    help="Put the closed questions to this model instead of the drafting model "
+    "(a backend name, as --model).",
+)
+@click.option(
+    "--ask-back-option",
+    "ask_back_options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Backend option of --ask-back-model (base_url=, model=, ...).",
+)
+@click.option(
     "--second-opinion",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -190,6 +203,8 @@ def eval_command(
     samples: int,
     sample_temperature: float,
     ask_back: bool,
+    ask_back_model: str | None,
+    ask_back_options: tuple[str, ...],
     second_opinion: Path | None,
     as_json: bool,
 ) -> None:
@@ -227,6 +242,8 @@ def eval_command(
         sample_temperature=sample_temperature,
         ask_back=ask_back,
         second_opinion=second_opinion,
+        ask_back_model=ask_back_model,
+        ask_back_options=_pairs(ask_back_options, "--ask-back-option"),
     )
     table = outcome.table
     summary = {

@@ -99,13 +99,17 @@ def evaluate(
     sample_temperature: float = 0.7,
     ask_back: bool = True,
     second_opinion: Path | None = None,
+    ask_back_model: str | None = None,
+    ask_back_options: Mapping[str, Any] | None = None,
 ) -> EvalOutcome:
     """Run ``model_name`` over ``data`` (``KIND:PATH``) into ``out`` and write the report.
 
     Drafts are sampled ``samples`` more times at ``sample_temperature`` for self-consistency
     where the model can sample (0: off), and ``ask_back`` puts closed questions about each
     claim to the drafting model; the cost of both is in the report's cost section.
-    ``second_opinion`` (an ONNX sidecar) adds that classifier's reading of each claim.
+    ``second_opinion`` (an ONNX sidecar) adds that classifier's reading of each claim;
+    ``ask_back_model`` (with ``ask_back_options``) answers the questions instead of the
+    drafting model.
 
     ``progress(stage, done, total)`` returns a callback advanced per unit of work; stages are
     ``render`` (synthetic studies), ``ood`` (the OOD reference, once) and ``cases``.
@@ -166,6 +170,7 @@ def evaluate(
             "sample_temperature": str(sample_temperature),
             "ask_back": str(ask_back),
             "second_opinion": str(second_opinion),
+            "ask_back_model": str(ask_back_model),
         },
     )
     second = None
@@ -191,6 +196,9 @@ def evaluate(
         sampling=sampling,
         ask_back=ask_back,
         second_opinion=second,
+        asker=load_model(ask_back_model, **dict(ask_back_options or {}))
+        if ask_back and ask_back_model and model is not None
+        else None,
     )
     extra = {
         "model_notice": getattr(model, "notice", None),

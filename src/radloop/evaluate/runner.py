@@ -125,13 +125,14 @@ def predict_case(
     sampling: Any | None = None,
     ask_back: bool = False,
     second_opinion: Any | None = None,
+    asker: Any | None = None,
 ) -> Prediction:
     """The prediction record of one case (see the module docstring).
 
     With ``sampling`` (:class:`radloop.assist.Sampling`) the draft is sampled for
     self-consistency; with ``ask_back`` the drafting model answers closed questions about
     each claim (:func:`radloop.safety.askback.ask_back`); ``second_opinion`` (a verifier)
-    reads each claim too.
+    reads each claim too. ``asker`` answers the questions instead of the drafting model.
     """
     from radloop.assist import draft
     from radloop.models import VisionLanguageModel
@@ -150,10 +151,11 @@ def predict_case(
     logprobs = bool(getattr(model, "supports_logprobs", False))
     drafted = draft(study, model, sampling=sampling, logprobs=logprobs)
     asked = None
-    if ask_back and isinstance(model, VisionLanguageModel) and drafted.failure is None:
+    asker = asker if asker is not None else model
+    if ask_back and isinstance(asker, VisionLanguageModel) and drafted.failure is None:
         samples = sampling.samples if sampling is not None else 0
         temperature = sampling.temperature if sampling is not None else 0.7
-        asked = ask(drafted, study, model, samples=samples, temperature=temperature)
+        asked = ask(drafted, study, asker, samples=samples, temperature=temperature)
         if verifier is None:  # no check to carry the answers: keep their cost
             drafted = replace(drafted, cost={**drafted.cost, "ask_back": asked.cost})
     scores: dict[str, float]
@@ -258,6 +260,7 @@ def run_evaluation(
     sampling: Any | None = None,
     ask_back: bool = False,
     second_opinion: Any | None = None,
+    asker: Any | None = None,
 ) -> tuple[list[Case], list[Prediction]]:
     """Run every case not cached yet; return every case and its prediction, in order.
 
@@ -311,6 +314,7 @@ def run_evaluation(
                 prediction = predict_case(
                     case, dataset, model, verifier=verifier, calibrator=calibrator, ood=ood,
                     sampling=sampling, ask_back=ask_back, second_opinion=second_opinion,
+                    asker=asker,
                 )  # fmt: skip
         except RadloopError as error:
             prediction = Prediction(case.case_id, settings.model, {}, (), error=str(error))
