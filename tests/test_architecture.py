@@ -16,6 +16,7 @@ LAYERS: dict[str, int] = {
     "vocabulary": 1,
     "study": 2,
     "report": 2,
+    "context": 3,
     "models": 4,
     "assist": 5,
     "safety": 6,
@@ -70,8 +71,8 @@ def test_lower_modules_never_import_higher_ones() -> None:
 
 # The product: what a hospital installs and runs. It never imports the lab (the synthetic lab,
 # training recipes, benchmarks, demo content), which sits beside it.
-PRODUCT = {"vocabulary", "study", "report", "models", "assist", "safety", "evaluate", "review",
-           "monitor", "errors", "registry", "stats"}  # fmt: skip
+PRODUCT = {"vocabulary", "study", "report", "context", "models", "assist", "safety", "evaluate",
+           "review", "monitor", "errors", "registry", "stats"}  # fmt: skip
 
 
 def test_no_shipped_package_imports_the_lab() -> None:

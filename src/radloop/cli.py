@@ -357,6 +357,7 @@ def _attach_commands() -> None:
     from radloop.models.cli import models_command, serve_model
     from radloop.monitor.cli import monitor
     from radloop.review.cli import audit, jobs, serve, users, worker
+    from radloop.assist.context_cli import context
     from radloop.safety.assist_cli import ask, compare, draft
     from radloop.safety.cli import calibrate, scope, verifiers
 
@@ -364,6 +365,7 @@ def _attach_commands() -> None:
         draft,
         ask,
         compare,
+        context,
         serve_model,
         models_command,
         verifiers,

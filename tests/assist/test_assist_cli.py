@@ -31,7 +31,8 @@ def test_draft_json_gives_findings_prompt_version_and_raw_generations() -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.output)
     assert payload["label"] == "assistant output — not a diagnosis"
-    assert payload["prompt_version"] == "draft/1"
+    assert payload["prompt_version"] == "draft/2"
+    assert "Indication (given on the command line): Cough" in payload["context"]["text"]
     assert {"code": "pneumothorax", "presence": "absent"} in payload["findings"]
     assert len(payload["generations"]) == 1
 

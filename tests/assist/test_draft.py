@@ -75,8 +75,11 @@ def test_clinical_context_goes_into_the_prompt(study: Study) -> None:
     model = MockModel(TEXT_REPLY)
     draft(study, model, history="Smoker, 40 pack-years")
     prompt = model.requests[0].prompt
-    assert "Indication: Fever and shortness of breath; check ETT position" in prompt
-    assert "History: Smoker, 40 pack-years" in prompt
+    assert (
+        "Indication (this film's order, DICOM (0040,1002) Reason for the Requested Procedure): "
+        "Fever and shortness of breath; check ETT position"
+    ) in prompt
+    assert "History (given with the request): Smoker, 40 pack-years" in prompt
     assert "Patient: 44-year-old male" in prompt
     assert "View: PA" in prompt
 

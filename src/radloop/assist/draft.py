@@ -25,7 +25,13 @@ from typing import Any
 from radloop.assist.compare import predicted_changes
 from radloop.assist.degenerate import degenerate_reply
 from radloop.assist.domain import abstention
-from radloop.assist.prompts import DRAFT_VERSION, SYSTEM, draft_prompt
+from radloop.assist.prompts import (
+    DEFAULT_MAX_CHARS,
+    DRAFT_VERSION,
+    SYSTEM,
+    context_section,
+    draft_prompt,
+)
 from radloop.assist.sampling import Sampling
 from radloop.assist.schema import decode_findings, findings_schema
 from radloop.assist.types import Change, DraftReport, OutputMode, OutputWarning, WarningKind
@@ -67,6 +73,7 @@ def draft(
     logprobs: bool = False,
     output: str = "auto",
     sampling: Sampling | None = None,
+    context_chars: int = DEFAULT_MAX_CHARS,
 ) -> DraftReport:
     """Draft a report of ``study`` (compared with ``prior`` when given).
 
@@ -74,14 +81,19 @@ def draft(
     ``text``. With ``n`` > 1 every generation is kept; the report is read from the first.
     With ``sampling`` (and a model that can sample), that many more drafts are sampled at its
     temperature, in one request after the report's, and kept in ``samples`` for the safety
-    layer's self-consistency check. The cost of both is in ``cost``.
+    layer's self-consistency check. The cost of both is in ``cost``. The prompt's
+    clinical context (``study.context`` and ``history``) is kept within ``context_chars``
+    characters, and ``DraftReport.context`` records exactly what was given.
     """
     if output not in OUTPUT_CHOICES:
         raise ValueError(f'Argument "output" must be one of {OUTPUT_CHOICES}, got {output!r}.')
     if isinstance(model, FindingsPredictor):
         return _draft_structured(study, model, prior)
     structured = output == "json" or (output == "auto" and model.supports_json_schema)
-    prompt = draft_prompt(study, prior=prior, history=history, structured=structured)
+    section = context_section(study, history=history, max_chars=context_chars)
+    prompt = draft_prompt(
+        study, prior=prior, history=history, structured=structured, context_chars=context_chars
+    )
     images = [*study.images, *(prior.images if prior is not None else ())]
     ask = functools.partial(
         _timed, model.generate, images, prompt, max_tokens=max_tokens, system=SYSTEM,
@@ -121,6 +133,7 @@ def draft(
         unaddressed=read.unaddressed,
         samples=tuple(samples),
         cost=cost,
+        context=section.record(),
     )
 
 

@@ -2,29 +2,43 @@
 
 A prompt's version is stored with every output (``DraftReport.prompt_version`` and so on), so
 a change of wording is a new version and results stay comparable. Clinical context comes from
-``Study.context`` and ``Study.metadata``; the history, which DICOM does not carry, is passed in.
+``Study.context`` (the indication and the context items: the order's history, the prior
+report, lab values and active conditions, each with where it came from and how old it is) and
+``Study.metadata``; a history not on the study is passed in. The items are written within a
+size budget by :func:`radloop.context.render_items` (the least relevant dropped first, and the
+drop said), and :func:`context_section` gives both the text and the record of what was given.
+
+Versions: ``/2`` labels every context item with its provenance and age, and gives prior
+reports, lab values and conditions (``/1`` had indication, history, patient, view and date).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 from radloop.assist.schema import reply_codes
+from radloop.context import DEFAULT_MAX_CHARS, RenderedItems, render_items
 from radloop.report.writer import SECTIONS
-from radloop.study import Study
+from radloop.study import ContextItem, Study
 
 __all__ = [
     "ASK_VERSION",
     "COMPARE_VERSION",
+    "DEFAULT_MAX_CHARS",
     "DRAFT_VERSION",
     "SYSTEM",
+    "ContextSection",
     "ask_prompt",
     "clinical_context",
     "compare_prompt",
+    "context_section",
     "draft_prompt",
 ]
 
-DRAFT_VERSION = "draft/1"
-ASK_VERSION = "ask/1"
-COMPARE_VERSION = "compare/1"
+DRAFT_VERSION = "draft/2"
+ASK_VERSION = "ask/2"
+COMPARE_VERSION = "compare/2"
 
 SYSTEM = (
     "You are a radiology assistant. You describe chest radiographs for a radiologist, who "
@@ -48,14 +62,38 @@ _FINDING_FIELDS = (
 )
 
 
-def clinical_context(study: Study, *, history: str | None = None) -> list[str]:
-    """Lines of what the reader knows before looking: indication, history, age, sex, view."""
+_HEAD = "Clinical context (known before this film; each item says where it came from and when):"
+_USE = (
+    "The context helps you interpret the images; it is not a finding of this film. Describe "
+    "only what the images show."
+)
+_REQUEST = "given with the request"
+
+
+@dataclass(frozen=True)
+class ContextSection:
+    """The prompt's clinical context: its text as the model reads it, and what was given."""
+
+    text: str
+    lines: tuple[str, ...]
+    items: RenderedItems
+
+    def record(self) -> dict[str, Any]:
+        """What the model was given, for storage with the draft: the section's exact text,
+        the items given (and shortened) and the items left out, with why."""
+        return {"text": self.text, **self.items.to_dict()}
+
+
+def context_section(
+    study: Study, *, history: str | None = None, max_chars: int = DEFAULT_MAX_CHARS
+) -> ContextSection:
+    """The clinical context: indication, patient, view and date, then the context items
+    (``history`` first, labelled as given with the request) within ``max_chars``."""
     context, meta = study.context, study.metadata
     lines = []
     if context.indication:
-        lines.append(f"Indication: {context.indication.strip()}")
-    if history:
-        lines.append(f"History: {history.strip()}")
+        source = f" ({context.indication_source})" if context.indication_source else ""
+        lines.append(f"Indication{source}: {context.indication.strip()}")
     age = context.patient_age_years if context.patient_age_years is not None else meta.patient_age
     sex = context.patient_sex or meta.patient_sex
     if age is not None or sex is not None:
@@ -72,12 +110,27 @@ def clinical_context(study: Study, *, history: str | None = None) -> list[str]:
         lines.append(f"View: {view}")
     if meta.study_date:
         lines.append(f"Study date: {meta.study_date.isoformat()}")
-    return lines
+    items = list(context.items)
+    if history and history.strip():
+        items.insert(0, ContextItem("history", " ".join(history.split()), _REQUEST))
+    rendered = render_items(items, max_chars=max_chars)
+    lines += rendered.lines
+    if not lines:
+        return ContextSection("", (), rendered)
+    use = f"{_USE}\n" if rendered.given else ""
+    return ContextSection(f"{_HEAD}\n" + "\n".join(lines) + f"\n{use}\n", tuple(lines), rendered)
 
 
-def _context_block(study: Study, history: str | None) -> str:
-    lines = clinical_context(study, history=history)
-    return "Clinical context:\n" + "\n".join(lines) + "\n\n" if lines else ""
+def clinical_context(
+    study: Study, *, history: str | None = None, max_chars: int = DEFAULT_MAX_CHARS
+) -> list[str]:
+    """Lines of what the reader knows before looking: indication, patient, view, date, and
+    the context items with their provenance (see :func:`context_section`)."""
+    return list(context_section(study, history=history, max_chars=max_chars).lines)
+
+
+def _context_block(study: Study, history: str | None, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    return context_section(study, history=history, max_chars=max_chars).text
 
 
 def _images_line(current: Study, prior: Study | None) -> str:
@@ -101,7 +154,12 @@ def _is(count: int) -> str:
 
 
 def draft_prompt(
-    study: Study, *, prior: Study | None = None, history: str | None = None, structured: bool
+    study: Study,
+    *,
+    prior: Study | None = None,
+    history: str | None = None,
+    structured: bool,
+    context_chars: int = DEFAULT_MAX_CHARS,
 ) -> str:
     """Ask for a report with the standard sections, as JSON or as sectioned text."""
     names = [name for _, name in SECTIONS if name != "Other"]
@@ -111,7 +169,7 @@ def draft_prompt(
         if prior is not None
         else ""
     )
-    head = _context_block(study, history) + _images_line(study, prior)
+    head = _context_block(study, history, context_chars) + _images_line(study, prior)
     if structured:
         return (
             f"{head}Draft the findings of this chest radiograph.{change} Cover "
@@ -130,9 +188,16 @@ def draft_prompt(
     )
 
 
-def ask_prompt(study: Study, question: str, *, history: str | None = None, structured: bool) -> str:
+def ask_prompt(
+    study: Study,
+    question: str,
+    *,
+    history: str | None = None,
+    structured: bool,
+    context_chars: int = DEFAULT_MAX_CHARS,
+) -> str:
     """Ask one question; the answer must name the finding it rests on."""
-    head = _context_block(study, history) + _images_line(study, None)
+    head = _context_block(study, history, context_chars) + _images_line(study, None)
     if structured:
         return (
             f"{head}Question: {question.strip()}\n"
@@ -149,10 +214,15 @@ def ask_prompt(study: Study, question: str, *, history: str | None = None, struc
 
 
 def compare_prompt(
-    current: Study, prior: Study, *, history: str | None = None, structured: bool
+    current: Study,
+    prior: Study,
+    *,
+    history: str | None = None,
+    structured: bool,
+    context_chars: int = DEFAULT_MAX_CHARS,
 ) -> str:
     """Ask what changed between the prior and the current study, finding by finding."""
-    head = _context_block(current, history) + _images_line(current, prior)
+    head = _context_block(current, history, context_chars) + _images_line(current, prior)
     if structured:
         return (
             f"{head}Compare the current study with the prior study. List each finding that is "

@@ -124,7 +124,10 @@ class DraftReport:
     schema-breaking JSON, long text with no recognised statement): the draft then holds no
     finding and no text, and says why. ``abstained`` holds the reason when the model declined
     to read a study outside its validated domain. ``unaddressed`` names the report sections
-    the model did not comment on (shown as not commented, never as normal).
+    the model did not comment on (shown as not commented, never as normal). ``context`` is
+    the record of the clinical context the model was given (the section's exact text, the
+    items given and those left out, with why: ``radloop.assist.prompts.ContextSection``);
+    None when the model was given none (a structured model reads the images only).
     """
 
     report: Report
@@ -139,6 +142,7 @@ class DraftReport:
     failure: OutputWarning | None = None
     abstained: str | None = None
     unaddressed: tuple[str, ...] = ()
+    context: Mapping[str, Any] | None = None
     samples: tuple[Generation, ...] = ()
     """Drafts sampled at a temperature for self-consistency (none: the model was not sampled)."""
     cost: Mapping[str, Cost] = field(default_factory=dict)
@@ -193,6 +197,7 @@ class DraftReport:
             "failure": self.failure.to_dict() if self.failure is not None else None,
             "abstained": self.abstained,
             "unaddressed": list(self.unaddressed),
+            "context": dict(self.context) if self.context is not None else None,
             "generations": _generations_json(self.generations),
             "samples": _generations_json(self.samples),
             "cost": self.cost_dict(),

@@ -158,7 +158,10 @@ class Draft(Base):
     draft, or one whose claims are all unchecked); ``failure`` (a degenerate model reply) and
     ``abstained`` (the model declined a film outside its validated domain) leave the draft
     without findings; ``warnings`` are the typed warnings about the model's output and
-    ``unaddressed`` the report sections the model did not comment on.
+    ``unaddressed`` the report sections the model did not comment on. ``context`` is the
+    clinical context the model was given (migration 0007: the prompt section's text, the items
+    given and left out; ``radloop.assist.prompts.ContextSection.record``), None for drafts
+    made before it was recorded.
     """
 
     __tablename__ = "drafts"
@@ -181,6 +184,7 @@ class Draft(Base):
     abstained: Mapped[str | None] = mapped_column(Text)
     warnings: Mapped[list[Any]] = mapped_column(default=list)
     unaddressed: Mapped[list[Any]] = mapped_column(default=list)
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # 1 when first written, +1 whenever a later draft replaces it (an admin's requeue).
     revision: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # What the model work cost, by part and in total (requests, tokens, seconds).

@@ -337,6 +337,7 @@ class _DraftView(NamedTuple):
     abstained: str | None
     warnings: list[Any]
     unaddressed: list[Any]
+    context: dict[str, Any] | None
 
 
 class _SheetView(NamedTuple):
@@ -368,6 +369,7 @@ _DETAIL = (
         _drafts.abstained,
         _drafts.warnings,
         _drafts.unaddressed,
+        _drafts.context,
         _sheets.study_id,
         _sheets.decisions,
         _sheets.text,
@@ -434,6 +436,7 @@ def study_detail(bind: Bind, study_id: str) -> dict[str, Any]:
             "abstained": draft.abstained,
             "warnings": list(draft.warnings or []),
             "unaddressed": list(draft.unaddressed or []),
+            "model_context": draft.context,
         },
         "items": [item.__dict__ | {"reasons": list(item.reasons)} for item in items],
         "text": current_text(draft, sheet) if not signed else signed[0].text,

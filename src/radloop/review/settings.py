@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from radloop.context import DEFAULT_MAX_CHARS, FhirServer
 from radloop.errors import InputError
 from radloop.study import IngestLimits
 
@@ -86,6 +87,10 @@ class Settings:
     scope_options: Mapping[str, Any] = field(default_factory=dict)
     ood_scorer: Path | None = None
     calibration: Path | None = None
+    # The clinical context given to the drafting model (radloop.context): a FHIR server to ask
+    # for the patient's lab values and conditions, and the characters its items may take.
+    context_fhir: FhirServer | None = None
+    context_max_chars: int = DEFAULT_MAX_CHARS
 
     @property
     def url(self) -> str:
@@ -139,7 +144,10 @@ def settings_from_env(
     ``RADLOOP_MODEL_TIMEOUT_S`` and ``RADLOOP_MODEL_CONCURRENCY``. Jobs:
     ``RADLOOP_WORKER_CONCURRENCY``, ``RADLOOP_JOB_LEASE_S``, ``RADLOOP_JOB_MAX_ATTEMPTS``,
     ``RADLOOP_JOB_BACKOFF_S``. Questions: ``RADLOOP_ASK_THREADS``, ``RADLOOP_ASK_PER_USER``,
-    ``RADLOOP_ASK_TIMEOUT_S``.
+    ``RADLOOP_ASK_TIMEOUT_S``. Clinical context: ``RADLOOP_CONTEXT_MAX_CHARS`` (the characters
+    the context items may take in the prompt, default 2000), and a FHIR server asked for each
+    patient's lab values and active conditions (``RADLOOP_FHIR_BASE_URL`` with its credentials,
+    ``RADLOOP_CONTEXT_FHIR=0`` not to ask it: see :meth:`radloop.context.FhirServer.from_env`).
     """
     environ = os.environ if env is None else env
     url = environ.get("RADLOOP_DATABASE_URL") or None
@@ -176,6 +184,7 @@ def settings_from_env(
         if environ.get(name):
             values[setting] = Path(environ[name])
     values["model_options"] = _model_options(environ)
+    values["context_fhir"] = FhirServer.from_env(environ)
     for name, setting, kind in _NUMBERS:
         raw = environ.get(name, "").strip()
         if raw:
@@ -196,6 +205,7 @@ _NUMBERS: tuple[tuple[str, str, type], ...] = (
     ("RADLOOP_ASK_THREADS", "ask_threads", int),
     ("RADLOOP_ASK_PER_USER", "ask_per_user", int),
     ("RADLOOP_ASK_TIMEOUT_S", "ask_timeout_s", float),
+    ("RADLOOP_CONTEXT_MAX_CHARS", "context_max_chars", int),
 )
 
 _MODEL_VARIABLES = (

@@ -26,6 +26,7 @@ from sqlalchemy import update
 from radloop.review.db import Draft, StudyRow
 from radloop.review.ingest import load_stored_study
 from radloop.review.jobs import Claim, JobQueue, LeaseLostError
+from radloop.review.model_context import gather_for_study, with_record
 from radloop.review.render import heatmap_png
 from radloop.review.store import Store
 from radloop.study import Study
@@ -139,16 +140,21 @@ def draft_study(
             session.commit()
         return
     settings = store.settings
+    # The prior's signed report, Bundles given with the study, the FHIR server's lab values.
+    gathered = gather_for_study(store, study_id, study, model)
+    study = gathered.study
     try:
         drafted = draft(
             study, model, prior=prior, logprobs=bool(getattr(model, "supports_logprobs", False)),
             sampling=Sampling(settings.samples, settings.sample_temperature),
+            context_chars=settings.context_max_chars,
         )  # fmt: skip
     except Exception as error:
         if not last_attempt:
             raise
         log.warning("drafting study %s: the model gave no reply: %s", study_id, error)
         drafted = unavailable_draft(study, _model_id(model), f"{type(error).__name__}: {error}")
+    drafted = with_record(drafted, study, model, gathered, settings.context_max_chars)
     asked = _ask_back(drafted, study, model, settings) if settings.ask_back else None
     with gate:
         _store_draft(store, study_id, model, drafted, study, reading, calibrator, claim, asked)
@@ -246,6 +252,7 @@ def _store_draft(
                 abstained=drafted.abstained,
                 warnings=[w.to_dict() for w in drafted.warnings],
                 unaddressed=list(drafted.unaddressed),
+                context=dict(drafted.context) if drafted.context is not None else None,
                 revision=(previous.revision + 1) if previous is not None else 1,
                 cost=checked.draft.cost_dict(),
             )

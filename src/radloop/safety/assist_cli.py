@@ -80,7 +80,9 @@ def _study(path: Path, indication: str | None = None) -> Any:
 
     study = load_study(path)
     if indication:
-        study = replace(study, context=replace(study.context, indication=indication))
+        context = replace(study.context, indication=indication,
+                          indication_source="given on the command line")  # fmt: skip
+        study = replace(study, context=context)
     return study
 
 
@@ -142,6 +144,15 @@ def _print_states(checks: Any) -> None:
 @_model_options
 @click.option("--indication", default=None, help="Reason for the exam (overrides the study's).")
 @click.option("--history", default=None, help="Clinical history to give the model.")
+@click.option("--context", "context_bundles", multiple=True,
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A FHIR Bundle (JSON) of the patient's lab values and active conditions, "
+              "repeatable; Bundles lying beside PATH are read too.")  # fmt: skip
+@click.option("--context-csv", type=click.Path(exists=True, path_type=Path), default=None,
+              help="Per-film lab values in the hannover-dev layout (metadata.csv or its "
+              "folder): PATH's row goes into the context, dated relative to the film.")  # fmt: skip
+@click.option("--context-chars", type=click.IntRange(min=100), default=2000, show_default=True,
+              help="The characters the clinical context items may take in the prompt.")  # fmt: skip
 @click.option("--output", type=click.Choice(["auto", "json", "text"]), default="auto",
               show_default=True,
               help="Ask for JSON findings (json), a sectioned text report (text), or JSON where "
@@ -160,6 +171,9 @@ def draft(
     as_json: bool,
     indication: str | None,
     history: str | None,
+    context_bundles: tuple[Path, ...],
+    context_csv: Path | None,
+    context_chars: int,
     output: str,
     verifier_name: str,
     calibration: Path | None,
@@ -172,10 +186,13 @@ def draft(
     diagnosis). Exit status 1 when the study is refused or the draft failed."""
     from radloop.assist import Sampling
     from radloop.assist import draft as draft_report
+    from radloop.assist.context_cli import context_for_path
     from radloop.models import VisionLanguageModel
     from radloop.safety.askback import ask_back as ask
 
-    study = _study(path, indication)
+    study, notes = context_for_path(_study(path, indication), path, bundles=context_bundles,
+                                    context_csv=context_csv)  # fmt: skip
+    _warn(tuple(f"clinical context: {note}" for note in notes))
     prior_study = _study(prior) if prior is not None else None
     verifier = None if no_check else _verifier(verifier_name)
     decision = None if verifier is None else _guard(study, verifier, as_json)
@@ -184,7 +201,8 @@ def draft(
         sampling = Sampling(samples, sample_temperature)
         logprobs = bool(getattr(model, "supports_logprobs", False))
         result = draft_report(study, model, prior=prior_study, history=history, output=output,
-                              sampling=sampling, logprobs=logprobs)  # fmt: skip
+                              sampling=sampling, logprobs=logprobs,
+                              context_chars=context_chars)  # fmt: skip
         asked = None
         if ask_back and verifier is not None and isinstance(model, VisionLanguageModel):
             asked = ask(result, study, model, samples=samples, temperature=sample_temperature)

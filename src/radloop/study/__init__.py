@@ -21,6 +21,8 @@ from radloop.study.metadata import parse_age_string
 from radloop.study.sample import sample_report_path, sample_study_path
 from radloop.study.types import (
     ClinicalContext,
+    ContextItem,
+    ContextKind,
     Image,
     IngestLimits,
     PatientSex,
@@ -32,6 +34,8 @@ from radloop.study.types import (
 
 __all__ = [
     "ClinicalContext",
+    "ContextItem",
+    "ContextKind",
     "EmptyStudyError",
     "Image",
     "IngestLimits",

@@ -33,6 +33,7 @@ __all__ = [
     "EmptyStudyError",
     "MultipleStudiesError",
     "dicom_files",
+    "is_fhir_bundle",
     "load_files",
     "load_image",
     "load_studies",
@@ -41,7 +42,8 @@ __all__ = [
 
 _DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 # Files that ride along in exported studies and are not images: DICOMDIR (PS3.10 8), macOS
-# resource forks and other hidden files.
+# resource forks and other hidden files. A FHIR Bundle (``.json``) given with a study is its
+# clinical context, read by ``radloop.context``: skipped here too (``_is_sidecar``).
 _IGNORED_NAMES = ("DICOMDIR",)
 _IGNORED_DIRS = ("__MACOSX",)
 _ACCEPTED = "a DICOM, PNG or JPEG image"
@@ -61,6 +63,29 @@ def _is_ignored(relative: PurePosixPath) -> bool:
     if any(part in _IGNORED_DIRS or part.startswith(".") for part in relative.parts[:-1]):
         return True
     return relative.name in _IGNORED_NAMES or relative.name.startswith(".")
+
+
+def is_fhir_bundle(data: bytes) -> bool:
+    """Whether ``data`` is a FHIR Bundle in JSON (``"resourceType": "Bundle"``): clinical
+    context given with a study (read by ``radloop.context``), not one of its images."""
+    import json
+
+    if data.lstrip()[:1] != b"{":
+        return False
+    try:
+        parsed = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return False
+    return isinstance(parsed, dict) and parsed.get("resourceType") == "Bundle"
+
+
+def _is_sidecar(name: str, data: bytes | None = None, path: Path | None = None) -> bool:
+    """A FHIR Bundle ``.json`` riding along with the images (skipped by the image reader)."""
+    if not name.lower().endswith(".json"):
+        return False
+    if data is None and path is not None:
+        data = path.read_bytes()
+    return data is not None and is_fhir_bundle(data)
 
 
 def _describe(data: bytes) -> str:
@@ -168,7 +193,7 @@ def _archive_records(
     """The images of a zip's members (of those named in ``only``), as ``<zip>/<member>``."""
     for name, member in iter_archive(archive, limits, only=only):
         relative = PurePosixPath(name)
-        if _is_ignored(relative):
+        if _is_ignored(relative) or _is_sidecar(relative.name, member):
             continue
         folder = f"{archive.resolve()}!/{relative.parent}"
         yield _read_record(member, archive / relative, folder, limits, budget)
@@ -178,7 +203,8 @@ def _records(path: Path, limits: IngestLimits) -> Iterator[ImageRecord]:
     budget = DecodeBudget(limits)
     if path.is_dir():
         for file in _folder_files(path, limits):
-            yield _file_record(file, limits, budget)
+            if not _is_sidecar(file.name, path=file):
+                yield _file_record(file, limits, budget)
         return
     with path.open("rb") as head:
         is_zip = head.read(len(ZIP_SIGNATURE)) == ZIP_SIGNATURE
@@ -265,7 +291,7 @@ def load_studies(path: Path | str, *, limits: IngestLimits | None = None) -> lis
     if not studies:
         raise EmptyStudyError(
             "at least one DICOM, PNG or JPEG image",
-            "none (hidden files and DICOMDIR are skipped)",
+            "none (hidden files, DICOMDIR and FHIR Bundles are skipped)",
             source=source,
         )
     return studies

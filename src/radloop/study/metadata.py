@@ -9,7 +9,13 @@ from typing import Any
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
-from radloop.study.types import ClinicalContext, PatientSex, SpacingSource, StudyMetadata
+from radloop.study.types import (
+    ClinicalContext,
+    ContextItem,
+    PatientSex,
+    SpacingSource,
+    StudyMetadata,
+)
 
 __all__ = [
     "clinical_context_from_dataset",
@@ -109,17 +115,44 @@ def _age_years(ds: Dataset) -> float | None:
     return (seen - birth).days / _DAYS_PER_YEAR
 
 
-def _indication(ds: Dataset) -> str | None:
-    """Reason for the Requested Procedure (0040,1002), top level or in the Request Attributes
-    Sequence (0040,0275), else the retired Reason for Study (0032,1030)."""
+_ORDER = "this film's order"
+
+
+def _indication(ds: Dataset) -> tuple[str | None, str | None]:
+    """The indication and where it came from: Reason for the Requested Procedure (0040,1002),
+    top level or in the Request Attributes Sequence (0040,0275), else the meaning of its code
+    (0040,100A), else the retired Reason for Study (0032,1030)."""
     found = _text(ds, "ReasonForTheRequestedProcedure")
     if found:
-        return found
+        return found, f"{_ORDER}, DICOM (0040,1002) Reason for the Requested Procedure"
     for item in ds.get("RequestAttributesSequence", []):
         found = _text(item, "ReasonForTheRequestedProcedure")
         if found:
-            return found
-    return _text(ds, "ReasonForStudy")
+            return found, f"{_ORDER}, DICOM (0040,1002) Reason for the Requested Procedure"
+    for where in (ds, *ds.get("RequestAttributesSequence", [])):
+        for code in where.get("ReasonForRequestedProcedureCodeSequence", []):
+            found = _text(code, "CodeMeaning")
+            if found:
+                return found, f"{_ORDER}, DICOM (0040,100A) Reason for Requested Procedure Code"
+    found = _text(ds, "ReasonForStudy")
+    return (found, f"{_ORDER}, DICOM (0032,1030) Reason for Study") if found else (None, None)
+
+
+# History the order carries (PS3.3 C.7.2.2 Patient Study Module, C.4.13): what it says and
+# which attribute said it. Both describe the patient at this visit.
+_HISTORY = (
+    ("AdditionalPatientHistory", "DICOM (0010,21B0) Additional Patient History"),
+    ("AdmittingDiagnosesDescription", "DICOM (0008,1080) Admitting Diagnoses Description"),
+)
+
+
+def _history(ds: Dataset) -> tuple[ContextItem, ...]:
+    items = []
+    for keyword, name in _HISTORY:
+        found = _text(ds, keyword)
+        if found:
+            items.append(ContextItem("history", found, f"{_ORDER}, {name}"))
+    return tuple(items)
 
 
 def study_metadata_from_dataset(ds: Dataset) -> StudyMetadata:
@@ -140,9 +173,13 @@ def study_metadata_from_dataset(ds: Dataset) -> StudyMetadata:
 
 
 def clinical_context_from_dataset(ds: Dataset) -> ClinicalContext:
-    """Age, sex and indication as a reader would see them on the request."""
+    """Age, sex, indication and history as a reader would see them on the request, each
+    labelled with the attribute it came from."""
+    indication, source = _indication(ds)
     return ClinicalContext(
         patient_age_years=_age_years(ds),
         patient_sex=parse_sex(ds.get("PatientSex")),
-        indication=_indication(ds),
+        indication=indication,
+        indication_source=source,
+        items=_history(ds),
     )

@@ -17,6 +17,8 @@ import numpy.typing as npt
 
 __all__ = [
     "ClinicalContext",
+    "ContextItem",
+    "ContextKind",
     "Image",
     "IngestLimits",
     "PatientSex",
@@ -101,13 +103,58 @@ class Image:
         return int(rows), int(columns)
 
 
+ContextKind = Literal["history", "prior_report", "condition", "lab"]
+"""What a context item is: history from the order, a prior report, an active condition, a
+laboratory value (the indication has its own field)."""
+
+
+@dataclass(frozen=True)
+class ContextItem:
+    """One thing known about the patient before the film is read, with its provenance.
+
+    ``source`` says where it came from (``DICOM (0010,21B0) Additional Patient History``,
+    ``FHIR Bundle labs.json``, ``radloop``); ``days_before`` is how long before this film it
+    was observed, recorded or signed (0: the same day; negative: after the film, so a reader
+    could not have known it); ``date`` is that day where known. ``code`` is a coded name
+    (``http://loinc.org|1988-5``) so repeated values of one test are known as such; ``flag``
+    is ``high`` or ``low`` against the item's reference range; ``detail`` is a short
+    qualifier shown with the provenance (``signed 2024-01-02``). Built by
+    :mod:`radloop.context`; rendered into the prompt by :mod:`radloop.assist.prompts`.
+    """
+
+    kind: ContextKind
+    text: str
+    source: str
+    days_before: int | None = None
+    date: datetime.date | None = None
+    code: str | None = None
+    flag: str | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"kind": self.kind, "text": self.text, "source": self.source}
+        for name in ("days_before", "code", "flag", "detail"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.date is not None:
+            out["date"] = self.date.isoformat()
+        return out
+
+
 @dataclass(frozen=True)
 class ClinicalContext:
-    """What a reader knows about the patient and the request before looking."""
+    """What a reader knows about the patient and the request before looking.
+
+    ``indication_source`` names where the indication came from (the DICOM attribute, the
+    command line); ``items`` are the rest, each with its provenance: history from the order,
+    the prior report, active conditions and laboratory values (:class:`ContextItem`).
+    """
 
     patient_age_years: float | None = None
     patient_sex: PatientSex | None = None
     indication: str | None = None
+    indication_source: str | None = None
+    items: tuple[ContextItem, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,12 @@ Two layouts, chosen from the CSV's columns (or ``layout=``):
   Finding``, and unknown otherwise. The site is the country of ``location``; CT rows and
   lateral views are kept as cases for the scope guard (they should be refused) but carry no
   labels; rows without a view say nothing about scope.
+
+Either layout may carry per-film laboratory values as ``<test>_val`` and ``<test>_offset``
+columns (``../shared/data/hannover-dev``): each case's study then carries them as clinical
+context, made into FHIR Observations with LOINC codes dated relative to the film
+(:mod:`radloop.context.labcsv`), so the drafting prompt gives them with their dates.
+``context=0`` leaves them out.
 """
 
 from __future__ import annotations
@@ -112,13 +118,17 @@ class FolderDataset:
         rows: list[dict[str, str]],
         layout: str,
         columns: Mapping[str, str],
+        context: bool = True,
     ) -> None:
+        from radloop.context.labcsv import has_lab_columns
+
         self.name = name
         self.root = root
         self.layout = layout
         self._rows = rows
         self._columns = columns
         header = set(rows[0]) if rows else set()
+        self.lab_context = context and has_lab_columns(header)
         if layout == "realcxr":
             self.codes: tuple[str, ...] = ("lung_opacity",)
             self.description = (
@@ -226,13 +236,29 @@ class FolderDataset:
             patient_age=float(a["age"]) if isinstance(a.get("age"), float) else None,  # type: ignore[arg-type]
             patient_sex=sex if sex in ("M", "F", "O") else None,  # type: ignore[arg-type]
         )
-        return dataclasses.replace(study, metadata=metadata)
+        study = dataclasses.replace(study, metadata=metadata)
+        if self.lab_context:
+            study = self._with_labs(study, case)
+        return study
+
+    def _with_labs(self, study: Study, case: Case) -> Study:
+        """The study with its row's lab values as clinical context (see the module docstring)."""
+        from radloop.context import with_items
+        from radloop.context.labcsv import items_for_row
+
+        index = int(case.case_id.split("-", 1)[0])
+        row = self._rows[index]
+        if str(self.root / self._get(row, "image")) != case.source:
+            return study  # not this dataset's case: no context rather than another film's
+        return with_items(study, items_for_row(row, source=f"{self.root.name} metadata.csv"))
 
 
 @register_dataset("folder")
 def open_folder(path: str, **options: Any) -> FolderDataset:
     """A folder of images with a CSV of labels (generic columns, or the realcxr layout)."""
-    check_options(options, {"csv", "layout"} | {f"{f}_column" for f in _FIELDS}, "folder")
+    check_options(
+        options, {"csv", "layout", "context"} | {f"{f}_column" for f in _FIELDS}, "folder"
+    )
     root = require_folder(path, "images and a metadata CSV")
     csv_name = option_value(options, "csv", "metadata.csv")
     csv_path = root / csv_name
@@ -275,4 +301,5 @@ def open_folder(path: str, **options: Any) -> FolderDataset:
             repr(unknown_zones[0]),
             source=csv_path,
         )
-    return FolderDataset(f"folder:{path}", root, rows, layout, columns)
+    context = str(options.get("context", "1")).strip().lower() not in ("0", "false", "no")
+    return FolderDataset(f"folder:{path}", root, rows, layout, columns, context)
