@@ -102,6 +102,7 @@ def draft_study(
     claim: Claim | None = None,
     last_attempt: bool = True,
     cpu: contextlib.AbstractContextManager[Any] | None = None,
+    asker: Any = None,
 ) -> None:
     """Scope-check, draft and check one stored study, and put the result on the worklist.
 
@@ -117,6 +118,7 @@ def draft_study(
     the model works. ``cpu`` (a semaphore of the worker's) is held for the work before and
     after the model call, so that studies drafted at once take turns on the processor and
     each reaches the model sooner, instead of all of them crawling through it together.
+    ``asker`` answers the closed questions about the claims (default: the drafting model).
     """
     from radloop.assist import Sampling, draft, unavailable_draft
 
@@ -155,7 +157,8 @@ def draft_study(
         log.warning("drafting study %s: the model gave no reply: %s", study_id, error)
         drafted = unavailable_draft(study, _model_id(model), f"{type(error).__name__}: {error}")
     drafted = with_record(drafted, study, model, gathered, settings.context_max_chars)
-    asked = _ask_back(drafted, study, model, settings) if settings.ask_back else None
+    asking = asker if asker is not None else model
+    asked = _ask_back(drafted, study, asking, settings) if settings.ask_back else None
     with gate:
         _store_draft(store, study_id, model, drafted, study, reading, calibrator, claim, asked)
 
@@ -314,6 +317,7 @@ class DraftingWorker:
         self.name = f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
         self._model = model
         self._verifier = verifier
+        self._asker: Any = None
         settings = store.settings
         self.concurrency = max(1, concurrency or settings.worker_concurrency)
         self.queue = JobQueue(store, self.name)
@@ -345,6 +349,20 @@ class DraftingWorker:
                 settings = self.store.settings
                 self._model = load_model(settings.model, **dict(settings.model_options))
             return self._model
+
+    def asking_model(self) -> Any:
+        """The model that answers the ask-back questions when the settings name one
+        (``RADLOOP_ASK_BACK_MODEL``), loaded on first use and kept; else None."""
+        settings = self.store.settings
+        if not settings.ask_back_model:
+            return None
+        with self._loading:
+            if self._asker is None:
+                from radloop.models import load_model
+
+                options = dict(settings.ask_back_model_options)
+                self._asker = load_model(settings.ask_back_model, **options)
+            return self._asker
 
     def backends(self) -> tuple[Any, Any]:
         """The drafting model and the verifier, loaded on first use and kept."""
@@ -385,6 +403,7 @@ class DraftingWorker:
                 claim=claim,
                 last_attempt=claim.attempt >= self.queue.max_attempts,
                 cpu=self._cpu,
+                asker=self.asking_model(),
             )
             return "done"
         except LeaseLostError as lost:
