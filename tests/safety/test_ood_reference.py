@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -152,6 +153,13 @@ def test_read_once_reads_each_study_once_and_ood_inputs_place_the_embedding() ->
     assert reading.verify(current) is first and reading.verify(prior) is not first
     assert reading.verify(current) is first and calls == ["1.2.3", "1.2.4"]
     assert reading.output is first and reading.verifier_id == "counting"
+    # Films of one folder share a synthetic study UID; each loaded alone is its own study.
+    other_films = tuple(
+        dataclasses.replace(image, sop_instance_uid=f"9.9.{i}")
+        for i, image in enumerate(current.images)
+    )
+    same_uid = Study("1.2.3", (Series("1.2.3.1", other_films),))
+    assert reading.verify(same_uid) is not first and calls == ["1.2.3", "1.2.4", "1.2.3"]
 
     scorer = object()
     placed = ood_inputs(current, first, scorer)  # type: ignore[arg-type]

@@ -113,18 +113,24 @@ def verifier_domain(
 
 
 class ReadOnce:
-    """A verifier that reads each study once (by Study Instance UID) and keeps the output.
+    """A verifier that reads each study once and keeps the output.
 
     The scope guard's OOD score, the claim check (which may read the study again, and its
     prior) and the viewer's heatmaps then share one reading instead of running the model
-    for each; ``output`` is the last study's reading.
+    for each; ``output`` is the last study's reading. A study is known by its Study Instance
+    UID *and* its images' SOP Instance UIDs: PNG or JPEG films of one folder share a
+    synthetic study UID, and each loaded on its own is a different study.
     """
 
     def __init__(self, inner: Verifier) -> None:
         self.inner = inner
-        self._outputs: dict[str, VerifierOutput] = {}
-        self._domains: dict[str, DomainDecision] = {}
+        self._outputs: dict[tuple[str, ...], VerifierOutput] = {}
+        self._domains: dict[tuple[str, ...], DomainDecision] = {}
         self.output: VerifierOutput | None = None
+
+    @staticmethod
+    def _key(study: Study) -> tuple[str, ...]:
+        return (study.study_instance_uid, *(image.sop_instance_uid for image in study.images))
 
     @property
     def verifier_id(self) -> str:
@@ -135,14 +141,14 @@ class ReadOnce:
         return competence_of(self.inner, self.verifier_id)
 
     def assess_domain(self, study: Study, output: VerifierOutput | None = None) -> DomainDecision:
-        uid = study.study_instance_uid
+        uid = self._key(study)
         if uid not in self._domains:
             reading = self.verify(study)  # one reading serves the domain check too
             self._domains[uid] = verifier_domain(self.inner, study, reading)
         return self._domains[uid]
 
     def verify(self, study: Study) -> VerifierOutput:
-        uid = study.study_instance_uid
+        uid = self._key(study)
         if uid not in self._outputs:
             self._outputs[uid] = self.inner.verify(study)
         self.output = self._outputs[uid]
