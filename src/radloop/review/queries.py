@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from radloop.report import Finding, ReportStatus
 from radloop.review.db import Draft, ImageRow, SignedReport, StudyRow, Worksheet
-from radloop.review.export import ExportContent
+from radloop.review.export import Addendum, ExportContent
 from radloop.review.store import as_utc
 from radloop.review.worksheet import current_text, kept_findings, review_items, signed_reports
 
@@ -462,18 +462,29 @@ def export_content(session: Session, study_id: str) -> ExportContent:
     signed = signed_reports(session, study_id)
     if signed:
         final = signed[0]
-        addenda = tuple(s.text for s in signed[1:])
+        amendments = tuple(
+            Addendum(
+                text=s.text,
+                signed_by=s.signed_by_name,
+                signed_at=as_utc(s.signed_at),
+                findings=tuple(Finding.from_dict(f) for f in s.findings),
+            )
+            for s in signed[1:]
+        )
         return ExportContent(
             study_id=row.id,
             study_instance_uid=row.study_instance_uid,
-            status=ReportStatus.AMENDED if addenda else ReportStatus.FINAL,
+            status=ReportStatus.AMENDED if amendments else ReportStatus.FINAL,
             text=final.text,
             findings=tuple(Finding.from_dict(f) for f in final.findings),
             study_date=row.study_date,
             issued=as_utc(signed[-1].signed_at),
             signed_by=final.signed_by_name,
-            addenda=addenda,
+            addenda=tuple(a.text for a in amendments),
             institution=row.site,
+            signed_at=as_utc(final.signed_at),
+            amendments=amendments,
+            **_identity(row),
         )
     draft = session.get(Draft, study_id)
     sheet = session.get(Worksheet, study_id)
@@ -488,4 +499,16 @@ def export_content(session: Session, study_id: str) -> ExportContent:
         study_date=row.study_date,
         issued=as_utc(created),
         institution=row.site,
+        **_identity(row),
     )
+
+
+def _identity(row: StudyRow) -> dict[str, Any]:
+    """The patient and order an export names (for a FHIR server or a RIS)."""
+    return {
+        "patient_id": row.patient_key,
+        "patient_name": row.patient_name,
+        "patient_birth_date": row.birth_date,
+        "patient_sex": row.sex,
+        "accession_number": row.accession_number,
+    }

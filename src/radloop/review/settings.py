@@ -91,6 +91,11 @@ class Settings:
     # for the patient's lab values and conditions, and the characters its items may take.
     context_fhir: FhirServer | None = None
     context_max_chars: int = DEFAULT_MAX_CHARS
+    samples: int = 5
+    sample_temperature: float = 0.7
+    ask_back: bool = True
+    ask_back_model: str | None = None
+    ask_back_model_options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -144,10 +149,17 @@ def settings_from_env(
     ``RADLOOP_MODEL_TIMEOUT_S`` and ``RADLOOP_MODEL_CONCURRENCY``. Jobs:
     ``RADLOOP_WORKER_CONCURRENCY``, ``RADLOOP_JOB_LEASE_S``, ``RADLOOP_JOB_MAX_ATTEMPTS``,
     ``RADLOOP_JOB_BACKOFF_S``. Questions: ``RADLOOP_ASK_THREADS``, ``RADLOOP_ASK_PER_USER``,
-    ``RADLOOP_ASK_TIMEOUT_S``. Clinical context: ``RADLOOP_CONTEXT_MAX_CHARS`` (the characters
-    the context items may take in the prompt, default 2000), and a FHIR server asked for each
-    patient's lab values and active conditions (``RADLOOP_FHIR_BASE_URL`` with its credentials,
-    ``RADLOOP_CONTEXT_FHIR=0`` not to ask it: see :meth:`radloop.context.FhirServer.from_env`).
+    ``RADLOOP_ASK_TIMEOUT_S``. Evidence from the drafting model: ``RADLOOP_SAMPLES`` (drafts
+    sampled for self-consistency, default 5, ``0`` off; a model that cannot sample is never
+    sampled), ``RADLOOP_SAMPLE_TEMPERATURE`` (default 0.7), ``RADLOOP_ASK_BACK`` (``0``: no
+    closed questions about the claims), ``RADLOOP_ASK_BACK_MODEL`` and
+    ``RADLOOP_ASK_BACK_MODEL_OPTIONS`` (another model to answer them, with its options as
+    ``RADLOOP_MODEL_OPTIONS`` takes them; unset: the drafting model). Clinical context:
+    ``RADLOOP_CONTEXT_MAX_CHARS`` (the
+    characters the context items may take in the prompt, default 2000), and a FHIR server asked
+    for each patient's lab values and active conditions (``RADLOOP_FHIR_BASE_URL`` with its
+    credentials, ``RADLOOP_CONTEXT_FHIR=0`` not to ask it: see
+    :meth:`radloop.context.FhirServer.from_env`).
     """
     environ = os.environ if env is None else env
     url = environ.get("RADLOOP_DATABASE_URL") or None
@@ -189,6 +201,7 @@ def settings_from_env(
         raw = environ.get(name, "").strip()
         if raw:
             values[setting] = _number(raw, kind, name)
+    values.update(_evidence(environ))
     proxies = environ.get("RADLOOP_TRUSTED_PROXIES", "")
     if proxies.strip():
         values["trusted_proxies"] = _networks(proxies)
@@ -225,6 +238,36 @@ def _number(raw: str, kind: type, source: str) -> int | float:
         what = "a whole number" if kind is int else "a number"
         raise InputError(f"{what} greater than 0", repr(raw), source=source)
     return value  # type: ignore[no-any-return]
+
+
+def _evidence(environ: Mapping[str, str]) -> dict[str, object]:
+    """Sampling and ask-back from ``RADLOOP_SAMPLES``, ``RADLOOP_SAMPLE_TEMPERATURE`` and
+    ``RADLOOP_ASK_BACK`` (checked as :class:`radloop.assist.Sampling` checks them)."""
+    from radloop.assist import Sampling
+
+    default = Sampling()
+    samples, temperature = default.samples, default.temperature
+    raw = environ.get("RADLOOP_SAMPLES", "").strip()
+    if raw:
+        if not raw.isdigit():
+            raise InputError("a whole number of samples (0: off)", repr(raw),
+                             source="RADLOOP_SAMPLES")  # fmt: skip
+        samples = int(raw)
+    raw = environ.get("RADLOOP_SAMPLE_TEMPERATURE", "").strip()
+    if raw:
+        temperature = float(_number(raw, float, "RADLOOP_SAMPLE_TEMPERATURE"))
+    try:
+        Sampling(samples, temperature)  # the same limits as everywhere else
+    except InputError as error:
+        source = "RADLOOP_SAMPLES" if error.source == "samples" else "RADLOOP_SAMPLE_TEMPERATURE"
+        raise InputError(error.expected, error.received, source=source) from None
+    ask_back = environ.get("RADLOOP_ASK_BACK", "1").strip() not in ("0", "false")
+    asker = environ.get("RADLOOP_ASK_BACK_MODEL", "").strip() or None
+    options = _model_options(
+        {"RADLOOP_MODEL_OPTIONS": environ.get("RADLOOP_ASK_BACK_MODEL_OPTIONS", "")}
+    )
+    return {"samples": samples, "sample_temperature": temperature, "ask_back": ask_back,
+            "ask_back_model": asker, "ask_back_model_options": options}  # fmt: skip
 
 
 def _model_options(environ: Mapping[str, str]) -> dict[str, Any]:
