@@ -137,7 +137,12 @@ def _job_counts(folder: Path) -> dict[str, int]:
 
 
 def _worker_env(fake: FakeModelServer, concurrency: int) -> dict[str, str]:
+    # One request a draft (no sampled drafts, no questions back), so that drafted studies a
+    # second over the server's slots says how busy the worker keeps it; what sampling and
+    # ask-back cost is measured by `radloop bench evidence`.
     return {
+        "RADLOOP_SAMPLES": "0",
+        "RADLOOP_ASK_BACK": "0",
         "RADLOOP_MODEL": "openai",
         "RADLOOP_MODEL_BASE_URL": fake.base_url,
         "RADLOOP_MODEL_TIMEOUT_S": "60",
