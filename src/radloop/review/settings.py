@@ -87,6 +87,8 @@ class Settings:
     scope_options: Mapping[str, Any] = field(default_factory=dict)
     ood_scorer: Path | None = None
     calibration: Path | None = None
+    calibration_check_s: float = 5.0
+    second_opinion: Path | None = None
     # The clinical context given to the drafting model (radloop.context): a FHIR server to ask
     # for the patient's lab values and conditions, and the characters its items may take.
     context_fhir: FhirServer | None = None
@@ -133,7 +135,11 @@ def settings_from_env(
     ``MahalanobisScorer`` as JSON for the out-of-distribution flag; unset: the verifier's own
     reference, which the shipped model has; ``none``: no OOD score), ``RADLOOP_CALIBRATION``
     (a calibration file from ``radloop calibrate``: calibrated probabilities, certainty phrases
-    and fitted omission thresholds; unset: the verifier's raw probabilities), ``RADLOOP_MODEL``,
+    and fitted omission thresholds; unset: the verifier's raw probabilities; a worker reads it
+    again when the file changes, looking at most every ``RADLOOP_CALIBRATION_CHECK_S`` seconds,
+    default 5), ``RADLOOP_SECOND_OPINION`` (the sidecar of a classifier exported to ONNX, as
+    ``radloop eval --second-opinion`` takes it: its reading of each claim inside its validated
+    domain; unset: none), ``RADLOOP_MODEL``,
     ``RADLOOP_INSECURE_COOKIES`` (``1`` to drop the Secure flag), ``RADLOOP_IN_PROCESS_WORKER``
     (``0``: leave drafting to ``radloop worker`` processes), ``RADLOOP_REQUEST_THREADS``
     (threads a server process gives the synchronous endpoints), ``RADLOOP_TRUSTED_PROXIES``
@@ -179,6 +185,9 @@ def settings_from_env(
         "calibration": Path(environ["RADLOOP_CALIBRATION"])
         if environ.get("RADLOOP_CALIBRATION")
         else None,
+        "second_opinion": Path(environ["RADLOOP_SECOND_OPINION"].strip())
+        if environ.get("RADLOOP_SECOND_OPINION", "").strip()
+        else None,
         "model": environ.get("RADLOOP_MODEL") or "builtin",
         "cookie_secure": environ.get("RADLOOP_INSECURE_COOKIES", "") not in ("1", "true"),
         "in_process_worker": environ.get("RADLOOP_IN_PROCESS_WORKER", "1") not in ("0", "false"),
@@ -219,6 +228,7 @@ _NUMBERS: tuple[tuple[str, str, type], ...] = (
     ("RADLOOP_ASK_PER_USER", "ask_per_user", int),
     ("RADLOOP_ASK_TIMEOUT_S", "ask_timeout_s", float),
     ("RADLOOP_CONTEXT_MAX_CHARS", "context_max_chars", int),
+    ("RADLOOP_CALIBRATION_CHECK_S", "calibration_check_s", float),
 )
 
 _MODEL_VARIABLES = (

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import update
 
+from radloop.review.calibration_watch import CalibrationFile
 from radloop.review.db import Draft, StudyRow
 from radloop.review.ingest import load_stored_study
 from radloop.review.jobs import Claim, JobQueue, LeaseLostError
@@ -31,7 +32,7 @@ from radloop.review.render import heatmap_png
 from radloop.review.store import Store
 from radloop.study import Study
 
-__all__ = ["NO_OOD", "DraftingWorker", "draft_study"]
+__all__ = ["NO_OOD", "DraftingWorker", "draft_study", "load_second_opinion"]
 
 log = logging.getLogger("radloop.review.worker")
 
@@ -91,6 +92,36 @@ NO_OOD = Path("none")
 """``RADLOOP_OOD_SCORER=none``: no out-of-distribution score at all."""
 
 
+def load_second_opinion(sidecar: Path | None) -> Any:
+    """The ``onnx`` verifier of ``sidecar`` (``RADLOOP_SECOND_OPINION``), or None when unset.
+
+    Loaded once per worker process, at its start: a missing or invalid sidecar, or an ONNX
+    file that does not load, raises :class:`radloop.safety.errors.VerifierDataError` naming
+    the setting, what was expected and what was found.
+    """
+    if sidecar is None:
+        return None
+    from radloop.safety.errors import VerifierDataError
+    from radloop.safety.onnx_verifier import OnnxVerifier
+
+    source = f"RADLOOP_SECOND_OPINION ({sidecar})"
+    try:
+        verifier = OnnxVerifier(sidecar)
+    except VerifierDataError as error:
+        raise VerifierDataError(error.expected, error.received, source=source,
+                                fix=error.fix) from None  # fmt: skip
+    import onnxruntime  # type: ignore[import-untyped]
+
+    model = verifier.sidecar.model
+    try:  # the network itself, now rather than on the first study
+        onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    except Exception as error:
+        raise VerifierDataError(
+            "an ONNX model that onnxruntime can load", f"{model}: {error}", source=source
+        ) from None
+    return verifier
+
+
 def draft_study(
     store: Store,
     study_id: str,
@@ -103,6 +134,7 @@ def draft_study(
     last_attempt: bool = True,
     cpu: contextlib.AbstractContextManager[Any] | None = None,
     asker: Any = None,
+    second_opinion: Any = None,
 ) -> None:
     """Scope-check, draft and check one stored study, and put the result on the worklist.
 
@@ -118,7 +150,9 @@ def draft_study(
     the model works. ``cpu`` (a semaphore of the worker's) is held for the work before and
     after the model call, so that studies drafted at once take turns on the processor and
     each reaches the model sooner, instead of all of them crawling through it together.
-    ``asker`` answers the closed questions about the claims (default: the drafting model).
+    ``asker`` answers the closed questions about the claims (default: the drafting model);
+    ``second_opinion`` (a verifier, e.g. the ``onnx`` one) reads each claim inside its
+    validated domain (``numbers.p_second_opinion`` and its one-line reading).
     """
     from radloop.assist import Sampling, draft, unavailable_draft
 
@@ -160,7 +194,8 @@ def draft_study(
     asking = asker if asker is not None else model
     asked = _ask_back(drafted, study, asking, settings) if settings.ask_back else None
     with gate:
-        _store_draft(store, study_id, model, drafted, study, reading, calibrator, claim, asked)
+        _store_draft(store, study_id, model, drafted, study, reading, calibrator, claim, asked,
+                     second_opinion)  # fmt: skip
 
 
 def _ask_back(drafted: Any, study: Study, model: Any, settings: Any) -> Any:
@@ -221,12 +256,14 @@ def _store_draft(
     calibrator: Any,
     claim: Claim | None,
     asked: Any = None,
+    second_opinion: Any = None,
 ) -> None:
     """Check the draft and store it with the study's worklist state (fenced by ``claim``)."""
     from radloop.assist.types import WarningKind
     from radloop.safety import check
 
-    checked = check(drafted, study, reading, calibrator, asked=asked)
+    checked = check(drafted, study, reading, calibrator, asked=asked,
+                    second_opinion=second_opinion)  # fmt: skip
     notice = getattr(model, "notice", None)
     heatmaps = _save_heatmaps(store, study_id, checked.checks, reading.output)
     failure = drafted.failure
@@ -321,7 +358,7 @@ class DraftingWorker:
         settings = store.settings
         self.concurrency = max(1, concurrency or settings.worker_concurrency)
         self.queue = JobQueue(store, self.name)
-        from radloop.safety import Calibrator, MahalanobisScorer
+        from radloop.safety import MahalanobisScorer
 
         configured = settings.ood_scorer
         self._ood_scorer = (
@@ -329,9 +366,12 @@ class DraftingWorker:
         )
         # Unless configured: the verifier's own OOD reference, once the verifier is loaded.
         self._ood_default = configured is None
-        calibration = settings.calibration
-        # Read now, so that a bad file stops the worker at start, not every job.
-        self.calibrator = None if calibration is None else Calibrator.load(calibration)
+        # Read now, so that a bad file stops the worker at start, not every job; read again
+        # between jobs when the file changes (a refit), keeping the last good one.
+        self.calibration = CalibrationFile(
+            settings.calibration, every_s=settings.calibration_check_s, store=store
+        )
+        self.second_opinion = load_second_opinion(settings.second_opinion)
         self.wake = threading.Event()
         self._held: dict[int, Claim] = {}
         # The work around each model call takes turns, a few studies at a time.
@@ -339,6 +379,11 @@ class DraftingWorker:
         self._lock = threading.Lock()
         self._loading = threading.Lock()
         self._last_sweep = 0.0
+
+    @property
+    def calibrator(self) -> Any:
+        """The calibration in force (None: the verifier's raw probabilities)."""
+        return self.calibration.calibrator
 
     def drafting_model(self) -> Any:
         """The drafting model, loaded on first use (with the settings' options) and kept."""
@@ -393,6 +438,7 @@ class DraftingWorker:
         """Draft one claimed job; its outcome (``done``, ``queued`` again, ``failed``, ``lost``)."""
         try:
             model, verifier = self.backends()
+            self.calibration.refresh()
             draft_study(
                 self.store,
                 claim.study_id,
@@ -404,6 +450,7 @@ class DraftingWorker:
                 last_attempt=claim.attempt >= self.queue.max_attempts,
                 cpu=self._cpu,
                 asker=self.asking_model(),
+                second_opinion=self.second_opinion,
             )
             return "done"
         except LeaseLostError as lost:
