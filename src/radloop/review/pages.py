@@ -51,6 +51,7 @@ from radloop.review.queries import (
 )
 from radloop.review.readiness import sign_blockers
 from radloop.review.settings import ROLES
+from radloop.review.spacing import image_spacings
 from radloop.review.worksheet import ReviewItem
 
 __all__ = ["router"]
@@ -264,6 +265,10 @@ def study_page(
                 ctx, request, "error.html", 404, code=404, message=f"No study {study_id!r}."
             )
         prior = study_detail(connection, detail["prior_id"]) if detail["prior_id"] else None
+        for shown in (detail, prior) if prior else (detail,):
+            spacings = image_spacings(ctx.store, connection, shown["id"])
+            for image in shown["images"]:
+                image.update(spacings.get(image["position"], {}))
         records = communications(connection, study_id) if detail["urgent"] else []
     blockers = sign_blockers(
         [ReviewItem(**item) for item in detail["items"]],

@@ -80,150 +80,14 @@ function setupWorklist() {
   if (document.activeElement === document.body) links[0].focus();
 }
 
-// --- viewer -------------------------------------------------------------------------------
-class Viewer {
-  constructor(root, studyId, images) {
-    this.root = root;
-    this.stage = root.querySelector(".stage");
-    this.canvas = root.querySelector("canvas.image");
-    this.overlay = root.querySelector("img.overlay");
-    this.readout = root.querySelector(".readout");
-    this.studyId = studyId;
-    const frontal = images.findIndex((im) => ["PA", "AP"].includes((im.view || "").toUpperCase()));
-    this.position = images.length ? images[Math.max(frontal, 0)].position : 0;
-    this.scale = 1; this.tx = 0; this.ty = 0;
-    this.width = 255; this.level = 127.5; this.invert = false;
-    this.source = null;
-    this.load();
-    this.bindMouse();
-  }
-
-  load() {
-    const img = new Image();
-    img.onload = () => {
-      const off = document.createElement("canvas");
-      off.width = img.naturalWidth; off.height = img.naturalHeight;
-      const ctx = off.getContext("2d");
-      ctx.drawImage(img, 0, 0);
-      this.source = ctx.getImageData(0, 0, off.width, off.height);
-      this.canvas.width = off.width; this.canvas.height = off.height;
-      this.overlay.style.width = `${off.width}px`; this.overlay.style.height = `${off.height}px`;
-      this.render(); this.fit();
-      this.root.classList.add("loaded");
-    };
-    img.src = `/api/studies/${this.studyId}/images/${this.position}.png`;
-  }
-
-  render() {
-    if (!this.source) return;
-    const out = new ImageData(this.source.width, this.source.height);
-    const lut = new Uint8ClampedArray(256);
-    const low = this.level - this.width / 2;
-    for (let v = 0; v < 256; v++) {
-      let y = ((v - low) / Math.max(this.width, 1)) * 255;
-      y = Math.min(255, Math.max(0, y));
-      lut[v] = this.invert ? 255 - y : y;
-    }
-    const src = this.source.data, dst = out.data;
-    for (let i = 0; i < src.length; i += 4) {
-      const g = lut[src[i]];
-      dst[i] = g; dst[i + 1] = g; dst[i + 2] = g; dst[i + 3] = 255;
-    }
-    this.canvas.getContext("2d").putImageData(out, 0, 0);
-    this.readout.textContent = `W ${Math.round(this.width)} L ${Math.round(this.level)} · ${Math.round(this.scale * 100)}%${this.invert ? " · inverted" : ""}`;
-  }
-
-  transform() {
-    const t = `translate(${this.tx}px, ${this.ty}px) scale(${this.scale})`;
-    this.canvas.style.transform = t;
-    this.overlay.style.transform = t;
-    this.render();
-  }
-
-  fit() {
-    if (!this.source) return;
-    const box = this.stage.getBoundingClientRect();
-    this.scale = Math.min(box.width / this.source.width, box.height / this.source.height) || 1;
-    this.tx = (box.width - this.source.width * this.scale) / 2;
-    this.ty = (box.height - this.source.height * this.scale) / 2;
-    this.transform();
-  }
-
-  zoom(factor, cx, cy) {
-    const box = this.stage.getBoundingClientRect();
-    const x = cx === undefined ? box.width / 2 : cx, y = cy === undefined ? box.height / 2 : cy;
-    this.tx = x - (x - this.tx) * factor;
-    this.ty = y - (y - this.ty) * factor;
-    this.scale *= factor;
-    this.transform();
-  }
-
-  resetWindow() { this.width = 255; this.level = 127.5; this.render(); }
-  toggleInvert() { this.invert = !this.invert; this.render(); }
-
-  showHeatmap(code) {
-    if (!code) { this.overlay.hidden = true; return; }
-    this.overlay.src = `/api/studies/${this.studyId}/heatmaps/${code}.png`;
-    this.overlay.hidden = false;
-  }
-
-  bindMouse() {
-    let drag = null;
-    this.stage.addEventListener("contextmenu", (e) => e.preventDefault());
-    this.stage.addEventListener("mousedown", (e) => {
-      drag = { x: e.clientX, y: e.clientY, windowing: e.button === 2 || e.shiftKey };
-    });
-    window.addEventListener("mouseup", () => { drag = null; });
-    window.addEventListener("mousemove", (e) => {
-      if (!drag) return;
-      const dx = e.clientX - drag.x, dy = e.clientY - drag.y;
-      drag.x = e.clientX; drag.y = e.clientY;
-      if (drag.windowing) {
-        this.width = Math.max(1, this.width + dx); this.level = this.level + dy; this.render();
-      } else {
-        this.tx += dx; this.ty += dy; this.transform();
-      }
-    });
-    this.stage.addEventListener("wheel", (e) => {
-      e.preventDefault();
-      const box = this.stage.getBoundingClientRect();
-      this.zoom(e.deltaY < 0 ? 1.15 : 1 / 1.15, e.clientX - box.left, e.clientY - box.top);
-    }, { passive: false });
-  }
-}
-
 // --- review page ----------------------------------------------------------------------------
 function setupReview() {
   const dataNode = document.getElementById("study-data");
   if (!dataNode) return;
   const data = JSON.parse(dataNode.textContent);
-  const viewers = [];
-  const current = document.querySelector('.viewer[data-which="current"]');
-  if (current) viewers.push(new Viewer(current, data.id, data.images));
-  const priorRoot = document.querySelector('.viewer[data-which="prior"]');
-  let prior = null;
-  const visible = () => viewers.filter((v) => !v.root.closest("[hidden]"));
-  const each = (fn) => visible().forEach(fn);
+  const viewers = setupViewers(data);
   const heatmapSelect = document.getElementById("heatmap-select");
-
-  const actions = {
-    "zoom-in": () => each((v) => v.zoom(1.25)),
-    "zoom-out": () => each((v) => v.zoom(0.8)),
-    "fit": () => each((v) => v.fit()),
-    "invert": () => each((v) => v.toggleInvert()),
-    "reset-wl": () => each((v) => v.resetWindow()),
-    "prior": () => {
-      const wrap = document.querySelector(".prior-wrap");
-      if (!wrap) return;
-      wrap.hidden = !wrap.hidden;
-      document.querySelector(".viewers").classList.toggle("side-by-side", !wrap.hidden);
-      document.querySelector('[data-act="prior"]').setAttribute("aria-pressed", String(!wrap.hidden));
-      if (!prior && priorRoot) { prior = new Viewer(priorRoot, data.prior, data.prior_images); viewers.push(prior); }
-      setTimeout(() => each((v) => v.fit()), 50);
-    },
-  };
-  document.querySelectorAll("[data-act]").forEach((b) => b.addEventListener("click", () => actions[b.dataset.act]()));
-  if (heatmapSelect) heatmapSelect.addEventListener("change", () => viewers[0] && viewers[0].showHeatmap(heatmapSelect.value));
+  const actions = viewers.actions;
 
   // Findings: select, decide, edit. The selection follows keyboard focus (Tab, j/k, a click),
   // so the keys always act on the finding that shows the focus ring.
@@ -394,7 +258,7 @@ function setupReview() {
   });
 
   document.addEventListener("keydown", (e) => {
-    if (e.target.closest("input, textarea, select, dialog") || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.target.closest("input:not([type=checkbox]), textarea, select, dialog") || e.ctrlKey || e.metaKey || e.altKey) return;
     // Letters act unshifted only: R (or r under Caps Lock with Shift) decides nothing.
     if (e.shiftKey && /^[a-z]$/i.test(e.key)) return;
     const at = focusedItem();
@@ -408,6 +272,9 @@ function setupReview() {
       "+": () => actions["zoom-in"](), "=": () => actions["zoom-in"](), "-": () => actions["zoom-out"](),
       f: () => actions.fit(), i: () => actions.invert(), w: () => actions["reset-wl"](),
       p: () => actions.prior(), s: () => doSign(false), n: () => doSign(true),
+      o: () => actions.rotate(), x: () => actions.flip(), m: () => actions.magnifier(),
+      l: () => actions.measure(), "1": () => viewers.preset("full"), "2": () => viewers.preset("lung"),
+      "3": () => viewers.preset("soft"), "4": () => viewers.preset("bone"),
       h: () => {
         if (!heatmapSelect || !li) return;
         const code = li.dataset.heatmap;
@@ -418,7 +285,6 @@ function setupReview() {
     };
     if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
   });
-  window.addEventListener("resize", () => each((v) => v.fit()));
   if (items.length) items[0].classList.add("selected");
 }
 
