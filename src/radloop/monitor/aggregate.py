@@ -121,6 +121,10 @@ class CaseTable:
         default_factory=lambda: np.zeros((0, len(CLAIM_VERDICTS)), dtype=np.int64)
     )
     """n x len(CLAIM_VERDICTS): the draft's claims under each stored verdict."""
+    failed: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """The draft failed (the model gave no usable reply)."""
+    abstained: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """The model declined the film (outside its validated domain)."""
 
     def __len__(self) -> int:
         return int(self.f1.size)
@@ -201,6 +205,8 @@ class CaseTable:
             verdicts=np.array(
                 [claim_verdicts(c.draft_findings) for c in items], dtype=np.int64
             ).reshape(len(items), len(CLAIM_VERDICTS)),
+            failed=np.array([c.draft_state == "failed" for c in items], dtype=bool),
+            abstained=np.array([c.draft_state == "abstained" for c in items], dtype=bool),
         )
 
 
@@ -231,6 +237,10 @@ class GroupMetrics:
     """The drafts' claims under each stored verdict (``CLAIM_VERDICTS``)."""
     not_checked_rate: float | None = None
     not_checked_ci: tuple[float | None, float | None] = (None, None)
+    failed_drafts: int = 0
+    """Cases whose draft failed (the reader wrote the report without one)."""
+    abstained_drafts: int = 0
+    """Cases whose model declined the film (outside its validated domain)."""
 
     @property
     def n_claims(self) -> int:
@@ -256,6 +266,8 @@ class GroupMetrics:
             **{f"claims_{v}": self.claims.get(v, 0) for v in CLAIM_VERDICTS},
             "not_checked_rate": _r(self.not_checked_rate),
             "not_checked_ci": [_r(v) for v in self.not_checked_ci],
+            "failed_drafts": self.failed_drafts,
+            "abstained_drafts": self.abstained_drafts,
         }
 
 
@@ -302,6 +314,8 @@ def group_metrics(table: CaseTable, keys: npt.NDArray[Any], labels: Sequence[str
     claims = by_verdict.sum(axis=1)
     unchecked = by_verdict[:, _NOT_CHECKED]
     nc_low, nc_high = wilson_intervals(unchecked, claims)
+    failed = total(table.failed) if table.failed.shape == (len(table),) else np.zeros(m)
+    declined = total(table.abstained) if table.abstained.shape == (len(table),) else np.zeros(m)
     out = []
     for g, label in enumerate(labels):
         if n[g] == 0:
@@ -326,6 +340,8 @@ def group_metrics(table: CaseTable, keys: npt.NDArray[Any], labels: Sequence[str
                 claims={v: int(by_verdict[g, k]) for k, v in enumerate(CLAIM_VERDICTS)},
                 not_checked_rate=float(unchecked[g] / claims[g]) if claims[g] else None,
                 not_checked_ci=(_none_if_nan(nc_low[g]), _none_if_nan(nc_high[g])),
+                failed_drafts=int(failed[g]),
+                abstained_drafts=int(declined[g]),
             )
         )
     return out

@@ -7,7 +7,10 @@ from the review store, from a JSONL file (one ``to_dict()`` per line) or from th
 ``site``, ``manufacturer``, ``view``, ``model``, ``draft_findings`` and ``signed_findings``
 (``Finding.to_dict()`` lists), ``draft_text``, ``signed_text``, ``flags`` (``code``,
 ``reason``, ``decision``: ``kept``/``rejected``/``edited``), ``ood_score`` and
-``image_stats`` (``mean``, ``std``, ``p05``, ``p95`` of the frontal image scaled 0..1).
+``image_stats`` (``mean``, ``std``, ``p05``, ``p95`` of the frontal image scaled 0..1) and
+``draft_state``: ``drafted``, ``failed`` (the model gave no usable reply), ``abstained`` (the
+model declined a film outside its validated domain) or ``none`` (no draft: the study was
+outside radloop's intended use); absent in older records: ``drafted``.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from radloop.report.types import Finding
 
 __all__ = [
     "DECISIONS",
+    "DRAFT_STATES",
     "SEXES",
     "FlagOutcome",
     "ImageStats",
@@ -39,10 +43,11 @@ __all__ = [
 
 DECISIONS = ("kept", "rejected", "edited")
 SEXES = ("M", "F")
+DRAFT_STATES = ("drafted", "failed", "abstained", "none")
 _KEYS = (
     "study_id", "received_at", "signed_at", "age", "sex", "site", "manufacturer", "view",
     "model", "draft_findings", "signed_findings", "draft_text", "signed_text", "flags",
-    "ood_score", "image_stats",
+    "ood_score", "image_stats", "draft_state",
 )  # fmt: skip
 _STATS = ("mean", "std", "p05", "p95")
 
@@ -113,6 +118,8 @@ class SignedCase:
     flags: tuple[FlagOutcome, ...] = ()
     ood_score: float | None = None
     image_stats: ImageStats | None = None
+    draft_state: str = "drafted"
+    """What became of the draft (``DRAFT_STATES``)."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> SignedCase:
@@ -149,6 +156,7 @@ class SignedCase:
             flags=tuple(_flag(f, where) for f in _list(data.get("flags"), "flags", where)),
             ood_score=_optional_float(data.get("ood_score"), "ood_score", where),
             image_stats=_stats(data.get("image_stats"), where),
+            draft_state=_draft_state(data.get("draft_state"), where),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,6 +178,7 @@ class SignedCase:
             "flags": [f.to_dict() for f in self.flags],
             "ood_score": self.ood_score,
             "image_stats": None if self.image_stats is None else self.image_stats.to_dict(),
+            "draft_state": self.draft_state,
         }
 
 
@@ -198,6 +207,15 @@ def _sex(value: object, where: str) -> str | None:
         return None
     if value not in SEXES:
         raise InputError("sex 'M', 'F' or null", repr(value), source=where)
+    return str(value)
+
+
+def _draft_state(value: object, where: str) -> str:
+    if value in (None, ""):
+        return "drafted"
+    if value not in DRAFT_STATES:
+        raise InputError(f"draft_state one of {', '.join(DRAFT_STATES)}", repr(value),
+                         source=where)  # fmt: skip
     return str(value)
 
 

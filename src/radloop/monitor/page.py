@@ -72,6 +72,8 @@ def render_dashboard(
             _forest(analysis),
             "<h2>Claims the safety layer could not check</h2>",
             _not_checked_charts(analysis),
+            "<h2>Drafts that failed or that the model declined</h2>",
+            _draft_outcomes_table(analysis),
             "<h2>Drift against the reference window</h2>",
             f"<p>Reference: the first {drift.reference[1]} cases. Windows of "
             f"{drift.config.window_size} cases every {drift.config.step}; a window alarms when a "
@@ -118,6 +120,8 @@ def _figures_html(analysis: Analysis) -> str:
         ("draft claims not checked",
          f"{_pct(overall.not_checked_rate)} "
          f"({overall.claims.get('not_checked', 0)} of {overall.n_claims})"),
+        ("drafts failed / model abstained",
+         f"{overall.failed_drafts} / {overall.abstained_drafts}"),
     ]  # fmt: skip
     cells = "".join(f"<div><b>{_e(v)}</b><br>{_e(k)}</div>" for k, v in items)
     return f"<div class='figures' id='figures'>{cells}</div>"
@@ -177,6 +181,28 @@ def _not_checked_charts(analysis: Analysis) -> str:
         f"{head}<th>not checked</th></tr>{body}</table>"
     )
     return chart + forest + table
+
+
+def _draft_outcomes_table(analysis: Analysis) -> str:
+    """Signed cases whose draft failed (no usable reply) or whose model abstained (a film
+    outside its validated domain), per window and per site: the reader wrote these alone."""
+    summary = analysis.summary
+    groups = [("window", w) for w in summary.windows]
+    groups += [("site", g) for g in summary.subgroups.get("site", [])]
+    body = "".join(
+        f"<tr><td>{_e(kind)}</td><td>{_e(g.label)}</td><td>{g.n}</td><td>{g.failed_drafts}</td>"
+        f"<td>{g.abstained_drafts}</td><td>{_pct((g.failed_drafts + g.abstained_drafts) / g.n)}"
+        "</td></tr>"
+        for kind, g in groups
+        if g.n
+    )
+    return (
+        "<p>Signed cases the reader reported without a draft: the draft failed (the model gave "
+        "no usable reply) or the model abstained (the film lies outside its validated domain)."
+        f" Windows of {summary.window_days} days.</p><table id='draft-outcomes'><tr><th>by</th>"
+        "<th>group</th><th>signed cases</th><th>drafts failed</th><th>model abstained</th>"
+        f"<th>share without a draft</th></tr>{body}</table>"
+    )
 
 
 def _agreement_chart(analysis: Analysis) -> str:

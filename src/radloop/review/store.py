@@ -140,6 +140,14 @@ def _flags(draft: Draft | None, signed: SignedReport) -> list[dict[str, str]]:
     ]
 
 
+def _draft_state(draft: Draft | None) -> str:
+    if draft is None:
+        return "none"
+    if draft.failure is not None:
+        return "failed"
+    return "drafted" if draft.abstained is None else "abstained"
+
+
 def signed_cases(
     bind: Session | Engine, since: datetime.datetime | None = None
 ) -> Iterator[dict[str, Any]]:
@@ -147,7 +155,8 @@ def signed_cases(
 
     Keys: study_id, received_at, signed_at (ISO-8601), age, sex, site, manufacturer, view,
     model, draft_findings, signed_findings (lists of ``Finding.to_dict()``), draft_text,
-    signed_text, flags ({code, reason, decision}), ood_score, image_stats. ``since`` keeps the
+    signed_text, flags ({code, reason, decision}), ood_score, image_stats, draft_state
+    (``drafted``, ``failed``, ``abstained``, or ``none`` without a draft). ``since`` keeps the
     cases signed at or after that time. Documented in docs/review.md.
     """
     session = bind if isinstance(bind, Session) else Session(bind)
@@ -179,6 +188,7 @@ def signed_cases(
                 "flags": _flags(draft, signed),
                 "ood_score": study.ood_score,
                 "image_stats": dict(study.image_stats),
+                "draft_state": _draft_state(draft),
             }
     finally:
         if session is not bind:
