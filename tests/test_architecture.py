@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "evaluate": 7,
     "review": 7,
     "monitor": 8,
+    "pacs": 8,
     "lab": 9,
     "cli": 10,
     "cli_reference": 10,
@@ -72,7 +73,7 @@ def test_lower_modules_never_import_higher_ones() -> None:
 # The product: what a hospital installs and runs. It never imports the lab (the synthetic lab,
 # training recipes, benchmarks, demo content), which sits beside it.
 PRODUCT = {"vocabulary", "study", "report", "context", "models", "assist", "safety", "evaluate",
-           "review", "monitor", "errors", "registry", "stats"}  # fmt: skip
+           "review", "monitor", "pacs", "errors", "registry", "stats"}  # fmt: skip
 
 
 def test_no_shipped_package_imports_the_lab() -> None:

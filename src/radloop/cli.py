@@ -341,10 +341,14 @@ def bench_parser(reports: Path, labels: Path, as_json: bool) -> None:
 
 def _attach_commands() -> None:
     """Commands defined next to the modules they drive (each imports its module lazily)."""
+    from radloop.assist.context_cli import context
     from radloop.evaluate.cli import eval_command
     from radloop.lab.bench.evaluate import bench_eval
+    from radloop.lab.bench.evidence import bench_evidence
+    from radloop.lab.bench.evidence_calibration import bench_evidence_calibration
     from radloop.lab.bench.faults import bench_faults
     from radloop.lab.bench.monitor import bench_monitor
+    from radloop.lab.bench.pacs import bench_pacs
     from radloop.lab.bench.realfilm import bench_realfilm
     from radloop.lab.bench.reference import bench_reference
     from radloop.lab.bench.review import bench_review
@@ -355,11 +359,14 @@ def _attach_commands() -> None:
     from radloop.lab.training.reference.cli import train_reference
     from radloop.lab.training.scope.cli import bench_scope, train_scope
     from radloop.models.cli import models_command, serve_model
+    from radloop.monitor.calibrate_cli import calibrate  # --data, and --from-signed reports
     from radloop.monitor.cli import monitor
+    from radloop.pacs.cli import pacs
     from radloop.review.cli import audit, jobs, serve, users, worker
-    from radloop.assist.context_cli import context
+    from radloop.review.results_cli import results
     from radloop.safety.assist_cli import ask, compare, draft
-    from radloop.safety.cli import calibrate, scope, verifiers
+    from radloop.safety.cli import scope, verifiers
+    from radloop.safety.verifier_cli import verifier
 
     for command in (
         draft,
@@ -371,6 +378,7 @@ def _attach_commands() -> None:
         verifiers,
         scope,
         calibrate,
+        verifier,
         fit_ood,
         synth,
         train_reference,
@@ -380,6 +388,7 @@ def _attach_commands() -> None:
     bench.add_command(bench_reference, name="reference")
     bench.add_command(bench_safety, name="safety")
     bench.add_command(bench_realfilm, name="realfilm")
+    bench.add_command(bench_evidence_calibration, name="evidence-calibration")
     monitor.add_command(simulate_command)  # the lab's simulated stream, beside `check` and `report`
     main.add_command(monitor)
     bench.add_command(bench_monitor, name="monitor")
@@ -387,10 +396,12 @@ def _attach_commands() -> None:
     bench.add_command(bench_scope, name="scope")
     main.add_command(eval_command, name="eval")
     bench.add_command(bench_eval, name="eval")
-    for command in (serve, worker, jobs, users, audit):
+    for command in (serve, worker, jobs, users, audit, pacs, results):
         main.add_command(command)
     bench.add_command(bench_review, name="review")
     bench.add_command(bench_faults, name="faults")
+    bench.add_command(bench_evidence, name="evidence")
+    bench.add_command(bench_pacs, name="pacs")
 
 
 _attach_commands()

@@ -157,12 +157,26 @@ def _print_states(checks: Any) -> None:
               show_default=True,
               help="Ask for JSON findings (json), a sectioned text report (text), or JSON where "
               "the backend supports structured output (auto).")  # fmt: skip
-@click.option("--samples", type=click.IntRange(0, 16), default=5, show_default=True,
-              help="Drafts sampled for self-consistency where the model can sample (0: off).")
-@click.option("--sample-temperature", type=click.FloatRange(0.0, 2.0, min_open=True),
-              default=0.7, show_default=True, help="Temperature of the sampled drafts.")
-@click.option("--ask-back/--no-ask-back", default=True, show_default=True,
-              help="Ask the model closed questions about each claim (P(yes), P(side)).")
+@click.option(
+    "--samples",
+    type=click.IntRange(0, 16),
+    default=5,
+    show_default=True,
+    help="Drafts sampled for self-consistency where the model can sample (0: off).",
+)
+@click.option(
+    "--sample-temperature",
+    type=click.FloatRange(0.0, 2.0, min_open=True),
+    default=0.7,
+    show_default=True,
+    help="Temperature of the sampled drafts.",
+)
+@click.option(
+    "--ask-back/--no-ask-back",
+    default=True,
+    show_default=True,
+    help="Ask the model closed questions about each claim (P(yes), P(side)).",
+)
 def draft(
     path: Path,
     prior: Path | None,
