@@ -74,6 +74,7 @@ _drafts = Draft.__table__.c
 _sheets = Worksheet.__table__.c
 _images = ImageRow.__table__.c
 _signed = SignedReport.__table__.c
+_abstained_draft = Draft.__table__.alias("abstained_draft")
 
 # Read paths run as Core statements built once (bound parameters for what varies) and read
 # by position: the pages are read far more often than anything changes, and building the
@@ -102,6 +103,12 @@ _SUMMARY_COLUMNS = (
     _studies.patient_name,
     _studies.birth_date,
     _studies.accession_number,
+    # The model declined the film (outside its validated domain): the draft is empty.
+    select(_abstained_draft.c.abstained.is_not(None))
+    .where(_abstained_draft.c.study_id == _studies.id)
+    .correlate(StudyRow.__table__)
+    .scalar_subquery()
+    .label("abstained"),
 )
 _N_SUMMARY = len(_SUMMARY_COLUMNS)
 
@@ -130,6 +137,7 @@ def _summary(row: Sequence[Any]) -> dict[str, Any]:
         patient_name,
         birth_date,
         accession_number,
+        abstained,
     ) = row[:_N_SUMMARY]
     return {
         "id": id_,
@@ -154,6 +162,7 @@ def _summary(row: Sequence[Any]) -> dict[str, Any]:
         "patient_name": patient_name,
         "birth_date": birth_date.isoformat() if birth_date else None,
         "accession_number": accession_number,
+        "abstained": bool(abstained),
     }
 
 
