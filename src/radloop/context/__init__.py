@@ -25,6 +25,7 @@ from radloop.context.fhir import (
 from radloop.context.gather import FhirServer, Gathered, bundles_beside, gather_context, with_items
 from radloop.context.priors import (
     find_prior_reports,
+    load_prior_report_finders,
     prior_report_from_sr,
     prior_report_item,
     register_prior_report_finder,
@@ -53,6 +54,7 @@ __all__ = [
     "fetch_patient_bundle",
     "find_prior_reports",
     "gather_context",
+    "load_prior_report_finders",
     "prior_report_from_sr",
     "prior_report_item",
     "read_bundle",

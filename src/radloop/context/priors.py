@@ -4,8 +4,10 @@ The workstation knows each study's prior (the patient's latest earlier study) an
 model the report signed for it (:func:`prior_report_item`). A site whose prior reports live in
 its PACS registers a finder (:func:`register_prior_report_finder`): a callable that takes the
 study and the patient's key and returns items, for instance from a DICOM SR it retrieved, read
-by :func:`prior_report_from_sr`. The workstation asks the finders only when radloop has no
-signed report of its own for the prior.
+by :func:`prior_report_from_sr`, or installs a factory in the entry-point group
+``radloop.context.prior_reports`` (``radloop.pacs.priors`` does: ``RADLOOP_PACS_PRIOR_REPORTS``).
+The workstation asks the finders only when radloop has no signed report of its own for the
+prior.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any
 from radloop.study import ContextItem, Study
 
 __all__ = [
+    "PRIOR_REPORT_GROUP",
     "PriorReportFinder",
     "find_prior_reports",
+    "load_prior_report_finders",
     "prior_report_finders",
     "prior_report_from_sr",
     "prior_report_item",
@@ -42,11 +46,42 @@ def prior_report_finders() -> tuple[PriorReportFinder, ...]:
     return tuple(_FINDERS)
 
 
+PRIOR_REPORT_GROUP = "radloop.context.prior_reports"
+"""Entry-point group of finder factories: each is called once with no argument and returns a
+finder, or None where its source is not configured (``radloop.pacs.priors`` registers one)."""
+
+_entry_points_loaded = False
+
+
+def load_prior_report_finders(*, again: bool = False) -> int:
+    """Register the finders of the installed packages' entry points (once a process unless
+    ``again``); how many were registered. A factory that fails is logged and skipped."""
+    global _entry_points_loaded
+    import logging
+    from importlib.metadata import entry_points
+
+    if _entry_points_loaded and not again:
+        return 0
+    _entry_points_loaded = True
+    added = 0
+    for entry in entry_points(group=PRIOR_REPORT_GROUP):
+        try:
+            finder = entry.load()()
+        except Exception:  # a broken plug-in must not stop drafting
+            logging.getLogger("radloop.context").exception("prior report finder %r", entry.name)
+            continue
+        if finder is not None and finder not in _FINDERS:
+            register_prior_report_finder(finder)
+            added += 1
+    return added
+
+
 def find_prior_reports(study: Study, patient_key: str | None) -> list[ContextItem]:
     """The items of the first registered finder that has any (a failing finder is skipped:
-    the draft goes on without it)."""
+    the draft goes on without it). The entry points' finders are registered first."""
     import logging
 
+    load_prior_report_finders()
     for finder in _FINDERS:
         try:
             found = list(finder(study, patient_key))

@@ -13,6 +13,8 @@ PACS and EHR", has the table):
   (``RADLOOP_PACS_BODY_PARTS``, default CHEST), how many days before the last poll a poll looks
   back (``RADLOOP_PACS_LOOKBACK_DAYS``);
 - results back: ``RADLOOP_PACS_SEND_ON_SIGN=1`` sends each signed report as DICOM SR;
+- prior reports: ``RADLOOP_PACS_PRIOR_REPORTS=1`` gives the drafting model the patient's latest
+  earlier SR found in the PACS, where radloop has no signed report of its own for the prior;
 - the EHR: the FHIR base URL (``RADLOOP_FHIR_BASE_URL``), shown by ``radloop pacs status``; the
   results sender (:mod:`radloop.review.fhir_out`) reads it and its own FHIR settings.
 
@@ -86,6 +88,7 @@ class PacsConfig:
     study_idle_s: float = 30.0
     timeout_s: float = 30.0
     send_on_sign: bool = False
+    prior_reports: bool = False
     fhir_base_url: str | None = None
 
     def require_dicomweb(self) -> str:
@@ -141,6 +144,7 @@ class PacsConfig:
                 f"{','.join(self.body_parts) or 'any'}",
             ),
             ("send on sign", "yes" if self.send_on_sign else "no"),
+            ("prior reports from the PACS", "yes" if self.prior_reports else "no"),
             ("FHIR", self.fhir_base_url or "not set"),
         ]
 
@@ -176,13 +180,14 @@ class PacsConfig:
             study_idle_s=read.number("RADLOOP_PACS_STUDY_IDLE_S", 30.0, float),
             timeout_s=read.number("RADLOOP_PACS_TIMEOUT_S", 30.0, float),
             send_on_sign=read.flag("RADLOOP_PACS_SEND_ON_SIGN"),
+            prior_reports=read.flag("RADLOOP_PACS_PRIOR_REPORTS"),
             fhir_base_url=read.url("RADLOOP_FHIR_BASE_URL"),
         )
         if not config.modalities:
             raise PacsConfigError(
                 "at least one modality (CR,DX)", "none", source="RADLOOP_PACS_MODALITIES"
             )
-        if config.send_on_sign:
+        if config.send_on_sign or config.prior_reports:
             config.require_dicomweb()
         return config
 
