@@ -59,7 +59,7 @@ SIDECAR_VERSION = 1
 FRONTAL_VIEWS = ("PA", "AP")
 _EXPECTED = (
     f'a {SIDECAR_FORMAT} sidecar: {{"format", "model", "labels", "label_map", "input", '
-    '"output", "competence"}} as in docs/safety.md'
+    '"output", "competence"} as in docs/safety.md'
 )
 
 
