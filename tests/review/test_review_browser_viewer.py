@@ -7,6 +7,7 @@ legend and opacity. Runs against SQLite and PostgreSQL.
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -279,8 +280,8 @@ def test_presets_by_key_magnifier_heatmap_legend_and_opacity(
     assert overlay.is_visible()
     page.locator("#heatmap-opacity").fill("30")
     assert overlay.evaluate("(o) => getComputedStyle(o).opacity") == "0.3"
-    assert page.get_by_label("Opacity").count() == 1
-    assert page.get_by_label("Window").count() == 1
+    assert page.get_by_role("slider", name="Opacity").count() == 1
+    assert page.get_by_role("combobox", name=re.compile("^Window")).count() == 1
 
 
 def test_the_caliper_says_px_and_why_on_a_film_without_spacing(

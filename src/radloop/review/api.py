@@ -189,6 +189,22 @@ def post_decision(
     return {"key": key, **entry}
 
 
+class AddedFindingIn(BaseModel):
+    code: str = Field(min_length=1, max_length=64)
+    side: str | None = Field(default=None, max_length=16)
+    level: str | None = Field(default=None, max_length=16)
+    size: str | None = Field(default=None, max_length=16)
+
+
+@router.post("/findings/sentence")
+def finding_sentence(body: AddedFindingIn, user: Radiologist) -> dict[str, Any]:
+    """The report sentence of a finding the reader adds (code, side, lung level, size), as
+    the writer states it and the parser reads it back; 422 for anything else."""
+    from radloop.review.compose import compose_finding
+
+    return compose_finding(body.code, body.side, body.level, body.size)
+
+
 @router.put("/studies/{study_id}/text")
 def put_text(study_id: str, body: TextIn, ctx: Ctx, user: Radiologist) -> dict[str, Any]:
     """Replace the report text by hand; ``null`` goes back to the text from the findings."""

@@ -28,6 +28,7 @@ from radloop.review.accounts import (
 )
 from radloop.review.communicate import router as communicate_router
 from radloop.review.communication import METHODS, communications, report_line
+from radloop.review.compose import reporting_tools
 from radloop.review.deps import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -289,6 +290,7 @@ def study_page(
         communication_error=communication_error,
         methods=METHODS,
         blockers=[asdict(b) for b in blockers],
+        **reporting_tools(detail),
     )
 
 

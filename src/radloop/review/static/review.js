@@ -80,6 +80,78 @@ function setupWorklist() {
   if (document.activeElement === document.body) links[0].focus();
 }
 
+// --- report tools: add a finding, the normal template, macros --------------------------------
+// A sentence written into its FINDINGS line ("Pleura: Unremarkable." becomes "Pleura: Small
+// left pleural effusion."); a new line before IMPRESSION when the text has none for it.
+function withFinding(text, section, sentence) {
+  const lines = text.replace(/\s+$/, "").split("\n");
+  const impression = lines.findIndex((l) => /^\s*IMPRESSION\s*:/i.test(l));
+  const end = impression < 0 ? lines.length : impression;
+  const at = lines.findIndex((l, i) => i < end && l.toLowerCase().startsWith(`${section.toLowerCase()}:`));
+  if (at >= 0) {
+    const rest = lines[at].slice(section.length + 1).trim();
+    lines[at] = `${section}: ${/^(Unremarkable|Not commented)\.?$/i.test(rest) || !rest ? sentence : `${rest} ${sentence}`}`;
+  } else if (!lines.some((l) => /^\s*FINDINGS\s*:/i.test(l))) {
+    lines.splice(end, 0, "FINDINGS:", `${section}: ${sentence}`);
+  } else {
+    let before = end;
+    while (before > 0 && !lines[before - 1].trim()) before--;
+    lines.splice(before, 0, `${section}: ${sentence}`);
+  }
+  return `${lines.join("\n").trim()}\n`;
+}
+
+function insertAtCaret(area, snippet) {
+  const start = area.selectionStart ?? area.value.length, stop = area.selectionEnd ?? start;
+  const before = area.value.slice(0, start), after = area.value.slice(stop);
+  const pad = before && !/\s$/.test(before) ? " " : "";
+  area.value = `${before}${pad}${snippet}${after}`;
+  const caret = before.length + pad.length + snippet.length;
+  area.setSelectionRange(caret, caret);
+  area.focus();
+}
+
+function setupReportTools(data, area) {
+  const form = document.getElementById("add-finding");
+  if (!form || !area) return;
+  const save = async (message) => {
+    try {
+      await api("PUT", `/api/studies/${data.id}/text`, { text: area.value, version: data.version });
+      sessionStorage.setItem("radloop-said", message);
+      location.reload();
+    } catch (error) { say(`Not saved: ${error.message}`, true); }
+  };
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const body = { code: form.code.value, side: form.side.value || null, level: form.level.value || null, size: form.size.value || null };
+    let composed;
+    try { composed = await api("POST", "/api/findings/sentence", body); }
+    catch (error) { say(`Not added: ${error.message}`, true); return; }
+    const section = form.code.selectedOptions[0].dataset.section || "Other";
+    area.value = withFinding(area.value, section, composed.sentence);
+    await save(`Added “${composed.sentence}” to the findings and saved the text. Check the impression.`);
+  });
+  const normal = document.getElementById("normal-template");
+  normal.addEventListener("click", () => {
+    const current = area.value.trim();
+    if (current && current !== normal.dataset.text.trim()
+        && !window.confirm("Replace the report text with the normal chest template?")) return;
+    area.value = `${normal.dataset.text}\n`;
+    area.focus();
+    say("Normal chest template in the report text (not saved yet: Save text, or sign).");
+  });
+  const macros = Array.from(document.querySelectorAll("button.macro"));
+  macros.forEach((b) => b.addEventListener("click", () => insertAtCaret(area, b.dataset.text)));
+  area.addEventListener("keydown", (e) => {
+    const n = Number(e.key);
+    if (!e.altKey || e.ctrlKey || e.metaKey || !Number.isInteger(n) || n < 1 || n > macros.length) return;
+    e.preventDefault();
+    insertAtCaret(area, macros[n - 1].dataset.text);
+  });
+  const said = sessionStorage.getItem("radloop-said");
+  if (said) { sessionStorage.removeItem("radloop-said"); say(said); }
+}
+
 // --- review page ----------------------------------------------------------------------------
 function setupReview() {
   const dataNode = document.getElementById("study-data");
@@ -173,6 +245,7 @@ function setupReview() {
     try { await api("PUT", `/api/studies/${data.id}/text`, { text: null, version: data.version }); location.reload(); }
     catch (error) { say(`Not saved: ${error.message}`, true); }
   });
+  setupReportTools(data, text);
   const sign = document.getElementById("sign");
   // What the server would refuse is said before the confirmation, in words, and the focus
   // goes where the reader has to act (the first undecided finding, or the communication form).
@@ -282,6 +355,7 @@ function setupReview() {
         heatmapSelect.dispatchEvent(new Event("change"));
       },
       "?": () => document.getElementById("help").showModal(),
+      t: () => { const b = document.getElementById("normal-template"); if (b) b.click(); },
     };
     if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
   });

@@ -1,0 +1,108 @@
+"""The reporting tools in Debian's headless Chromium: "Add finding" writes the finding into
+its FINDINGS line and the text's findings list, the normal chest template on the t key then
+signed, and macros at the cursor (buttons and Alt+digit). Runs against SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from reviewkit import PASSWORD, Seeded
+
+from browserkit import CHROMIUM, sign_in
+
+pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+
+
+@pytest.fixture()
+def page(server: str, browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1500, "height": 900})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.dialogs = []  # type: ignore[attr-defined]
+
+    def confirm(dialog: Any) -> None:
+        opened.dialogs.append(dialog.message)  # type: ignore[attr-defined]
+        dialog.accept()
+
+    opened.on("dialog", confirm)
+    sign_in(opened, server, "rad", PASSWORD)
+    yield opened
+    context.close()
+    assert errors == []
+
+
+def _study(page: Any) -> dict[str, Any]:
+    return dict(
+        page.evaluate("async () => (await (await fetch(`/api${location.pathname}`)).json())")
+    )
+
+
+def test_add_finding_writes_it_into_the_text_and_the_findings_read_from_it(
+    server: str, page: Any, seeded: Seeded
+) -> None:
+    page.goto(f"{server}/studies/{seeded.ids['unchecked']}")
+    page.wait_for_selector(".viewer.loaded")
+    for name in ("Add finding", "Side", "Zone", "Size"):  # each control says what it is
+        assert page.get_by_label(name).first.evaluate("(e) => e.tagName") == "SELECT"
+    page.locator("#add-finding select[name=code]").select_option("pleural_effusion")
+    page.locator("#add-finding select[name=side]").select_option("left")
+    page.locator("#add-finding select[name=size]").select_option("small")
+    page.locator("#add-finding select[name=size]").focus()
+    page.keyboard.press("Tab")  # the Add button, by keyboard
+    assert page.evaluate("() => document.activeElement.textContent") == "Add"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#text-findings")
+    assert "Small left pleural effusion." in page.locator("#text-findings").inner_text()
+    assert "Cardiomegaly." in page.locator("#text-findings").inner_text()
+    assert "Added “Small left pleural effusion.”" in page.locator("#action-status").inner_text()
+    text = _study(page)["text"]
+    assert "Small left pleural effusion." in text
+    assert text.index("Small left pleural effusion.") < text.index("IMPRESSION")
+    # A second finding of the lungs, on a zone of both sides.
+    page.locator("#add-finding select[name=code]").select_option("consolidation")
+    page.locator("#add-finding select[name=side]").select_option("bilateral")
+    page.locator("#add-finding select[name=level]").select_option("lower")
+    page.locator("#add-finding button[type=submit]").click()
+    page.wait_for_function(
+        "() => /Bilateral consolidation in the lower zones/.test("
+        "(document.getElementById('text-findings') || {}).textContent)"
+    )
+    # What is not offered together is refused in words, and nothing is written.
+    page.locator("#add-finding select[name=code]").select_option("cardiomegaly")
+    page.locator("#add-finding select[name=side]").select_option("left")
+    page.locator("#add-finding button[type=submit]").click()
+    page.wait_for_function(
+        "() => /Not added/.test(document.getElementById('action-status').textContent)"
+    )
+    assert "expected no side for" in page.locator("#action-status").inner_text()
+
+
+def test_the_normal_template_on_t_then_signed(server: str, page: Any, seeded: Seeded) -> None:
+    page.goto(f"{server}/studies/{seeded.ids['routine']}")
+    page.wait_for_selector(".viewer.loaded")
+    page.keyboard.press("t")
+    assert page.dialogs[-1] == "Replace the report text with the normal chest template?"  # type: ignore[attr-defined]
+    value = page.locator("#report-text").input_value()
+    assert value.startswith("FINDINGS:\nLungs: Unremarkable.")
+    assert "No acute cardiopulmonary abnormality." in value
+    # Macros at the cursor: a button, and Alt+2 in the text.
+    page.locator("#report-text").focus()
+    page.keyboard.press("Control+End")
+    page.locator("button.macro", has_text="No change").click()
+    page.keyboard.press("Alt+2")
+    value = page.locator("#report-text").input_value()
+    assert value.rstrip().endswith("No interval change since the prior study. No pneumothorax."), (
+        value
+    )
+    page.locator("#report-text").blur()
+    page.keyboard.press("s")
+    page.wait_for_function(
+        "async () => (await (await fetch(`/api${location.pathname}`)).json()).status === 'signed'"
+    )
+    signed = _study(page)["signed"][0]["text"]
+    assert "Lungs: Unremarkable." in signed and "No pneumothorax." in signed
