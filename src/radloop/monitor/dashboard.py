@@ -2,9 +2,11 @@
 
 ``monitor_router(cases, require_role)`` serves, under its prefix:
 
-- ``GET /monitor``: a self-contained HTML page (inline SVG charts, no scripts or external
-  assets): agreement over time with its 95 % band, a forest plot per subgroup, drift
-  statistics per window against the Bonferroni threshold, active alerts;
+- ``GET /monitor``: the dashboard (inline SVG charts, no scripts or external assets):
+  agreement over time with its 95 % band, the revised share and guard precision on charts of
+  their own, a forest plot per subgroup, drift statistics per window against the Bonferroni
+  threshold, active alerts; inside the app's layout when a ``frame`` is given (the
+  workstation's extension renders it through ``ctx.render``), else a self-contained page;
 - ``GET /monitor/data.json``: the same figures as JSON (``Analysis.to_dict``);
 - ``GET /monitor/export.csv?table=cases|windows|subgroups|kappa|drift``: CSV export.
 
@@ -25,17 +27,27 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query
-from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 
 from radloop.monitor.analysis import CSV_TABLES, Analysis, MonitorSettings, analyse, csv_table
 from radloop.monitor.cases import SignedCase
-from radloop.monitor.page import render_dashboard
+from radloop.monitor.page import dashboard_content, render_dashboard
 
 __all__ = ["monitor_router", "review_extension"]
 
 CaseSource = Callable[[], Iterable[SignedCase]]
 AuditSink = Callable[[str, str, str, dict[str, Any]], None]
+Frame = Callable[[Request, str], Response]
+"""Puts the dashboard's content (HTML text) into a page of the app that mounts the router."""
+
+FRAME_TEMPLATE = "radloop-monitor.html"
+"""The workstation template the extension adds: the dashboard inside ``base.html``."""
+_FRAME_SOURCE = """{% extends "base.html" %}
+{% block title %}Monitoring{% endblock %}
+{% block body_class %}monitor-page{% endblock %}
+{% block content %}{{ dashboard }}{% endblock %}
+"""
 
 
 def monitor_router(
@@ -45,8 +57,14 @@ def monitor_router(
     settings: MonitorSettings | None = None,
     back: str | None = None,
     audit: AuditSink | None = None,
+    frame: Frame | None = None,
 ) -> APIRouter:
-    """The dashboard's routes, every one behind ``require_role`` (and audited with ``audit``)."""
+    """The dashboard's routes, every one behind ``require_role`` (and audited with ``audit``).
+
+    With ``frame`` the page is the app's: ``frame(request, content)`` answers with the
+    dashboard's content inside the app's layout (top bar, navigation, sign-out); without it,
+    ``GET /monitor`` answers the self-contained document (with a link to ``back``).
+    """
     base = settings or MonitorSettings()
     router = APIRouter(dependencies=[Depends(require_role)], tags=["monitor"])
     viewer_of = Depends(require_role)  # the router's own dependency: resolved once a request
@@ -62,11 +80,18 @@ def monitor_router(
 
     @router.get("/monitor", response_class=HTMLResponse)
     def dashboard(
-        window_days: int | None = Query(None, ge=1, le=366), viewer: Any = viewer_of
-    ) -> HTMLResponse:
-        page = render_dashboard(current(window_days), back=back)
+        request: Request,
+        window_days: int | None = Query(None, ge=1, le=366),
+        viewer: Any = viewer_of,
+    ) -> Response:
+        analysis = current(window_days)
+        response = (
+            HTMLResponse(render_dashboard(analysis, back=back))
+            if frame is None
+            else frame(request, dashboard_content(analysis))
+        )
         record(viewer, "view_monitor", "", {"window_days": window_days})
-        return HTMLResponse(page)
+        return response
 
     @router.get("/monitor/data.json")
     def data(
@@ -112,17 +137,40 @@ def review_extension(app: Any, ctx: Any) -> None:
     """Mount the dashboard in the review workstation for auditors and admins.
 
     Registered as the ``monitor`` entry point of ``radloop.review.extensions``, so
-    ``radloop serve`` picks it up; ``ctx`` is the workstation's ``AppContext``.
+    ``radloop serve`` picks it up; ``ctx`` is the workstation's ``AppContext``. The page is
+    rendered by ``ctx.render`` from a template extending the workstation's ``base.html``, so
+    it has the same top bar, navigation and sign-out as every other page.
     """
+    from markupsafe import Markup
+
     from radloop.review.deps import NavLink
     from radloop.review.store import signed_cases
 
     engine = ctx.store.engine
+    _add_frame_template(ctx.templates.env)
 
     def cases() -> Iterable[SignedCase]:
         return (SignedCase.from_dict(row) for row in signed_cases(engine))
 
+    def frame(request: Request, content: str) -> Response:
+        response: Response = ctx.render(request, FRAME_TEMPLATE, dashboard=Markup(content))
+        return response
+
     app.include_router(
-        monitor_router(cases, ctx.require_role("auditor", "admin"), back="/", audit=ctx.audit)
+        monitor_router(cases, ctx.require_role("auditor", "admin"), audit=ctx.audit, frame=frame)
     )
     ctx.nav.append(NavLink("Monitoring", "/monitor", ("auditor", "admin")))
+
+
+def _add_frame_template(env: Any) -> None:
+    """Let the workstation's Jinja environment find :data:`FRAME_TEMPLATE` (once)."""
+    from jinja2 import ChoiceLoader, DictLoader
+
+    current = env.loader
+    if isinstance(current, ChoiceLoader) and any(
+        isinstance(loader, DictLoader) and FRAME_TEMPLATE in loader.mapping
+        for loader in current.loaders
+    ):
+        return
+    own = DictLoader({FRAME_TEMPLATE: _FRAME_SOURCE})
+    env.loader = ChoiceLoader([current, own] if current is not None else [own])

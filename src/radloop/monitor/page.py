@@ -14,22 +14,30 @@ from radloop.monitor.aggregate import CLAIM_VERDICTS
 from radloop.monitor.analysis import CSV_TABLES, NOTICE, Analysis
 from radloop.monitor.charts import Band, ForestRow, Series, forest_plot, line_chart
 
-__all__ = ["render_dashboard"]
+__all__ = ["STYLE", "dashboard_content", "render_dashboard"]
 
-_STYLE = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#111827;max-width:1100px}
-h1{font-size:1.4rem}h2{font-size:1.1rem;margin-top:28px}
-.notice{background:#fef3c7;border:1px solid #f59e0b;padding:8px 12px;border-radius:6px}
-.alert{background:#fee2e2;border:1px solid #dc2626;padding:8px 12px;border-radius:6px;margin:6px 0}
-.ok{background:#dcfce7;border:1px solid #16a34a;padding:8px 12px;border-radius:6px}
-.chart{width:100%;max-width:900px;height:auto;display:block;margin:8px 0}
-.chart .title{font-size:13px;font-weight:600}.chart .tick{font-size:10px;fill:#374151}
-.chart .grid{stroke:#e5e7eb}.chart .band{fill:#1f5fa8;opacity:.18}
-.chart .threshold{stroke:#dc2626;stroke-dasharray:4 3}.chart .mark{fill:#dc2626}
-table{border-collapse:collapse;font-size:.85rem}td,th{border:1px solid #d1d5db;padding:3px 8px}
-th{background:#f3f4f6}.figures{display:flex;gap:24px;flex-wrap:wrap}
-.figures div{background:#f9fafb;border:1px solid #e5e7eb;border-radius:6px;padding:8px 12px}
+STYLE = """
+.monitor{color:#111827;max-width:1100px}
+.monitor h1{font-size:1.4rem}.monitor h2{font-size:1.1rem;margin-top:28px}
+.monitor .notice{background:#fef3c7;border:1px solid #f59e0b;padding:8px 12px;border-radius:6px}
+.monitor .alert{background:#fee2e2;border:1px solid #dc2626;padding:8px 12px;border-radius:6px;
+margin:6px 0}
+.monitor .ok{background:#dcfce7;border:1px solid #16a34a;padding:8px 12px;border-radius:6px}
+.monitor .chart{width:100%;max-width:900px;height:auto;display:block;margin:8px 0}
+.monitor .chart .title{font-size:13px;font-weight:600}.monitor .chart .tick{font-size:10px;
+fill:#374151}.monitor .chart .grid{stroke:#e5e7eb}
+.monitor .chart .band{fill:#1f5fa8;opacity:.18}
+.monitor .chart .threshold{stroke:#dc2626;stroke-dasharray:4 3}.monitor .chart .mark{fill:#dc2626}
+.monitor table{border-collapse:collapse;font-size:.85rem}
+.monitor td,.monitor th{border:1px solid #d1d5db;padding:3px 8px}
+.monitor th{background:#f3f4f6}.monitor .figures{display:flex;gap:24px;flex-wrap:wrap}
+.monitor .figures div{background:#f9fafb;border:1px solid #e5e7eb;border-radius:6px;
+padding:8px 12px}
 """
+"""The dashboard's styles, every rule under ``.monitor`` so that the page sits inside the
+workstation's layout without restyling it."""
+
+_STANDALONE_STYLE = "body{font-family:system-ui,sans-serif;margin:24px}"
 
 
 def _e(text: object) -> str:
@@ -43,9 +51,27 @@ def _pct(value: float | None) -> str:
 def render_dashboard(
     analysis: Analysis, *, export_base: str | None = "monitor/", back: str | None = None
 ) -> str:
-    """The dashboard page of an analysis (HTML text).
+    """The dashboard as a self-contained HTML document (inline styles and SVG, no scripts):
+    the file ``radloop monitor report`` writes.
 
-    ``back`` is the address of a "back to the worklist" link (in the review workstation).
+    ``back`` is the address of a "back to the worklist" link. Export links as in
+    :func:`dashboard_content`.
+    """
+    return "\n".join([
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>radloop monitor</title>",
+        f"<style>{_STANDALONE_STYLE}{STYLE}</style></head><body>",
+        f"<p><a href='{_e(back)}'>← Worklist</a></p>" if back else "",
+        dashboard_content(analysis, export_base=export_base, styled=False),
+        "</body></html>",
+    ])  # fmt: skip
+
+
+def dashboard_content(
+    analysis: Analysis, *, export_base: str | None = "monitor/", styled: bool = True
+) -> str:
+    """The dashboard's content (a ``<div class="monitor">``, with its ``<style>`` when
+    ``styled``), for a page that supplies the document around it: the workstation's layout.
 
     Export links point at ``{export_base}export.csv?table=…`` and ``{export_base}data.json``
     (the router's routes); with ``export_base=None`` at files ``{table}.csv`` and ``data.json``
@@ -53,10 +79,8 @@ def render_dashboard(
     """
     summary, drift = analysis.summary, analysis.drift
     sections = [
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        "<title>radloop monitor</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        f"<p><a href='{_e(back)}'>← Worklist</a></p>" if back else "",
+        f"<style>{STYLE}</style>" if styled else "",
+        "<div class='monitor'>",
         "<h1>Monitoring: drafts compared with signed reports</h1>",
         f"<p class='notice'>{_e(NOTICE)}</p>",
         _alerts_html(analysis),
@@ -68,6 +92,8 @@ def render_dashboard(
             "<h2>Agreement over time</h2>",
             _agreement_chart(analysis),
             _revision_chart(analysis),
+            "<h2>Guard precision: flags the reader acted on</h2>",
+            _guard_chart(analysis),
             "<h2>Agreement by subgroup</h2>",
             _forest(analysis),
             "<h2>Claims the safety layer could not check</h2>",
@@ -88,7 +114,7 @@ def render_dashboard(
     sections += [
         "<h2>Export</h2><p>",
         *(f"<a href='{_e(_csv_link(export_base, t))}' download>{t}.csv</a> · " for t in CSV_TABLES),
-        f"<a href='{_e(_json_link(export_base))}'>data.json</a></p></body></html>",
+        f"<a href='{_e(_json_link(export_base))}'>data.json</a></p></div>",
     ]
     return "\n".join(sections)
 
@@ -222,14 +248,33 @@ def _agreement_chart(analysis: Analysis) -> str:
 def _revision_chart(analysis: Analysis) -> str:
     windows = analysis.summary.windows
     return line_chart(
-        "Significantly revised share per window, 95 % CI",
+        f"Significantly revised share per {analysis.summary.window_days}-day window, "
+        "95 % Wilson CI",
         [w.label for w in windows],
-        [Series("significantly revised", [w.revised_rate for w in windows]),
-         Series("guard precision", [w.guard_precision for w in windows], dashed=True)],
+        [Series("significantly revised", [w.revised_rate for w in windows])],
         band=Band([w.revised_ci[0] for w in windows], [w.revised_ci[1] for w in windows]),
         y_range=(0.0, 1.0),
+        y_label="share of signed cases",
         css_id="chart-revised",
-    )  # fmt: skip
+    )
+
+
+def _guard_chart(analysis: Analysis) -> str:
+    """Guard precision per window on a chart of its own: a share of the flags, not of the
+    signed cases, so it never shares an axis with the revised share."""
+    windows = analysis.summary.windows
+    if not any(w.flags for w in windows):
+        return "<p id='chart-guard'>No flagged claims yet: guard precision is not measured.</p>"
+    return line_chart(
+        f"Guard precision per {analysis.summary.window_days}-day window: flags the reader "
+        "rejected or edited, 95 % Wilson CI",
+        [w.label for w in windows],
+        [Series("guard precision", [w.guard_precision for w in windows])],
+        band=Band([w.guard_ci[0] for w in windows], [w.guard_ci[1] for w in windows]),
+        y_range=(0.0, 1.0),
+        y_label="share of flags",
+        css_id="chart-guard",
+    )
 
 
 def _forest(analysis: Analysis) -> str:
