@@ -335,3 +335,35 @@ def test_spacing_is_read_from_a_kept_file_or_zip_member_and_said_absent_otherwis
     assert spacing_of(tmp_path / "film.png")["spacing_mm"] is None
     assert "not a DICOM file" in spacing_of(tmp_path / "film.png")["spacing_note"]
     assert "not kept" in spacing_of(tmp_path / "gone" / "x.dcm")["spacing_note"]
+
+
+AXE = Path(__file__).resolve().parents[1] / "artifacts/npm/node_modules/axe-core/axe.min.js"
+SERIOUS = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+    .filter((v) => ["serious", "critical"].includes(v.impact))
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" "))}`)"""
+
+
+@pytest.mark.skipif(not AXE.is_file(), reason=f"axe-core is not installed at {AXE}")
+def test_the_tools_in_use_have_no_serious_accessibility_violation(
+    server: str, browser: Any, seeded: Seeded
+) -> None:
+    """The study page with the prior beside, a heatmap and its legend, the magnifier and
+    the caliper on: axe-core finds no serious or critical violation."""
+    context = browser.new_context(viewport={"width": 1500, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    sign_in(page, server, "rad", PASSWORD)
+    _open(page, server, seeded.ids["current"])
+    page.keyboard.press("p")
+    page.wait_for_selector('.viewer[data-which="prior"].loaded')
+    page.select_option("#heatmap-select", "pleural_effusion")
+    page.keyboard.press("m")
+    page.keyboard.press("l")
+    x, y = _screen(page, "current", 200, 200)
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 60, y, steps=3)
+    page.mouse.up()
+    assert "mm" in page.locator('.viewer[data-which="current"] .measurement').inner_text()
+    page.add_script_tag(path=str(AXE))
+    assert page.evaluate(SERIOUS) == []
+    context.close()

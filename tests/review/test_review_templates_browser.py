@@ -101,8 +101,6 @@ def test_the_normal_template_on_t_then_signed(server: str, page: Any, seeded: Se
     )
     page.locator("#report-text").blur()
     page.keyboard.press("s")
-    page.wait_for_function(
-        "async () => (await (await fetch(`/api${location.pathname}`)).json()).status === 'signed'"
-    )
+    page.wait_for_selector("article.signed")  # the page reloads with the signed report
     signed = _study(page)["signed"][0]["text"]
     assert "Lungs: Unremarkable." in signed and "No pneumothorax." in signed
