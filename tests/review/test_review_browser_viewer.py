@@ -140,6 +140,7 @@ def test_thumbnails_show_every_image_and_the_lateral_on_a_click(
     assert thumbs.count() == 2
     assert [thumbs.nth(i).inner_text() for i in range(2)] == ["Current · PA", "Current · LL"]
     assert thumbs.nth(0).get_attribute("aria-pressed") == "true"
+    assert "PAT-LAB" in page.locator(".viewer .viewer-label").inner_text()  # whose film
     viewer = page.locator('.viewer[data-which="current"]')
     assert viewer.get_attribute("data-position") == "0"
     thumbs.nth(1).focus()
