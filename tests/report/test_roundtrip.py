@@ -5,8 +5,11 @@ The generator is restricted to what the writer can express (see ``radloop.report
 - the side of a finding with zones or lobes is the side they imply; zones and lobes only on
   findings of the lungs and pleura, at most two of each and three in all;
 - scoliosis and an elevated hemidiaphragm are right or left, never bilateral;
-- sizes and severities on findings that are not devices; ``size_mm`` is the largest of
-  ``dimensions_mm`` when two or three dimensions are given;
+- sizes and severities on findings that are not devices, a size said once: a measured
+  finding has no severity, but a finding critical only when large has a severity or a
+  measurement, not both; sizes at the precision a report states them (whole mm from 10 mm,
+  one decimal under); ``size_mm`` is the largest of ``dimensions_mm`` when two or three
+  dimensions are given;
 - tip positions on devices: a landmark with a non-zero distance, or a landmark alone;
 - vertebral levels on bone findings;
 - absent findings carry only a place and, optionally, the change ``resolved``;
@@ -25,13 +28,26 @@ from hypothesis import strategies as st
 from radloop.report import Change, Finding, Presence, Severity, parse, write
 from radloop.report.measure import TIP_REFERENCES
 from radloop.report.parser import subsumes
-from radloop.vocabulary import FINDING_CODES, Category, Lobe, Side, VertebralLevel, Zone, side_of
+from radloop.vocabulary import (
+    FINDING_CODES,
+    Category,
+    Criticality,
+    Lobe,
+    Side,
+    VertebralLevel,
+    Zone,
+    side_of,
+)
 
 CODES = sorted(code for code in FINDING_CODES if code != "no_finding")
 LOCATED = {Category.LUNGS, Category.PLEURA}
 ONE_SIDED = {"scoliosis", "elevated_hemidiaphragm"}
 REFERENCES = sorted(set(TIP_REFERENCES.values()))
 millimetres = st.integers(min_value=2, max_value=300).map(lambda half: half / 2)
+# Sizes as a report states them: 0.1 to 9.9 mm by tenths, then whole mm.
+reported_sizes = st.integers(min_value=1, max_value=99).map(lambda tenth: tenth / 10) | st.integers(
+    min_value=10, max_value=150
+).map(float)
 
 
 def _ordered(items: set[Zone] | set[Lobe], kind: type[Zone] | type[Lobe]) -> tuple:  # type: ignore[type-arg]
@@ -67,8 +83,10 @@ def findings(draw: st.DrawFn) -> Finding:
     dimensions: tuple[float, ...] = ()
     if positive and not entry.device:
         severity = draw(st.none() | st.sampled_from(list(Severity)))
-        if draw(st.booleans()):
-            dimensions = tuple(draw(st.lists(millimetres, min_size=1, max_size=3)))
+        urgent_if_large = entry.critical is Criticality.IF_LARGE and severity is not None
+        if not urgent_if_large and draw(st.booleans()):
+            severity = None  # a size is said once: by the measurement
+            dimensions = tuple(draw(st.lists(reported_sizes, min_size=1, max_size=3)))
             size = max(dimensions)
             if len(dimensions) == 1:
                 dimensions = ()

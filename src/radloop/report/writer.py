@@ -9,9 +9,20 @@ lobe.", "Endotracheal tube with tip 40 mm above the carina.", "No pneumothorax."
 findings say "may be present", the phrase of the Brigham and Women's certainty scale for
 25–75 % (docs/architecture.md); the safety layer rewrites it once a probability is calibrated.
 
+A size is said once: a measured finding is reported by its measurement, without a severity
+word beside it ("A 12 mm left pneumothorax.", never "Small 12 mm pneumothorax", which a
+reader would have to reconcile). The one exception keeps the word that decides urgency: a
+finding critical only when large (a large pleural effusion, ACR communication rules) that
+carries a severity is reported by that word, and its measurement is left out of the text
+(it stays on the structured finding). Measurements are said in whole mm from 10 mm up and
+with one decimal under 10 mm (``reported_mm``): a radiograph measures no finer.
+:func:`as_reported` gives the finding as the text states it.
+
 What the writer can express, so that ``parse(write(findings)) == findings``: any finding
 whose side equals the side its zones and lobes imply (when it has any); sizes on findings
-that are not devices, with ``size_mm`` the largest of ``dimensions_mm`` when those are given;
+that are not devices, at the precision of ``reported_mm``, with ``size_mm`` the largest of
+``dimensions_mm`` when those are given, and no severity beside a size (but on a finding
+critical when large, a severity and no size);
 tip positions on devices with a non-zero distance or none; ``resolved`` only on absent
 findings; no uncertain devices. Zones and lobes are written for findings of the lungs and
 pleura.
@@ -20,12 +31,21 @@ pleura.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from decimal import ROUND_HALF_UP, Decimal
 
 from radloop.report.measure import format_mm
 from radloop.report.types import Change, Finding, Presence, Severity
 from radloop.vocabulary import Category, Criticality, Level, Side, Zone, finding
 
-__all__ = ["NOT_COMMENTED", "SECTIONS", "describe", "is_critical", "write"]
+__all__ = [
+    "NOT_COMMENTED",
+    "SECTIONS",
+    "as_reported",
+    "describe",
+    "is_critical",
+    "reported_mm",
+    "write",
+]
 
 SECTIONS: tuple[tuple[Category, str], ...] = (
     (Category.LUNGS, "Lungs"),
@@ -59,6 +79,34 @@ def is_critical(found: Finding) -> bool:
     if rule is Criticality.ALWAYS:
         return True
     return rule is Criticality.IF_LARGE and found.severity in (Severity.LARGE, Severity.SEVERE)
+
+
+def reported_mm(value: float) -> float:
+    """A measurement at the precision a report states it: whole mm from 10 mm up, one decimal
+    under 10 mm, halves rounded up (11.9 → 12, 12.5 → 13, 8.44 → 8.4, 9.96 → 10); never 0."""
+    places = Decimal("1") if value >= 9.95 else Decimal("0.1")
+    rounded = float(Decimal(repr(float(value))).quantize(places, rounding=ROUND_HALF_UP))
+    return max(rounded, 0.1)
+
+
+def _urgent_if_large(found: Finding) -> bool:
+    return found.severity is not None and finding(found.code).critical is Criticality.IF_LARGE
+
+
+def as_reported(found: Finding) -> Finding:
+    """The finding as the writer states it (what ``parse`` reads back from its sentence).
+
+    A measured finding keeps its measurement at :func:`reported_mm` precision and loses the
+    severity word; a finding critical only when large keeps its severity and loses the
+    measurement; a finding without a measurement is unchanged.
+    """
+    if found.size_mm is None and not found.dimensions_mm:
+        return found
+    if _urgent_if_large(found):
+        return found.with_(size_mm=None, dimensions_mm=())
+    dimensions = tuple(reported_mm(d) for d in found.dimensions_mm)
+    size = max(dimensions) if dimensions else reported_mm(found.size_mm or 0.0)
+    return found.with_(size_mm=size, dimensions_mm=dimensions, severity=None)
 
 
 def _zone_levels(found: Finding) -> dict[Side, list[Level]]:
@@ -104,6 +152,7 @@ def _places(found: Finding) -> str:
 
 def _noun_phrase(found: Finding) -> str:
     """The finding without presence or change words: "small left pleural effusion"."""
+    found = as_reported(found)
     entry = finding(found.code)
     name = entry.name
     located = bool(found.zones or found.lobes)
