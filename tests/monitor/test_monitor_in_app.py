@@ -208,3 +208,46 @@ def test_in_a_browser_the_dashboard_has_the_top_bar_and_signs_out(app: Any) -> N
         page.wait_for_url(f"{url}/login*")
         assert page.goto(f"{url}/monitor").url.startswith(f"{url}/login")
         assert errors == []
+
+
+AXE = Path(__file__).resolve().parents[1] / "artifacts/npm/node_modules/axe-core/axe.min.js"
+SERIOUS = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+    .filter((v) => ["serious", "critical"].includes(v.impact))
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" "))}`)"""
+
+
+def test_in_a_browser_the_charts_fit_the_layout_and_pass_axe(app: Any) -> None:
+    """The dashboard with signed cases, in the workstation's layout: the revised-share and
+    guard-precision charts render with visible size, and axe-core finds no serious or
+    critical violation."""
+    pytest.importorskip("playwright.sync_api")
+    pytest.importorskip("uvicorn")
+    from browserkit import CHROMIUM, chromium, served, sign_in
+    from radloop.monitor.dashboard import monitor_router, workstation_frame
+    from radloop.review.app import create_app
+
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed")
+    cases = two_weeks()
+
+    def charted(app_: Any, ctx: Any) -> None:
+        role = ctx.require_role("auditor", "admin")
+        frame = workstation_frame(ctx)
+        app_.include_router(monitor_router(lambda: cases, role, frame=frame))
+
+    ctx = app.state.ctx
+    charted_app = create_app(ctx.settings, store=ctx.store, extensions=[charted],
+                             start_worker=False)  # fmt: skip
+    with served(charted_app) as url, chromium() as browser:
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
+        page = context.new_page()
+        sign_in(page, url, "aud", PASSWORD)
+        page.goto(f"{url}/monitor")
+        for chart in ("chart-revised", "chart-guard", "chart-agreement"):
+            box = page.locator(f"#{chart}").bounding_box()
+            assert box is not None and box["width"] > 300 and box["height"] > 100, chart
+        assert page.locator("header.topbar").is_visible()
+        if AXE.is_file():
+            page.add_script_tag(path=str(AXE))
+            assert page.evaluate(SERIOUS) == []
+        context.close()

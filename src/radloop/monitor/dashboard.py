@@ -34,7 +34,7 @@ from radloop.monitor.analysis import CSV_TABLES, Analysis, MonitorSettings, anal
 from radloop.monitor.cases import SignedCase
 from radloop.monitor.page import dashboard_content, render_dashboard
 
-__all__ = ["monitor_router", "review_extension"]
+__all__ = ["Frame", "monitor_router", "review_extension", "workstation_frame"]
 
 CaseSource = Callable[[], Iterable[SignedCase]]
 AuditSink = Callable[[str, str, str, dict[str, Any]], None]
@@ -138,28 +138,37 @@ def review_extension(app: Any, ctx: Any) -> None:
 
     Registered as the ``monitor`` entry point of ``radloop.review.extensions``, so
     ``radloop serve`` picks it up; ``ctx`` is the workstation's ``AppContext``. The page is
-    rendered by ``ctx.render`` from a template extending the workstation's ``base.html``, so
-    it has the same top bar, navigation and sign-out as every other page.
+    rendered in the workstation's layout (:func:`workstation_frame`).
     """
-    from markupsafe import Markup
-
     from radloop.review.deps import NavLink
     from radloop.review.store import signed_cases
 
     engine = ctx.store.engine
-    _add_frame_template(ctx.templates.env)
 
     def cases() -> Iterable[SignedCase]:
         return (SignedCase.from_dict(row) for row in signed_cases(engine))
+
+    app.include_router(
+        monitor_router(
+            cases, ctx.require_role("auditor", "admin"), audit=ctx.audit,
+            frame=workstation_frame(ctx),
+        )
+    )  # fmt: skip
+    ctx.nav.append(NavLink("Monitoring", "/monitor", ("auditor", "admin")))
+
+
+def workstation_frame(ctx: Any) -> Frame:
+    """A :data:`Frame` that answers with the workstation's page: ``ctx.render`` of a template
+    extending its ``base.html`` (top bar, navigation, signed-in user, sign-out)."""
+    from markupsafe import Markup
+
+    _add_frame_template(ctx.templates.env)
 
     def frame(request: Request, content: str) -> Response:
         response: Response = ctx.render(request, FRAME_TEMPLATE, dashboard=Markup(content))
         return response
 
-    app.include_router(
-        monitor_router(cases, ctx.require_role("auditor", "admin"), audit=ctx.audit, frame=frame)
-    )
-    ctx.nav.append(NavLink("Monitoring", "/monitor", ("auditor", "admin")))
+    return frame
 
 
 def _add_frame_template(env: Any) -> None:
