@@ -104,3 +104,37 @@ def test_the_normal_template_on_t_then_signed(server: str, page: Any, seeded: Se
     page.wait_for_selector("article.signed")  # the page reloads with the signed report
     signed = _study(page)["signed"][0]["text"]
     assert "Lungs: Unremarkable." in signed and "No pneumothorax." in signed
+
+
+def test_a_macro_of_ones_own_is_kept_and_inserted(
+    server: str, browser: Any, seeded: Seeded
+) -> None:
+    context = browser.new_context(viewport={"width": 1500, "height": 900})
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept("Apex view"))
+    sign_in(page, server, "rad", PASSWORD)
+    page.goto(f"{server}/studies/{seeded.ids['flagged']}")
+    page.wait_for_selector(".viewer.loaded")
+    page.locator("#save-macro").click()
+    assert "Select the text" in page.locator("#action-status").inner_text()
+    area = page.locator("#report-text")
+    area.fill("FINDINGS: Cardiomegaly.\nAn apical lordotic view is suggested.")
+    page.evaluate(
+        """() => { const t = document.getElementById('report-text');
+        const at = t.value.indexOf('An apical'); t.setSelectionRange(at, t.value.length); }"""
+    )
+    page.locator("#save-macro").click()
+    assert page.locator("button.user-macro").inner_text() == "Apex view"
+    page.reload()
+    page.wait_for_selector(".viewer.loaded")
+    mine = page.locator("button.user-macro")
+    assert mine.inner_text() == "Apex view"  # kept across pages in this browser
+    area.focus()
+    page.keyboard.press("Control+End")
+    mine.click()
+    assert area.input_value().rstrip().endswith("An apical lordotic view is suggested.")
+    area.focus()
+    page.keyboard.press("Control+End")
+    page.keyboard.press("Alt+7")  # the sixth fixed macro, then one's own
+    assert area.input_value().count("An apical lordotic view is suggested.") == 2
+    context.close()

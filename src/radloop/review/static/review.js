@@ -140,13 +140,38 @@ function setupReportTools(data, area) {
     area.focus();
     say("Normal chest template in the report text (not saved yet: Save text, or sign).");
   });
-  const macros = Array.from(document.querySelectorAll("button.macro"));
-  macros.forEach((b) => b.addEventListener("click", () => insertAtCaret(area, b.dataset.text)));
+  // The reader's own macros: kept in this browser (localStorage), per user name.
+  const key = `radloop-macros:${data.user}`;
+  const mine = () => { try { return JSON.parse(localStorage.getItem(key) || "[]"); } catch { return []; } };
+  const holder = document.getElementById("my-macros");
+  const showMine = () => {
+    holder.replaceChildren(...mine().map((m) => {
+      const b = document.createElement("button");
+      b.type = "button"; b.className = "macro user-macro"; b.dataset.text = m.text;
+      b.textContent = m.label; b.title = `Your macro: ${m.text}`;
+      return b;
+    }));
+  };
+  showMine();
+  document.getElementById("save-macro").addEventListener("click", () => {
+    const text = area.value.slice(area.selectionStart, area.selectionEnd).trim();
+    if (!text) { say("Select the text to keep as a macro first.", true); area.focus(); return; }
+    const label = (window.prompt("Name of the macro", text.slice(0, 24)) || "").trim();
+    if (!label) return;
+    localStorage.setItem(key, JSON.stringify([...mine().filter((m) => m.label !== label), { label, text }]));
+    showMine();
+    say(`Macro “${label}” kept in this browser.`);
+  });
+  const macros = () => Array.from(document.querySelectorAll("button.macro"));
+  document.querySelector(".templates").addEventListener("click", (e) => {
+    const b = e.target.closest("button.macro");
+    if (b) insertAtCaret(area, b.dataset.text);
+  });
   area.addEventListener("keydown", (e) => {
-    const n = Number(e.key);
-    if (!e.altKey || e.ctrlKey || e.metaKey || !Number.isInteger(n) || n < 1 || n > macros.length) return;
+    const n = Number(e.key), all = macros();
+    if (!e.altKey || e.ctrlKey || e.metaKey || !Number.isInteger(n) || n < 1 || n > all.length) return;
     e.preventDefault();
-    insertAtCaret(area, macros[n - 1].dataset.text);
+    insertAtCaret(area, all[n - 1].dataset.text);
   });
   const said = sessionStorage.getItem("radloop-said");
   if (said) { sessionStorage.removeItem("radloop-said"); say(said); }
