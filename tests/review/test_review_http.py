@@ -566,7 +566,8 @@ def test_the_monitoring_dashboard_plugs_in_for_auditors_and_admins_only(
     page = auditor.get("/monitor")
     assert page.status_code == 200
     assert "Monitoring: drafts compared with signed reports" in page.text
-    assert "<a href='/'>← Worklist</a>" in page.text
+    # Inside the workstation's layout: its top bar, navigation and sign-out.
+    assert '<header class="topbar">' in page.text and 'action="/logout"' in page.text
     assert auditor.get("/monitor/data.json").json()["schema"]
     assert 'href="/monitor"' in auditor.get("/").text
     radiologist = client_for(accounts["radiologist"])
