@@ -6,6 +6,7 @@ signed, and macros at the cursor (buttons and Alt+digit). Runs against SQLite an
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from reviewkit import PASSWORD, Seeded
 
 from browserkit import CHROMIUM, sign_in
 
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "review"
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 
@@ -43,7 +45,7 @@ def _study(page: Any) -> dict[str, Any]:
 
 
 def test_add_finding_writes_it_into_the_text_and_the_findings_read_from_it(
-    server: str, page: Any, seeded: Seeded
+    server: str, page: Any, seeded: Seeded, backend: str
 ) -> None:
     page.goto(f"{server}/studies/{seeded.ids['unchecked']}")
     page.wait_for_selector(".viewer.loaded")
@@ -72,6 +74,9 @@ def test_add_finding_writes_it_into_the_text_and_the_findings_read_from_it(
         "() => /Bilateral consolidation in the lower zones/.test("
         "(document.getElementById('text-findings') || {}).textContent)"
     )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.locator("#add-finding").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"report-tools-{backend}.png"))
     # What is not offered together is refused in words, and nothing is written.
     page.locator("#add-finding select[name=code]").select_option("cardiomegaly")
     page.locator("#add-finding select[name=side]").select_option("left")
