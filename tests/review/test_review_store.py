@@ -276,7 +276,9 @@ def test_sign_needs_a_decision_on_every_flagged_claim_and_is_immutable(
         "flags",
         "ood_score",
         "image_stats",
+        "draft_state",
     }
+    assert case["draft_state"] == "drafted"
     assert case["flags"] == [
         {"code": "mass", "reason": case["flags"][0]["reason"], "decision": "rejected"}
     ]
