@@ -2,7 +2,14 @@
 
 FINDINGS has one line per section (the vocabulary's ``Category``): Lungs, Pleura, Heart and
 mediastinum, Bones, then Devices and Other when they have findings. IMPRESSION lists the
-positive findings, critical ones first, or says "No acute cardiopulmonary abnormality."
+positive findings ranked by urgency (:func:`urgency`): critical ones first (a large one
+before the others), then significant ones, then incidental ones (:data:`INCIDENTAL`); or it
+says "No acute cardiopulmonary abnormality."
+
+A pneumothorax measured from apex to cupola is large from 30 mm (3 cm, ACCP consensus
+statement 2001) and small below (:func:`guideline_severity`). The text states the measurement
+itself, never a size word beside it (see below), so a "small" of the model never sits beside
+a measurement that makes it large; the cut-off ranks it in the impression.
 
 Each finding is one sentence: "Small left pleural effusion.", "A 12 mm nodule in the right upper
 lobe.", "Endotracheal tube with tip 40 mm above the carina.", "No pneumothorax.". Uncertain
@@ -30,7 +37,7 @@ pleura.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import ROUND_HALF_UP, Decimal
 
 from radloop.report.measure import format_mm
@@ -38,12 +45,16 @@ from radloop.report.types import Change, Finding, Presence, Severity
 from radloop.vocabulary import Category, Criticality, Level, Side, Zone, finding
 
 __all__ = [
+    "INCIDENTAL",
     "NOT_COMMENTED",
+    "PNEUMOTHORAX_LARGE_MM",
     "SECTIONS",
     "as_reported",
     "describe",
+    "guideline_severity",
     "is_critical",
     "reported_mm",
+    "urgency",
     "write",
 ]
 
@@ -79,6 +90,39 @@ def is_critical(found: Finding) -> bool:
     if rule is Criticality.ALWAYS:
         return True
     return rule is Criticality.IF_LARGE and found.severity in (Severity.LARGE, Severity.SEVERE)
+
+
+PNEUMOTHORAX_LARGE_MM = 30.0
+"""Apex-to-cupola distance from which a pneumothorax is large (ACCP consensus, 2001)."""
+
+INCIDENTAL = frozenset({
+    "calcified_granuloma", "calcified_lymph_node", "aortic_calcification", "tortuous_aorta",
+    "scarring", "pleural_other", "hiatal_hernia", "degenerative_change", "bone_deformity",
+    "kyphosis", "scoliosis", "osteopenia", "surgical_clips", "sternotomy_wires",
+    "prosthetic_valve", "pacemaker", "stimulator", "monitoring_leads", "shunt",
+})  # fmt: skip
+"""Codes an impression lists last: chronic or expected findings that change no management
+today (old granulomas and calcifications, degenerative bone changes, devices left in place)."""
+
+
+def guideline_severity(found: Finding) -> Severity | None:
+    """The size term a guideline gives a measured finding, or None where radloop uses none.
+
+    A pneumothorax with an apex-to-cupola distance (``size_mm``) is large at or above
+    :data:`PNEUMOTHORAX_LARGE_MM` and small below it (ACCP consensus, 2001)."""
+    if found.code == "pneumothorax" and found.size_mm is not None:
+        return Severity.LARGE if found.size_mm >= PNEUMOTHORAX_LARGE_MM else Severity.SMALL
+    return None
+
+
+def urgency(found: Finding, critical: Callable[[Finding], bool] = is_critical) -> int:
+    """The rank of a positive finding in the impression, lower first: 0 a large critical
+    finding (a large pneumothorax by its severity or by :func:`guideline_severity`), 1 any
+    other critical one (``critical``), 2 a significant one, 3 an incidental one."""
+    if critical(found):
+        size = guideline_severity(found) or found.severity
+        return 0 if size in (Severity.LARGE, Severity.SEVERE) else 1
+    return 3 if found.code in INCIDENTAL else 2
 
 
 def reported_mm(value: float) -> float:
@@ -215,18 +259,29 @@ def describe(found: Finding) -> str:
     return f"{_capitalised(phrase)}{suffix}."
 
 
-def _impression(findings: Iterable[Finding], silent: list[str]) -> list[str]:
+def _impression(
+    findings: Iterable[Finding], silent: list[str], critical: Callable[[Finding], bool]
+) -> list[str]:
     positive = [f for f in findings if f.is_positive]
     if not positive and silent:
         return [f"No finding stated. Not commented: {', '.join(silent)}."]
     if not positive:
         return [NORMAL_IMPRESSION]
-    ordered = sorted(positive, key=lambda f: not is_critical(f))  # stable: critical first
+    ordered = sorted(positive, key=lambda f: urgency(f, critical))  # stable within a rank
     return [f"{i}. {describe(f)}" for i, f in enumerate(ordered, start=1)]
 
 
-def write(findings: Iterable[Finding], *, unaddressed: Iterable[str] = ()) -> str:
+def write(
+    findings: Iterable[Finding],
+    *,
+    unaddressed: Iterable[str] = (),
+    critical: Callable[[Finding], bool] = is_critical,
+) -> str:
     """A report (FINDINGS by section, then IMPRESSION) stating the findings.
+
+    ``critical`` decides which positive findings lead the impression: by default the
+    vocabulary's rule (:func:`is_critical`); the safety layer's triage also knows a misplaced
+    tube by its tip.
 
     A section without findings reads "Unremarkable." unless it is in ``unaddressed``
     (``Category`` values: the model did not comment on it), which reads "Not commented.";
@@ -245,5 +300,5 @@ def write(findings: Iterable[Finding], *, unaddressed: Iterable[str] = ()) -> st
             lines.append(f"{title}: {NOT_COMMENTED}")
             continue
         lines.append(f"{title}: {' '.join(sentences) if sentences else 'Unremarkable.'}")
-    lines += ["", "IMPRESSION:", *_impression(findings, silent)]
+    lines += ["", "IMPRESSION:", *_impression(findings, silent, critical)]
     return "\n".join(lines) + "\n"
