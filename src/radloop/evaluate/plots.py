@@ -50,14 +50,26 @@ def fmt(value: Any, digits: int = 3) -> str:
     return html.escape(str(value))
 
 
-def _png(fig: Any) -> str:
+def _png(fig: Any, alt: str) -> str:
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     import matplotlib.pyplot as plt
 
     plt.close(fig)
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="plot" src="data:image/png;base64,{data}">'
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _sites_alt(shift: Mapping[str, Any]) -> str:
+    parts = []
+    for site in sorted(shift):
+        value = (shift[site].get("macro_auroc") or {}).get("value")
+        parts.append(f"{site} {fmt(value, 2) if value is not None else 'undefined'}")
+    return (
+        "Bar charts per site: the draft's macro AUROC ("
+        + "; ".join(parts)
+        + ") and the mean out-of-distribution score."
+    )
 
 
 def draw_plots(table: Mapping[str, Any]) -> dict[str, str]:
@@ -94,7 +106,11 @@ def draw_plots(table: Mapping[str, Any]) -> dict[str, str]:
     )
     if ax.get_legend_handles_labels()[0]:  # a run with nothing labelled draws no curve
         ax.legend()
-    out["reliability"] = _png(fig)
+    out["reliability"] = _png(
+        fig,
+        "Reliability diagram: observed frequency against predicted probability, draft "
+        "and with safety, against the diagonal of perfect calibration.",
+    )
 
     roc = table.get("roc", {})
     if roc:
@@ -107,7 +123,11 @@ def draw_plots(table: Mapping[str, Any]) -> dict[str, str]:
         ax.set(xlabel="1 − specificity", ylabel="sensitivity", title="ROC per finding")
         if ax.get_legend_handles_labels()[0]:  # no finding with both classes: no curve
             ax.legend(fontsize=7, loc="lower right")
-        out["roc"] = _png(fig)
+        out["roc"] = _png(
+            fig,
+            "ROC curves per finding, sensitivity against 1 − specificity; the legend "
+            "gives each finding's AUROC (also in the table above).",
+        )
 
     rows: list[tuple[str, dict[str, Any]]] = []
     for feature, block in table["fairness"]["draft"].items():
@@ -138,17 +158,20 @@ def draw_plots(table: Mapping[str, Any]) -> dict[str, str]:
             ax.set_title(NAMES[metric])
         axes[0].set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
         axes[0].invert_yaxis()
-        out["forest"] = _png(fig)
+        out["forest"] = _png(
+            fig,
+            "Forest plot: macro AUROC and sensitivity per subgroup with 95 % intervals; "
+            "the dashed line is the overall figure (the table below has every value).",
+        )
 
-    site_block = table["fairness"]["draft"].get("site", {}).get("groups", {})
-    min_group = table["fairness"]["min_group"]
-    shift = {s: e for s, e in table["shift"]["sites"].items() if e["n"] >= min_group}
+    shift = table["shift"]["sites"]
     if shift:
         names = sorted(shift)
         fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
         for k, site in enumerate(names):
-            e = site_block.get(site, {}).get("macro_auroc", {})
+            e = shift[site].get("macro_auroc") or {}
             if e.get("value") is None:
+                axes[0].text(k, 0.02, "n/a", ha="center", fontsize=8, color="#555")
                 continue
             low = e["low"] if e.get("low") is not None else e["value"]
             high = e["high"] if e.get("high") is not None else e["value"]
@@ -160,7 +183,7 @@ def draw_plots(table: Mapping[str, Any]) -> dict[str, str]:
                 color="black",
                 capsize=3,
             )
-        axes[0].set(title="macro AUROC per site (labelled sites)", ylim=(0, 1))
+        axes[0].set(title="draft macro AUROC per site (n/a: undefined)", ylim=(0, 1))
         ood = [shift[s]["ood_mean"] or 0 for s in names]
         axes[1].bar(range(len(names)), ood, color="#ff7f0e")
         threshold = table.get("run", {}).get("ood_threshold")
@@ -170,7 +193,7 @@ def draw_plots(table: Mapping[str, Any]) -> dict[str, str]:
         axes[1].set(title="mean out-of-distribution score per site")
         for ax in axes:
             ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-        out["sites"] = _png(fig)
+        out["sites"] = _png(fig, _sites_alt(shift))
 
     kinds = ["false_finding", "wrong_side", "wrong_zone", "inflated_size"]
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -182,5 +205,9 @@ def draw_plots(table: Mapping[str, Any]) -> dict[str, str]:
     ax.set_xticks([i + 0.2 for i in range(len(kinds))], [k.replace("_", " ") for k in kinds])
     ax.set(ylabel="share of positive claims", title="Hallucinations by error type")
     ax.legend()
-    out["hallucinations"] = _png(fig)
+    out["hallucinations"] = _png(
+        fig,
+        "Bar chart: share of positive claims per error type (false finding, wrong side, "
+        "wrong zone, inflated size), draft and unflagged after safety.",
+    )
     return out

@@ -17,6 +17,7 @@ from typing import Any
 from radloop.evaluate.cost import cost_html
 from radloop.evaluate.plots import NAMES as _NAMES
 from radloop.evaluate.plots import draw_plots, fmt
+from radloop.evaluate.report_sections import gap_groups, scope_html, site_words, with_contents
 
 __all__ = ["compare_runs", "render_html", "write_report"]
 
@@ -29,11 +30,13 @@ td,th{border:1px solid #ccc;padding:.25em .55em;text-align:right}
 th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
 .notice{background:#fff4e5;border-left:5px solid #e8a33d;padding:.6em 1em}
 .gap{background:#fdecea;border-left:5px solid #d9534f;padding:.6em 1em}
-.muted{color:#666;font-size:.9em}img{max-width:100%}
+.muted{color:#595959;font-size:.9em}img{max-width:100%}
+nav ol{columns:2;margin:.4em 0}a{color:#0b57a4}
 """
 
 
 _fmt = fmt
+_CONTENTS = "<!-- contents -->"
 
 
 FINDING_COLUMNS = ["finding", "pos", "neg", "prevalence", "AUROC", "sensitivity", "specificity",
@@ -53,9 +56,9 @@ def _ci(entry: Mapping[str, Any] | None, digits: int = 3) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    head = "".join(f"<th scope=col>{html.escape(h)}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _model_card(run: Mapping[str, Any], table: Mapping[str, Any]) -> str:
@@ -335,7 +338,7 @@ def render_html(table: Mapping[str, Any], comparison: Mapping[str, Any] | None =
                     [
                         f"{variant}: {feature}",
                         _NAMES.get(metric, metric),
-                        html.escape(f"{g['better_group']} vs {g['worse_group']}"),
+                        gap_groups(g),
                         _ci(g["gap"]),
                         "<b>yes</b>" if g["interval_excludes_zero"] else "no",
                     ]
@@ -364,10 +367,10 @@ def render_html(table: Mapping[str, Any], comparison: Mapping[str, Any] | None =
             _fmt(e["ood_mean"], 2),
             _fmt(e["ood_median"], 2),
             _fmt(e["ood_flagged_share"]),
+            _ci(e.get("macro_auroc")),
         ]
         for s, e in table["shift"]["sites"].items()
     ]
-    scope = table["scope"]
     latency_rows = [
         [k, _fmt(v["p50_ms"], 1), _fmt(v["p95_ms"], 1)] for k, v in table["latency"].items()
     ]
@@ -382,7 +385,7 @@ def render_html(table: Mapping[str, Any], comparison: Mapping[str, Any] | None =
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
         f"<title>radloop eval — {html.escape(str(run['model']))} on "
-        f"{html.escape(str(run['dataset']))}</title><style>{_CSS}</style></head><body>",
+        f"{html.escape(str(run['dataset']))}</title><style>{_CSS}</style></head><body><main>",
         f"<h1>radloop evaluation: {html.escape(str(run['model']))} on "
         f"{html.escape(str(run['dataset']))}</h1>",
         "<p class=notice>Assistant output for review by a qualified reader; not a diagnosis. "
@@ -395,6 +398,7 @@ def render_html(table: Mapping[str, Any], comparison: Mapping[str, Any] | None =
         f"scope guard); verifier {html.escape(str(run.get('verifier')))}; calibration "
         f"{html.escape(str(run.get('calibration') or 'none (verifier probability as is)'))}; "
         f"created {html.escape(str(run.get('created', '')))}.</p>",
+        _CONTENTS,
         _comparison_html(comparison) if comparison else "",
         _model_card(run, table),
         "<h2>Summary: the model alone and with the safety layer</h2>",
@@ -447,29 +451,36 @@ def render_html(table: Mapping[str, Any], comparison: Mapping[str, Any] | None =
             ],
             group_rows,
         ),
-        "<h3>Largest gap per figure (interval of best − worst group)</h3>",
-        _table(["subgroups", "figure", "groups", "gap [95 % CI]", "excludes zero"], gap_rows),
+        "<h3>Largest gap per figure (interval of best − worst group; each figure's best group "
+        "is the reference)</h3>",
+        _table(
+            [
+                "subgroups",
+                "figure",
+                "worst group against the best",
+                "gap [95 % CI]",
+                "excludes zero",
+            ],
+            gap_rows,
+        ),
         "<h2>Shift across sites</h2>",
         plots.get("sites", ""),
-        _table(["site", "cases", "OOD mean", "OOD median", "flagged OOD"], site_rows),
+        site_words(table),
+        _table(
+            ["site", "cases", "OOD mean", "OOD median", "flagged OOD", "draft macro AUROC"],
+            site_rows,
+        ),
         "<h2>Scope guard</h2>",
-        f"<p class=gap>The scope guard did not run on {scope['unavailable']} case(s): "
-        f"{html.escape(str(scope['unavailable_reason']))}</p>"
-        if scope.get("unavailable")
-        else "",
-        ""
-        if scope.get("unavailable") == table["n_cases"]
-        else f"<p>Outcomes: {html.escape(json.dumps(scope['outcomes']))}. Of "
-        f"{scope['expected_refused']} images outside the intended use (CT, lateral), "
-        f"{scope['refused_when_expected']} refused; of {scope['expected_in_scope']} frontal "
-        f"radiographs, {scope['refused_when_in_scope']} refused.</p>",
+        scope_html(table),
         "<h2>Latency per case</h2>",
         _table(["stage", "p50 ms", "p95 ms"], latency_rows),
         cost_html(table.get("cost")),
         f"<p class=muted>Scored in {table['scoring_seconds']} s. Every number is in "
-        "metrics.json beside this file.</p></body></html>",
+        "metrics.json beside this file.</p></main></body></html>",
     ]
-    return "\n".join(parts)
+    top, sections = "\n".join(parts).split(_CONTENTS)
+    nav, sections = with_contents(sections)
+    return top + nav + sections
 
 
 def write_report(

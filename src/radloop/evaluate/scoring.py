@@ -336,8 +336,9 @@ def _fairness(
             finite = {g: v for g, v in group_values.items() if not np.isnan(v)}
             if len(finite) < 2:
                 continue
-            hi = max(finite, key=lambda g: finite[g])
-            lo = min(finite, key=lambda g: finite[g])
+            # Two distinct groups even when every group has the same value (a stable sort).
+            ordered = sorted(finite, key=lambda g: finite[g])
+            lo, hi = ordered[0], ordered[-1]
             gap = interval(rows[hi][name] - rows[lo][name])
             excludes = bool(gap["low"] is not None and gap["low"] > 0)
             better, worse = (lo, hi) if name in LOWER_IS_BETTER else (hi, lo)
@@ -348,14 +349,51 @@ def _fairness(
                 "worse_group": worse,
                 "gap": gap,
                 "interval_excludes_zero": excludes,
+                "tied": bool(finite[hi] == finite[lo]),
                 "fairlearn_difference": None if differences is None else differences[name],
             }
         out[feature] = {"groups": table, "gaps": gaps}
     return out
 
 
-def _shift(a: EvalArrays, idx: IntArray) -> dict[str, Any]:
-    """Out-of-distribution score per site (the accuracy per site is under fairness → site)."""
+def _site_auroc(a: EvalArrays, w: FloatArray, labelled: IntArray) -> dict[str, Any]:
+    """The draft's macro AUROC over the labelled cases of one site, or why it is undefined.
+
+    ``w`` holds the weights of every case (R x n). AUROC needs a positive and a negative
+    case of a finding the model scores; a site where no finding has both has no value.
+    """
+    y = a.y[labelled]
+    positives = int(np.nansum(y[:, a.scored] == 1))
+    negatives = int(np.nansum(y[:, a.scored] == 0))
+    both = [
+        j
+        for j in range(len(a.codes))
+        if a.scored[j] and (y[:, j] == 1).any() and (y[:, j] == 0).any()
+    ]
+    out: dict[str, Any] = {"n_labelled": len(labelled), "findings_with_both_classes": len(both)}
+    if not both:
+        why = (
+            "no labelled case"
+            if not len(labelled)
+            else (
+                "no finding has both a positive and a negative case "
+                f"({positives} positive and {negatives} negative labels)"
+            )
+        )
+        return {**out, "value": None, "low": None, "high": None, "undefined_because": why}
+    aurocs = code_aurocs(a, w[:, labelled], labelled, False)
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            macro = np.nanmean(np.vstack([aurocs[j] for j in both]), axis=0)
+    return {**out, **interval(macro), "undefined_because": None}
+
+
+def _shift(a: EvalArrays, idx: IntArray, w: FloatArray, labelled: IntArray) -> dict[str, Any]:
+    """Out-of-distribution score and the draft's macro AUROC per site (every site, however
+    small; the other figures per site are under fairness → site, for sites of min_group)."""
     sites: dict[str, Any] = {}
     labels = np.asarray(a.attributes["site"], dtype=object)
     for site in sorted(set(labels[idx].tolist())):
@@ -367,6 +405,7 @@ def _shift(a: EvalArrays, idx: IntArray) -> dict[str, Any]:
             "ood_mean": float(scores.mean()) if scores.size else None,
             "ood_median": float(np.median(scores)) if scores.size else None,
             "ood_flagged_share": float(a.ood_flagged[members].mean()),
+            "macro_auroc": _site_auroc(a, w, labelled[labels[labelled] == site]),
         }
     return {"sites": sites}
 
@@ -505,7 +544,7 @@ def score_arrays(a: EvalArrays, options: ScoringOptions | None = None) -> dict[s
             "draft": _fairness(a, w_draft[:sub], idx_draft, options.min_group, False, features),
             "safety": _fairness(a, w_safe[:sub], idx_safe, options.min_group, True, features),
         },
-        "shift": _shift(a, np.flatnonzero(a.valid)),
+        "shift": _shift(a, np.flatnonzero(a.valid), w_all[:sub], idx_draft),
         "scope": _scope(a),
         "claim_checks": _claim_checks(a, w_all[:, idx_out], idx_out),
         "latency": _latency(a),
