@@ -80,6 +80,33 @@ function setupWorklist() {
   if (document.activeElement === document.body) links[0].focus();
 }
 
+// --- worklist filters by key: u urgent only, s signed, a all to read (no filter), / the filters
+function setupWorklistFilters() {
+  const form = document.querySelector("form.filters");
+  if (!form || !document.querySelector("table.studies.worklist")) return;
+  const go = (params) => {
+    const query = new URLSearchParams(params).toString();
+    location.assign(query ? `/?${query}` : "/");
+  };
+  const keep = () => {
+    const params = Object.fromEntries(new URLSearchParams(location.search));
+    delete params.page;  // a new filter starts on its first page
+    return params;
+  };
+  const keys = {
+    u: () => go({ ...keep(), urgent: "yes" }),
+    s: () => go({ status: "signed" }),
+    a: () => go({}),
+    "/": () => form.querySelector("select, input").focus(),
+  };
+  document.addEventListener("keydown", (e) => {
+    if (e.target.closest("input, textarea, select, dialog") || e.ctrlKey || e.metaKey || e.altKey) return;
+    if (!keys[e.key] || (e.shiftKey && /^[a-z]$/i.test(e.key))) return;
+    e.preventDefault();
+    keys[e.key]();
+  });
+}
+
 // --- report tools: add a finding, the normal template, macros --------------------------------
 // A sentence written into its FINDINGS line ("Pleura: Unremarkable." becomes "Pleura: Small
 // left pleural effusion."); a new line before IMPRESSION when the text has none for it.
@@ -389,4 +416,5 @@ function setupReview() {
 
 setupUpload();
 setupWorklist();
+setupWorklistFilters();
 setupReview();
