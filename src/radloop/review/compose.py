@@ -1,4 +1,9 @@
-"""The reporting flow's text tools: a finding added by the reader, the normal template, macros.
+"""The reporting flow's text tools: a finding added by the reader, templates, macros.
+
+Templates per exam type (:func:`exam_template`): "Normal chest" for a PA (and lateral) study,
+the writer's report of no findings; "Portable AP chest" for an AP film, the same with a
+"Lines and tubes" line first (where the devices of a bedside film are stated; "Add finding"
+writes a device there) and the heart read for an AP projection, which magnifies it.
 
 "Add finding" builds a structured finding from radloop's vocabulary (code, side, lung level,
 size word), writes it as the report writer would, and checks that the parser reads the
@@ -18,8 +23,10 @@ __all__ = [
     "MACROS",
     "SIDES",
     "SIZES",
+    "ExamTemplate",
     "FindingChoice",
     "compose_finding",
+    "exam_template",
     "finding_choices",
     "normal_text",
 ]
@@ -68,6 +75,37 @@ def normal_text() -> str:
     from radloop.report import write
 
     return write([]).strip()
+
+
+@dataclass(frozen=True)
+class ExamTemplate:
+    """A normal report template for one exam type: its button label and its text."""
+
+    label: str
+    text: str
+
+
+LINES_AND_TUBES = "Lines and tubes"
+"""The FINDINGS line of the portable AP template where devices are stated."""
+
+
+def _portable_ap_text() -> str:
+    lines = normal_text().splitlines()
+    lines.insert(1, f"{LINES_AND_TUBES}: None.")
+    return "\n".join(
+        "Heart and mediastinum: Unremarkable for an AP projection."
+        if line.startswith("Heart and mediastinum:")
+        else line
+        for line in lines
+    )
+
+
+def exam_template(view: str | None) -> ExamTemplate:
+    """The template for a study by its view (DICOM ViewPosition): "Portable AP chest" for
+    AP (or AP semi-erect, supine AP), "Normal chest" for PA, lateral or an unrecorded view."""
+    if view is not None and view.strip().upper().split(" ")[0] == "AP":
+        return ExamTemplate("Portable AP chest", _portable_ap_text())
+    return ExamTemplate("Normal chest", normal_text())
 
 
 def compose_finding(
@@ -122,12 +160,13 @@ def compose_finding(
 
 
 def reporting_tools(detail: dict[str, Any]) -> dict[str, Any]:
-    """What the study page's reporting tools need: the "Add finding" choices, the normal
-    template, the macros, and, for a text edited by hand and not yet signed, the findings
-    the parser reads in it (what signing would record)."""
+    """What the study page's reporting tools need: the "Add finding" choices, the template
+    of the study's exam type (by its view), the macros, and, for a text edited by hand and not
+    yet signed, the findings the parser reads in it (what signing would record)."""
     from radloop.report import parse
     from radloop.report.writer import describe
 
+    template = exam_template(detail.get("view"))
     read: list[str] | None = None
     if detail.get("text_edited") and not detail.get("signed"):
         read = [describe(f) for f in parse(detail.get("text") or "")]
@@ -136,7 +175,8 @@ def reporting_tools(detail: dict[str, Any]) -> dict[str, Any]:
         "finding_sides": SIDES,
         "finding_levels": LEVELS,
         "finding_sizes": SIZES,
-        "normal_template": normal_text(),
+        "normal_template": template.text,
+        "template_label": template.label,
         "macros": MACROS,
         "text_findings": read,
     }

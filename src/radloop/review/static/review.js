@@ -112,12 +112,14 @@ function setupWorklistFilters() {
 // left pleural effusion."); a new line before IMPRESSION when the text has none for it.
 function withFinding(text, section, sentence) {
   const lines = text.replace(/\s+$/, "").split("\n");
+  // Devices go on the "Lines and tubes" line of the portable AP template when the text has one.
+  if (section === "Devices" && lines.some((l) => /^lines and tubes:/i.test(l))) section = "Lines and tubes";
   const impression = lines.findIndex((l) => /^\s*IMPRESSION\s*:/i.test(l));
   const end = impression < 0 ? lines.length : impression;
   const at = lines.findIndex((l, i) => i < end && l.toLowerCase().startsWith(`${section.toLowerCase()}:`));
   if (at >= 0) {
     const rest = lines[at].slice(section.length + 1).trim();
-    lines[at] = `${section}: ${/^(Unremarkable|Not commented)\.?$/i.test(rest) || !rest ? sentence : `${rest} ${sentence}`}`;
+    lines[at] = `${section}: ${/^(Unremarkable|Not commented|None)\.?$/i.test(rest) || !rest ? sentence : `${rest} ${sentence}`}`;
   } else if (!lines.some((l) => /^\s*FINDINGS\s*:/i.test(l))) {
     lines.splice(end, 0, "FINDINGS:", `${section}: ${sentence}`);
   } else {
@@ -162,10 +164,10 @@ function setupReportTools(data, area) {
   normal.addEventListener("click", () => {
     const current = area.value.trim();
     if (current && current !== normal.dataset.text.trim()
-        && !window.confirm("Replace the report text with the normal chest template?")) return;
+        && !window.confirm(`Replace the report text with the ${(normal.dataset.label || "normal chest").toLowerCase()} template?`)) return;
     area.value = `${normal.dataset.text}\n`;
     area.focus();
-    say("Normal chest template in the report text (not saved yet: Save text, or sign).");
+    say(`${normal.dataset.label || "Normal chest"} template in the report text (not saved yet: Save text, or sign).`);
   });
   // The reader's own macros: kept in this browser (localStorage), per user name.
   const key = `radloop-macros:${data.user}`;
