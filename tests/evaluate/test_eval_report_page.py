@@ -175,3 +175,18 @@ def test_every_plot_has_alt_text_and_every_table_a_header_row(run) -> None:
     parsed = parse(page)
     assert parsed.images and all(len(str(i.get("alt") or "")) > 20 for i in parsed.images)
     assert page.count("<table>") == page.count("<thead>")
+
+
+def test_one_site_alone_still_has_its_auroc_drawn() -> None:
+    """With a single site there is no site subgroup to compare (fairness needs two groups),
+    which left the chart empty; the site's own AUROC is drawn all the same."""
+    cases, predictions = simulate_run(60, seed=4)
+    cases = [dataclasses.replace(c, attributes={**c.attributes, "site": "only"}) for c in cases]
+    table = score(cases, predictions)
+    assert table["fairness"]["draft"]["site"]["groups"] == {}
+    value = table["shift"]["sites"]["only"]["macro_auroc"]["value"]
+    assert value is not None and 0.5 < value <= 1
+    assert value == pytest.approx(table["summary"]["draft"]["macro_auroc"]["value"])
+    table["run"] = {"model": "mock", "dataset": "sim:60", "model_id": "mock-1"}
+    chart = next(i for i in parse(render_html(table)).images if "per site" in str(i.get("alt")))
+    assert f"only {value:.2f}" in str(chart["alt"])
