@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from radloop.context import prior_report_from_sr
 from radloop.pacs.config import PacsConfig, PacsConfigError
-from radloop.pacs.web import PacsWeb, _answer_error, make_client
+from radloop.pacs.web import PacsWeb, _answer_error, _value, make_client
 from radloop.study import ContextItem, Study
 
 __all__ = ["prior_report_finder", "sr_prior_reports"]
@@ -41,11 +40,6 @@ _FIELDS = [
     "ContentDate",
     "ContentTime",
 ]
-
-
-def _value(item: dict[str, Any], tag: str) -> str:
-    values = item.get(tag, {}).get("Value") or [""]
-    return str(values[0])
 
 
 def sr_prior_reports(web: PacsWeb, study: Study, patient_key: str | None) -> list[ContextItem]:

@@ -140,18 +140,11 @@ def _stored_srs(orthanc: Any, folder: Path) -> list[Path]:
 def _dciodvfy(paths: list[Path]) -> tuple[int | None, list[str]]:
     """Error lines of dciodvfy over ``paths`` (None where it is not installed) and the
     distinct ones."""
-    program = shutil.which("dciodvfy")
-    if program is None:
-        return None, []
-    import subprocess
+    from radloop.review.dciodvfy import dciodvfy_errors, dciodvfy_path
 
-    lines: list[str] = []
-    for path in paths:
-        run = subprocess.run(
-            [program, str(path)], capture_output=True, text=True, timeout=120, check=False
-        )
-        output = (run.stdout + "\n" + run.stderr).splitlines()
-        lines += [line.strip() for line in output if line.strip().startswith(("Error", "E:"))]
+    if dciodvfy_path() is None:
+        return None, []
+    lines = [line.strip() for path in paths for line in dciodvfy_errors(path)]
     return len(lines), sorted(set(lines))
 
 
