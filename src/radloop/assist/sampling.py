@@ -10,8 +10,9 @@ A deterministic model (radloop's reference model) cannot sample: it is never ask
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from radloop.errors import InputError
 
@@ -21,6 +22,7 @@ __all__ = [
     "MAX_SAMPLES",
     "Sampling",
     "can_sample",
+    "sampling_options",
 ]
 
 DEFAULT_SAMPLES = 5
@@ -62,3 +64,33 @@ def can_sample(model: Any) -> bool:
     from radloop.models import VisionLanguageModel
 
     return isinstance(model, VisionLanguageModel) and bool(model.supports_sampling)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def sampling_options(*, ask_back_help: str) -> Callable[[_F], _F]:
+    """The command-line options ``--samples``, ``--sample-temperature`` and
+    ``--ask-back/--no-ask-back`` of every command that drafts (defaults as :class:`Sampling`)."""
+    import click
+
+    def decorate(command: _F) -> _F:
+        command = click.option(
+            "--ask-back/--no-ask-back", default=True, show_default=True, help=ask_back_help
+        )(command)
+        command = click.option(
+            "--sample-temperature",
+            type=click.FloatRange(0.0, 2.0, min_open=True),
+            default=DEFAULT_SAMPLE_TEMPERATURE,
+            show_default=True,
+            help="Temperature of the sampled drafts and sampled ask-back answers.",
+        )(command)
+        return click.option(
+            "--samples",
+            type=click.IntRange(0, MAX_SAMPLES),
+            default=DEFAULT_SAMPLES,
+            show_default=True,
+            help="Drafts sampled for self-consistency where the model can sample (0: off).",
+        )(command)
+
+    return decorate

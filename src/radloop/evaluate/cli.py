@@ -9,6 +9,8 @@ from typing import Any
 
 import click
 
+from radloop.assist.sampling import sampling_options
+
 __all__ = ["eval_command"]
 
 
@@ -143,25 +145,8 @@ def _progress_factory() -> Callable[[str, int, int], Callable[[int], None]]:
     default=None,
     help="Another run folder to set side by side (e.g. synthetic vs real).",
 )
-@click.option(
-    "--samples",
-    type=click.IntRange(0, 16),
-    default=5,
-    show_default=True,
-    help="Drafts sampled for self-consistency where the model can sample (0: off).",
-)
-@click.option(
-    "--sample-temperature",
-    type=click.FloatRange(0.0, 2.0, min_open=True),
-    default=0.7,
-    show_default=True,
-    help="Temperature of the sampled drafts and sampled ask-back answers.",
-)
-@click.option(
-    "--ask-back/--no-ask-back",
-    default=True,
-    show_default=True,
-    help="Ask the drafting model closed questions about each claim (P(yes), P(side)).",
+@sampling_options(
+    ask_back_help="Ask the drafting model closed questions about each claim (P(yes), P(side))."
 )
 @click.option(
     "--ask-back-model",

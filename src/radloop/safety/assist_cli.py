@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 import click
 
+from radloop.assist.sampling import sampling_options
+
 __all__ = ["ask", "compare", "draft"]
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -157,25 +159,8 @@ def _print_states(checks: Any) -> None:
               show_default=True,
               help="Ask for JSON findings (json), a sectioned text report (text), or JSON where "
               "the backend supports structured output (auto).")  # fmt: skip
-@click.option(
-    "--samples",
-    type=click.IntRange(0, 16),
-    default=5,
-    show_default=True,
-    help="Drafts sampled for self-consistency where the model can sample (0: off).",
-)
-@click.option(
-    "--sample-temperature",
-    type=click.FloatRange(0.0, 2.0, min_open=True),
-    default=0.7,
-    show_default=True,
-    help="Temperature of the sampled drafts.",
-)
-@click.option(
-    "--ask-back/--no-ask-back",
-    default=True,
-    show_default=True,
-    help="Ask the model closed questions about each claim (P(yes), P(side)).",
+@sampling_options(
+    ask_back_help="Ask the model closed questions about each claim (P(yes), P(side))."
 )
 def draft(
     path: Path,
