@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -12,6 +13,25 @@ from typing import Any
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+AXE = Path(
+    os.environ.get("RADLOOP_AXE_CORE")
+    or Path(__file__).resolve().parent / "artifacts/npm/node_modules/axe-core/axe.min.js"
+)
+"""axe-core from npm (`.ci/run` installs it: npm install --prefix tests/artifacts/npm)."""
+AXE_MISSING = (
+    f"axe-core is not installed at {AXE} (npm install --prefix tests/artifacts/npm axe-core@4.14.1)"
+)
+_SERIOUS = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+    .filter((v) => ["serious", "critical"].includes(v.impact))
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" "))}`)"""
+
+
+def serious_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page as it stands (the page's
+    browser context needs ``bypass_csp=True``: the pages allow only their own scripts)."""
+    page.add_script_tag(path=str(AXE))
+    found: list[str] = page.evaluate(_SERIOUS)
+    return found
 
 
 @contextmanager

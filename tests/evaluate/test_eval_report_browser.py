@@ -7,35 +7,22 @@ axe-core@4.14.1``) or found at ``RADLOOP_AXE_CORE``; nothing is downloaded here.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from browserkit import CHROMIUM, chromium
+from browserkit import AXE, AXE_MISSING, CHROMIUM, chromium, serious_violations
 from radloop.evaluate.arrays import build_arrays
 from radloop.evaluate.report import write_report
 from radloop.evaluate.scoring import ScoringOptions, score_arrays
 from radloop.evaluate.simulate import PREVALENCE, simulate_run
 
-AXE = Path(
-    os.environ.get("RADLOOP_AXE_CORE")
-    or Path(__file__).resolve().parents[1] / "artifacts/npm/node_modules/axe-core/axe.min.js"
-)
 SHOTS = Path(__file__).resolve().parents[1] / "artifacts/evaluate"
 pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(
-        not AXE.is_file(),
-        reason=f"axe-core is not installed at {AXE} (npm install --prefix tests/artifacts/npm "
-        "axe-core@4.14.1)",
-    ),
+    pytest.mark.skipif(not AXE.is_file(), reason=AXE_MISSING),
 ]
-
-SERIOUS = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
-    .filter((v) => ["serious", "critical"].includes(v.impact))
-    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" "))}`)"""
 
 
 def test_no_serious_accessibility_violation_on_the_eval_report(tmp_path: Path) -> None:
@@ -58,6 +45,5 @@ def test_no_serious_accessibility_violation_on_the_eval_report(tmp_path: Path) -
         )
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "eval-report-sites.png"))
-        page.add_script_tag(path=str(AXE))
-        found = list(page.evaluate(SERIOUS))
+        found = serious_violations(page)
     assert found == []

@@ -210,19 +210,13 @@ def test_in_a_browser_the_dashboard_has_the_top_bar_and_signs_out(app: Any) -> N
         assert errors == []
 
 
-AXE = Path(__file__).resolve().parents[1] / "artifacts/npm/node_modules/axe-core/axe.min.js"
-SERIOUS = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
-    .filter((v) => ["serious", "critical"].includes(v.impact))
-    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" "))}`)"""
-
-
 def test_in_a_browser_the_charts_fit_the_layout_and_pass_axe(app: Any) -> None:
     """The dashboard with signed cases, in the workstation's layout: the revised-share and
     guard-precision charts render with visible size, and axe-core finds no serious or
     critical violation."""
     pytest.importorskip("playwright.sync_api")
     pytest.importorskip("uvicorn")
-    from browserkit import CHROMIUM, chromium, served, sign_in
+    from browserkit import AXE, CHROMIUM, chromium, serious_violations, served, sign_in
     from radloop.monitor.dashboard import monitor_router, workstation_frame
     from radloop.review.app import create_app
 
@@ -248,6 +242,5 @@ def test_in_a_browser_the_charts_fit_the_layout_and_pass_axe(app: Any) -> None:
             assert box is not None and box["width"] > 300 and box["height"] > 100, chart
         assert page.locator("header.topbar").is_visible()
         if AXE.is_file():
-            page.add_script_tag(path=str(AXE))
-            assert page.evaluate(SERIOUS) == []
+            assert serious_violations(page) == []
         context.close()

@@ -9,33 +9,19 @@ SQLite and PostgreSQL.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from reviewkit import PASSWORD, Seeded
 
-from browserkit import CHROMIUM, sign_in
+from browserkit import AXE, AXE_MISSING, CHROMIUM, serious_violations, sign_in
 
-AXE = Path(
-    os.environ.get("RADLOOP_AXE_CORE")
-    or Path(__file__).resolve().parents[1] / "artifacts/npm/node_modules/axe-core/axe.min.js"
-)
 pytest.importorskip("playwright.sync_api")
 pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
-    pytest.mark.skipif(
-        not AXE.is_file(),
-        reason=f"axe-core is not installed at {AXE} (npm install --prefix tests/artifacts/npm "
-        "axe-core@4.14.1)",
-    ),
+    pytest.mark.skipif(not AXE.is_file(), reason=AXE_MISSING),
 ]
-
-SERIOUS = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
-    .filter((v) => ["serious", "critical"].includes(v.impact))
-    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" "))}`)"""
 
 
 @pytest.fixture()
@@ -48,8 +34,7 @@ def context(browser: Any) -> Iterator[Any]:
 
 
 def _violations(page: Any) -> list[str]:
-    page.add_script_tag(path=str(AXE))
-    return list(page.evaluate(SERIOUS))
+    return serious_violations(page)
 
 
 def test_no_serious_accessibility_violation_on_the_radiologists_pages(

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from reviewkit import PASSWORD, Seeded, write_sample_copy
 
-from browserkit import CHROMIUM, sign_in
+from browserkit import AXE, AXE_MISSING, CHROMIUM, serious_violations, sign_in
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
@@ -338,13 +338,7 @@ def test_spacing_is_read_from_a_kept_file_or_zip_member_and_said_absent_otherwis
     assert "not kept" in spacing_of(tmp_path / "gone" / "x.dcm")["spacing_note"]
 
 
-AXE = Path(__file__).resolve().parents[1] / "artifacts/npm/node_modules/axe-core/axe.min.js"
-SERIOUS = """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
-    .filter((v) => ["serious", "critical"].includes(v.impact))
-    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(" "))}`)"""
-
-
-@pytest.mark.skipif(not AXE.is_file(), reason=f"axe-core is not installed at {AXE}")
+@pytest.mark.skipif(not AXE.is_file(), reason=AXE_MISSING)
 def test_the_tools_in_use_have_no_serious_accessibility_violation(
     server: str, browser: Any, seeded: Seeded
 ) -> None:
@@ -365,6 +359,5 @@ def test_the_tools_in_use_have_no_serious_accessibility_violation(
     page.mouse.move(x + 60, y, steps=3)
     page.mouse.up()
     assert "mm" in page.locator('.viewer[data-which="current"] .measurement').inner_text()
-    page.add_script_tag(path=str(AXE))
-    assert page.evaluate(SERIOUS) == []
+    assert serious_violations(page) == []
     context.close()
