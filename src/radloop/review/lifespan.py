@@ -32,6 +32,10 @@ class Lifespan:
         # of the requests queue in arrival order.
         limiter = anyio.to_thread.current_default_thread_limiter()
         limiter.total_tokens = self.ctx.settings.request_threads
+        if getattr(_app.state, "tune_gc", False):  # a server process of `radloop serve`
+            from radloop.review.app import tune_gc
+
+            tune_gc()
         if not self.enabled:
             yield
             return
