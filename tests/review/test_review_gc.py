@@ -16,7 +16,8 @@ def test_a_served_app_freezes_its_startup_objects_and_raises_the_thresholds(
 ) -> None:
     from starlette.testclient import TestClient
 
-    from radloop.review.app import GC_THRESHOLDS, app_from_env, create_app
+    from radloop.review.app import app_from_env, create_app
+    from radloop.review.lifespan import GC_THRESHOLDS
     from radloop.review.settings import Settings
 
     before = gc.get_threshold()

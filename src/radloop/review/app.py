@@ -143,25 +143,6 @@ def _closing_ask_pool(ctx: AppContext, inner: Lifespan) -> Callable[[FastAPI], A
     return lifespan
 
 
-GC_THRESHOLDS = (50_000, 20, 100)
-"""The server processes' cyclic garbage collector: a young collection every 50,000 net
-container allocations instead of Python 3.11's 700 (a page allocates thousands: rows, template
-context, SQLAlchemy results), so that collections, and the full ones that follow from them,
-pause requests far less often."""
-
-
-def tune_gc() -> None:
-    """Collect once, move everything alive now (modules, the app, its templates, engine and
-    thread pools) out of the collector's reach (``gc.freeze``) and set
-    :data:`GC_THRESHOLDS`. Under the review load benchmark this cut the latency tail: p99
-    129-157 ms against 187-214 ms, p95 87-136 ms against 115-141 ms (docs/benchmarks.md)."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
 def app_from_env() -> FastAPI:
     """The app for ``uvicorn --factory`` (``radloop serve``, one or several server
     processes): settings from RADLOOP_*, the garbage collector tuned for serving."""
