@@ -29,7 +29,6 @@ def read_signed_claims(
     try:
         from sqlalchemy import create_engine, select
         from sqlalchemy.exc import SQLAlchemyError
-        from sqlalchemy.orm import Session
 
         from radloop.review.db import Draft, SignedReport
     except ImportError as error:
@@ -50,8 +49,8 @@ def read_signed_claims(
         raise InputError("a SQLAlchemy database URL", repr(database_url), fix=str(error)) from None
     claims: list[SignedClaim] = []
     try:
-        with Session(engine) as session:
-            for study_id, signed_at, findings, checks in session.execute(query).yield_per(500):
+        with engine.connect() as connection:
+            for study_id, signed_at, findings, checks in connection.execute(query).yield_per(500):
                 signed = [Finding.from_dict(f) for f in findings or []]
                 claims.extend(
                     claims_of_signed_case(str(study_id), _utc(signed_at), checks or [], signed)
