@@ -186,6 +186,15 @@ class SiteProfile:
     ``contrast`` is the slope of the sigmoid tone curve; ``edge_gain`` the strength of the
     unsharp-mask enhancement; ``collimation`` the mean blank margins (top, bottom, left,
     right) as fractions of the field.
+
+    The physics and processing below default to off, so a profile that leaves them out
+    renders exactly as before they existed. ``heel`` is the anode heel effect's fractional
+    drop in intensity from the cathode end (the feet) to the anode end (the head) of the
+    detector; negative puts the anode at the feet. ``grid_ratio`` is the ratio of an
+    anti-scatter grid (0: none). ``detector`` is the line-spread: ``gaussian`` or ``dr`` (a
+    narrow Gaussian plus a broad low-amplitude glare tail). ``lut`` is the tone-curve family
+    (``sigmoid``, ``linear``, ``filmic``, ``equalised``); ``multiscale`` the gain of a second,
+    fine (2 mm) unsharp-mask band.
     """
 
     name: str
@@ -216,6 +225,11 @@ class SiteProfile:
     pose_sd: tuple[float, float] = (3.0, 2.0)
     position: str = "ERECT"
     extra: dict[str, str] = field(default_factory=dict)
+    heel: float = 0.0
+    grid_ratio: float = 0.0
+    detector: str = "gaussian"
+    lut: str = "sigmoid"
+    multiscale: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
