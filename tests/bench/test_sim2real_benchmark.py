@@ -197,10 +197,14 @@ def test_a_reader_that_knows_the_masks_scores_every_figure_as_worked_out(tmp_pat
     assert (change["hits"], change["n"], change["pairs"], change["pairs_unread"]) == (3, 5, 2, 1)
     assert (change["stayed"]["hits"], change["stayed"]["n"]) == (7, 7)
     # Device-free: films 0, 1 and 4 ("tuberculosis" is no tube); film 2 names a line, film 3
-    # has an ignore mask, film 5 an ETT. Tubes stated on films 0 and 4.
+    # has an ignore mask, film 5 an ETT. The network calls tubes on films 0 and 4; the model
+    # states only film 0's (film 4 lies outside its domain: it abstains there).
     devices = d["device_claims_per_film"]
-    assert (devices["claims"], devices["films"], devices["device_free_known"]) == (2, 3, True)
-    assert devices["value"] == pytest.approx(2 / 3, abs=1e-4)
+    assert (devices["claims"], devices["films"], devices["device_free_known"]) == (1, 3, True)
+    assert devices["value"] == pytest.approx(1 / 3, abs=1e-4)
+    ungated = d["device_claims_ungated_per_film"]
+    assert (ungated["claims"], ungated["films"]) == (2, 3)
+    assert ungated["value"] == pytest.approx(2 / 3, abs=1e-4)
     domain = d["in_domain_share"]
     assert (domain["hits"], domain["n"]) == (2, FRONTAL)
     assert d["timing"]["seconds_per_film"] is not None
@@ -222,8 +226,9 @@ def test_the_opacity_threshold_decides_which_sides_are_claimed(tmp_path: Path) -
 def test_without_notes_every_film_is_counted_for_devices(tmp_path: Path) -> None:
     d = _run(_write_folder(tmp_path, notes=False))
     devices = d["device_claims_per_film"]
-    assert (devices["claims"], devices["films"], devices["device_free_known"]) == (3, 6, False)
+    assert (devices["claims"], devices["films"], devices["device_free_known"]) == (1, 6, False)
     assert "cannot be told" in devices["note"]
+    assert d["device_claims_ungated_per_film"]["claims"] == 3  # films 0, 2 and 4
 
 
 def test_limit_reads_the_first_films_and_leaves_pairs_unread(tmp_path: Path) -> None:

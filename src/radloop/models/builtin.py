@@ -27,7 +27,13 @@ from radloop.models.base import (
     JsonSchema,
     VisionLanguageModel,
 )
-from radloop.models.competence import SYNTHETIC_LAB, Competence, DomainDecision, ValidatedDomain
+from radloop.models.competence import (
+    REAL_FILMS,
+    SYNTHETIC_LAB,
+    Competence,
+    DomainDecision,
+    ValidatedDomain,
+)
 from radloop.models.errors import MissingReferenceModelError
 from radloop.models.registry import register_model
 from radloop.report import Finding, write
@@ -79,6 +85,7 @@ class ReferenceModel(VisionLanguageModel):
         self.directory = directory
         self.runtime = ReferenceRuntime(onnx_path, sidecar_path)
         self._last_read: tuple[tuple[Image, ...], Any] | None = None
+        self._last_fields: tuple[Image, Any] | None = None
         self._domain: tuple[Any, float] | None = None
         self.version = str(self.runtime.sidecar.get("version", "unknown"))
 
@@ -101,6 +108,32 @@ class ReferenceModel(VisionLanguageModel):
         loaded = json.loads(path.read_text(encoding="utf-8"))
         return loaded if isinstance(loaded, dict) else None
 
+    @functools.cached_property
+    def real_domain(self) -> Any:
+        """The declared real-film domain (``realfilm-domain.json`` beside the weights, written
+        from ``radloop bench sim2real``), when it admits a finding type, with the lung-fields
+        network that reads those films; else None."""
+        from radloop.models.reference.lungfields import load_lung_fields
+        from radloop.models.reference.realfilm import REALFILM_DOMAIN, RealFilmDomain
+
+        path = self.directory / REALFILM_DOMAIN
+        if not path.is_file():
+            return None
+        domain = RealFilmDomain.from_file(path)
+        fields = load_lung_fields(str(self.directory))
+        return (domain, fields) if domain.findings and fields is not None else None
+
+    def _real_reading(self, images: Sequence[Image]) -> Any:
+        """The lung-fields reading of the study's frontal film (cached like :meth:`read`)."""
+        frontal = [im for im in images if (im.view_position or "").upper() in {"PA", "AP"}]
+        image = (frontal or list(images))[0]
+        cached = self._last_fields
+        if cached is not None and cached[0] is image:
+            return cached[1]
+        reading = self.real_domain[1].read(image.pixels)
+        self._last_fields = (image, reading)
+        return reading
+
     @property
     def competence(self) -> Competence:
         """Validated on the synthetic lab only: the finding types whose validation AUROC on
@@ -116,11 +149,26 @@ class ReferenceModel(VisionLanguageModel):
             findings=codes,
             figures={f"auroc.{c}": float(auroc[c]) for c in codes if c in auroc},
         )
+        if self.real_domain is None:
+            return Competence(
+                self.model_id,
+                (lab,),
+                note="trained and validated on synthetic radiographs only: no real-film "
+                "domain was earned, so on real films it abstains and, as a verifier, is silent",
+            )
+        declared = self.real_domain[0]
+        real = ValidatedDomain(
+            REAL_FILMS,
+            images="real frontal chest films the lung-fields network places in its domain",
+            findings=declared.findings,
+            figures=dict(declared.figures),
+            collections=declared.collections,
+        )
         return Competence(
             self.model_id,
-            (lab,),
-            note="trained and validated on synthetic radiographs only: no real-film figures, "
-            "so on real films it abstains and, as a verifier, is silent",
+            (lab, real),
+            note="trained on synthetic radiographs only; on real films it speaks only for "
+            f"{', '.join(declared.findings)}, whose real-film figures met their bars",
         )
 
     def assess_domain(self, images: Sequence[Image]) -> DomainDecision:
@@ -128,7 +176,21 @@ class ReferenceModel(VisionLanguageModel):
         model's embedding to its training-like images (``reference-ood.json``) at most the
         threshold chosen on its own validation images."""
         output = self.read(images) if self.ood_reference is not None else None
-        return self.domain_of(None if output is None else output.embedding, bool(images))
+        decision = self.domain_of(None if output is None else output.embedding, bool(images))
+        if decision.in_domain or self.real_domain is None or not images:
+            return decision
+        reading = self._real_reading(images)
+        if reading.in_domain:
+            return DomainDecision(
+                self.model_id,
+                REAL_FILMS,
+                "a real film in the lung-fields network's domain (distance "
+                f"{reading.domain_distance:.1f} ≤ {reading.domain_threshold:.1f}); only "
+                f"{', '.join(self.real_domain[0].findings)} is read",
+                reading.domain_distance,
+                reading.domain_threshold,
+            )
+        return decision
 
     def domain_of(self, embedding: Any, has_image: bool = True) -> DomainDecision:
         """The domain decision for one embedding of this model (None: no reading)."""
@@ -200,6 +262,11 @@ class ReferenceModel(VisionLanguageModel):
         output = self.read(images)
         if output is None:
             return ()
+        if self.real_domain is not None and self.assess_domain(images).domain == REAL_FILMS:
+            from radloop.models.reference.realfilm import findings_from_fields
+
+            domain = self.real_domain[0]
+            return findings_from_fields(self._real_reading(images), domain, self.model_id)
         return tuple(
             f.with_(source=self.model_id) for f in findings_from_output(output, self.sidecar)
         )
@@ -236,6 +303,12 @@ class ReferenceModel(VisionLanguageModel):
         domain = self.assess_domain(images)
         if not domain.in_domain:
             text = f"{NOTICE}\n\nThe model abstains: {domain.reason}. No finding is stated."
+        elif domain.domain == REAL_FILMS:
+            # Only the admitted types were read: every section is otherwise not commented.
+            from radloop.vocabulary import Category
+
+            silent = [c.value for c in Category]
+            text = f"{NOTICE}\n\n{write(self.predict_findings(images), unaddressed=silent)}"
         else:
             text = f"{NOTICE}\n\n{write(self.predict_findings(images))}"
         return [Generation(text, self.model_id, finish_reason="stop") for _ in range(n)]

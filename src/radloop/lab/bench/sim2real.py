@@ -27,7 +27,9 @@ means, Wilson for shares.
   of the score's change; on zones that stayed, a hit when the zone score moved less than the
   tolerance (0.05 unless given).
 - ``device_claims_per_film``: device findings (the vocabulary's device codes) the built-in
-  model states present, per device-free film: a film whose clinical notes do not mention a
+  model states present (none on a film outside its domain, where it abstains; the network's
+  calls with no domain check are ``device_claims_ungated_per_film``), per device-free film:
+  a film whose clinical notes do not mention a
   device (:data:`DEVICE_WORDS`) and that has no ``ignore/`` mask. Without a notes column
   (hannover-dev) the device-free films cannot be told: every film is counted, and the figure
   says so.
@@ -295,11 +297,12 @@ def run_sim2real_benchmark(
         reading = reader.read(pixels)
         result.reader_seconds += time.perf_counter() - clock
         clock = time.perf_counter()
-        claims = sum(
+        ungated = sum(
             f.code in devices and f.presence is Presence.PRESENT
             for f in drafter.predict_findings(images)
         )
         in_domain = drafter.assess_domain(images).in_domain
+        claims = ungated if in_domain else 0  # outside its domain the model abstains
         result.drafting_seconds += time.perf_counter() - clock
         zones, sides = reading.zone_scores(), reading.side_scores()
         zone_scores = tuple(float(zones[z]) for z in ZONE_ORDER)
@@ -312,6 +315,7 @@ def run_sim2real_benchmark(
             dice=_outline_dice(data, row, np.asarray(reading.lungs, dtype=bool)),
             device_free=_device_free(data, row, has_notes),
             device_claims=int(claims),
+            device_claims_ungated=int(ungated),
             in_domain=bool(in_domain),
         )
         films.append(film)
@@ -384,6 +388,8 @@ def format_sim2real(result: Sim2RealResult) -> str:
     device = d["device_claims_per_film"]
     which = "device-free films" if device["device_free_known"] else "films (device-free unknown)"
     row("device_claims_per_film", device, f"{device['claims']} claims on {device['films']} {which}")
+    raw = d["device_claims_ungated_per_film"]
+    row("  without the domain check", raw, f"{raw['claims']} claims the network would make")
     domain = d["in_domain_share"]
     row("in_domain_share", domain, f"{domain['hits']}/{domain['n']} films")
     lines.append(

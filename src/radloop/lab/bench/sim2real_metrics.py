@@ -64,6 +64,7 @@ class FilmReading:
     dice: float | None = None
     device_free: bool | None = None
     device_claims: int = 0
+    device_claims_ungated: int = 0
     in_domain: bool = False
 
 
@@ -207,16 +208,18 @@ def change_zone_accuracy(pairs: Sequence[PairScores], tolerance: float) -> dict[
 
 
 def device_claims(
-    films: Sequence[FilmReading], *, resamples: int = 1000, seed: int = 0
+    films: Sequence[FilmReading], *, resamples: int = 1000, seed: int = 0, gated: bool = True
 ) -> dict[str, Any]:
     """Device findings stated present per device-free film (film bootstrap).
 
+    ``gated``: what the model states (nothing on a film outside its domain, where it
+    abstains); else what its network would call with no domain check.
     Where no film's device status can be told (no notes), every film is counted and the
     figure says so (``device_free_known`` false).
     """
     known = any(f.device_free is not None for f in films)
     counted = [f for f in films if f.device_free] if known else list(films)
-    claims = [f.device_claims for f in counted]
+    claims = [f.device_claims if gated else f.device_claims_ungated for f in counted]
     out = _mean_boot([float(c) for c in claims], resamples, seed)
     out.update(claims=int(sum(claims)), films=len(counted), device_free_known=known)
     if not known:
@@ -249,5 +252,8 @@ def summary(
         "ctr": ctr_distribution(films),
         "change_zone_accuracy": None if pairs is None else change_zone_accuracy(pairs, tolerance),
         "device_claims_per_film": device_claims(films, resamples=resamples, seed=seed),
+        "device_claims_ungated_per_film": device_claims(
+            films, resamples=resamples, seed=seed, gated=False
+        ),
         "in_domain_share": in_domain_share(films),
     }

@@ -1,0 +1,138 @@
+"""The reference model's real-film domain: declared from measurement, per finding type.
+
+A finding type enters the real-film domain only when its figures on real films, measured by
+``radloop bench sim2real`` on a labelled collection, meet that type's bar (:data:`BARS`).
+``radloop bench sim2real --write-domain DIR`` writes the measurement and the verdict per type
+to ``DIR/realfilm-domain.json``; the built-in model reads that file beside its weights. With
+no file, or no type that met its bar, the model has no real-film domain: it abstains on real
+films and, as a verifier, is silent (docs/safety.md).
+
+Only ``lung_opacity`` can be measured on the real collections radloop is given (Brixia zone
+scores); the other types have no real labels (no device, cardiomegaly or effusion labels), so
+no figure can admit them and they stay outside.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from radloop.errors import InputError
+
+__all__ = ["BARS", "REALFILM_DOMAIN", "RealFilmDomain", "declare_domain"]
+
+REALFILM_DOMAIN = "realfilm-domain.json"
+
+BARS: dict[str, dict[str, tuple[str, float]]] = {
+    "lung_opacity": {
+        "zone_auroc": (">=", 0.75),
+        "opacity_side_accuracy": (">=", 0.80),
+        "lung_dice": (">=", 0.90),
+    },
+}
+"""Per finding type: each figure (a key of ``radloop bench sim2real``'s result) and its bar.
+Every bar of a type must be met by the measured value."""
+
+
+def _met(value: float | None, bar: tuple[str, float]) -> bool:
+    if value is None:
+        return False
+    op, limit = bar
+    return value >= limit if op == ">=" else value <= limit
+
+
+def declare_domain(
+    result: Mapping[str, Any], *, collection: str, opacity_threshold: float
+) -> dict[str, Any]:
+    """The domain file's content from one ``sim2real`` result (its JSON dict)."""
+    types: dict[str, Any] = {}
+    for code, bars in BARS.items():
+        figures: dict[str, Any] = {}
+        for key, bar in bars.items():
+            entry = result.get(key) or {}
+            value = entry.get("value") if isinstance(entry, Mapping) else None
+            figures[key] = {
+                "value": value,
+                "ci95": entry.get("ci95") if isinstance(entry, Mapping) else None,
+                "n": entry.get("n") if isinstance(entry, Mapping) else None,
+                "bar": f"{bar[0]} {bar[1]}",
+                "met": _met(value, bar),
+            }
+        types[code] = {"figures": figures, "met": all(f["met"] for f in figures.values())}
+    return {
+        "schema": "radloop.realfilm-domain/1",
+        "collection": collection,
+        "reader": result.get("reader"),
+        "opacity_threshold": opacity_threshold,
+        "types": types,
+        "findings": sorted(code for code, t in types.items() if t["met"]),
+    }
+
+
+@dataclass(frozen=True)
+class RealFilmDomain:
+    """The declared real-film domain: the finding types admitted and the figures behind them."""
+
+    findings: tuple[str, ...]
+    collections: tuple[str, ...]
+    opacity_threshold: float
+    figures: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: Path) -> RealFilmDomain:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            findings = tuple(str(c) for c in data["findings"])
+            threshold = float(data["opacity_threshold"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise InputError(
+                f"a real-film domain file ({REALFILM_DOMAIN}: findings, opacity_threshold)",
+                f"{path}: {error}",
+            ) from error
+        figures: dict[str, float] = {}
+        for code, entry in dict(data.get("types", {})).items():
+            for key, figure in dict(entry.get("figures", {})).items():
+                if figure.get("value") is not None:
+                    figures[f"{key}.{code}"] = float(figure["value"])
+        return cls(findings, (str(data.get("collection", "")),), threshold, figures)
+
+
+def findings_from_fields(fields: Any, domain: RealFilmDomain, source: str) -> tuple[Any, ...]:
+    """The admitted findings of one real film from its lung-fields reading.
+
+    ``lung_opacity`` is present when either lung's mean opacity probability reaches the
+    domain's threshold; its zones are those whose score reaches it (else the likeliest), its
+    side follows from the zones, its probability is the highest side score.
+    """
+    from radloop.report import Finding, Presence
+    from radloop.vocabulary import Side, Zone
+
+    if "lung_opacity" not in domain.findings:
+        return ()
+    sides = fields.side_scores()
+    scores: dict[Zone, float] = {
+        z: v
+        for z, v in fields.zone_scores().items()
+        if v == v  # NaN: an empty zone
+    }
+    best = max((v for v in sides.values() if v == v), default=0.0)
+    if best < domain.opacity_threshold or not scores:
+        return ()
+    zones = tuple(z for z, v in scores.items() if v >= domain.opacity_threshold)
+    zones = zones or (max(scores, key=lambda z: scores[z]),)
+    right = any(z.side is Side.RIGHT for z in zones)
+    left = any(z.side is Side.LEFT for z in zones)
+    side = Side.BILATERAL if right and left else Side.RIGHT if right else Side.LEFT
+    return (
+        Finding(
+            code="lung_opacity",
+            presence=Presence.PRESENT,
+            side=side,
+            zones=zones,
+            probability=round(float(best), 4),
+            source=source,
+        ),
+    )

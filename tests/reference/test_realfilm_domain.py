@@ -1,0 +1,155 @@
+"""The real-film domain: declared from measured figures, and what the built-in model then says."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from radloop.errors import InputError
+from radloop.models.builtin import NOTICE, ReferenceModel, shipped_model_dir
+from radloop.models.competence import REAL_FILMS
+from radloop.models.reference import lungfields
+from radloop.models.reference.lungfields import LungFields
+from radloop.models.reference.realfilm import (
+    REALFILM_DOMAIN,
+    RealFilmDomain,
+    declare_domain,
+    findings_from_fields,
+)
+from radloop.report import Presence
+from radloop.study import Image
+from radloop.vocabulary import Side, Zone
+
+
+def _result(zone: float, side: float, dice: float) -> dict[str, Any]:
+    return {
+        "reader": "lungfields-test",
+        "zone_auroc": {"value": zone, "ci95": [zone - 0.05, zone + 0.05], "n": 300},
+        "opacity_side_accuracy": {"value": side, "ci95": [side - 0.05, side + 0.05], "n": 80},
+        "lung_dice": {"value": dice, "ci95": [dice - 0.01, dice + 0.01], "n": 160},
+    }
+
+
+def test_a_type_enters_only_when_every_bar_is_met() -> None:
+    met = declare_domain(_result(0.80, 0.90, 0.92), collection="dev", opacity_threshold=0.4)
+    assert met["findings"] == ["lung_opacity"]
+    assert met["types"]["lung_opacity"]["figures"]["zone_auroc"]["met"] is True
+    for figures in ((0.74, 0.90, 0.92), (0.80, 0.79, 0.92), (0.80, 0.90, 0.89)):
+        declared = declare_domain(_result(*figures), collection="dev", opacity_threshold=0.4)
+        assert declared["findings"] == []
+    missing = declare_domain({"reader": "x"}, collection="dev", opacity_threshold=0.4)
+    assert missing["findings"] == [] and missing["types"]["lung_opacity"]["met"] is False
+
+
+def test_a_broken_domain_file_is_a_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / REALFILM_DOMAIN
+    path.write_text('{"findings": ["lung_opacity"]}')
+    with pytest.raises(InputError, match="opacity_threshold"):
+        RealFilmDomain.from_file(path)
+
+
+def _fields(opacity_zone: slice | None, shape: tuple[int, int] = (60, 60)) -> LungFields:
+    right = np.zeros(shape, dtype=bool)
+    left = np.zeros(shape, dtype=bool)
+    right[:, :25], left[:, 35:] = True, True
+    heart = np.zeros(shape, dtype=bool)
+    heart[30:50, 20:40] = True
+    opacity = np.zeros(shape, dtype=np.float32)
+    if opacity_zone is not None:
+        opacity[opacity_zone, :25] = 0.95
+    return LungFields(right, left, heart, opacity, domain_distance=1.0, domain_threshold=2.0)
+
+
+def test_findings_from_fields_state_opacity_with_its_zones_and_side() -> None:
+    domain = RealFilmDomain(("lung_opacity",), ("dev",), 0.5)
+    (finding,) = findings_from_fields(_fields(slice(20, 60)), domain, "m")
+    assert finding.code == "lung_opacity" and finding.presence is Presence.PRESENT
+    assert finding.side is Side.RIGHT
+    assert set(finding.zones) == {Zone.RIGHT_MIDDLE, Zone.RIGHT_LOWER}
+    assert findings_from_fields(_fields(None), domain, "m") == ()
+    closed = RealFilmDomain((), ("dev",), 0.5)
+    assert findings_from_fields(_fields(slice(0, 60)), closed, "m") == ()
+
+
+class _Reader:
+    def __init__(self, fields: LungFields) -> None:
+        self.fields = fields
+        self.reads = 0
+
+    def read(self, pixels: np.ndarray) -> LungFields:
+        self.reads += 1
+        return self.fields
+
+
+def _model_dir(tmp_path: Path, findings: list[str]) -> Path:
+    folder = tmp_path / "model"
+    shutil.copytree(shipped_model_dir(), folder)
+    (folder / REALFILM_DOMAIN).write_text(
+        json.dumps({"findings": findings, "opacity_threshold": 0.5, "collection": "dev"})
+    )
+    return folder
+
+
+def _film() -> list[Image]:
+    rng = np.random.default_rng(3)
+    pixels = rng.random((200, 180)).astype(np.float32)  # nothing like the lab: out of its domain
+    return [
+        Image(
+            pixels=pixels,
+            source=Path("film.png"),
+            sop_instance_uid="1.2.3.4",
+            series_instance_uid="1.2.3",
+            pixel_spacing_mm=None,
+            spacing_source=None,
+            photometric="MONOCHROME2",
+            view_position="PA",
+            bits=8,
+        )
+    ]
+
+
+def test_a_declared_real_domain_lets_the_model_speak_only_for_its_types(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = _Reader(_fields(slice(0, 60)))
+    monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: reader)
+    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"]))
+    assert model.competence.real
+    images = _film()
+    decision = model.assess_domain(images)
+    assert decision.domain == REAL_FILMS and "lung_opacity" in decision.reason
+    findings = model.predict_findings(images)
+    assert [f.code for f in findings] == ["lung_opacity"]  # never a device, never a nodule
+    text = model.generate(images, "Describe.")[0].text
+    assert text.startswith(NOTICE) and "opacity" in text.lower()
+    assert "Not commented." in text and "Unremarkable." not in text
+    assert reader.reads == 1  # one reading per study, shared by the check, draft and text
+
+
+def test_a_film_outside_the_lung_fields_domain_still_abstains(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    far = _fields(slice(0, 60))
+    far = LungFields(far.right, far.left, far.heart, far.opacity, domain_distance=9.0,
+                     domain_threshold=2.0)  # fmt: skip
+    monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: _Reader(far))
+    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"]))
+    assert not model.assess_domain(_film()).in_domain
+    assert "abstains" in model.generate(_film(), "Describe.")[0].text
+
+
+def test_without_an_admitted_type_there_is_no_real_domain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(
+        lungfields, "load_lung_fields", lambda model_dir=None: _Reader(_fields(None))
+    )
+    model = ReferenceModel(_model_dir(tmp_path, []))
+    assert not model.competence.real
+    assert not model.assess_domain(_film()).in_domain
+    assert "abstains" in model.generate(_film(), "Describe.")[0].text
