@@ -353,8 +353,10 @@ def _attach_commands() -> None:
     from radloop.lab.bench.reference import bench_reference
     from radloop.lab.bench.review import bench_review
     from radloop.lab.bench.safety import bench_safety
+    from radloop.lab.bench.sim2real import bench_sim2real
     from radloop.lab.monitor_simulation import simulate_command
     from radloop.lab.synth.cli import bench_synth, synth
+    from radloop.lab.training.lungfields.cli import train_lungfields_command
     from radloop.lab.training.ood import fit_ood
     from radloop.lab.training.reference.cli import train_reference
     from radloop.lab.training.scope.cli import bench_scope, train_scope
@@ -402,6 +404,8 @@ def _attach_commands() -> None:
     bench.add_command(bench_faults, name="faults")
     bench.add_command(bench_evidence, name="evidence")
     bench.add_command(bench_pacs, name="pacs")
+    bench.add_command(bench_sim2real, name="sim2real")
+    main.add_command(train_lungfields_command)
 
 
 _attach_commands()

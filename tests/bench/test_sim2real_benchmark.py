@@ -288,6 +288,29 @@ def test_the_command_prints_json_and_a_table(
     assert "3/5 zones of 2 pairs (1 pairs not read)" in table.stdout
 
 
+def test_write_domain_declares_what_the_figures_earned(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A perfect reader's zone AUROC and side accuracy meet their bars, its lung Dice (0.96 on
+    the films with an outline, one with an unignored band) does too: lung_opacity enters."""
+    monkeypatch.setattr(sim2real, "load_reader", lambda model_dir=None: MaskReader())
+    root = _write_folder(tmp_path / "data")
+    model = tmp_path / "model"
+    model.mkdir()
+    args = ["--data", str(root), "--opacity-threshold", "0.3", "--resamples", "20"]
+    result = CliRunner().invoke(bench_sim2real, [*args, "--write-domain", str(model)])
+    assert result.exit_code == 0, result.output
+    declared = json.loads((model / "realfilm-domain.json").read_text())
+    assert declared["findings"] == ["lung_opacity"] and declared["opacity_threshold"] == 0.3
+    assert declared["types"]["lung_opacity"]["figures"]["zone_auroc"]["value"] == 1.0
+    monkeypatch.setattr(sim2real, "load_reader", lambda model_dir=None: MaskReader(swap=True))
+    result = CliRunner().invoke(bench_sim2real, [*args, "--write-domain", str(model)])
+    assert result.exit_code == 0, result.output
+    swapped = json.loads((model / "realfilm-domain.json").read_text())
+    assert swapped["findings"] == []
+    assert swapped["types"]["lung_opacity"]["figures"]["opacity_side_accuracy"]["met"] is False
+
+
 def test_the_table_reads_a_folder_without_pairs(tmp_path: Path) -> None:
     root = _write_folder(tmp_path)
     (root / "pairs.csv").unlink()

@@ -432,6 +432,13 @@ def format_sim2real(result: Sim2RealResult) -> str:
               help="Film bootstrap resamples.")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Bootstrap seed.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
+@click.option(
+    "--write-domain",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Write DIR/realfilm-domain.json: per finding type, these figures against its bars and "
+    "whether it enters the built-in model's real-film domain (DIR: the model's folder).",
+)
 def bench_sim2real(
     data: Path,
     model_dir: Path | None,
@@ -441,6 +448,7 @@ def bench_sim2real(
     resamples: int,
     seed: int,
     as_json: bool,
+    write_domain: Path | None,
 ) -> None:
     """How the lung-fields network, trained on synthetic films, reads real ones."""
     result = run_sim2real_benchmark(
@@ -451,3 +459,13 @@ def bench_sim2real(
         click.echo(json.dumps(result.to_dict()))
     else:
         click.echo(format_sim2real(result))
+    if write_domain is not None:
+        from radloop.models.reference.realfilm import REALFILM_DOMAIN, declare_domain
+
+        declared = declare_domain(
+            result.to_dict(), collection=data.name, opacity_threshold=result.threshold
+        )
+        (write_domain / REALFILM_DOMAIN).write_text(json.dumps(declared, indent=2) + "\n")
+        admitted = ", ".join(declared["findings"]) or "no finding type"
+        click.echo(f"wrote {write_domain / REALFILM_DOMAIN}: {admitted} in the real-film domain",
+                   err=True)  # fmt: skip
