@@ -33,7 +33,9 @@ means, Wilson for shares.
   device (:data:`DEVICE_WORDS`) and that has no ``ignore/`` mask. Without a notes column
   (hannover-dev) the device-free films cannot be told: every film is counted, and the figure
   says so.
-- ``in_domain_share``: films the built-in model's domain check places in its domain.
+- ``in_domain_share``: films the built-in model's domain check places in its domain; under
+  ``lung_fields``, the films the lung-fields network's own reference (fitted on lab and
+  unlabelled real films) places in its domain.
 """
 
 from __future__ import annotations
@@ -317,6 +319,9 @@ def run_sim2real_benchmark(
             device_claims=int(claims),
             device_claims_ungated=int(ungated),
             in_domain=bool(in_domain),
+            fields_in_domain=(
+                None if getattr(reading, "domain_distance", None) is None else reading.in_domain
+            ),
         )
         films.append(film)
         by_image[film.image] = zone_scores
@@ -392,6 +397,9 @@ def format_sim2real(result: Sim2RealResult) -> str:
     row("  without the domain check", raw, f"{raw['claims']} claims the network would make")
     domain = d["in_domain_share"]
     row("in_domain_share", domain, f"{domain['hits']}/{domain['n']} films")
+    if domain.get("lung_fields"):
+        own = domain["lung_fields"]
+        row("  lung-fields network's own", own, f"{own['hits']}/{own['n']} films")
     lines.append(
         f"  {timing['seconds']} s; per film {timing['seconds_per_film']} s (reader "
         f"{timing['reader_seconds_per_film']} s, drafting model "

@@ -66,6 +66,7 @@ class FilmReading:
     device_claims: int = 0
     device_claims_ungated: int = 0
     in_domain: bool = False
+    fields_in_domain: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -231,8 +232,14 @@ def device_claims(
 
 
 def in_domain_share(films: Sequence[FilmReading]) -> dict[str, Any]:
-    """The share of films the drafting model's domain check places in its domain."""
-    return _share(sum(f.in_domain for f in films), len(films))
+    """The share of films the drafting model's domain check places in its domain, and the
+    share the lung-fields network's own reference does (where the reader has one)."""
+    out = _share(sum(f.in_domain for f in films), len(films))
+    known = [f for f in films if f.fields_in_domain is not None]
+    out["lung_fields"] = (
+        _share(sum(bool(f.fields_in_domain) for f in known), len(known)) if known else None
+    )
+    return out
 
 
 def summary(

@@ -54,7 +54,7 @@ class LungFieldsConfig:
     variants: int = 4
     input_size: int = 192
     base_channels: int = 12
-    epochs: int = 6
+    epochs: int = 8
     batch_size: int = 16
     learning_rate: float = 3e-3
     seed: int = 20261207
@@ -70,11 +70,13 @@ def insert_patchy(
 ) -> tuple[F32, npt.NDArray[np.bool_]]:
     """Multifocal airspace opacity inserted into a line integral, with its exact mask.
 
-    1-6 smooth patches 15-60 mm across with a mottled texture (ground glass to consolidation:
-    200-900 HU above aerated lung over 30-90 mm of ray, i.e. 0.1-1.2 added to the line
-    integral at the patch's centre), placed in the lung fields and biased to the lower and
-    peripheral lung, where viral and organising pneumonia lie. The patch is its smooth
-    profile clipped to the lungs; its mask is where the profile exceeds 0.3 of its peak.
+    1-8 smooth patches 15-90 mm across with a mottled texture, placed in the lung fields and
+    biased to the lower and peripheral lung, where viral and organising pneumonia lie; in a
+    quarter of the films they are confluent (a "white lung": 6-8 patches 60-90 mm across).
+    Ground glass to dense consolidation with fluid: 200-1000 HU above aerated lung over 30-150
+    mm of ray, i.e. 0.1-2.5 added to the line integral at a patch's centre (log-uniform). The
+    patch is its smooth profile clipped to the lungs; its mask is where the profile exceeds
+    0.3 of its peak. The lung fields stay lung: an opaque lung is still outlined as lung.
     """
     from scipy import ndimage
 
@@ -84,20 +86,52 @@ def insert_patchy(
     profile = np.zeros(line.shape, dtype=np.float32)
     centre = cols.mean()
     weights = (rows - rows.min() + 1.0) ** 2 * (np.abs(cols - centre) + 5.0)
-    for _ in range(int(rng.integers(1, 7))):
+    confluent = bool(rng.random() < 0.25)
+    count = int(rng.integers(6, 9)) if confluent else int(rng.integers(1, 9))
+    for _ in range(count):
         k = int(rng.choice(rows.size, p=weights / weights.sum()))
         seed = np.zeros(line.shape, dtype=np.float32)
         seed[rows[k], cols[k]] = 1.0
-        radius = float(rng.uniform(15.0, 60.0)) / pixel_mm
+        radius = float(rng.uniform(60.0, 90.0) if confluent else rng.uniform(15.0, 90.0))
+        radius /= pixel_mm
         noise = ndimage.gaussian_filter(rng.standard_normal(line.shape), radius / 3)
         blob = ndimage.gaussian_filter(seed, radius)
         blob = blob / max(float(blob.max()), 1e-12) * (1.0 + 0.6 * noise / (noise.std() + 1e-6))
         blob = np.clip(blob, 0.0, 1.0)
         profile = np.maximum(profile, blob.astype(np.float32) * float(rng.uniform(0.3, 1.0)))
     profile *= lungs
-    amplitude = float(rng.uniform(0.1, 1.2))
+    amplitude = float(np.exp(rng.uniform(np.log(0.1), np.log(2.5))))
     out = (line + amplitude * profile).astype(np.float32)
     return out, profile >= 0.3 * max(float(profile.max()), 1e-9)
+
+
+def warp(
+    display: F32, masks: dict[str, npt.NDArray[np.bool_]], rng: np.random.Generator
+) -> tuple[F32, dict[str, npt.NDArray[np.bool_]]]:
+    """Shape randomisation between bodies: an anisotropic scale (width 0.85-1.2 of height:
+    deep and shallow inspiration, AP and PA) and a smooth elastic field (up to 5 % of the
+    side), applied to the image and its masks alike (masks by nearest neighbour)."""
+    from scipy import ndimage
+
+    shape = display.shape
+    rr, cc = np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij")
+    sx, sy = float(rng.uniform(0.85, 1.2)), float(rng.uniform(0.9, 1.1))
+    cy, cx = (shape[0] - 1) / 2.0, (shape[1] - 1) / 2.0
+    fields = []
+    for _ in range(2):
+        coarse = rng.standard_normal((6, 6))
+        field = ndimage.zoom(coarse, (shape[0] / 6, shape[1] / 6), order=3)[: shape[0], : shape[1]]
+        fields.append(field / max(float(np.abs(field).max()), 1e-6))
+    amount = float(rng.uniform(0.0, 0.05)) * min(shape)
+    src_r = cy + (rr - cy) / sy + amount * fields[0]
+    src_c = cx + (cc - cx) / sx + amount * fields[1]
+    coords = np.stack([src_r, src_c])
+    out = ndimage.map_coordinates(display, coords, order=1, mode="nearest").astype(np.float32)
+    moved = {
+        k: ndimage.map_coordinates(m.astype(np.uint8), coords, order=0, mode="constant") > 0
+        for k, m in masks.items()
+    }
+    return out, moved
 
 
 def _variant(args: tuple[LungFieldSample, int, int, int]) -> tuple[F32, npt.NDArray[np.uint8]]:
@@ -119,6 +153,8 @@ def _variant(args: tuple[LungFieldSample, int, int, int]) -> tuple[F32, npt.NDAr
         line, profile, rng, pixel_mm=sample.pixel_mm, view=View.PA, limits=sample.limits
     )
     display, masks = random_view_augment(exposure.display, masks, rng)
+    if rng.random() < 0.7:
+        display, masks = warp(display, masks, rng)
     x = equalise(_resize(display.astype(np.float32), (size, size)))
     y = np.stack(
         [(_resize(masks[c].astype(np.float32), (size, size)) >= 0.5) for c in CHANNELS]

@@ -7,6 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from radloop.lab.training.lungfields.card import lung_fields_section, real_domain_paragraph
 from radloop.models.reference.runtime import MIN_RELIABLE_AUROC
 
 __all__ = ["refresh_model_card", "render_model_card"]
@@ -40,6 +41,7 @@ def render_model_card(sidecar: dict[str, Any], onnx_path: Path) -> str:
             for section in (
                 _devices_section(devices, onnx_path.parent / "devices.onnx"),
                 _lungs_section(lungs, onnx_path.parent / "lungs.onnx"),
+                lung_fields_section(onnx_path.parent),
             )
             if section
         ),
@@ -53,6 +55,7 @@ def render_model_card(sidecar: dict[str, Any], onnx_path: Path) -> str:
             if lungs
             else " This folder has no lung network."
         ),
+        real_domain=textwrap.fill(real_domain_paragraph(onnx_path.parent), 95),
         version=newest["version"],
         parameters=f"{sidecar.get('parameters', 0) / 1e6:.2f} M",
         onnx_mb=f"{onnx_path.stat().st_size / 1e6:.1f}",
