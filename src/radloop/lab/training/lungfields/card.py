@@ -97,9 +97,10 @@ def lung_fields_section(folder: Path) -> str:
         paragraphs.append(
             f"Real-film figures on {domain['collection']} (`radloop bench sim2real`, "
             "docs/benchmarks.md), per finding type against its bar; a type enters the "
-            f"real-film domain only if it meets every one. Admitted: "
-            f"{', '.join(domain['findings']) or 'none'}."
+            "real-film domain only if it meets every one."
         )
+        admitted = ", ".join(domain["findings"]) or "none"
+        rows.append(f"- admitted to the real-film domain: {admitted}")
         return (
             "\n\n".join(textwrap.fill(p, 95) for p in paragraphs) + "\n\n" + "\n".join(rows) + "\n"
         )

@@ -1,0 +1,98 @@
+"""The lung-fields recipe's pieces: inserted opacity, shape randomisation, the lab-chosen
+threshold, and the model card's sections."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("scipy")
+
+from radloop.lab.training.lungfields.card import (
+    lung_fields_section,
+    real_domain_paragraph,
+)
+from radloop.lab.training.lungfields.train import (
+    insert_patchy,
+    opacity_threshold,
+    warp,
+)
+
+
+def _lungs(shape: tuple[int, int] = (96, 96)) -> np.ndarray:
+    lungs = np.zeros(shape, dtype=bool)
+    lungs[10:80, 8:40] = True
+    lungs[10:80, 56:88] = True
+    return lungs
+
+
+def test_inserted_opacity_lies_in_the_lungs_and_only_adds_attenuation() -> None:
+    lungs = _lungs()
+    line = np.full(lungs.shape, 2.0, dtype=np.float32)
+    for seed in range(5):
+        out, mask = insert_patchy(line, lungs, np.random.default_rng(seed), pixel_mm=2.0)
+        added = out - line
+        assert mask.any() and not (mask & ~lungs).any()
+        assert (added >= 0).all() and (added[~lungs] == 0).all()
+        assert added[mask].min() > 0 and float(added.max()) <= 2.5 + 1e-5
+    assert not insert_patchy(line, np.zeros_like(lungs), np.random.default_rng(0), 2.0)[1].any()
+
+
+def test_the_warp_moves_image_and_masks_together() -> None:
+    image = np.zeros((80, 80), dtype=np.float32)
+    image[30:50, 20:40] = 1.0
+    masks = {"right": image > 0.5}
+    for seed in range(5):
+        out, moved = warp(image, masks, np.random.default_rng(seed))
+        assert out.shape == image.shape and moved["right"].dtype == bool
+        bright = out > 0.5
+        overlap = (bright & moved["right"]).sum() / max(int((bright | moved["right"]).sum()), 1)
+        assert overlap > 0.85  # bilinear image and nearest-neighbour mask differ at edges only
+
+
+def test_the_opacity_threshold_separates_opaque_from_clear_sides() -> None:
+    size = 16
+    y = np.zeros((4, 4, size, size), dtype=np.uint8)
+    y[:, 0, :, :8] = 1
+    y[:, 1, :, 8:] = 1
+    y[:2, 3, :, :8] = 1  # the right side is opaque on the first two variants
+    probs = np.zeros((4, 4, size, size), dtype=np.float32)
+    probs[:, 3] = 0.2
+    probs[:2, 3, :, :8] = 0.7
+    cut = opacity_threshold(probs, y)
+    assert 0.2 < cut <= 0.7
+
+
+def test_the_card_sections_say_what_the_files_hold(tmp_path: Path) -> None:
+    assert lung_fields_section(tmp_path) == ""
+    assert "There is no real-film domain" in real_domain_paragraph(tmp_path)
+    (tmp_path / "lungfields.json").write_text(
+        json.dumps(
+            {
+                "version": "lungfields-test",
+                "parameters": 1234,
+                "config": {"input_size": 192, "n_train": 600, "variants": 4, "epochs": 8,
+                           "n_val": 60},
+                "validation": {"dice_lungs": 0.95, "dice_heart": 0.94, "dice_opacity": 0.4},
+                "minutes": {"render": 4.5, "randomise": 1.5, "train": 30.0},
+            }
+        )
+    )  # fmt: skip
+    figure = {"value": 0.71, "ci95": [0.65, 0.78], "n": 372, "bar": ">= 0.75", "met": False}
+    domain = {
+        "collection": "realcxr-dev",
+        "findings": [],
+        "types": {"lung_opacity": {"figures": {"zone_auroc": figure}, "met": False}},
+    }
+    (tmp_path / "realfilm-domain.json").write_text(json.dumps(domain))
+    section = lung_fields_section(tmp_path)
+    assert "lungfields-test" in section and "No real label" in section
+    assert "zone_auroc: 0.710 (95 % interval 0.650–0.780), n 372, bar >= 0.75: not met" in section
+    assert "admitted to the real-film domain: none" in section and "CC BY 3.0" in section
+    assert "met no finding type's bar" in real_domain_paragraph(tmp_path)
+    domain["findings"] = ["lung_opacity"]
+    (tmp_path / "realfilm-domain.json").write_text(json.dumps(domain))
+    assert real_domain_paragraph(tmp_path).startswith("Real films: lung_opacity only")
