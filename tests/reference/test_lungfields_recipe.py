@@ -96,3 +96,20 @@ def test_the_card_sections_say_what_the_files_hold(tmp_path: Path) -> None:
     domain["findings"] = ["lung_opacity"]
     (tmp_path / "realfilm-domain.json").write_text(json.dumps(domain))
     assert real_domain_paragraph(tmp_path).startswith("Real films: lung_opacity only")
+
+
+def test_the_field_is_extended_above_and_beside_the_ct_without_touching_it() -> None:
+    from radloop.lab.training.lungfields.train import extend_field
+
+    line = np.zeros((96, 96), dtype=np.float32)
+    limits = (20, 10, 90, 86)  # the CT's field: rows 20-89, columns 10-85
+    line[20:90, 10:86] = 3.0
+    line[20:90, 30:66] = 4.0
+    out = extend_field(line, limits, np.random.default_rng(1), pixel_mm=2.0)
+    # The chest is unchanged but for the clavicles' lower edge over the apices (≤ 8 mm).
+    assert np.array_equal(out[25:90, 10:86], line[25:90, 10:86])
+    assert (out[20:25, 10:86] >= line[20:25, 10:86]).all()
+    above = out[:20, 10:86]
+    assert (above >= 0).all() and float(above.max()) > 1.0  # neck, shoulders, clavicles
+    assert float(out[:20, 48].mean()) > float(out[:20, 12].mean())  # a neck, not a slab
+    assert 0 < float(out[50, 9]) < float(out[50, 10]) and float(out[50, 0]) < float(out[50, 9])

@@ -5,8 +5,8 @@ fixed image geometry. A small U-Net (:mod:`radloop.lab.training.lungfields`) rea
 image resized to a square (no pixel spacing needed: real films are cut and scaled every way)
 after per-image histogram equalisation, and gives four maps:
 
-- ``right`` / ``left``: the visible lung field of each lung, as annotators outline it (the
-  lung's projection less the heart's and the subdiaphragmatic organs');
+- ``right`` / ``left``: each lung's field as annotators outline it (the lung's projection,
+  behind the heart included, less where it lies behind the organs below the diaphragm);
 - ``heart``: the heart's projection;
 - ``opacity``: where consolidation, edema or pleural fluid lies over a lung field.
 

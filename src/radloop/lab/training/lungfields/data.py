@@ -8,10 +8,11 @@ the **line integral** (not a processed image), so every training epoch can expos
 through randomised physics (:mod:`radloop.lab.synth.randomize` where it exists), and the
 exact maps projected from the CT's label map:
 
-- ``right`` / ``left``: the **visible** lung field, as an annotator outlines one on a film —
-  the lung's projection less where the ray also crosses the heart, the aorta or an organ below
-  the diaphragm (liver, spleen, stomach, bowel, kidneys): the retrocardiac lung and the
-  posterior costophrenic recesses lie behind them and are not drawn on films;
+- ``right`` / ``left``: the lung field as annotators outline one on a film (the v7labs
+  convention: the lung behind the heart included, down to the diaphragm's contour) — the
+  lung's projection less where the ray also crosses an organ below the diaphragm (liver,
+  spleen, stomach, bowel, kidneys): the posterior costophrenic recesses lie behind them and
+  are not drawn on films;
 - ``heart``: the heart's projection (the enlarged heart where the study has cardiomegaly);
 - ``opacity``: where a ray crosses consolidation, edema or pleural fluid within the lungs'
   projection.
@@ -38,9 +39,8 @@ F32 = npt.NDArray[np.float32]
 Bool = npt.NDArray[np.bool_]
 
 OPACITY_CODES = ("consolidation", "edema", "pleural_effusion")
+CACHE_VERSION = 2  # in the shard names: a change of what is rendered renders anew
 _HIDING = (
-    "heart",
-    "aorta",
     "liver",
     "spleen",
     "stomach",
@@ -112,7 +112,7 @@ def lung_field_sample(seed: int, index: int, size: int = 256) -> LungFieldSample
         return (plan.image(counts * volume, points) * obliquity) >= ph.MASK_PATH_MM
 
     present = [n for n in _HIDING if n in anatomy.structures]
-    hidden = path_mask(np.flatnonzero(anatomy.mask(*present)).astype(np.int32)) | view.heart_mask
+    hidden = path_mask(np.flatnonzero(anatomy.mask(*present)).astype(np.int32))
     lungs = view.lung_masks["right"] | view.lung_masks["left"]
     opacity = np.zeros_like(lungs)
     for finding in phantom.findings:
@@ -135,7 +135,7 @@ def _render_one(args: tuple[int, int, int]) -> LungFieldSample:
 
 
 def _shard_path(folder: Path, seed: int, start: int, stop: int, size: int) -> Path:
-    return folder / f"lungfields-{seed}-{start:05d}-{stop:05d}-{size}.npz"
+    return folder / f"lungfields{CACHE_VERSION}-{seed}-{start:05d}-{stop:05d}-{size}.npz"
 
 
 def _save(path: Path, samples: list[LungFieldSample]) -> None:

@@ -134,6 +134,74 @@ def warp(
     return out, moved
 
 
+MU_TISSUE = 0.019  # per mm: water at diagnostic energies, as the lab's hu_to_mu
+MU_BONE_EXTRA = 0.02  # per mm above tissue: cortical bone's excess at the lab's bone gain
+
+
+def extend_field(
+    line: F32, limits: tuple[int, int, int, int], rng: np.random.Generator, pixel_mm: float
+) -> F32:
+    """The chest beyond the CT's field: neck, shoulders and clavicles above, soft tissue beside.
+
+    The lab's CT begins at the lung apices, so its films stop there; real films show the
+    neck, the shoulders and the clavicles above the apices. Rows above the field get an
+    elliptical body cross-section (the chest's width at the field's top for 15-60 mm of
+    shoulders, narrowing to a neck 90-140 mm wide; the field's top row fades into it over 8-20
+    mm), AP depth 110-180 mm of tissue, two
+    clavicles (10-16 mm bone strips rising laterally from near the midline, 5-25 mm above the
+    field) and the cervical spine (a 25-35 mm bone strip). Columns beside the field continue
+    the chest wall's edge and fade to air over 15-60 mm. No lung lies in any of it.
+    """
+    top, c0, _bottom, c1 = limits
+    rows, cols = line.shape
+    out = line.copy()
+    edge = out[min(top, rows - 1)]
+    body = np.flatnonzero(edge > 0.5 * max(float(edge.max()), 1e-6))
+    if body.size == 0:
+        return out
+    mid = (body[0] + body[-1]) / 2.0
+    chest_half = max((body[-1] - body[0]) / 2.0, 10.0 / pixel_mm)
+    shoulders = rng.uniform(15.0, 60.0) / pixel_mm
+    taper = rng.uniform(20.0, 50.0) / pixel_mm
+    neck_half = rng.uniform(45.0, 70.0) / pixel_mm
+    depth = rng.uniform(110.0, 180.0)
+    blend = rng.uniform(8.0, 20.0) / pixel_mm
+    c = np.arange(cols, dtype=np.float32)
+    for r in range(top - 1, -1, -1):
+        above = top - r
+        if above <= shoulders:
+            half = chest_half
+        else:
+            t = min(1.0, (above - shoulders) / taper)
+            half = chest_half + (neck_half - chest_half) * t
+        u = (c - mid) / half
+        body_row = MU_TISSUE * depth * np.sqrt(np.clip(1.0 - u * u, 0.0, None))
+        w = min(1.0, above / blend)  # the field's top row fades into the shoulders
+        out[r] = (1.0 - w) * edge + w * body_row
+    if top > 0:
+        spine_half = rng.uniform(12.5, 17.5) / pixel_mm
+        out[:top, max(0, int(mid - spine_half)) : int(mid + spine_half) + 1] += (
+            MU_BONE_EXTRA * rng.uniform(15.0, 30.0)
+        )
+        rise = rng.uniform(5.0, 25.0) / pixel_mm
+        width = rng.uniform(10.0, 16.0) / pixel_mm / 2
+        for sign in (-1.0, 1.0):
+            start = mid + sign * rng.uniform(10.0, 25.0) / pixel_mm
+            for cc in range(cols):
+                reach = sign * (cc - start)
+                if reach < 0 or reach > chest_half:
+                    continue
+                centre = top - rise * (reach / chest_half) ** 0.7
+                r0, r1 = int(centre - width), int(centre + width) + 1
+                out[max(0, r0) : max(0, min(top + int(width), r1)), cc] += MU_BONE_EXTRA * 12.0
+    fade = rng.uniform(15.0, 60.0) / pixel_mm
+    for cc in range(0, min(c0, cols)):
+        out[:, cc] = out[:, c0] * np.exp(-(c0 - cc) / fade)
+    for cc in range(max(c1, 0), cols):
+        out[:, cc] = out[:, c1 - 1] * np.exp(-(cc - c1 + 1) / fade)
+    return out.astype(np.float32)
+
+
 def _variant(args: tuple[LungFieldSample, int, int, int]) -> tuple[F32, npt.NDArray[np.uint8]]:
     """One randomised exposure of a sample: (equalised input, uint8 target stack)."""
     from radloop.lab.synth.imaging import expose
@@ -148,10 +216,12 @@ def _variant(args: tuple[LungFieldSample, int, int, int]) -> tuple[F32, npt.NDAr
     if rng.random() < 0.5:
         line, patches = insert_patchy(line, sample.right | sample.left, rng, sample.pixel_mm)
         masks["opacity"] = masks["opacity"] | patches
+    limits = sample.limits
+    if rng.random() < 0.8:
+        line = extend_field(line, limits, rng, sample.pixel_mm)
+        limits = (0, 0, line.shape[0], line.shape[1])
     profile = random_profile(rng, base=PROFILES[sample.profile])
-    exposure = expose(
-        line, profile, rng, pixel_mm=sample.pixel_mm, view=View.PA, limits=sample.limits
-    )
+    exposure = expose(line, profile, rng, pixel_mm=sample.pixel_mm, view=View.PA, limits=limits)
     display, masks = random_view_augment(exposure.display, masks, rng)
     if rng.random() < 0.7:
         display, masks = warp(display, masks, rng)
