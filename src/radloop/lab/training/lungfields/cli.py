@@ -47,10 +47,10 @@ def train_lungfields_command(
 ) -> None:
     """Train the lung-fields network (lungs, heart, opacity) on the synthetic lab alone.
 
-    Renders lab studies with exact visible lung fields, exposes each several times through
+    Renders lab studies with exact lung fields, exposes each several times through
     randomised physics and processing (SyntheX-style domain randomisation), trains a small
     U-Net on 2 CPU threads and exports DIR/lungfields.onnx with DIR/lungfields.json. No
-    real label is read. Needs pip install 'radloop[train,synth]'; about 30 min on 2 cores
+    real label is read. Needs pip install 'radloop[train,synth]'; about 37 min on 2 cores
     (docs/benchmarks.md). Copy both files into a model folder, or pass --model-dir to
     `radloop bench sim2real`.
     """
