@@ -48,7 +48,13 @@ import click
 
 from radloop.report import Finding, Presence
 
-__all__ = ["MALFORMED", "RealFilmResult", "bench_realfilm", "run_realfilm_benchmark"]
+__all__ = [
+    "FOLDER_OPTION",
+    "MALFORMED",
+    "RealFilmResult",
+    "bench_realfilm",
+    "run_realfilm_benchmark",
+]
 
 SCRIPTED_MODEL = "scripted-mllm"
 _NEGATIVES = ("pneumothorax", "pleural_effusion", "cardiomegaly")
@@ -374,14 +380,18 @@ def format_realfilm(result: RealFilmResult) -> str:
     return "\n".join(lines)
 
 
-@click.command("realfilm")
-@click.option(
+FOLDER_OPTION = click.option(
     "--data",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     required=True,
     help="A folder in the folder: layout (metadata.csv and images): realcxr-dev, hannover-dev "
     "or a site's own films.",
 )
+"""The real-film benches' ``--data``: a folder of films in the ``folder:`` layout."""
+
+
+@click.command("realfilm")
+@FOLDER_OPTION
 @click.option("--limit", type=int, default=None, help="Only the first N films.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as one JSON object.")
 def bench_realfilm(data: Path, limit: int | None, as_json: bool) -> None:

@@ -54,6 +54,7 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.errors import InputError
+from radloop.lab.bench.realfilm import FOLDER_OPTION
 from radloop.lab.bench.sim2real_metrics import (
     BRIXIA_LETTERS,
     FilmReading,
@@ -409,13 +410,7 @@ def format_sim2real(result: Sim2RealResult) -> str:
 
 
 @click.command("sim2real")
-@click.option(
-    "--data",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
-    help="A folder in the folder: layout (metadata.csv and images): realcxr-dev, hannover-dev "
-    "or a site's own films.",
-)
+@FOLDER_OPTION
 @click.option(
     "--model-dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -233,8 +232,9 @@ class LungFieldsRuntime:
 @cache
 def load_lung_fields(model_dir: str | None = None) -> LungFieldsRuntime | None:
     """The shipped lung-fields network (or the one in ``model_dir``); ``None`` if absent."""
-    shipped = Path(str(resources.files("radloop"))) / "data" / "reference"
-    base = Path(model_dir) if model_dir else shipped
+    from radloop.models.builtin import shipped_model_dir
+
+    base = Path(model_dir) if model_dir else shipped_model_dir()
     onnx_path, sidecar = base / LUNG_FIELDS_ONNX, base / "lungfields.json"
     if not onnx_path.is_file() or not sidecar.is_file():
         return None

@@ -35,9 +35,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from radloop.lab.bench.sim2real_metrics import dice
 from radloop.lab.training import require_torch
 from radloop.lab.training.lungfields.data import LungFieldSample, render_lung_fields
 from radloop.models.reference.lungfields import LUNG_FIELDS_ONNX, _resize, equalise
+from radloop.models.reference.metrics import best_threshold
 
 __all__ = ["LungFieldsConfig", "adaptation_films", "train_lung_fields"]
 
@@ -289,19 +291,24 @@ def _loss(torch: Any, logits: Any, target: Any) -> Any:
     return bce + dice
 
 
-def dice(a: npt.NDArray[np.bool_], b: npt.NDArray[np.bool_]) -> float:
-    total = int(a.sum()) + int(b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
-
-
-def _validate(net: Any, torch: Any, x: F32, y: npt.NDArray[np.uint8]) -> dict[str, float]:
+def _forward(net: Any, torch: Any, x: F32) -> tuple[F32, F32]:
+    """The network over inputs ``x`` (N, S, S) in batches: probability maps and embeddings."""
     net.eval()
-    preds = []
+    maps, embeddings = [], []
     with torch.no_grad():
         for i in range(0, len(x), 32):
-            logits, _ = net(torch.from_numpy(x[i : i + 32, None]))
-            preds.append(logits.numpy() > 0)
-    p = np.concatenate(preds)
+            logits, embedding = net(torch.from_numpy(x[i : i + 32, None]))
+            maps.append(torch.sigmoid(logits).numpy())
+            embeddings.append(embedding.numpy())
+    return (
+        np.concatenate(maps).astype(np.float32),
+        np.concatenate(embeddings).astype(np.float32),
+    )
+
+
+def _validate(probs: F32, y: npt.NDArray[np.uint8]) -> dict[str, float]:
+    """Mean Dice per channel, and of both lungs, of the maps at 0.5 against the targets."""
+    p = probs > 0.5
     out = {}
     for k, name in enumerate(CHANNELS):
         out[f"dice_{name}"] = float(np.mean([dice(p[i, k], y[i, k] > 0) for i in range(len(p))]))
@@ -315,7 +322,8 @@ def opacity_threshold(probs: F32, y: npt.NDArray[np.uint8], min_share: float = 0
 
     Per lung side of each variant (its true field): the score is the mean opacity probability
     over the field, the label whether opacity covers at least ``min_share`` of it. Chosen on
-    the lab alone, as every setting of the network.
+    the lab alone, as every setting of the network, by the reference model's own F1 search
+    (:func:`radloop.models.reference.metrics.best_threshold`).
     """
     scores, labels = [], []
     for p, t in zip(probs, y, strict=True):
@@ -325,22 +333,14 @@ def opacity_threshold(probs: F32, y: npt.NDArray[np.uint8], min_share: float = 0
                 continue
             scores.append(float(p[3][field].mean()))
             labels.append(bool((t[3][field] > 0).mean() >= min_share))
-    s, lab = np.asarray(scores), np.asarray(labels)
-    best, best_f1 = 0.5, -1.0
-    for cut in np.linspace(0.05, 0.95, 91):
-        claimed = s >= cut
-        tp = int((claimed & lab).sum())
-        f1 = 2 * tp / max(int(claimed.sum()) + int(lab.sum()), 1)
-        if f1 > best_f1:
-            best, best_f1 = float(cut), f1
-    return round(best, 2)
+    return round(best_threshold(labels, scores), 2)
 
 
-def _probabilities(net: Any, torch: Any, x: F32) -> F32:
-    net.eval()
-    with torch.no_grad():
-        logits = [net(torch.from_numpy(x[i : i + 32, None]))[0] for i in range(0, len(x), 32)]
-    return np.asarray(torch.sigmoid(torch.cat(logits)).numpy(), dtype=np.float32)
+def _inputs(films: list[F32], size: int) -> F32:
+    """Real films as the network's inputs (resized square, equalised), as at run time."""
+    if not films:
+        return np.zeros((0, size, size), dtype=np.float32)
+    return np.stack([equalise(_resize(f, (size, size))) for f in films])
 
 
 def adaptation_films(folder: Path, limit: int) -> list[F32]:
@@ -363,33 +363,25 @@ def adaptation_films(folder: Path, limit: int) -> list[F32]:
     return films
 
 
-def _adapt(net: Any, torch: Any, films: list[F32], size: int) -> None:
-    """AdaBN: BatchNorm running statistics recomputed on unlabelled real films."""
+def _adapt(net: Any, torch: Any, x: F32) -> None:
+    """AdaBN: BatchNorm running statistics recomputed on unlabelled real films' inputs."""
     for module in net.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.reset_running_stats()
             module.momentum = None  # a cumulative average over every batch
     net.train()
-    x = np.stack([equalise(_resize(f, (size, size))) for f in films])[:, None]
     with torch.no_grad():
         for i in range(0, len(x), 16):
-            net(torch.from_numpy(x[i : i + 16]))
+            net(torch.from_numpy(x[i : i + 16, None]))
     net.eval()
 
 
-def _fit_ood(net: Any, torch: Any, lab: F32, films: list[F32], size: int) -> dict[str, Any]:
+def _fit_ood(lab: F32, real: F32) -> dict[str, Any]:
     """The domain reference: the embeddings of held-out lab variants and of the unlabelled
     adaptation films (Mahalanobis, Ledoit-Wolf, 99th percentile)."""
     from radloop.models.ood import MahalanobisScorer
 
-    real = [equalise(_resize(f, (size, size))) for f in films]
-    x = np.concatenate([lab, np.stack(real)]) if real else lab
-    net.eval()
-    with torch.no_grad():
-        embeddings = np.concatenate(
-            [net(torch.from_numpy(x[i : i + 32, None]))[1].numpy() for i in range(0, len(x), 32)]
-        )
-    fitted = MahalanobisScorer.fit(embeddings).to_dict()
+    fitted = MahalanobisScorer.fit(np.concatenate([lab, real])).to_dict()
     fitted["fitted_on"] = {"lab_films": len(lab), "unlabelled_real_films": len(real)}
     return fitted
 
@@ -441,7 +433,7 @@ def train_lung_fields(
             optimiser.step()
             schedule.step()
             losses.append(float(loss.detach()))
-        figures = _validate(net, torch, vx, vy)
+        figures = _validate(_forward(net, torch, vx)[0], vy)
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **figures})
         progress(
             f"epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.3f} "
@@ -451,12 +443,14 @@ def train_lung_fields(
     films: list[F32] = []
     if config.adapt_dir:
         films = adaptation_films(Path(config.adapt_dir), config.adapt_limit)
-        _adapt(net, torch, films, size)
-        progress(f"BatchNorm statistics adapted on {len(films)} unlabelled films")
-    final = _validate(net, torch, vx, vy)
-    ood = _fit_ood(net, torch, vx, films, size)
-    threshold = opacity_threshold(_probabilities(net, torch, vx), vy)
-    net.eval()
+    real = _inputs(films, size)
+    if len(real):
+        _adapt(net, torch, real)
+        progress(f"BatchNorm statistics adapted on {len(real)} unlabelled films")
+    probs, embeddings = _forward(net, torch, vx)
+    final = _validate(probs, vy)
+    threshold = opacity_threshold(probs, vy)
+    ood = _fit_ood(embeddings, _forward(net, torch, real)[1] if len(real) else embeddings[:0])
     dummy = torch.zeros(1, 1, size, size)
     torch.onnx.export(
         net,
