@@ -29,3 +29,39 @@ def test_bench_review_runs_clients_against_a_server_process(
     # every answered view was audited (group commit loses nothing) and the chain verifies
     assert figures["audited_views"] == figures["requests"]
     assert figures["audit_chain_intact"] is True
+
+
+def test_the_printed_verdict_holds_the_run_to_the_100_ms_bar_and_a_full_audit() -> None:
+    from dataclasses import replace
+
+    from radloop.lab.bench.review import ReviewLoadResult, format_review_benchmark
+
+    run = ReviewLoadResult(
+        studies=10_000,
+        clients=50,
+        seconds=30.0,
+        requests=30_000,
+        errors=0,
+        requests_per_s=1000.0,
+        p50_ms=40.0,
+        p95_ms=99.0,
+        p99_ms=120.0,
+        worklist_p95_ms=99.0,
+        study_p95_ms=98.0,
+        server_workers=2,
+        database="sqlite",
+        server_cpu_ms_per_request=1.5,
+        client_cpu_ms_per_request=0.1,
+        load_generator="test",
+        audited_views=30_000,
+        audit_chain_intact=True,
+        load_average=4.0,
+    )
+    assert "meets the bar (p95 <= 100 ms" in format_review_benchmark(run)
+    for worse in (
+        replace(run, p95_ms=101.0),
+        replace(run, errors=1),
+        replace(run, audited_views=29_999),
+        replace(run, audit_chain_intact=False),
+    ):
+        assert "misses the bar" in format_review_benchmark(worse)

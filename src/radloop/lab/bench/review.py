@@ -508,10 +508,17 @@ def _run(
     )
 
 
+P95_BAR_MS = 100.0
+"""The workstation's bar: p95 at most this with 50 clients and 10,000 studies on SQLite."""
+
+
 def format_review_benchmark(result: ReviewLoadResult) -> str:
     verdict = (
         "meets"
-        if result.p95_ms <= 200 and result.errors == 0 and result.audit_chain_intact
+        if result.p95_ms <= P95_BAR_MS
+        and result.errors == 0
+        and result.audit_chain_intact
+        and result.audited_views == result.requests
         else "misses"
     )
     return "\n".join(
@@ -526,7 +533,7 @@ def format_review_benchmark(result: ReviewLoadResult) -> str:
             f"average {result.load_average} at the end of the run",
             f"  audit trail: {result.audited_views:,} views recorded during the run, chain "
             f"{'intact' if result.audit_chain_intact else 'BROKEN'}",
-            f"  {verdict} the bar (p95 <= 200 ms, no errors)",
+            f"  {verdict} the bar (p95 <= {P95_BAR_MS:g} ms, no errors, every view audited)",
         ]
     )
 
