@@ -24,7 +24,7 @@ from radloop.lab.bench.sim2real import (
     load_reader,
     run_sim2real_benchmark,
 )
-from radloop.lab.bench.sim2real_metrics import dice
+from radloop.lab.bench.sim2real_metrics import PairScores, change_zone_accuracy, dice
 from radloop.models.competence import DomainDecision
 from radloop.models.reference.lungfields import LungFields, zone_map
 from radloop.report import Finding, Presence
@@ -196,6 +196,7 @@ def test_a_reader_that_knows_the_masks_scores_every_figure_as_worked_out(tmp_pat
     change = d["change_zone_accuracy"]
     assert (change["hits"], change["n"], change["pairs"], change["pairs_unread"]) == (3, 5, 2, 1)
     assert (change["stayed"]["hits"], change["stayed"]["n"]) == (7, 7)
+    assert (change["sign_only"]["hits"], change["sign_only"]["n"]) == (3, 5)
     # Device-free: films 0, 1 and 4 ("tuberculosis" is no tube); film 2 names a line, film 3
     # has an ignore mask, film 5 an ETT. The network calls tubes on films 0 and 4; the model
     # states only film 0's (film 4 lies outside its domain: it abstains there).
@@ -320,3 +321,21 @@ def test_the_table_reads_a_folder_without_pairs(tmp_path: Path) -> None:
     text = format_sim2real(result)
     assert "(no pairs.csv)" in text
     assert result.to_dict()["change_zone_accuracy"] is None
+
+
+def test_change_is_scored_as_compare_states_it_a_small_move_is_stable() -> None:
+    nan = float("nan")
+    pair = PairScores(
+        prior_brixia=(0, 1, 2, 0, 0, 1),
+        current_brixia=(1, 1, 1, 0, 2, 1),
+        # A: +0.02 (stated stable: a miss, though its sign is right); C: -0.2 (a hit);
+        # E: no reading (a miss); B, D, F stayed: +0.01 and -0.03 stable (hits), F +0.3 (miss)
+        prior_scores=(0.30, 0.40, 0.60, 0.10, nan, 0.20),
+        current_scores=(0.32, 0.41, 0.40, 0.07, 0.50, 0.50),
+    )
+    scored = change_zone_accuracy([pair], tolerance=0.05)
+    assert (scored["hits"], scored["n"]) == (1, 3)
+    assert (scored["sign_only"]["hits"], scored["sign_only"]["n"]) == (2, 3)
+    assert (scored["stayed"]["hits"], scored["stayed"]["n"]) == (2, 3)
+    loose = change_zone_accuracy([pair], tolerance=0.01)
+    assert loose["hits"] == 2  # A's +0.02 now counts as increased

@@ -16,13 +16,15 @@ from radloop.models.competence import REAL_FILMS
 from radloop.models.reference import lungfields
 from radloop.models.reference.lungfields import LungFields
 from radloop.models.reference.realfilm import (
+    CHANGE_TOLERANCE,
     REALFILM_DOMAIN,
     RealFilmDomain,
     declare_domain,
     findings_from_fields,
+    zone_direction,
 )
-from radloop.report import Presence
-from radloop.study import Image
+from radloop.report import Change, Presence
+from radloop.study import Image, Series, Study
 from radloop.vocabulary import Side, Zone
 
 
@@ -95,14 +97,14 @@ def _model_dir(tmp_path: Path, findings: list[str]) -> Path:
     return folder
 
 
-def _film() -> list[Image]:
-    rng = np.random.default_rng(3)
+def _film(seed: int = 3) -> list[Image]:
+    rng = np.random.default_rng(seed)
     pixels = rng.random((200, 180)).astype(np.float32)  # nothing like the lab: out of its domain
     return [
         Image(
             pixels=pixels,
             source=Path("film.png"),
-            sop_instance_uid="1.2.3.4",
+            sop_instance_uid=f"1.2.3.{seed}",
             series_instance_uid="1.2.3",
             pixel_spacing_mm=None,
             spacing_source=None,
@@ -153,3 +155,88 @@ def test_without_an_admitted_type_there_is_no_real_domain(
     assert not model.competence.real
     assert not model.assess_domain(_film()).in_domain
     assert "abstains" in model.generate(_film(), "Describe.")[0].text
+
+
+def test_a_zone_is_stated_changed_only_past_the_tolerance() -> None:
+    assert zone_direction(0.30, 0.30 + 1.2 * CHANGE_TOLERANCE) is Change.INCREASED
+    assert zone_direction(0.30, 0.30 - 1.2 * CHANGE_TOLERANCE) is Change.DECREASED
+    assert zone_direction(0.30, 0.30 + 0.8 * CHANGE_TOLERANCE) is Change.STABLE
+    assert zone_direction(0.30, 0.30 - 0.8 * CHANGE_TOLERANCE) is Change.STABLE
+    assert zone_direction(0.30, 0.50, tolerance=0.25) is Change.STABLE
+    declared = declare_domain(
+        _result(0.8, 0.9, 0.92), collection="dev", opacity_threshold=0.4, change_tolerance=0.1
+    )
+    assert declared["change_tolerance"] == 0.1
+
+
+class _Readers:
+    """A lung-fields reader that gives each film (told by its first pixel) its own reading."""
+
+    def __init__(self, by_film: dict[float, LungFields]) -> None:
+        self.by_film = by_film
+
+    def read(self, pixels: np.ndarray) -> LungFields:
+        return self.by_film[float(pixels.flat[0])]
+
+
+def _study(images: list[Image], uid: str) -> Study:
+    return Study(uid, (Series(f"{uid}.1", tuple(images)),))
+
+
+def test_compare_states_opacity_zone_by_zone_on_films_in_the_real_domain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from radloop.assist import compare
+
+    prior, current = _film(5), _film(6)
+    readers = _Readers(
+        {
+            float(prior[0].pixels.flat[0]): _fields(slice(40, 60)),  # right lower zone only
+            float(current[0].pixels.flat[0]): _fields(slice(0, 60)),  # the whole right lung
+        }
+    )
+    monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: readers)
+    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"]))
+    zones = model.predict_zone_changes(current, prior)
+    assert zones is not None
+    stated = {z.zone: z.direction for z in zones}
+    assert stated == {
+        Zone.RIGHT_UPPER: Change.INCREASED,
+        Zone.RIGHT_MIDDLE: Change.INCREASED,
+        Zone.RIGHT_LOWER: Change.STABLE,
+        Zone.LEFT_UPPER: Change.STABLE,
+        Zone.LEFT_MIDDLE: Change.STABLE,
+        Zone.LEFT_LOWER: Change.STABLE,
+    }
+    comparison = compare(_study(current, "2.1"), _study(prior, "2.2"), model)
+    opacity = [c for c in comparison.changes if c.code == "lung_opacity"]
+    assert len(opacity) == 6 and not comparison.warnings
+    upper = next(c for c in opacity if "right upper zone" in c.details)
+    assert upper.direction is Change.INCREASED and upper.side is Side.RIGHT
+    assert "Brixia A" in upper.details and "0.00 on the prior, 0.95 now" in upper.details
+    assert {c.code for c in comparison.changes} == {"lung_opacity"}  # nothing else is read
+    # backwards in time, the same zones decrease
+    reverse = {z.zone: z.direction for z in model.predict_zone_changes(prior, current) or ()}
+    assert reverse[Zone.RIGHT_UPPER] is Change.DECREASED
+    assert reverse[Zone.RIGHT_LOWER] is Change.STABLE
+
+
+def test_compare_states_no_zone_change_outside_the_real_domain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from radloop.assist import compare
+
+    prior, current = _film(5), _film(6)
+    near, far = _fields(slice(40, 60)), _fields(slice(0, 60))
+    far = LungFields(far.right, far.left, far.heart, far.opacity, domain_distance=9.0,
+                     domain_threshold=2.0)  # fmt: skip
+    readers = _Readers(
+        {float(prior[0].pixels.flat[0]): near, float(current[0].pixels.flat[0]): far}
+    )
+    monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: readers)
+    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"]))
+    assert model.predict_zone_changes(current, prior) is None
+    comparison = compare(_study(current, "2.1"), _study(prior, "2.2"), model)
+    assert comparison.changes == () and "abstains" in comparison.warnings[0]
+    closed = ReferenceModel(_model_dir(tmp_path / "closed", []))
+    assert closed.predict_zone_changes(prior, prior) is None

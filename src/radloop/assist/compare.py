@@ -18,7 +18,14 @@ from radloop.assist.domain import abstention
 from radloop.assist.prompts import COMPARE_VERSION, SYSTEM, compare_prompt
 from radloop.assist.schema import changes_schema, extract_json
 from radloop.assist.types import Change, Comparison, OutputMode
-from radloop.models import ExtentPredictor, FindingsPredictor, LocalPredictor, VisionLanguageModel
+from radloop.models import (
+    ExtentPredictor,
+    FindingsPredictor,
+    LocalPredictor,
+    VisionLanguageModel,
+    ZoneChange,
+    ZoneChangePredictor,
+)
 from radloop.report import Change as Direction
 from radloop.report import Finding, parse
 from radloop.report.measure import extent_change, extent_min_ratio, format_mm
@@ -32,6 +39,7 @@ __all__ = [
     "compare",
     "diff_findings",
     "predicted_changes",
+    "zone_change",
 ]
 
 # Two sizes differ when they differ by both 2 mm (the smallest change the Fleischner Society
@@ -134,7 +142,33 @@ def predicted_changes(
     found_before, extent_before, local_before = read(prior)
     extents = None if extent_now is None or extent_before is None else (extent_now, extent_before)
     local = None if local_now is None or local_before is None else (local_now, local_before)
-    return diff_findings(found_now, found_before, extents=extents, local=local)
+    changes = diff_findings(found_now, found_before, extents=extents, local=local)
+    zones = (
+        model.predict_zone_changes(current.images, prior.images)
+        if isinstance(model, ZoneChangePredictor)
+        else None
+    )
+    if zones is None:
+        return changes
+    # The model reads opacity zone by zone: its change is stated per zone, not per finding.
+    kept = [c for c in changes if c.code != ZONE_CHANGE_CODE]
+    return kept + [zone_change(z) for z in zones]
+
+
+ZONE_CHANGE_CODE = "lung_opacity"
+
+
+def zone_change(change: ZoneChange) -> Change:
+    """One zone's opacity change as a :class:`Change` (the zone and both scores in its
+    details)."""
+    zone = change.zone
+    return Change(
+        ZONE_CHANGE_CODE,
+        change.direction,
+        f"{zone.label} (Brixia {zone.brixia}): opacity score {change.prior:.2f} on the prior, "
+        f"{change.current:.2f} now",
+        zone.side,
+    )
 
 
 def _changes_from_json(reply: str, warnings: list[str]) -> list[Change] | None:

@@ -18,6 +18,8 @@ from radloop.models.base import (
     LocalPredictor,
     TokenLogprob,
     VisionLanguageModel,
+    ZoneChange,
+    ZoneChangePredictor,
 )
 from radloop.models.errors import (
     CheckpointNotFoundError,
@@ -57,6 +59,8 @@ __all__ = [
     "TokenLogprob",
     "UnknownModelError",
     "VisionLanguageModel",
+    "ZoneChange",
+    "ZoneChangePredictor",
     "available_models",
     "describe_model",
     "load_model",

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, final, runtime_checkable
 
-from radloop.report import Finding
+from radloop.report import Change, Finding
 from radloop.study import Image
+from radloop.vocabulary import Zone
 
 __all__ = [
     "Cost",
@@ -31,6 +32,8 @@ __all__ = [
     "TokenLogprob",
     "Usage",
     "VisionLanguageModel",
+    "ZoneChange",
+    "ZoneChangePredictor",
 ]
 
 logger = logging.getLogger(__name__)
@@ -280,6 +283,31 @@ class LocalPredictor(Protocol):
     """
 
     def predict_local(self, images: Sequence[Image]) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class ZoneChange:
+    """How opacity changed in one lung zone between two films of one patient: the direction
+    the model states and the zone scores it read on the prior and the current film."""
+
+    zone: Zone
+    direction: Change
+    prior: float
+    current: float
+
+
+@runtime_checkable
+class ZoneChangePredictor(Protocol):
+    """A model that reads, per lung zone, whether opacity increased, decreased or stayed.
+
+    ``predict_zone_changes`` returns one :class:`ZoneChange` per zone it read on both
+    studies' frontal films, or None where it cannot speak (a film outside the domain in which
+    its zone readings were validated); ``compare`` then states the change zone by zone.
+    """
+
+    def predict_zone_changes(
+        self, current: Sequence[Image], prior: Sequence[Image]
+    ) -> tuple[ZoneChange, ...] | None: ...
 
 
 def check_generate_arguments(

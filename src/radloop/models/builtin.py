@@ -26,6 +26,7 @@ from radloop.models.base import (
     Generation,
     JsonSchema,
     VisionLanguageModel,
+    ZoneChange,
 )
 from radloop.models.competence import (
     REAL_FILMS,
@@ -125,8 +126,7 @@ class ReferenceModel(VisionLanguageModel):
 
     def _real_reading(self, images: Sequence[Image]) -> Any:
         """The lung-fields reading of the study's frontal film (cached like :meth:`read`)."""
-        frontal = [im for im in images if (im.view_position or "").upper() in {"PA", "AP"}]
-        image = (frontal or list(images))[0]
+        image = (_frontal(images) or list(images))[0]
         cached = self._last_fields
         if cached is not None and cached[0] is image:
             return cached[1]
@@ -249,7 +249,7 @@ class ReferenceModel(VisionLanguageModel):
         ):
             return last[1]  # draft, extents and verification of one study share one reading
         # Prefer images the header calls frontal; fall back on the view head.
-        tagged = [im for im in images if (im.view_position or "").upper() in {"PA", "AP"}]
+        tagged = _frontal(images)
         candidates = tagged or list(images)
         outputs: list[ReferenceOutput] = self.runtime.run(candidates[:1] if tagged else candidates)
         best = max(outputs, key=lambda o: 1.0 - o.view_probabilities["LL"])
@@ -269,6 +269,30 @@ class ReferenceModel(VisionLanguageModel):
             return findings_from_fields(self._real_reading(images), domain, self.model_id)
         return tuple(
             f.with_(source=self.model_id) for f in findings_from_output(output, self.sidecar)
+        )
+
+    def predict_zone_changes(
+        self, current: Sequence[Image], prior: Sequence[Image]
+    ) -> tuple[ZoneChange, ...] | None:
+        """Per lung zone, whether opacity increased, decreased or stayed from the prior's
+        frontal film to the current one's (the change of the zone's opacity score against the
+        declared domain's tolerance); None unless lung opacity is in the declared real-film
+        domain and both films lie in it (on lab films, ``compare`` diffs the findings)."""
+        from radloop.models.reference.realfilm import zone_direction
+
+        if self.real_domain is None or "lung_opacity" not in self.real_domain[0].findings:
+            return None
+        if not current or not prior:
+            return None
+        if any(self.assess_domain(images).domain != REAL_FILMS for images in (current, prior)):
+            return None
+        tolerance = self.real_domain[0].change_tolerance
+        before = self._real_reading(prior).zone_scores()
+        now = self._real_reading(current).zone_scores()
+        return tuple(
+            ZoneChange(zone, zone_direction(before[zone], score, tolerance), before[zone], score)
+            for zone, score in now.items()
+            if score == score and before[zone] == before[zone]  # NaN: a zone not read
         )
 
     def predict_extents(self, images: Sequence[Image]) -> dict[str, float]:
@@ -312,6 +336,11 @@ class ReferenceModel(VisionLanguageModel):
         else:
             text = f"{NOTICE}\n\n{write(self.predict_findings(images))}"
         return [Generation(text, self.model_id, finish_reason="stop") for _ in range(n)]
+
+
+def _frontal(images: Sequence[Image]) -> list[Image]:
+    """The images whose header calls them frontal (PA or AP)."""
+    return [im for im in images if (im.view_position or "").upper() in {"PA", "AP"}]
 
 
 @register_model("builtin")

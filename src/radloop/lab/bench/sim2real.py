@@ -22,10 +22,12 @@ means, Wilson for shares.
 - ``ctr``: the readings' cardiothoracic ratios (no labels): n, median, 5th and 95th
   percentiles, the share above 0.5.
 - ``change_zone_accuracy`` (with a ``pairs.csv``: prior, current, days, prior_brixia_A..F,
-  current_brixia_A..F; prior and current as in metadata.csv's ``image``): on zones whose
-  Brixia score moved, a hit when the sign of (current − prior zone score) matches the sign
-  of the score's change; on zones that stayed, a hit when the zone score moved less than the
-  tolerance (0.05 unless given).
+  current_brixia_A..F; prior and current as in metadata.csv's ``image``): what ``compare``
+  states per zone — increased or decreased when the zone score moved by at least the
+  tolerance (0.05 unless given), else stable — against the Brixia score's change: on zones
+  whose score moved, a hit when the stated direction is the score's; on zones that stayed
+  (``stayed``), a hit when stated stable. ``sign_only``: the sign of the zone score's change
+  on moved zones, with no tolerance.
 - ``device_claims_per_film``: device findings (the vocabulary's device codes) the built-in
   model states present (none on a film outside its domain, where it abstains; the network's
   calls with no domain check are ``device_claims_ungated_per_film``), per device-free film:
@@ -63,6 +65,7 @@ from radloop.lab.bench.sim2real_metrics import (
     summary,
 )
 from radloop.models.errors import MissingReferenceModelError
+from radloop.models.reference.realfilm import CHANGE_TOLERANCE
 
 if TYPE_CHECKING:
     from radloop.models.competence import DomainDecision
@@ -247,7 +250,7 @@ def run_sim2real_benchmark(
     model_dir: Path | None = None,
     limit: int | None = None,
     threshold: float | None = None,
-    tolerance: float = 0.05,
+    tolerance: float = CHANGE_TOLERANCE,
     resamples: int = 1000,
     seed: int = 0,
     progress: bool = True,
@@ -388,6 +391,8 @@ def format_sim2real(result: Sim2RealResult) -> str:
     else:
         row("change_zone_accuracy (moved)", change, f"{change['hits']}/{change['n']} zones of "
             f"{change['pairs']} pairs ({change['pairs_unread']} pairs not read)")  # fmt: skip
+        sign = change["sign_only"]
+        row("  sign only (never stable)", sign, f"{sign['hits']}/{sign['n']} zones")
         stayed = change["stayed"]
         row(f"  stayed (|Δ| < {stayed['tolerance']:g})", stayed,
             f"{stayed['hits']}/{stayed['n']} zones")  # fmt: skip
@@ -427,9 +432,10 @@ def format_sim2real(result: Sim2RealResult) -> str:
 @click.option(
     "--tolerance",
     type=click.FloatRange(min=0.0),
-    default=0.05,
+    default=CHANGE_TOLERANCE,
     show_default=True,
-    help="A zone score that moved less than this between prior and current has stayed.",
+    help="How far a zone score must move between prior and current for compare to state "
+    "it increased or decreased (else stable); written into the domain file.",
 )
 @click.option("--resamples", type=click.IntRange(min=0), default=1000, show_default=True,
               help="Film bootstrap resamples.")  # fmt: skip
@@ -466,7 +472,10 @@ def bench_sim2real(
         from radloop.models.reference.realfilm import REALFILM_DOMAIN, declare_domain
 
         declared = declare_domain(
-            result.to_dict(), collection=data.name, opacity_threshold=result.threshold
+            result.to_dict(),
+            collection=data.name,
+            opacity_threshold=result.threshold,
+            change_tolerance=tolerance,
         )
         (write_domain / REALFILM_DOMAIN).write_text(json.dumps(declared, indent=2) + "\n")
         admitted = ", ".join(declared["findings"]) or "no finding type"

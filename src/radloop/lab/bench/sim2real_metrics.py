@@ -188,22 +188,37 @@ def ctr_distribution(films: Sequence[FilmReading]) -> dict[str, Any]:
 
 
 def change_zone_accuracy(pairs: Sequence[PairScores], tolerance: float) -> dict[str, Any]:
-    """On zones whose Brixia score moved, the reading's direction (sign of current − prior
-    zone score) against the score's; on zones that stayed, |difference| < ``tolerance``."""
-    moved_hits = moved = stayed_hits = stayed = 0
+    """What ``compare`` states per zone (:func:`~radloop.models.reference.realfilm.zone_direction`:
+    increased or decreased past ``tolerance``, else stable) against the Brixia score's change.
+
+    On zones whose score moved, a hit when the stated direction is the score's (a zone stated
+    stable is a miss); on zones that stayed, a hit when it is stated stable. ``sign_only``:
+    the sign of the zone score's change on moved zones with no tolerance (what a reader that
+    never says stable would get).
+    """
+    from radloop.models.reference.realfilm import zone_direction
+    from radloop.report import Change
+
+    moved_hits = moved = stayed_hits = stayed = sign_hits = 0
     for pair in pairs:
         for k in range(6):
             truth = pair.current_brixia[k] - pair.prior_brixia[k]
-            step = pair.current_scores[k] - pair.prior_scores[k]  # NaN: no reading, a miss
+            before, now = pair.prior_scores[k], pair.current_scores[k]
+            read = not (math.isnan(before) or math.isnan(now))  # no reading: a miss
+            stated = zone_direction(before, now, tolerance) if read else None
             if truth != 0:
                 moved += 1
-                moved_hits += bool(not math.isnan(step) and np.sign(step) == np.sign(truth))
+                wanted = Change.INCREASED if truth > 0 else Change.DECREASED
+                moved_hits += stated is wanted
+                sign_hits += bool(read and np.sign(now - before) == np.sign(truth))
             else:
                 stayed += 1
-                stayed_hits += bool(not math.isnan(step) and abs(step) < tolerance)
+                stayed_hits += stated is Change.STABLE
     return {
         **_share(moved_hits, moved),
         "pairs": len(pairs),
+        "tolerance": tolerance,
+        "sign_only": _share(sign_hits, moved),
         "stayed": {**_share(stayed_hits, stayed), "tolerance": tolerance},
     }
 

@@ -22,9 +22,20 @@ from typing import Any
 
 from radloop.errors import InputError
 
-__all__ = ["BARS", "REALFILM_DOMAIN", "RealFilmDomain", "declare_domain"]
+__all__ = [
+    "BARS",
+    "CHANGE_TOLERANCE",
+    "REALFILM_DOMAIN",
+    "RealFilmDomain",
+    "declare_domain",
+    "zone_direction",
+]
 
 REALFILM_DOMAIN = "realfilm-domain.json"
+
+CHANGE_TOLERANCE = 0.05
+"""A zone's opacity score must move by at least this between two films for its opacity to be
+stated increased or decreased; less is stated stable."""
 
 BARS: dict[str, dict[str, tuple[str, float]]] = {
     "lung_opacity": {
@@ -44,8 +55,25 @@ def _met(value: float | None, bar: tuple[str, float]) -> bool:
     return value >= limit if op == ">=" else value <= limit
 
 
+def zone_direction(prior: float, current: float, tolerance: float = CHANGE_TOLERANCE) -> Any:
+    """The change stated for one zone from its two scores (a ``radloop.report.Change``):
+    increased or decreased when the score moved by at least ``tolerance``, else stable."""
+    from radloop.report import Change
+
+    step = current - prior
+    if step >= tolerance:
+        return Change.INCREASED
+    if step <= -tolerance:
+        return Change.DECREASED
+    return Change.STABLE
+
+
 def declare_domain(
-    result: Mapping[str, Any], *, collection: str, opacity_threshold: float
+    result: Mapping[str, Any],
+    *,
+    collection: str,
+    opacity_threshold: float,
+    change_tolerance: float = CHANGE_TOLERANCE,
 ) -> dict[str, Any]:
     """The domain file's content from one ``sim2real`` result (its JSON dict)."""
     types: dict[str, Any] = {}
@@ -67,6 +95,7 @@ def declare_domain(
         "collection": collection,
         "reader": result.get("reader"),
         "opacity_threshold": opacity_threshold,
+        "change_tolerance": change_tolerance,
         "types": types,
         "findings": sorted(code for code, t in types.items() if t["met"]),
     }
@@ -80,6 +109,7 @@ class RealFilmDomain:
     collections: tuple[str, ...]
     opacity_threshold: float
     figures: Mapping[str, float] = field(default_factory=dict)
+    change_tolerance: float = CHANGE_TOLERANCE
 
     @classmethod
     def from_file(cls, path: Path) -> RealFilmDomain:
@@ -87,6 +117,7 @@ class RealFilmDomain:
             data = json.loads(path.read_text(encoding="utf-8"))
             findings = tuple(str(c) for c in data["findings"])
             threshold = float(data["opacity_threshold"])
+            tolerance = float(data.get("change_tolerance", CHANGE_TOLERANCE))
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise InputError(
                 f"a real-film domain file ({REALFILM_DOMAIN}: findings, opacity_threshold)",
@@ -97,7 +128,8 @@ class RealFilmDomain:
             for key, figure in dict(entry.get("figures", {})).items():
                 if figure.get("value") is not None:
                     figures[f"{key}.{code}"] = float(figure["value"])
-        return cls(findings, (str(data.get("collection", "")),), threshold, figures)
+        collections = (str(data.get("collection", "")),)
+        return cls(findings, collections, threshold, figures, tolerance)
 
 
 def findings_from_fields(fields: Any, domain: RealFilmDomain, source: str) -> tuple[Any, ...]:
