@@ -17,6 +17,7 @@ import numpy.typing as npt
 
 from radloop.lab.synth.findings import InsertedFinding
 from radloop.lab.synth.phantom import MU_WATER_PER_MM, Phantom, RenderedView
+from radloop.models.reference.lungfields import widest_row
 from radloop.report.types import Change, Finding, Severity
 from radloop.vocabulary import Lobe, Side, VertebralLevel, Zone
 
@@ -83,24 +84,12 @@ def _zones(mask: Bool, zones: I8) -> tuple[tuple[Zone, ...], dict[str, float]]:
     return listed, fractions
 
 
-def _widest(mask: Bool) -> tuple[int, int, int]:
-    """Widest row of a mask: (width in pixels, row, first column)."""
-    if not mask.any():
-        return 0, -1, -1
-    rows = np.flatnonzero(mask.any(axis=1))
-    first = np.argmax(mask[rows], axis=1)
-    last = mask.shape[1] - 1 - np.argmax(mask[rows, ::-1], axis=1)
-    widths = last - first + 1
-    i = int(np.argmax(widths))
-    return int(widths[i]), int(rows[i]), int(first[i])
-
-
 def cardiothoracic_ratio(view: RenderedView) -> dict[str, float]:
     """Heart and internal thoracic widths (mm on the detector) and their ratio."""
     pixel = view.geometry.pixel_mm
-    heart, _, _ = _widest(view.heart_mask)
+    heart, _, _ = widest_row(view.heart_mask)
     lungs = view.lung_masks["right"] | view.lung_masks["left"]
-    thorax, _, _ = _widest(lungs)
+    thorax, _, _ = widest_row(lungs)
     ratio = heart / thorax if thorax else math.nan
     return {
         "ctr": round(ratio, 4),

@@ -37,6 +37,7 @@ __all__ = [
     "LungFieldsRuntime",
     "equalise",
     "load_lung_fields",
+    "widest_row",
     "zone_map",
 ]
 
@@ -99,9 +100,19 @@ def zone_map(right: Bool, left: Bool) -> I8:
     return out
 
 
-def _widest(mask: Bool) -> int:
-    cols = np.flatnonzero(mask.any(axis=0))
-    return 0 if cols.size == 0 else int(cols[-1] - cols[0] + 1)
+def widest_row(mask: Bool) -> tuple[int, int, int]:
+    """The widest row of a mask: (width in pixels, row, first column); (0, -1, -1) if empty.
+
+    The cardiothoracic ratio's widths: the lab's truth (``radloop.lab.synth.truth``) and the
+    lung-fields reading measure the heart and the thorax with this one rule."""
+    if not mask.any():
+        return 0, -1, -1
+    rows = np.flatnonzero(mask.any(axis=1))
+    first = np.argmax(mask[rows], axis=1)
+    last = mask.shape[1] - 1 - np.argmax(mask[rows, ::-1], axis=1)
+    widths = last - first + 1
+    i = int(np.argmax(widths))
+    return int(widths[i]), int(rows[i]), int(first[i])
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,8 +163,8 @@ class LungFields:
         }
 
     def ctr(self) -> float | None:
-        """Cardiothoracic ratio: the heart's widest extent over the lung fields' widest."""
-        thorax, heart = _widest(self.lungs), _widest(self.heart)
+        """Cardiothoracic ratio: the heart's widest row over the lung fields' widest row."""
+        thorax, heart = widest_row(self.lungs)[0], widest_row(self.heart)[0]
         if thorax == 0 or heart == 0 or not self.right.any() or not self.left.any():
             return None
         return heart / thorax
