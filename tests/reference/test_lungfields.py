@@ -73,6 +73,21 @@ def test_no_ctr_without_both_lungs_or_a_heart() -> None:
     assert np.isnan(LungFields(lung, empty, empty, opacity).zone_scores()[Zone.LEFT_UPPER])
 
 
+def test_a_field_is_one_region_without_holes() -> None:
+    from radloop.models.reference.lungfields import _one_field
+
+    shape = (40, 40)
+    lung = _box(shape, 5, 35, 5, 18)
+    lung[15:20, 9:13] = False  # dense opacity the network called not-lung: a hole
+    speck = _box(shape, 2, 4, 30, 33)  # a stray detection elsewhere
+    field = _one_field(lung | speck)
+    assert field[15:20, 9:13].all() and not field[2:4, 30:33].any()
+    assert field.sum() == 30 * 13
+    notch = _box(shape, 5, 35, 5, 18)
+    notch[15:20, 5:9] = False  # open to the outside: not a hole, left as it is
+    assert not _one_field(notch)[15:20, 5:9].any()
+
+
 def test_a_folder_without_the_network_loads_nothing(tmp_path: Path) -> None:
     assert load_lung_fields(str(tmp_path)) is None
 

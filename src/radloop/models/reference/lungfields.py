@@ -176,14 +176,16 @@ def _resize(array: F32, shape: tuple[int, int]) -> F32:
     return np.asarray(image.resize((shape[1], shape[0]), PILImage.Resampling.BILINEAR))
 
 
-def _largest_component(mask: Bool) -> Bool:
+def _one_field(mask: Bool) -> Bool:
+    """A lung field or the heart as one simply connected region: the largest component with
+    its holes filled (dense opacity inside a lung is still lung)."""
     from scipy import ndimage
 
     labels, n = ndimage.label(mask)
-    if n <= 1:
-        return mask
-    sizes = np.bincount(labels.ravel())[1:]
-    return np.asarray(labels == (1 + int(np.argmax(sizes))))
+    if n > 1:
+        sizes = np.bincount(labels.ravel())[1:]
+        mask = np.asarray(labels == (1 + int(np.argmax(sizes))))
+    return np.asarray(ndimage.binary_fill_holes(mask), dtype=bool)
 
 
 class LungFieldsRuntime:
@@ -226,9 +228,9 @@ class LungFieldsRuntime:
         distance = None if self.ood is None else self.ood.score(vector)
         shape = (int(pixels.shape[0]), int(pixels.shape[1]))
         full = [_resize(p, shape) for p in probs]
-        right = _largest_component(full[0] >= 0.5)
-        left = _largest_component(full[1] >= 0.5)
-        heart = _largest_component(full[2] >= 0.5)
+        right = _one_field(full[0] >= 0.5)
+        left = _one_field(full[1] >= 0.5)
+        heart = _one_field(full[2] >= 0.5)
         return LungFields(
             right=right,
             left=left & ~right,
