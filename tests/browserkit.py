@@ -76,3 +76,28 @@ def sign_in(page: Any, base: str, username: str, password: str) -> None:
     page.fill('input[name="password"]', password)
     page.click('button[type="submit"]')
     page.wait_for_url(f"{base}/")
+
+
+@contextmanager
+def signed_in_page(
+    browser: Any, base: str, username: str, password: str, *, dialogs: bool = False
+) -> Iterator[Any]:
+    """A fresh 1500 × 900 browser context's page, signed in as ``username``; fails the test
+    on any JavaScript error the page raised. With ``dialogs``, confirmation dialogs are
+    accepted and their messages kept in ``page.dialogs``."""
+    context = browser.new_context(viewport={"width": 1500, "height": 900})
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    if dialogs:
+        opened.dialogs = []
+
+        def confirm(dialog: Any) -> None:
+            opened.dialogs.append(dialog.message)
+            dialog.accept()
+
+        opened.on("dialog", confirm)
+    sign_in(opened, base, username, password)
+    yield opened
+    context.close()
+    assert errors == [], errors

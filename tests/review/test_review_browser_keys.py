@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from reviewkit import PASSWORD, Seeded
 
-from browserkit import CHROMIUM, sign_in
+from browserkit import CHROMIUM, signed_in_page
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
@@ -28,14 +28,8 @@ ACTIVE_KEY = "() => (document.activeElement.closest('li.finding') || {dataset: {
 @pytest.fixture()
 def page(server: str, browser: Any) -> Iterator[Any]:
     """A signed-in radiologist's page; fails the test on any JavaScript error."""
-    context = browser.new_context(viewport={"width": 1500, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(opened, server, "rad", PASSWORD)
-    yield opened
-    context.close()
-    assert errors == []
+    with signed_in_page(browser, server, "rad", PASSWORD) as opened:
+        yield opened
 
 
 def _open(page: Any, server: str, study: str) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from reviewkit import PASSWORD, Seeded, write_sample_copy
 
-from browserkit import AXE, AXE_MISSING, CHROMIUM, serious_violations, sign_in
+from browserkit import AXE, AXE_MISSING, CHROMIUM, serious_violations, sign_in, signed_in_page
 
 pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
@@ -76,14 +76,8 @@ def lab_study(store: Any, seeded: Seeded, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture()
 def page(server: str, browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1500, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(opened, server, "rad", PASSWORD)
-    yield opened
-    context.close()
-    assert errors == []
+    with signed_in_page(browser, server, "rad", PASSWORD) as opened:
+        yield opened
 
 
 def _open(page: Any, server: str, study: str) -> None:

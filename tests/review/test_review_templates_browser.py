@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from reviewkit import PASSWORD, Seeded
 
-from browserkit import CHROMIUM, sign_in
+from browserkit import CHROMIUM, sign_in, signed_in_page
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "review"
 pytest.importorskip("playwright.sync_api")
@@ -21,21 +21,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium
 
 @pytest.fixture()
 def page(server: str, browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1500, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    opened.dialogs = []  # type: ignore[attr-defined]
-
-    def confirm(dialog: Any) -> None:
-        opened.dialogs.append(dialog.message)  # type: ignore[attr-defined]
-        dialog.accept()
-
-    opened.on("dialog", confirm)
-    sign_in(opened, server, "rad", PASSWORD)
-    yield opened
-    context.close()
-    assert errors == []
+    with signed_in_page(browser, server, "rad", PASSWORD, dialogs=True) as opened:
+        yield opened
 
 
 def _study(page: Any) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from reviewkit import PASSWORD, Seeded
 
-from browserkit import CHROMIUM, sign_in
+from browserkit import CHROMIUM, signed_in_page
 
 ROWS = "table.worklist tbody tr[data-study]"
 SHOWN = "() => Array.from(document.querySelectorAll('tr[data-study]')).map((r) => r.dataset.study)"
@@ -62,14 +62,8 @@ browser_only = pytest.mark.skipif(
 @pytest.fixture()
 def page(server: str, browser: Any) -> Iterator[Any]:
     """A signed-in radiologist on the worklist; fails the test on any JavaScript error."""
-    context = browser.new_context(viewport={"width": 1500, "height": 900})
-    opened = context.new_page()
-    errors: list[str] = []
-    opened.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(opened, server, "rad", PASSWORD)
-    yield opened
-    context.close()
-    assert errors == []
+    with signed_in_page(browser, server, "rad", PASSWORD) as opened:
+        yield opened
 
 
 def _query(page: Any) -> dict[str, list[str]]:
