@@ -271,6 +271,15 @@ class ReferenceModel(VisionLanguageModel):
             f.with_(source=self.model_id) for f in findings_from_output(output, self.sidecar)
         )
 
+    def real_film_reading(self, images: Sequence[Image]) -> Any:
+        """The lung-fields reading of a study that lies in the declared real-film domain (its
+        frontal film), else None: what the model may read on a real film, and nothing more."""
+        if self.real_domain is None or not images:
+            return None
+        if self.assess_domain(images).domain != REAL_FILMS:
+            return None
+        return self._real_reading(images)
+
     def predict_zone_changes(
         self, current: Sequence[Image], prior: Sequence[Image]
     ) -> tuple[ZoneChange, ...] | None:

@@ -204,6 +204,9 @@ class ReferenceVerifier:
 
         started = time.perf_counter()
         images = study.images
+        real = self._model.real_film_reading(images)
+        if real is not None:
+            return self._real_film_output(real, started)
         output = self._model.read(images)
         if output is None:
             return VerifierOutput(self.verifier_id, latency_s=time.perf_counter() - started)
@@ -232,6 +235,23 @@ class ReferenceVerifier:
             latency_s=time.perf_counter() - started,
             extents=extents_from_output(output, self._model.sidecar),
         )  # fmt: skip
+
+    def _real_film_output(self, fields: Any, started: float) -> VerifierOutput:
+        """On a real film in the declared real-film domain: the lung-fields reading of the
+        admitted types only. No embedding: the domain check then asks the model, whose
+        decision for this film is the real-film domain."""
+        import time
+
+        from radloop.models.reference.realfilm import opacity_evidence
+
+        evidence = opacity_evidence(fields, self._model.real_domain[0])
+        return VerifierOutput(
+            self.verifier_id,
+            presence=evidence["presence"],
+            zones=evidence["zones"],
+            heatmaps=evidence["heatmaps"],
+            latency_s=time.perf_counter() - started,
+        )
 
 
 def _probabilities(value: Any, where: str) -> dict[str, float]:

@@ -28,6 +28,8 @@ __all__ = [
     "REALFILM_DOMAIN",
     "RealFilmDomain",
     "declare_domain",
+    "opacity_evidence",
+    "opacity_probability",
     "zone_direction",
 ]
 
@@ -168,3 +170,36 @@ def findings_from_fields(fields: Any, domain: RealFilmDomain, source: str) -> tu
             source=source,
         ),
     )
+
+
+def opacity_probability(score: float, threshold: float) -> float:
+    """A lung-fields opacity score on the verifier's scale: piecewise linear, 0 at 0, 0.5 at
+    the domain's opacity threshold (where the drafter states opacity) and 1 at 1.
+
+    Not a calibrated probability: the threshold was chosen on the lab, and what a score means
+    on a site's films is learnt from its signed reports (docs/safety.md, calibration)."""
+    score = min(max(float(score), 0.0), 1.0)
+    if threshold <= 0.0 or threshold >= 1.0:
+        return score
+    if score < threshold:
+        return 0.5 * score / threshold
+    return 0.5 + 0.5 * (score - threshold) / (1.0 - threshold)
+
+
+def opacity_evidence(fields: Any, domain: RealFilmDomain) -> dict[str, Any]:
+    """What the reference verifier may say about one real film in the domain: lung opacity's
+    probability (the higher side), per zone, and its map within the lung fields; empty when
+    ``lung_opacity`` is not admitted."""
+    import numpy as np
+
+    if "lung_opacity" not in domain.findings:
+        return {"presence": {}, "zones": {}, "heatmaps": {}}
+    t = domain.opacity_threshold
+    sides = [v for v in fields.side_scores().values() if v == v]
+    zones = {z: opacity_probability(v, t) for z, v in fields.zone_scores().items() if v == v}
+    heatmap = np.where(fields.lungs, fields.opacity, 0.0).astype(np.float32)
+    return {
+        "presence": {"lung_opacity": opacity_probability(max(sides, default=0.0), t)},
+        "zones": {"lung_opacity": zones},
+        "heatmaps": {"lung_opacity": heatmap},
+    }
