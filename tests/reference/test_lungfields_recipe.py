@@ -16,6 +16,7 @@ from radloop.lab.training.lungfields.card import (
     real_domain_paragraph,
 )
 from radloop.lab.training.lungfields.train import (
+    adaptation_films,
     insert_patchy,
     opacity_threshold,
     warp,
@@ -113,3 +114,28 @@ def test_the_field_is_extended_above_and_beside_the_ct_without_touching_it() -> 
     assert (above >= 0).all() and float(above.max()) > 1.0  # neck, shoulders, clavicles
     assert float(out[:20, 48].mean()) > float(out[:20, 12].mean())  # a neck, not a slab
     assert 0 < float(out[50, 9]) < float(out[50, 10]) and float(out[50, 0]) < float(out[50, 9])
+
+
+def test_adaptation_reads_only_frontal_films_of_patients_without_any_outline(
+    tmp_path: Path,
+) -> None:
+    from PIL import Image
+
+    rows = [
+        # patient, projection, lung mask: p1 has an outline on one film, so none of p1's films
+        ("p1", "PA", "lungs/a.png"),
+        ("p1", "AP", ""),
+        ("p2", "AP", ""),
+        ("p2", "L", ""),  # a lateral
+        ("p3", "AP Supine", ""),
+        ("p4", "PA", ""),
+    ]
+    lines = ["image,patient_id,projection,lung_mask"]
+    for k, (patient, view, mask) in enumerate(rows):
+        Image.fromarray(np.full((8, 6), 10 * (k + 1), dtype=np.uint8)).save(tmp_path / f"{k}.png")
+        lines.append(f"{k}.png,{patient},{view},{mask}")
+    (tmp_path / "metadata.csv").write_text("\n".join(lines) + "\n")
+    films = adaptation_films(tmp_path, limit=10)
+    assert [round(float(f[0, 0]) * 255) for f in films] == [30, 50, 60]  # p2 AP, p3, p4
+    assert films[0].shape == (8, 6) and films[0].dtype == np.float32
+    assert len(adaptation_films(tmp_path, limit=2)) == 2
