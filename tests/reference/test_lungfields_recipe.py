@@ -94,9 +94,26 @@ def test_the_card_sections_say_what_the_files_hold(tmp_path: Path) -> None:
     assert "zone_auroc: 0.710 (95 % interval 0.650–0.780), n 372, bar >= 0.75: not met" in section
     assert "admitted to the real-film domain: none" in section and "CC BY 3.0" in section
     assert "met no finding type's bar" in real_domain_paragraph(tmp_path)
+    assert "rendering 4.5 min" in " ".join(section.split())
     domain["findings"] = ["lung_opacity"]
     (tmp_path / "realfilm-domain.json").write_text(json.dumps(domain))
     assert real_domain_paragraph(tmp_path).startswith("Real films: lung_opacity only")
+    change = {"value": 0.379, "ci95": [0.266, 0.508], "n": 58, "bar": ">= 0.7", "met": False}
+    domain["types"]["lung_opacity"]["change"] = {
+        "figures": {"change_zone_accuracy": change},
+        "met": False,
+    }
+    (tmp_path / "realfilm-domain.json").write_text(json.dumps(domain))
+    section = lung_fields_section(tmp_path)
+    assert (
+        "lung_opacity, change_zone_accuracy (its change stated by zone): 0.379 (95 % interval "
+        "0.266–0.508), n 58, bar >= 0.7: not met" in section
+    )
+    assert "change stated by zone on real films: none" in section
+    sidecar = json.loads((tmp_path / "lungfields.json").read_text())
+    sidecar["minutes"]["render"] = 0.0
+    (tmp_path / "lungfields.json").write_text(json.dumps(sidecar))
+    assert "rendering taken from the cache" in " ".join(lung_fields_section(tmp_path).split())
 
 
 def test_the_field_is_extended_above_and_beside_the_ct_without_touching_it() -> None:

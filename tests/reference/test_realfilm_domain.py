@@ -88,12 +88,11 @@ class _Reader:
         return self.fields
 
 
-def _model_dir(tmp_path: Path, findings: list[str]) -> Path:
+def _model_dir(tmp_path: Path, findings: list[str], changes: list[str] | None = None) -> Path:
     folder = tmp_path / "model"
     shutil.copytree(shipped_model_dir(), folder)
-    (folder / REALFILM_DOMAIN).write_text(
-        json.dumps({"findings": findings, "opacity_threshold": 0.5, "collection": "dev"})
-    )
+    declared = {"findings": findings, "opacity_threshold": 0.5, "collection": "dev"}
+    (folder / REALFILM_DOMAIN).write_text(json.dumps({**declared, "changes": changes or []}))
     return folder
 
 
@@ -196,7 +195,7 @@ def test_compare_states_opacity_zone_by_zone_on_films_in_the_real_domain(
         }
     )
     monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: readers)
-    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"]))
+    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"], changes=["lung_opacity"]))
     zones = model.predict_zone_changes(current, prior)
     assert zones is not None
     stated = {z.zone: z.direction for z in zones}
@@ -234,9 +233,42 @@ def test_compare_states_no_zone_change_outside_the_real_domain(
         {float(prior[0].pixels.flat[0]): near, float(current[0].pixels.flat[0]): far}
     )
     monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: readers)
-    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"]))
+    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"], changes=["lung_opacity"]))
     assert model.predict_zone_changes(current, prior) is None
     comparison = compare(_study(current, "2.1"), _study(prior, "2.2"), model)
     assert comparison.changes == () and "abstains" in comparison.warnings[0]
     closed = ReferenceModel(_model_dir(tmp_path / "closed", []))
     assert closed.predict_zone_changes(prior, prior) is None
+
+
+def test_change_by_zone_needs_its_own_bar_as_well_as_the_type(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from radloop.assist import compare
+
+    change = {"change_zone_accuracy": {"value": 0.72, "ci95": [0.6, 0.8], "n": 58}}
+    both = declare_domain({**_result(0.8, 0.9, 0.92), **change}, collection="dev",
+                          opacity_threshold=0.4)  # fmt: skip
+    assert both["changes"] == ["lung_opacity"]
+    assert both["types"]["lung_opacity"]["change"]["figures"]["change_zone_accuracy"]["met"]
+    weak = {"change_zone_accuracy": {"value": 0.62, "ci95": [0.5, 0.7], "n": 58}}
+    assert declare_domain({**_result(0.8, 0.9, 0.92), **weak}, collection="dev",
+                          opacity_threshold=0.4)["changes"] == []  # fmt: skip
+    # a change that met its bar while the type did not: nothing is stated
+    assert declare_domain({**_result(0.7, 0.9, 0.92), **change}, collection="dev",
+                          opacity_threshold=0.4)["changes"] == []  # fmt: skip
+
+    # lung opacity admitted, its change not: compare diffs the two readings' findings instead
+    prior, current = _film(5), _film(6)
+    readers = _Readers(
+        {
+            float(prior[0].pixels.flat[0]): _fields(slice(40, 60)),
+            float(current[0].pixels.flat[0]): _fields(slice(0, 60)),
+        }
+    )
+    monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: readers)
+    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"]))
+    assert model.predict_zone_changes(current, prior) is None
+    comparison = compare(_study(current, "2.1"), _study(prior, "2.2"), model)
+    assert all("Brixia" not in c.details for c in comparison.changes)
+    assert {c.code for c in comparison.changes} <= {"lung_opacity"}

@@ -285,11 +285,12 @@ class ReferenceModel(VisionLanguageModel):
     ) -> tuple[ZoneChange, ...] | None:
         """Per lung zone, whether opacity increased, decreased or stayed from the prior's
         frontal film to the current one's (the change of the zone's opacity score against the
-        declared domain's tolerance); None unless lung opacity is in the declared real-film
-        domain and both films lie in it (on lab films, ``compare`` diffs the findings)."""
+        declared domain's tolerance); None unless lung opacity and its change by zone are in
+        the declared real-film domain and both films lie in it (on lab films, ``compare``
+        diffs the findings)."""
         from radloop.models.reference.realfilm import zone_direction
 
-        if self.real_domain is None or "lung_opacity" not in self.real_domain[0].findings:
+        if self.real_domain is None or "lung_opacity" not in self.real_domain[0].changes:
             return None
         if not current or not prior:
             return None

@@ -24,6 +24,7 @@ from radloop.errors import InputError
 
 __all__ = [
     "BARS",
+    "CHANGE_BARS",
     "CHANGE_TOLERANCE",
     "REALFILM_DOMAIN",
     "RealFilmDomain",
@@ -48,6 +49,12 @@ BARS: dict[str, dict[str, tuple[str, float]]] = {
 }
 """Per finding type: each figure (a key of ``radloop bench sim2real``'s result) and its bar.
 Every bar of a type must be met by the measured value."""
+
+CHANGE_BARS: dict[str, dict[str, tuple[str, float]]] = {
+    "lung_opacity": {"change_zone_accuracy": (">=", 0.70)},
+}
+"""Per finding type: the bars its change must meet before ``compare`` states it zone by zone
+on real films (the type itself must be admitted as well)."""
 
 
 def _met(value: float | None, bar: tuple[str, float]) -> bool:
@@ -80,18 +87,15 @@ def declare_domain(
     """The domain file's content from one ``sim2real`` result (its JSON dict)."""
     types: dict[str, Any] = {}
     for code, bars in BARS.items():
-        figures: dict[str, Any] = {}
-        for key, bar in bars.items():
-            entry = result.get(key) or {}
-            value = entry.get("value") if isinstance(entry, Mapping) else None
-            figures[key] = {
-                "value": value,
-                "ci95": entry.get("ci95") if isinstance(entry, Mapping) else None,
-                "n": entry.get("n") if isinstance(entry, Mapping) else None,
-                "bar": f"{bar[0]} {bar[1]}",
-                "met": _met(value, bar),
-            }
+        figures = _figures(result, bars)
         types[code] = {"figures": figures, "met": all(f["met"] for f in figures.values())}
+    for code, bars in CHANGE_BARS.items():
+        figures = _figures(result, bars)
+        met = all(f["met"] for f in figures.values()) and types.get(code, {}).get("met", False)
+        types.setdefault(code, {"figures": {}, "met": False})["change"] = {
+            "figures": figures,
+            "met": met,
+        }
     return {
         "schema": "radloop.realfilm-domain/1",
         "collection": collection,
@@ -100,7 +104,24 @@ def declare_domain(
         "change_tolerance": change_tolerance,
         "types": types,
         "findings": sorted(code for code, t in types.items() if t["met"]),
+        "changes": sorted(code for code, t in types.items() if t.get("change", {}).get("met")),
     }
+
+
+def _figures(result: Mapping[str, Any], bars: Mapping[str, tuple[str, float]]) -> dict[str, Any]:
+    """Each barred figure of a ``sim2real`` result: value, interval, count, bar, met."""
+    figures: dict[str, Any] = {}
+    for key, bar in bars.items():
+        entry = result.get(key) or {}
+        value = entry.get("value") if isinstance(entry, Mapping) else None
+        figures[key] = {
+            "value": value,
+            "ci95": entry.get("ci95") if isinstance(entry, Mapping) else None,
+            "n": entry.get("n") if isinstance(entry, Mapping) else None,
+            "bar": f"{bar[0]} {bar[1]}",
+            "met": _met(value, bar),
+        }
+    return figures
 
 
 @dataclass(frozen=True)
@@ -112,6 +133,8 @@ class RealFilmDomain:
     opacity_threshold: float
     figures: Mapping[str, float] = field(default_factory=dict)
     change_tolerance: float = CHANGE_TOLERANCE
+    changes: tuple[str, ...] = ()
+    """The admitted types whose change by zone also met its bars (:data:`CHANGE_BARS`)."""
 
     @classmethod
     def from_file(cls, path: Path) -> RealFilmDomain:
@@ -120,6 +143,7 @@ class RealFilmDomain:
             findings = tuple(str(c) for c in data["findings"])
             threshold = float(data["opacity_threshold"])
             tolerance = float(data.get("change_tolerance", CHANGE_TOLERANCE))
+            changes = tuple(str(c) for c in data.get("changes", []) if c in findings)
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise InputError(
                 f"a real-film domain file ({REALFILM_DOMAIN}: findings, opacity_threshold)",
@@ -131,7 +155,7 @@ class RealFilmDomain:
                 if figure.get("value") is not None:
                     figures[f"{key}.{code}"] = float(figure["value"])
         collections = (str(data.get("collection", "")),)
-        return cls(findings, collections, threshold, figures, tolerance)
+        return cls(findings, collections, threshold, figures, tolerance, changes)
 
 
 def findings_from_fields(fields: Any, domain: RealFilmDomain, source: str) -> tuple[Any, ...]:

@@ -62,6 +62,14 @@ def real_domain_paragraph(folder: Path) -> str:
     )
 
 
+def _render_minutes(minutes: Any) -> str:
+    if minutes is None:
+        return "rendering time not recorded"
+    if float(minutes) == 0.0:
+        return "rendering taken from the cache (docs/benchmarks.md gives a fresh render)"
+    return f"rendering {minutes} min"
+
+
 def lung_fields_section(folder: Path) -> str:
     """The card's section on the lung-fields network (empty without one)."""
     sidecar = _read(folder / "lungfields.json")
@@ -77,14 +85,14 @@ def lung_fields_section(folder: Path) -> str:
         "outlines the right and left lung fields (as annotators draw them: the lung's "
         "projection, behind the heart included, less what lies below the diaphragm), the "
         "heart, and where "
-        "airspace or pleural opacity lies. Zones (Brixia A–F) are thirds of each lung's own "
-        "field, the cardiothoracic ratio is the heart's widest extent over the lung fields'.",
+        "airspace or pleural opacity lies. Each field is one region with its holes filled. "
+        "Zones (Brixia A–F) are thirds of each lung's own field, the cardiothoracic ratio is "
+        "the heart's widest row over the lung fields' widest row.",
         f"Training, on the synthetic lab alone: {config['n_train']} lab studies on random "
         f"bodies and detectors, each exposed {config['variants']} times through randomised "
         "physics and processing (docs/synth.md, SyntheX-style) with view augmentation, half "
-        f"with inserted multifocal opacity; {config['epochs']} epochs; rendering "
-        f"{minutes.get('render', '?')} min (0 where the rendered studies were cached; "
-        "docs/benchmarks.md gives a fresh render), randomisation "
+        f"with inserted multifocal opacity; {config['epochs']} epochs; "
+        f"{_render_minutes(minutes.get('render'))}, randomisation "
         f"{minutes.get('randomise', '?')} min, "
         f"training {minutes.get('train', '?')} min on 2 CPU threads. No real label was read. "
         f"Lab validation ({config['n_val']} studies of another seed): Dice lungs "
@@ -102,9 +110,18 @@ def lung_fields_section(folder: Path) -> str:
             "docs/benchmarks.md), per finding type against its bar; a type enters the "
             "real-film domain only if it meets every one."
         )
+        for code, entry in domain["types"].items():
+            for key, figure in entry.get("change", {}).get("figures", {}).items():
+                rows.append(f"- {code}, {key} (its change stated by zone): {_figure(figure)}")
         admitted = ", ".join(domain["findings"]) or "none"
         rows.append(f"- admitted to the real-film domain: {admitted}")
+        if any("change" in entry for entry in domain["types"].values()):
+            changes = ", ".join(domain.get("changes", [])) or "none"
+            rows.append(f"- change stated by zone on real films: {changes}")
         return (
-            "\n\n".join(textwrap.fill(p, 95) for p in paragraphs) + "\n\n" + "\n".join(rows) + "\n"
+            "\n\n".join(textwrap.fill(p, 95, break_on_hyphens=False) for p in paragraphs)
+            + "\n\n"
+            + "\n".join(rows)
+            + "\n"
         )
-    return "\n\n".join(textwrap.fill(p, 95) for p in paragraphs) + "\n"
+    return "\n\n".join(textwrap.fill(p, 95, break_on_hyphens=False) for p in paragraphs) + "\n"
