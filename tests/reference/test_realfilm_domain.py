@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from lungfieldskit import FixedReader, film, model_with_domain, two_lungs
 from radloop.errors import InputError
-from radloop.models.builtin import NOTICE, ReferenceModel, shipped_model_dir
+from radloop.models.builtin import NOTICE, ReferenceModel
 from radloop.models.competence import REAL_FILMS
 from radloop.models.reference import lungfields
 from radloop.models.reference.lungfields import LungFields
@@ -55,16 +54,8 @@ def test_a_broken_domain_file_is_a_typed_error(tmp_path: Path) -> None:
         RealFilmDomain.from_file(path)
 
 
-def _fields(opacity_zone: slice | None, shape: tuple[int, int] = (60, 60)) -> LungFields:
-    right = np.zeros(shape, dtype=bool)
-    left = np.zeros(shape, dtype=bool)
-    right[:, :25], left[:, 35:] = True, True
-    heart = np.zeros(shape, dtype=bool)
-    heart[30:50, 20:40] = True
-    opacity = np.zeros(shape, dtype=np.float32)
-    if opacity_zone is not None:
-        opacity[opacity_zone, :25] = 0.95
-    return LungFields(right, left, heart, opacity, domain_distance=1.0, domain_threshold=2.0)
+def _fields(opaque_rows: slice | None) -> LungFields:
+    return two_lungs(opaque_rows)
 
 
 def test_findings_from_fields_state_opacity_with_its_zones_and_side() -> None:
@@ -78,40 +69,15 @@ def test_findings_from_fields_state_opacity_with_its_zones_and_side() -> None:
     assert findings_from_fields(_fields(slice(0, 60)), closed, "m") == ()
 
 
-class _Reader:
-    def __init__(self, fields: LungFields) -> None:
-        self.fields = fields
-        self.reads = 0
-
-    def read(self, pixels: np.ndarray) -> LungFields:
-        self.reads += 1
-        return self.fields
+_Reader = FixedReader
 
 
 def _model_dir(tmp_path: Path, findings: list[str], changes: list[str] | None = None) -> Path:
-    folder = tmp_path / "model"
-    shutil.copytree(shipped_model_dir(), folder)
-    declared = {"findings": findings, "opacity_threshold": 0.5, "collection": "dev"}
-    (folder / REALFILM_DOMAIN).write_text(json.dumps({**declared, "changes": changes or []}))
-    return folder
+    return model_with_domain(tmp_path / "model", findings, changes=changes)
 
 
 def _film(seed: int = 3) -> list[Image]:
-    rng = np.random.default_rng(seed)
-    pixels = rng.random((200, 180)).astype(np.float32)  # nothing like the lab: out of its domain
-    return [
-        Image(
-            pixels=pixels,
-            source=Path("film.png"),
-            sop_instance_uid=f"1.2.3.{seed}",
-            series_instance_uid="1.2.3",
-            pixel_spacing_mm=None,
-            spacing_source=None,
-            photometric="MONOCHROME2",
-            view_position="PA",
-            bits=8,
-        )
-    ]
+    return [film(seed)]
 
 
 def test_a_declared_real_domain_lets_the_model_speak_only_for_its_types(

@@ -3,19 +3,16 @@ and then it checks claims of that type only, from the lung-fields reading."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from safety_builders import make_draft, make_image
+from safety_builders import make_draft
 
-from radloop.models.builtin import shipped_model_dir
+from lungfieldskit import FixedReader, film, model_with_domain, two_lungs
 from radloop.models.competence import REAL_FILMS
 from radloop.models.reference import lungfields
 from radloop.models.reference.lungfields import LungFields
-from radloop.models.reference.realfilm import REALFILM_DOMAIN, opacity_probability
+from radloop.models.reference.realfilm import opacity_probability
 from radloop.report import Finding, Presence, Verdict
 from radloop.safety import check
 from radloop.safety.verifiers import ReferenceVerifier
@@ -24,37 +21,15 @@ from radloop.vocabulary import Side, Zone
 
 
 def _right_lung_opaque(distance: float = 1.0) -> LungFields:
-    shape = (60, 60)
-    right = np.zeros(shape, dtype=bool)
-    left = np.zeros(shape, dtype=bool)
-    right[:, :25], left[:, 35:] = True, True
-    heart = np.zeros(shape, dtype=bool)
-    heart[30:50, 20:40] = True
-    opacity = np.zeros(shape, dtype=np.float32)
-    opacity[:, :25] = 0.9
-    return LungFields(right, left, heart, opacity, domain_distance=distance, domain_threshold=2.0)
-
-
-class _Reader:
-    def __init__(self, fields: LungFields) -> None:
-        self.fields = fields
-
-    def read(self, pixels: np.ndarray) -> LungFields:
-        return self.fields
+    return two_lungs(slice(0, 60), level=0.9, distance=distance)
 
 
 def _verifier(tmp_path: Path, findings: list[str]) -> ReferenceVerifier:
-    folder = tmp_path / "model"
-    shutil.copytree(shipped_model_dir(), folder)
-    (folder / REALFILM_DOMAIN).write_text(
-        json.dumps({"findings": findings, "opacity_threshold": 0.3, "collection": "dev"})
-    )
-    return ReferenceVerifier(folder)
+    return ReferenceVerifier(model_with_domain(tmp_path / "model", findings, opacity_threshold=0.3))
 
 
 def _real_film() -> Study:
-    pixels = np.random.default_rng(4).random((200, 180)).astype(np.float32)  # not the lab
-    return Study("9.8.7", (Series("9.8.7.1", (make_image(pixels, "PA"),)),))
+    return Study("9.8.7", (Series("9.8.7.1", (film(4),)),))
 
 
 def _draft() -> list[Finding]:
@@ -76,7 +51,7 @@ def test_opacity_scores_map_the_domain_threshold_to_one_half() -> None:
 def test_with_lung_opacity_admitted_it_checks_opacity_claims_and_nothing_else(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reader = _Reader(_right_lung_opaque())
+    reader = FixedReader(_right_lung_opaque())
     monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: reader)
     verifier = _verifier(tmp_path, ["lung_opacity"])
     study = _real_film()
@@ -99,14 +74,14 @@ def test_without_an_admitted_type_or_outside_the_domain_it_stays_silent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        lungfields, "load_lung_fields", lambda model_dir=None: _Reader(_right_lung_opaque())
+        lungfields, "load_lung_fields", lambda model_dir=None: FixedReader(_right_lung_opaque())
     )
     closed = _verifier(tmp_path / "closed", [])
     checks = check(make_draft(_draft()), _real_film(), closed).checks
     assert {c.verdict for c in checks} == {Verdict.NOT_CHECKED}
     assert closed.verify(_real_film()).presence.keys().isdisjoint({"lung_opacity"})
 
-    far = _Reader(_right_lung_opaque(distance=9.0))  # the lung-fields network's OOD says no
+    far = FixedReader(_right_lung_opaque(distance=9.0))  # the lung-fields network's OOD says no
     monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: far)
     admitted = _verifier(tmp_path / "far", ["lung_opacity"])
     checks = check(make_draft(_draft()), _real_film(), admitted).checks
