@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -156,3 +157,51 @@ def test_adaptation_reads_only_frontal_films_of_patients_without_any_outline(
     assert [round(float(f[0, 0]) * 255) for f in films] == [30, 50, 60]  # p2 AP, p3, p4
     assert films[0].shape == (8, 6) and films[0].dtype == np.float32
     assert len(adaptation_films(tmp_path, limit=2)) == 2
+
+
+def test_the_insertion_settings_bound_how_dense_and_how_confluent_the_opacity_is() -> None:
+    lungs = _lungs()
+    line = np.ones(lungs.shape, dtype=np.float32)
+    for seed in range(6):
+        faint, _ = insert_patchy(
+            line, lungs, np.random.default_rng(seed), pixel_mm=2.0, max_amplitude=0.2
+        )
+        assert float((faint - line).max()) <= 0.2 + 1e-6
+    # defaults: the same draws as before the settings existed
+    same = insert_patchy(line, lungs, np.random.default_rng(3), pixel_mm=2.0)
+    given = insert_patchy(line, lungs, np.random.default_rng(3), pixel_mm=2.0,
+                          confluent_share=0.25, max_amplitude=2.5)  # fmt: skip
+    assert np.array_equal(same[0], given[0]) and np.array_equal(same[1], given[1])
+    # always confluent: 6-8 patches of 60-90 mm cover more of the lungs than never confluent
+    cover = [
+        np.mean([insert_patchy(line, lungs, np.random.default_rng(s), pixel_mm=2.0,
+                               confluent_share=share)[1][lungs].mean() for s in range(6)])
+        for share in (0.0, 1.0)
+    ]  # fmt: skip
+    assert cover[1] > cover[0]
+
+
+def test_the_cli_passes_the_insertion_settings_to_the_recipe(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    import radloop.lab.training.lungfields.train as train
+    from radloop.lab.training.lungfields.cli import train_lungfields_command
+
+    seen = {}
+
+    def fake(config: Any, out: Path, **_: Any) -> dict[str, Any]:
+        seen["config"] = config
+        return {"validation": {"dice_lungs": 0.9, "dice_heart": 0.9, "dice_opacity": 0.5}}
+
+    monkeypatch.setattr(train, "train_lung_fields", fake)
+    args = ["--out", str(tmp_path), "--opacity-share", "0.8", "--confluent-share", "0.5",
+            "--max-amplitude", "4"]  # fmt: skip
+    result = CliRunner().invoke(train_lungfields_command, args)
+    assert result.exit_code == 0, result.output
+    config = seen["config"]
+    assert (config.opacity_share, config.confluent_share, config.max_amplitude) == (0.8, 0.5, 4.0)
+    assert config.epochs == 8  # the rest stays the recipe's
+    refused = CliRunner().invoke(train_lungfields_command, [*args[:2], "--opacity-share", "2"])
+    assert refused.exit_code == 2 and "--opacity-share" in refused.output

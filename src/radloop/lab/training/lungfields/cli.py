@@ -32,6 +32,24 @@ __all__ = ["train_lungfields_command"]
 @click.option("--epochs", type=int, default=None, help="Training epochs.")
 @click.option("--seed", type=int, default=None, help="Seed of initialisation, variants and order.")
 @click.option(
+    "--opacity-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Share of the exposures with multifocal opacity inserted (default 0.5).",
+)
+@click.option(
+    "--confluent-share",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Share of those whose patches are confluent, a white lung (default 0.25).",
+)
+@click.option(
+    "--max-amplitude",
+    type=click.FloatRange(min=0.1, min_open=True),
+    default=None,
+    help="The densest inserted opacity, added to the line integral (default 2.5).",
+)
+@click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -43,6 +61,9 @@ def train_lungfields_command(
     n_train: int | None,
     epochs: int | None,
     seed: int | None,
+    opacity_share: float | None,
+    confluent_share: float | None,
+    max_amplitude: float | None,
     data_dir: Path | None,
 ) -> None:
     """Train the lung-fields network (lungs, heart, opacity) on the synthetic lab alone.
@@ -56,7 +77,14 @@ def train_lungfields_command(
     """
     from radloop.lab.training.lungfields.train import LungFieldsConfig, train_lung_fields
 
-    given = (("n_train", n_train), ("epochs", epochs), ("seed", seed))
+    given = (
+        ("n_train", n_train),
+        ("epochs", epochs),
+        ("seed", seed),
+        ("opacity_share", opacity_share),
+        ("confluent_share", confluent_share),
+        ("max_amplitude", max_amplitude),
+    )
     overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
     if adapt_dir is not None:
         overrides["adapt_dir"] = str(adapt_dir)

@@ -65,18 +65,31 @@ class LungFieldsConfig:
     threads: int = 2
     adapt_dir: str | None = None
     adapt_limit: int = 120
+    opacity_share: float = 0.5
+    """Share of the exposures with multifocal opacity inserted (:func:`insert_patchy`)."""
+    confluent_share: float = 0.25
+    """Share of those where the patches are confluent (a "white lung")."""
+    max_amplitude: float = 2.5
+    """The densest inserted opacity, added to the line integral at a patch's centre."""
 
 
 def insert_patchy(
-    line: F32, lungs: npt.NDArray[np.bool_], rng: np.random.Generator, pixel_mm: float
+    line: F32,
+    lungs: npt.NDArray[np.bool_],
+    rng: np.random.Generator,
+    pixel_mm: float,
+    *,
+    confluent_share: float = 0.25,
+    max_amplitude: float = 2.5,
 ) -> tuple[F32, npt.NDArray[np.bool_]]:
     """Multifocal airspace opacity inserted into a line integral, with its exact mask.
 
     1-8 smooth patches 15-90 mm across with a mottled texture, placed in the lung fields and
-    biased to the lower and peripheral lung, where viral and organising pneumonia lie; in a
-    quarter of the films they are confluent (a "white lung": 6-8 patches 60-90 mm across).
-    Ground glass to dense consolidation with fluid: 200-1000 HU above aerated lung over 30-150
-    mm of ray, i.e. 0.1-2.5 added to the line integral at a patch's centre (log-uniform). The
+    biased to the lower and peripheral lung, where viral and organising pneumonia lie; in
+    ``confluent_share`` of the films they are confluent (a "white lung": 6-8 patches 60-90 mm
+    across). Ground glass to dense consolidation with fluid: 200-1000 HU above aerated lung
+    over 30-150 mm of ray, i.e. 0.1 to ``max_amplitude`` (2.5) added to the line integral at
+    a patch's centre (log-uniform). The
     patch is its smooth profile clipped to the lungs; its mask is where the profile exceeds
     0.3 of its peak. The lung fields stay lung: an opaque lung is still outlined as lung.
     """
@@ -88,7 +101,7 @@ def insert_patchy(
     profile = np.zeros(line.shape, dtype=np.float32)
     centre = cols.mean()
     weights = (rows - rows.min() + 1.0) ** 2 * (np.abs(cols - centre) + 5.0)
-    confluent = bool(rng.random() < 0.25)
+    confluent = bool(rng.random() < confluent_share)
     count = int(rng.integers(6, 9)) if confluent else int(rng.integers(1, 9))
     for _ in range(count):
         k = int(rng.choice(rows.size, p=weights / weights.sum()))
@@ -102,7 +115,7 @@ def insert_patchy(
         blob = np.clip(blob, 0.0, 1.0)
         profile = np.maximum(profile, blob.astype(np.float32) * float(rng.uniform(0.3, 1.0)))
     profile *= lungs
-    amplitude = float(np.exp(rng.uniform(np.log(0.1), np.log(2.5))))
+    amplitude = float(np.exp(rng.uniform(np.log(0.1), np.log(max_amplitude))))
     out = (line + amplitude * profile).astype(np.float32)
     return out, profile >= 0.3 * max(float(profile.max()), 1e-9)
 
@@ -204,19 +217,35 @@ def extend_field(
     return out.astype(np.float32)
 
 
-def _variant(args: tuple[LungFieldSample, int, int, int]) -> tuple[F32, npt.NDArray[np.uint8]]:
+@dataclass(frozen=True)
+class _Insertion:
+    share: float = 0.5
+    confluent_share: float = 0.25
+    max_amplitude: float = 2.5
+
+
+def _variant(
+    args: tuple[LungFieldSample, int, int, int, _Insertion],
+) -> tuple[F32, npt.NDArray[np.uint8]]:
     """One randomised exposure of a sample: (equalised input, uint8 target stack)."""
     from radloop.lab.synth.imaging import expose
     from radloop.lab.synth.projector import View
     from radloop.lab.synth.randomize import random_profile, random_view_augment
     from radloop.lab.synth.variation import PROFILES
 
-    sample, seed, k, size = args
+    sample, seed, k, size, insertion = args
     rng = np.random.default_rng([seed, k, int(sample.line.sum() * 1000) % (1 << 31)])
     masks = {c: getattr(sample, c) for c in CHANNELS}
     line = sample.line
-    if rng.random() < 0.5:
-        line, patches = insert_patchy(line, sample.right | sample.left, rng, sample.pixel_mm)
+    if rng.random() < insertion.share:
+        line, patches = insert_patchy(
+            line,
+            sample.right | sample.left,
+            rng,
+            sample.pixel_mm,
+            confluent_share=insertion.confluent_share,
+            max_amplitude=insertion.max_amplitude,
+        )
         masks["opacity"] = masks["opacity"] | patches
     limits = sample.limits
     if rng.random() < 0.8:
@@ -235,11 +264,18 @@ def _variant(args: tuple[LungFieldSample, int, int, int]) -> tuple[F32, npt.NDAr
 
 
 def make_variants(
-    samples: list[LungFieldSample], *, seed: int, variants: int, size: int, workers: int = 2
+    samples: list[LungFieldSample],
+    *,
+    seed: int,
+    variants: int,
+    size: int,
+    workers: int = 2,
+    insertion: _Insertion | None = None,
 ) -> tuple[F32, npt.NDArray[np.uint8]]:
     from radloop.lab.synth._deps import worker_pool
 
-    jobs = [(s, seed, k, size) for s in samples for k in range(variants)]
+    how = insertion or _Insertion()
+    jobs = [(s, seed, k, size, how) for s in samples for k in range(variants)]
     with worker_pool(workers) as pool:
         out = pool.map(_variant, jobs, chunksize=16)
     return np.stack([o[0] for o in out]), np.stack([o[1] for o in out])
@@ -405,8 +441,11 @@ def train_lung_fields(
     rendered = time.monotonic()
     progress(f"rendered {len(samples)} + {len(val)} studies in {rendered - started:.0f} s")
     size = config.input_size
-    x, y = make_variants(samples, seed=config.seed, variants=config.variants, size=size)
-    vx, vy = make_variants(val, seed=config.seed + 1, variants=1, size=size)
+    insertion = _Insertion(config.opacity_share, config.confluent_share, config.max_amplitude)
+    x, y = make_variants(
+        samples, seed=config.seed, variants=config.variants, size=size, insertion=insertion
+    )
+    vx, vy = make_variants(val, seed=config.seed + 1, variants=1, size=size, insertion=insertion)
     randomised = time.monotonic()
     progress(f"{len(x)} training variants in {randomised - rendered:.0f} s")
 
