@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from radloop.models.builtin import shipped_model_dir
+from radloop.models.images import image_from_pixels
 from radloop.models.reference.lungfields import LungFields
 from radloop.models.reference.realfilm import REALFILM_DOMAIN
 from radloop.study import Image
@@ -72,14 +74,5 @@ def model_with_domain(
 def film(seed: int = 3, view: str = "PA") -> Image:
     """A frontal film of noise: nothing like the lab, so outside its domain."""
     pixels = np.random.default_rng(seed).random((200, 180)).astype(np.float32)
-    return Image(
-        pixels=pixels,
-        source=Path("film.png"),
-        sop_instance_uid=f"1.2.3.{seed}",
-        series_instance_uid="1.2.3",
-        pixel_spacing_mm=None,
-        spacing_source=None,
-        photometric="MONOCHROME2",
-        view_position=view,
-        bits=8,
-    )
+    image = image_from_pixels(pixels, source="film.png", uid=f"1.2.3.{seed}")
+    return replace(image, view_position=view)

@@ -54,40 +54,25 @@ def test_a_broken_domain_file_is_a_typed_error(tmp_path: Path) -> None:
         RealFilmDomain.from_file(path)
 
 
-def _fields(opaque_rows: slice | None) -> LungFields:
-    return two_lungs(opaque_rows)
-
-
 def test_findings_from_fields_state_opacity_with_its_zones_and_side() -> None:
     domain = RealFilmDomain(("lung_opacity",), ("dev",), 0.5)
-    (finding,) = findings_from_fields(_fields(slice(20, 60)), domain, "m")
+    (finding,) = findings_from_fields(two_lungs(slice(20, 60)), domain, "m")
     assert finding.code == "lung_opacity" and finding.presence is Presence.PRESENT
     assert finding.side is Side.RIGHT
     assert set(finding.zones) == {Zone.RIGHT_MIDDLE, Zone.RIGHT_LOWER}
-    assert findings_from_fields(_fields(None), domain, "m") == ()
+    assert findings_from_fields(two_lungs(None), domain, "m") == ()
     closed = RealFilmDomain((), ("dev",), 0.5)
-    assert findings_from_fields(_fields(slice(0, 60)), closed, "m") == ()
-
-
-_Reader = FixedReader
-
-
-def _model_dir(tmp_path: Path, findings: list[str], changes: list[str] | None = None) -> Path:
-    return model_with_domain(tmp_path / "model", findings, changes=changes)
-
-
-def _film(seed: int = 3) -> list[Image]:
-    return [film(seed)]
+    assert findings_from_fields(two_lungs(slice(0, 60)), closed, "m") == ()
 
 
 def test_a_declared_real_domain_lets_the_model_speak_only_for_its_types(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    reader = _Reader(_fields(slice(0, 60)))
+    reader = FixedReader(two_lungs(slice(0, 60)))
     monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: reader)
-    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"]))
+    model = ReferenceModel(model_with_domain(tmp_path / "model", ["lung_opacity"]))
     assert model.competence.real
-    images = _film()
+    images = [film()]
     decision = model.assess_domain(images)
     assert decision.domain == REAL_FILMS and "lung_opacity" in decision.reason
     findings = model.predict_findings(images)
@@ -101,25 +86,23 @@ def test_a_declared_real_domain_lets_the_model_speak_only_for_its_types(
 def test_a_film_outside_the_lung_fields_domain_still_abstains(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    far = _fields(slice(0, 60))
-    far = LungFields(far.right, far.left, far.heart, far.opacity, domain_distance=9.0,
-                     domain_threshold=2.0)  # fmt: skip
-    monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: _Reader(far))
-    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"]))
-    assert not model.assess_domain(_film()).in_domain
-    assert "abstains" in model.generate(_film(), "Describe.")[0].text
+    far = two_lungs(slice(0, 60), distance=9.0)  # outside the network's domain reference
+    monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: FixedReader(far))
+    model = ReferenceModel(model_with_domain(tmp_path / "model", ["lung_opacity"]))
+    assert not model.assess_domain([film()]).in_domain
+    assert "abstains" in model.generate([film()], "Describe.")[0].text
 
 
 def test_without_an_admitted_type_there_is_no_real_domain(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        lungfields, "load_lung_fields", lambda model_dir=None: _Reader(_fields(None))
+        lungfields, "load_lung_fields", lambda model_dir=None: FixedReader(two_lungs(None))
     )
-    model = ReferenceModel(_model_dir(tmp_path, []))
+    model = ReferenceModel(model_with_domain(tmp_path / "model", []))
     assert not model.competence.real
-    assert not model.assess_domain(_film()).in_domain
-    assert "abstains" in model.generate(_film(), "Describe.")[0].text
+    assert not model.assess_domain([film()]).in_domain
+    assert "abstains" in model.generate([film()], "Describe.")[0].text
 
 
 def test_a_zone_is_stated_changed_only_past_the_tolerance() -> None:
@@ -153,15 +136,17 @@ def test_compare_states_opacity_zone_by_zone_on_films_in_the_real_domain(
 ) -> None:
     from radloop.assist import compare
 
-    prior, current = _film(5), _film(6)
+    prior, current = [film(5)], [film(6)]
     readers = _Readers(
         {
-            float(prior[0].pixels.flat[0]): _fields(slice(40, 60)),  # right lower zone only
-            float(current[0].pixels.flat[0]): _fields(slice(0, 60)),  # the whole right lung
+            float(prior[0].pixels.flat[0]): two_lungs(slice(40, 60)),  # right lower zone only
+            float(current[0].pixels.flat[0]): two_lungs(slice(0, 60)),  # the whole right lung
         }
     )
     monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: readers)
-    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"], changes=["lung_opacity"]))
+    model = ReferenceModel(
+        model_with_domain(tmp_path / "model", ["lung_opacity"], changes=["lung_opacity"])
+    )
     zones = model.predict_zone_changes(current, prior)
     assert zones is not None
     stated = {z.zone: z.direction for z in zones}
@@ -191,19 +176,19 @@ def test_compare_states_no_zone_change_outside_the_real_domain(
 ) -> None:
     from radloop.assist import compare
 
-    prior, current = _film(5), _film(6)
-    near, far = _fields(slice(40, 60)), _fields(slice(0, 60))
-    far = LungFields(far.right, far.left, far.heart, far.opacity, domain_distance=9.0,
-                     domain_threshold=2.0)  # fmt: skip
+    prior, current = [film(5)], [film(6)]
+    near, far = two_lungs(slice(40, 60)), two_lungs(slice(0, 60), distance=9.0)
     readers = _Readers(
         {float(prior[0].pixels.flat[0]): near, float(current[0].pixels.flat[0]): far}
     )
     monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: readers)
-    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"], changes=["lung_opacity"]))
+    model = ReferenceModel(
+        model_with_domain(tmp_path / "model", ["lung_opacity"], changes=["lung_opacity"])
+    )
     assert model.predict_zone_changes(current, prior) is None
     comparison = compare(_study(current, "2.1"), _study(prior, "2.2"), model)
     assert comparison.changes == () and "abstains" in comparison.warnings[0]
-    closed = ReferenceModel(_model_dir(tmp_path / "closed", []))
+    closed = ReferenceModel(model_with_domain(tmp_path / "closed" / "model", []))
     assert closed.predict_zone_changes(prior, prior) is None
 
 
@@ -225,15 +210,15 @@ def test_change_by_zone_needs_its_own_bar_as_well_as_the_type(
                           opacity_threshold=0.4)["changes"] == []  # fmt: skip
 
     # lung opacity admitted, its change not: compare diffs the two readings' findings instead
-    prior, current = _film(5), _film(6)
+    prior, current = [film(5)], [film(6)]
     readers = _Readers(
         {
-            float(prior[0].pixels.flat[0]): _fields(slice(40, 60)),
-            float(current[0].pixels.flat[0]): _fields(slice(0, 60)),
+            float(prior[0].pixels.flat[0]): two_lungs(slice(40, 60)),
+            float(current[0].pixels.flat[0]): two_lungs(slice(0, 60)),
         }
     )
     monkeypatch.setattr(lungfields, "load_lung_fields", lambda model_dir=None: readers)
-    model = ReferenceModel(_model_dir(tmp_path, ["lung_opacity"]))
+    model = ReferenceModel(model_with_domain(tmp_path / "model", ["lung_opacity"]))
     assert model.predict_zone_changes(current, prior) is None
     comparison = compare(_study(current, "2.1"), _study(prior, "2.2"), model)
     assert all("Brixia" not in c.details for c in comparison.changes)

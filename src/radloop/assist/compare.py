@@ -150,20 +150,16 @@ def predicted_changes(
     )
     if zones is None:
         return changes
-    # The model reads opacity zone by zone: its change is stated per zone, not per finding.
-    kept = [c for c in changes if c.code != ZONE_CHANGE_CODE]
-    return kept + [zone_change(z) for z in zones]
-
-
-ZONE_CHANGE_CODE = "lung_opacity"
+    # What the model reads zone by zone is stated per zone, not per finding.
+    by_zone = {z.code for z in zones}
+    return [c for c in changes if c.code not in by_zone] + [zone_change(z) for z in zones]
 
 
 def zone_change(change: ZoneChange) -> Change:
-    """One zone's opacity change as a :class:`Change` (the zone and both scores in its
-    details)."""
+    """One zone's change as a :class:`Change` (the zone and both scores in its details)."""
     zone = change.zone
     return Change(
-        ZONE_CHANGE_CODE,
+        change.code,
         change.direction,
         f"{zone.label} (Brixia {zone.brixia}): opacity score {change.prior:.2f} on the prior, "
         f"{change.current:.2f} now",

@@ -287,9 +287,11 @@ class LocalPredictor(Protocol):
 
 @dataclass(frozen=True)
 class ZoneChange:
-    """How opacity changed in one lung zone between two films of one patient: the direction
-    the model states and the zone scores it read on the prior and the current film."""
+    """How a finding type (``code``: lung opacity) changed in one lung zone between two films
+    of one patient: the direction the model states and the zone scores it read on the prior
+    and the current film."""
 
+    code: str
     zone: Zone
     direction: Change
     prior: float

@@ -262,11 +262,11 @@ class ReferenceModel(VisionLanguageModel):
         output = self.read(images)
         if output is None:
             return ()
-        if self.real_domain is not None and self.assess_domain(images).domain == REAL_FILMS:
+        fields = self.real_film_reading(images)
+        if fields is not None:
             from radloop.models.reference.realfilm import findings_from_fields
 
-            domain = self.real_domain[0]
-            return findings_from_fields(self._real_reading(images), domain, self.model_id)
+            return findings_from_fields(fields, self.real_domain[0], self.model_id)
         return tuple(
             f.with_(source=self.model_id) for f in findings_from_output(output, self.sidecar)
         )
@@ -292,15 +292,19 @@ class ReferenceModel(VisionLanguageModel):
 
         if self.real_domain is None or "lung_opacity" not in self.real_domain[0].changes:
             return None
-        if not current or not prior:
-            return None
-        if any(self.assess_domain(images).domain != REAL_FILMS for images in (current, prior)):
+        now_fields, before_fields = self.real_film_reading(current), self.real_film_reading(prior)
+        if now_fields is None or before_fields is None:
             return None
         tolerance = self.real_domain[0].change_tolerance
-        before = self._real_reading(prior).zone_scores()
-        now = self._real_reading(current).zone_scores()
+        before, now = before_fields.zone_scores(), now_fields.zone_scores()
         return tuple(
-            ZoneChange(zone, zone_direction(before[zone], score, tolerance), before[zone], score)
+            ZoneChange(
+                "lung_opacity",
+                zone,
+                zone_direction(before[zone], score, tolerance),
+                before[zone],
+                score,
+            )
             for zone, score in now.items()
             if score == score and before[zone] == before[zone]  # NaN: a zone not read
         )

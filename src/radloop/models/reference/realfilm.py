@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from radloop.errors import InputError
+from radloop.report import Change
 
 __all__ = [
     "BARS",
@@ -64,11 +65,9 @@ def _met(value: float | None, bar: tuple[str, float]) -> bool:
     return value >= limit if op == ">=" else value <= limit
 
 
-def zone_direction(prior: float, current: float, tolerance: float = CHANGE_TOLERANCE) -> Any:
-    """The change stated for one zone from its two scores (a ``radloop.report.Change``):
-    increased or decreased when the score moved by at least ``tolerance``, else stable."""
-    from radloop.report import Change
-
+def zone_direction(prior: float, current: float, tolerance: float = CHANGE_TOLERANCE) -> Change:
+    """The change stated for one zone from its two scores: increased or decreased when the
+    score moved by at least ``tolerance``, else stable."""
     step = current - prior
     if step >= tolerance:
         return Change.INCREASED

@@ -118,10 +118,10 @@ def lung_fields_section(folder: Path) -> str:
         if any("change" in entry for entry in domain["types"].values()):
             changes = ", ".join(domain.get("changes", [])) or "none"
             rows.append(f"- change stated by zone on real films: {changes}")
-        return (
-            "\n\n".join(textwrap.fill(p, 95, break_on_hyphens=False) for p in paragraphs)
-            + "\n\n"
-            + "\n".join(rows)
-            + "\n"
-        )
-    return "\n\n".join(textwrap.fill(p, 95, break_on_hyphens=False) for p in paragraphs) + "\n"
+        return _filled(paragraphs) + "\n\n" + "\n".join(rows) + "\n"
+    return _filled(paragraphs) + "\n"
+
+
+def _filled(paragraphs: list[str]) -> str:
+    """Paragraphs wrapped at 95 columns (a URL is never broken at its hyphens)."""
+    return "\n\n".join(textwrap.fill(p, 95, break_on_hyphens=False) for p in paragraphs)

@@ -149,7 +149,6 @@ def warp(
     return out, moved
 
 
-MU_TISSUE = 0.019  # per mm: water at diagnostic energies, as the lab's hu_to_mu
 MU_BONE_EXTRA = 0.02  # per mm above tissue: cortical bone's excess at the lab's bone gain
 
 
@@ -167,6 +166,8 @@ def extend_field(
     field) and the cervical spine (a 25-35 mm bone strip). Columns beside the field continue
     the chest wall's edge and fade to air over 15-60 mm. No lung lies in any of it.
     """
+    from radloop.lab.synth.phantom import MU_WATER_PER_MM  # soft tissue as water
+
     top, c0, _bottom, c1 = limits
     rows, cols = line.shape
     out = line.copy()
@@ -190,7 +191,7 @@ def extend_field(
             t = min(1.0, (above - shoulders) / taper)
             half = chest_half + (neck_half - chest_half) * t
         u = (c - mid) / half
-        body_row = MU_TISSUE * depth * np.sqrt(np.clip(1.0 - u * u, 0.0, None))
+        body_row = MU_WATER_PER_MM * depth * np.sqrt(np.clip(1.0 - u * u, 0.0, None))
         w = min(1.0, above / blend)  # the field's top row fades into the shoulders
         out[r] = (1.0 - w) * edge + w * body_row
     if top > 0:
@@ -217,15 +218,8 @@ def extend_field(
     return out.astype(np.float32)
 
 
-@dataclass(frozen=True)
-class _Insertion:
-    share: float = 0.5
-    confluent_share: float = 0.25
-    max_amplitude: float = 2.5
-
-
 def _variant(
-    args: tuple[LungFieldSample, int, int, int, _Insertion],
+    args: tuple[LungFieldSample, int, int, int, LungFieldsConfig],
 ) -> tuple[F32, npt.NDArray[np.uint8]]:
     """One randomised exposure of a sample: (equalised input, uint8 target stack)."""
     from radloop.lab.synth.imaging import expose
@@ -233,18 +227,18 @@ def _variant(
     from radloop.lab.synth.randomize import random_profile, random_view_augment
     from radloop.lab.synth.variation import PROFILES
 
-    sample, seed, k, size, insertion = args
+    sample, seed, k, size, config = args
     rng = np.random.default_rng([seed, k, int(sample.line.sum() * 1000) % (1 << 31)])
     masks = {c: getattr(sample, c) for c in CHANNELS}
     line = sample.line
-    if rng.random() < insertion.share:
+    if rng.random() < config.opacity_share:
         line, patches = insert_patchy(
             line,
             sample.right | sample.left,
             rng,
             sample.pixel_mm,
-            confluent_share=insertion.confluent_share,
-            max_amplitude=insertion.max_amplitude,
+            confluent_share=config.confluent_share,
+            max_amplitude=config.max_amplitude,
         )
         masks["opacity"] = masks["opacity"] | patches
     limits = sample.limits
@@ -270,11 +264,13 @@ def make_variants(
     variants: int,
     size: int,
     workers: int = 2,
-    insertion: _Insertion | None = None,
+    config: LungFieldsConfig | None = None,
 ) -> tuple[F32, npt.NDArray[np.uint8]]:
+    """``variants`` randomised exposures of each sample, opacity inserted as ``config`` says
+    (the recipe's defaults when None)."""
     from radloop.lab.synth._deps import worker_pool
 
-    how = insertion or _Insertion()
+    how = config or LungFieldsConfig()
     jobs = [(s, seed, k, size, how) for s in samples for k in range(variants)]
     with worker_pool(workers) as pool:
         out = pool.map(_variant, jobs, chunksize=16)
@@ -441,11 +437,10 @@ def train_lung_fields(
     rendered = time.monotonic()
     progress(f"rendered {len(samples)} + {len(val)} studies in {rendered - started:.0f} s")
     size = config.input_size
-    insertion = _Insertion(config.opacity_share, config.confluent_share, config.max_amplitude)
     x, y = make_variants(
-        samples, seed=config.seed, variants=config.variants, size=size, insertion=insertion
+        samples, seed=config.seed, variants=config.variants, size=size, config=config
     )
-    vx, vy = make_variants(val, seed=config.seed + 1, variants=1, size=size, insertion=insertion)
+    vx, vy = make_variants(val, seed=config.seed + 1, variants=1, size=size, config=config)
     randomised = time.monotonic()
     progress(f"{len(x)} training variants in {randomised - rendered:.0f} s")
 
