@@ -52,7 +52,7 @@ FILE_PATH = re.compile(r"^[\w.][\w.\-/]*/[\w.\-/]*?(\.[A-Za-z]\w{0,5}|/)$")
 # A folder written in capitals is a placeholder for the reader's own (`OUT/report.html`).
 PLACEHOLDER = re.compile(r"(^|/)[^/]*[A-Z]{2}[^/]*/")
 # Paths into the data and documents kept beside the repository, which a checkout may lack.
-OUTSIDE = ("../shared/",)
+OUTSIDE = ("../shared/", "tests/artifacts/")  # shared data; what tests write (ignored by git)
 
 
 def _prose(document: Path) -> str:
