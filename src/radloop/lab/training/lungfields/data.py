@@ -23,6 +23,7 @@ second run reuses it.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
@@ -33,7 +34,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["OPACITY_CODES", "LungFieldSample", "lung_field_sample", "render_lung_fields"]
+__all__ = [
+    "OPACITY_CODES",
+    "LungFieldSample",
+    "adaptation_films",
+    "lung_field_sample",
+    "render_lung_fields",
+]
 
 F32 = npt.NDArray[np.float32]
 Bool = npt.NDArray[np.bool_]
@@ -199,3 +206,23 @@ def render_lung_fields(
             progress(len(out), n)
     del started
     return out
+
+
+def adaptation_films(folder: Path, limit: int) -> list[F32]:
+    """Unlabelled frontal films of the patients none of whose films carries a lung outline."""
+    from PIL import Image
+
+    with (folder / "metadata.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    outlined = {r.get("patient_id") or r.get("patientid") for r in rows if r.get("lung_mask")}
+    films = []
+    for row in rows:
+        patient = row.get("patient_id") or row.get("patientid")
+        view = (row.get("projection") or row.get("view") or "").lower()
+        if patient in outlined or view not in ("pa", "ap", "ap supine", "ap semi erect"):
+            continue
+        with Image.open(folder / row["image"]) as image:
+            films.append(np.asarray(image.convert("F"), dtype=np.float32) / 255.0)
+        if len(films) >= limit:
+            break
+    return films

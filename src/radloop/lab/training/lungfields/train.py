@@ -24,7 +24,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable
@@ -37,7 +36,11 @@ import numpy.typing as npt
 
 from radloop.lab.bench.sim2real_metrics import dice
 from radloop.lab.training import require_torch
-from radloop.lab.training.lungfields.data import LungFieldSample, render_lung_fields
+from radloop.lab.training.lungfields.data import (
+    LungFieldSample,
+    adaptation_films,
+    render_lung_fields,
+)
 from radloop.models.reference.lungfields import LUNG_FIELDS_ONNX, _resize, equalise
 from radloop.models.reference.metrics import best_threshold
 
@@ -71,6 +74,10 @@ class LungFieldsConfig:
     """Share of those where the patches are confluent (a "white lung")."""
     max_amplitude: float = 2.5
     """The densest inserted opacity, added to the line integral at a patch's centre."""
+    self_train_epochs: int = 3
+    """Epochs of self-training on the unlabelled adaptation films (:mod:`.selftrain`)."""
+    self_train_rounds: int = 1
+    """Rounds of it: each round's student is the next round's teacher."""
 
 
 def insert_patchy(
@@ -375,26 +382,6 @@ def _inputs(films: list[F32], size: int) -> F32:
     return np.stack([equalise(_resize(f, (size, size))) for f in films])
 
 
-def adaptation_films(folder: Path, limit: int) -> list[F32]:
-    """Unlabelled frontal films of the patients none of whose films carries a lung outline."""
-    from PIL import Image
-
-    with (folder / "metadata.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    outlined = {r.get("patient_id") or r.get("patientid") for r in rows if r.get("lung_mask")}
-    films = []
-    for row in rows:
-        patient = row.get("patient_id") or row.get("patientid")
-        view = (row.get("projection") or row.get("view") or "").lower()
-        if patient in outlined or view not in ("pa", "ap", "ap supine", "ap semi erect"):
-            continue
-        with Image.open(folder / row["image"]) as image:
-            films.append(np.asarray(image.convert("F"), dtype=np.float32) / 255.0)
-        if len(films) >= limit:
-            break
-    return films
-
-
 def _adapt(net: Any, torch: Any, x: F32) -> None:
     """AdaBN: BatchNorm running statistics recomputed on unlabelled real films' inputs."""
     for module in net.modules():
@@ -423,9 +410,14 @@ def train_lung_fields(
     out: Path,
     *,
     data_dir: Path | None = None,
+    init: Path | None = None,
     progress: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
-    """Render, randomise, train, adapt and export; returns the sidecar written."""
+    """Render, randomise, train, adapt, self-train and export; returns the sidecar written.
+
+    With ``init`` (an exported ``lungfields.onnx`` of this recipe, already adapted), the
+    first stage's training and adaptation are skipped and the run starts from it.
+    """
     torch = require_torch("training the lung-fields network")
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -443,8 +435,128 @@ def train_lung_fields(
     vx, vy = make_variants(val, seed=config.seed + 1, variants=1, size=size, config=config)
     randomised = time.monotonic()
     progress(f"{len(x)} training variants in {randomised - rendered:.0f} s")
+    films: list[F32] = []
+    if config.adapt_dir:
+        films = adaptation_films(Path(config.adapt_dir), config.adapt_limit)
+    real = _inputs(films, size)
+    history: list[dict[str, Any]] = []
+    if init is None:
+        net = build_network(config.base_channels)
+        history = _train(net, torch, config, x, y, vx, vy, progress)
+        if len(real):
+            _adapt(net, torch, real)
+            progress(f"BatchNorm statistics adapted on {len(real)} unlabelled films")
+    else:
+        from radloop.lab.training.lungfields.selftrain import network_from_onnx
 
-    net = build_network(config.base_channels)
+        net = network_from_onnx(init, config.base_channels)
+        progress(f"started from {init}")
+    trained = time.monotonic()
+    minutes = {
+        "render": round((rendered - started) / 60, 1),
+        "randomise": round((randomised - rendered) / 60, 1),
+        "train": round((trained - randomised) / 60, 1),
+    }
+    first = _first_stage(init) if init is not None else {}
+    minutes.update(first.get("minutes", {}))  # a first stage run before, in ``init``'s run
+    base: dict[str, Any] = {
+        "config": asdict(config),
+        "history": history or first.get("history", []),
+        "adapted_films": len(films),
+        "minutes": minutes,
+    }
+    if init is not None:
+        base["initialised_from"] = first["initialised_from"]
+    rounds: list[dict[str, Any]] = []
+    if config.self_train_epochs and not films:
+        progress("no unlabelled real films (--adapt DIR): self-training skipped")
+    for k in range(config.self_train_rounds if config.self_train_epochs and films else 0):
+        from radloop.lab.training.lungfields.selftrain import SelfTrainConfig, self_train
+
+        how = SelfTrainConfig(epochs=config.self_train_epochs, seed=SelfTrainConfig.seed + k)
+        stage = self_train(
+            net, films, (x, y), how, size=size, batch_size=config.batch_size, progress=progress
+        )
+        rounds.append({**stage, "config": asdict(how)})
+        if k + 1 < config.self_train_rounds:  # each round's student, kept beside the last
+            kept = {**base, "self_training": rounds}
+            kept["minutes"] = {**minutes, "self_train": _total(rounds)}
+            _export(net, torch, (vx, vy), real, out / f"round{k + 1}", kept)
+    if rounds:
+        base["self_training"] = rounds
+        base["minutes"] = {**minutes, "self_train": _total(rounds)}
+    return _export(net, torch, (vx, vy), real, out, base)
+
+
+def _total(rounds: list[dict[str, Any]]) -> float:
+    return round(sum(float(r["minutes"]) for r in rounds), 1)
+
+
+def _export(
+    net: Any,
+    torch: Any,
+    validation: tuple[F32, npt.NDArray[np.uint8]],
+    real: F32,
+    out: Path,
+    base: dict[str, Any],
+) -> dict[str, Any]:
+    """Validate on the lab, choose the opacity threshold there, fit the domain reference, and
+    write ``out/lungfields.onnx`` with its sidecar (``base`` merged in); returns the sidecar."""
+    out.mkdir(parents=True, exist_ok=True)
+    vx, vy = validation
+    probs, embeddings = _forward(net, torch, vx)
+    final = _validate(probs, vy)
+    size = int(vx.shape[-1])
+    ood = _fit_ood(embeddings, _forward(net, torch, real)[1] if len(real) else embeddings[:0])
+    torch.onnx.export(
+        net,
+        (torch.zeros(1, 1, size, size),),
+        str(out / LUNG_FIELDS_ONNX),
+        input_names=["image"],
+        output_names=["maps", "embedding"],
+        opset_version=17,
+        dynamo=False,
+    )
+    sidecar = {
+        "version": f"lungfields-{time.strftime('%Y%m%d-%H%M')}",
+        "input": {"size": size, "normalisation": "histogram equalisation"},
+        "outputs": list(CHANNELS),
+        "opacity_threshold": opacity_threshold(probs, vy),
+        "parameters": int(sum(p.numel() for p in net.parameters())),
+        "validation": {k: round(v, 4) for k, v in final.items()},
+        "ood": ood,
+        "torch": str(torch.__version__),
+        **base,
+    }
+    (out / "lungfields.json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    return sidecar
+
+
+def _first_stage(init: Path) -> dict[str, Any]:
+    """What the sidecar beside ``init`` says of the first stage (its randomisation and training
+    minutes, its history), so that the times recorded are the whole recipe's."""
+    beside = init.parent / "lungfields.json"
+    first = json.loads(beside.read_text()) if beside.is_file() else {}
+    earlier = first.get("minutes", {})
+    return {
+        "initialised_from": {"path": str(init), "version": first.get("version")},
+        "minutes": {k: earlier[k] for k in ("randomise", "train") if k in earlier},
+        "history": first.get("history", []),
+    }
+
+
+def _train(
+    net: Any,
+    torch: Any,
+    config: LungFieldsConfig,
+    x: F32,
+    y: npt.NDArray[np.uint8],
+    vx: F32,
+    vy: npt.NDArray[np.uint8],
+    progress: Callable[[str], Any],
+) -> list[dict[str, Any]]:
+    """The first stage: the network trained on the lab variants; returns its history."""
+    started = time.monotonic()
     steps_per_epoch = len(x) // config.batch_size
     optimiser = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
@@ -471,47 +583,6 @@ def train_lung_fields(
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), **figures})
         progress(
             f"epoch {epoch + 1}/{config.epochs} loss {np.mean(losses):.3f} "
-            f"lab dice {figures['dice_lungs']:.3f} ({time.monotonic() - randomised:.0f} s)"
+            f"lab dice {figures['dice_lungs']:.3f} ({time.monotonic() - started:.0f} s)"
         )
-    trained = time.monotonic()
-    films: list[F32] = []
-    if config.adapt_dir:
-        films = adaptation_films(Path(config.adapt_dir), config.adapt_limit)
-    real = _inputs(films, size)
-    if len(real):
-        _adapt(net, torch, real)
-        progress(f"BatchNorm statistics adapted on {len(real)} unlabelled films")
-    probs, embeddings = _forward(net, torch, vx)
-    final = _validate(probs, vy)
-    threshold = opacity_threshold(probs, vy)
-    ood = _fit_ood(embeddings, _forward(net, torch, real)[1] if len(real) else embeddings[:0])
-    dummy = torch.zeros(1, 1, size, size)
-    torch.onnx.export(
-        net,
-        (dummy,),
-        str(out / LUNG_FIELDS_ONNX),
-        input_names=["image"],
-        output_names=["maps", "embedding"],
-        opset_version=17,
-        dynamo=False,
-    )
-    sidecar = {
-        "version": f"lungfields-{time.strftime('%Y%m%d')}",
-        "input": {"size": size, "normalisation": "histogram equalisation"},
-        "outputs": list(CHANNELS),
-        "opacity_threshold": threshold,
-        "parameters": int(sum(p.numel() for p in net.parameters())),
-        "config": asdict(config),
-        "validation": {k: round(v, 4) for k, v in final.items()},
-        "history": history,
-        "adapted_films": len(films),
-        "ood": ood,
-        "minutes": {
-            "render": round((rendered - started) / 60, 1),
-            "randomise": round((randomised - rendered) / 60, 1),
-            "train": round((trained - randomised) / 60, 1),
-        },
-        "torch": str(torch.__version__),
-    }
-    (out / "lungfields.json").write_text(json.dumps(sidecar, indent=2) + "\n")
-    return sidecar
+    return history
