@@ -339,3 +339,26 @@ def test_change_is_scored_as_compare_states_it_a_small_move_is_stable() -> None:
     assert (scored["stayed"]["hits"], scored["stayed"]["n"]) == (2, 3)
     loose = change_zone_accuracy([pair], tolerance=0.01)
     assert loose["hits"] == 2  # A's +0.02 now counts as increased
+
+
+def test_overlays_draw_outlined_films_first_and_the_png_is_written_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("matplotlib")
+    root = _write_folder(tmp_path)
+    result = run_sim2real_benchmark(
+        root, reader=MaskReader(), drafter=Drafter(), resamples=0, progress=False, keep=2
+    )
+    kept = result.overlays
+    # three frontal films have an outline; two are kept, then two of the three without
+    assert [o.dice is not None for o in kept] == [True, True]
+    assert kept[0].outline is not None and kept[0].right.shape == (256, 256)
+    assert kept[0].dice == pytest.approx(1.0)
+    monkeypatch.setattr(sim2real, "load_reader", lambda model_dir=None: MaskReader())
+    png = tmp_path / "figs" / "overlays.png"
+    args = ["--data", str(root), "--resamples", "0", "--overlays", str(png)]
+    out = CliRunner().invoke(bench_sim2real, args)
+    assert out.exit_code == 0, out.output
+    with PILImage.open(png) as image:
+        assert image.format == "PNG" and image.size[0] > 600
+    assert not list(png.parent.glob("*.partial")) and "6 films" in out.stderr

@@ -144,6 +144,9 @@ class Sim2RealResult:
     seconds: float = 0.0
     reader_seconds: float = 0.0
     drafting_seconds: float = 0.0
+    overlays: list[Any] = field(default_factory=list)
+    """Up to ``keep`` films drawn with their readings (:mod:`.sim2real_figure`), outlined
+    films first."""
 
     def to_dict(self) -> dict[str, Any]:
         def per(seconds: float) -> float | None:
@@ -205,6 +208,15 @@ def _outline_dice(data: Path, row: dict[str, str], lungs: npt.NDArray[np.bool_])
     return dice(lungs, outline, ignore)
 
 
+def _overlay(data: Path, row: dict[str, str], film: Any, pixels: Any, reading: Any) -> Any:
+    from radloop.lab.bench.sim2real_figure import overlay
+
+    name = (row.get("lung_mask") or "").strip()
+    outline = _mask(data / name, pixels.shape, "a lung outline") if name else None
+    return overlay(Path(film.image).stem, pixels, reading.right, reading.left, reading.heart,
+                   outline, film.dice)  # fmt: skip
+
+
 def _device_free(data: Path, row: dict[str, str], has_notes: bool) -> bool | None:
     if not has_notes:
         return None
@@ -254,6 +266,7 @@ def run_sim2real_benchmark(
     resamples: int = 1000,
     seed: int = 0,
     progress: bool = True,
+    keep: int = 0,
 ) -> Sim2RealResult:
     """Run the bench on the folder ``data`` (see the module docstring)."""
     from tqdm import tqdm
@@ -328,11 +341,15 @@ def run_sim2real_benchmark(
             ),
         )
         films.append(film)
+        alike = sum((o.dice is None) == (film.dice is None) for o in result.overlays)
+        if alike < keep:  # up to ``keep`` films with an outline and as many without
+            result.overlays.append(_overlay(data, row, film, pixels, reading))
         by_image[film.image] = zone_scores
     result.frontal = len(films)
     pairs = None
     if (data / "pairs.csv").is_file():
         pairs, result.pairs_unread = _pairs(data, by_image)
+    result.overlays = sorted(result.overlays, key=lambda o: o.dice is None)[:keep]
     result.figures = dict(
         summary(
             films, pairs, threshold=threshold, tolerance=tolerance, resamples=resamples, seed=seed
@@ -448,6 +465,13 @@ def format_sim2real(result: Sim2RealResult) -> str:
     help="Write DIR/realfilm-domain.json: per finding type, these figures against its bars and "
     "whether it enters the built-in model's real-film domain (DIR: the model's folder).",
 )
+@click.option(
+    "--overlays",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also draw 12 films (those with an outline first) with their lung fields, heart and "
+    "the annotator's outline into this PNG.",
+)
 def bench_sim2real(
     data: Path,
     model_dir: Path | None,
@@ -458,12 +482,19 @@ def bench_sim2real(
     seed: int,
     as_json: bool,
     write_domain: Path | None,
+    overlays: Path | None,
 ) -> None:
     """How the lung-fields network, trained on synthetic films, reads real ones."""
     result = run_sim2real_benchmark(
         data, model_dir=model_dir, limit=limit, threshold=opacity_threshold,
-        tolerance=tolerance, resamples=resamples, seed=seed,
+        tolerance=tolerance, resamples=resamples, seed=seed, keep=12 if overlays else 0,
     )  # fmt: skip
+    if overlays is not None and result.overlays:
+        from radloop.lab.bench.sim2real_figure import write_overlays
+
+        title = f"{result.reader} on {data.name}: lungs (red, green), heart (blue), outline (white)"
+        write_overlays(result.overlays, overlays, title=title)
+        click.echo(f"wrote {overlays}: {len(result.overlays)} films", err=True)
     if as_json:
         click.echo(json.dumps(result.to_dict()))
     else:
