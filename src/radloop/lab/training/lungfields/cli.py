@@ -95,10 +95,10 @@ def train_lungfields_command(
 
     Renders lab studies with exact lung fields, exposes each several times through
     randomised physics and processing (SyntheX-style domain randomisation), trains a small
-    U-Net on 2 CPU threads and exports DIR/lungfields.onnx with DIR/lungfields.json. No
-    real label is read. Needs pip install 'radloop[train,synth]'; about 37 min on 2 cores
-    (docs/benchmarks.md). Copy both files into a model folder, or pass --model-dir to
-    `radloop bench sim2real`.
+    U-Net on 2 CPU threads, adapts it to the --adapt films and self-trains it on them, and
+    exports DIR/lungfields.onnx with DIR/lungfields.json. No real label is read. Needs
+    pip install 'radloop[train,synth]'; about 52 min on 2 cores (docs/benchmarks.md). Copy
+    both files into a model folder, or pass --model-dir to `radloop bench sim2real`.
     """
     from radloop.lab.training.lungfields.train import LungFieldsConfig, train_lung_fields
 

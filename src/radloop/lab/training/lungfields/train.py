@@ -18,8 +18,13 @@
    real films (``adapt_dir``, a ``folder:`` layout: the recipe uses hannover-dev's patients
    none of whose films carries a lung outline, so no film measured is seen). No label of any
    real film is read.
-5. **Export** to ONNX (opset 17) with the sidecar ``lungfields.json`` and its validation
-   figures on held-out lab studies (another seed).
+5. **Self-train** (:mod:`.selftrain`, ``self_train_epochs`` per round, ``self_train_rounds``
+   rounds) on the same unlabelled films: the network labels them itself, the lab's opacity is
+   inserted into them with exact truth, and it trains further on them mixed with lab
+   variants, BatchNorm frozen.
+6. **Export** to ONNX (opset 17) with the sidecar ``lungfields.json`` and its validation
+   figures on held-out lab studies (another seed); the opacity threshold and the domain
+   reference are fitted after the last stage.
 """
 
 from __future__ import annotations
