@@ -26,7 +26,7 @@ from radloop.lab.bench.sim2real import (
 )
 from radloop.lab.bench.sim2real_metrics import PairScores, change_zone_accuracy, dice
 from radloop.models.competence import DomainDecision
-from radloop.models.reference.lungfields import LungFields, zone_map
+from radloop.models.reference.lungfields import ZONE_ORDER, LungFields, zone_map
 from radloop.report import Finding, Presence
 
 ROWS, TOP, BOTTOM = 64, 8, 56  # each lung: rows 8..55, thirds of 16 rows (equal zone areas)
@@ -362,3 +362,30 @@ def test_overlays_draw_outlined_films_first_and_the_png_is_written_whole(
     with PILImage.open(png) as image:
         assert image.format == "PNG" and image.size[0] > 600
     assert not list(png.parent.glob("*.partial")) and "6 films" in out.stderr
+
+
+class PairReader(MaskReader):
+    """Reads a pair by giving the current film the prior's opacity: every zone stays."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pairs = 0
+
+    def read_pair(self, prior: np.ndarray, current: np.ndarray) -> tuple[LungFields, LungFields]:
+        self.pairs += 1
+        before, now = self.read(prior), self.read(current)
+        zones, scores = now.zones(), before.zone_scores()
+        opacity = np.zeros(zones.shape, dtype=np.float32)
+        for k, zone in enumerate(ZONE_ORDER, start=1):
+            opacity[zones == k] = scores[zone]
+        return before, LungFields(now.right, now.left, now.heart, opacity)
+
+
+def test_a_reader_that_reads_pairs_is_scored_on_its_pair_reading(tmp_path: Path) -> None:
+    reader = PairReader()
+    d = _run(_write_folder(tmp_path), reader=reader, threshold=0.3)
+    assert reader.pairs == 2  # the two pairs whose films were read; the lateral's is not
+    change = d["change_zone_accuracy"]
+    assert (change["hits"], change["n"]) == (0, 5)  # every moved zone read as stable
+    assert (change["stayed"]["hits"], change["stayed"]["n"]) == (7, 7)
+    assert d["zone_auroc"]["value"] == 1.0  # each film alone is read as before

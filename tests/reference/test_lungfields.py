@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -123,3 +124,45 @@ def test_the_tiny_recipe_trains_exports_and_reads_a_film(tmp_path: Path) -> None
     assert ((reading.opacity >= 0) & (reading.opacity <= 1)).all()
     with pytest.raises(ValueError, match="2-D film"):
         runtime.read(np.zeros((3, 8, 8), dtype=np.float32))
+
+
+def test_grey_levels_are_matched_by_quantiles_and_ranked_on_another_films_scale() -> None:
+    from radloop.models.reference.lungfields import match_grey_levels, rank_in
+
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0.5, 0.1, (40, 40)).astype(np.float32)
+    image = (reference**0.5 * 0.8).astype(np.float32)  # another tone curve of the same film
+    everywhere = np.ones((40, 40), dtype=bool)
+    mapped = match_grey_levels(image, everywhere, reference, everywhere)
+    assert np.allclose(mapped, reference, atol=0.01)
+    ranks = rank_in(reference, mapped)
+    assert ranks.min() >= 0.0 and ranks.max() <= 1.0
+    assert np.allclose(ranks, equalise(reference), atol=0.02)  # its own scale: equalisation
+    assert (rank_in(reference, reference + 1.0) == 1.0).all()  # whiter than any of its pixels
+
+
+def test_a_pair_is_read_on_the_priors_grey_scale(shared: Any) -> None:
+    """A real film (hannover-dev, a patient without outlines) against itself: under another
+    tone curve nothing changes; with its lungs whitened, every zone's opacity rises, and by
+    more than when the whitened film is read alone."""
+    from PIL import Image as PILImage
+
+    runtime = load_lung_fields()
+    assert runtime is not None
+    folder = shared("data/hannover-dev")
+    with PILImage.open(folder / "images" / "fff13f3a.png") as image:
+        prior = np.asarray(image.convert("F"), dtype=np.float32) / 255.0
+    toned = np.clip(prior**0.8 * 0.9 + 0.05, 0.0, 1.0).astype(np.float32)
+    before, again = runtime.read_pair(prior, toned)
+    first = before.zone_scores()
+    assert all(abs(again.zone_scores()[z] - first[z]) < 0.03 for z in first)
+    lungs = before.lungs
+    whiter = np.where(lungs, 1.0 - (1.0 - prior) * 0.6, prior).astype(np.float32)
+    _, now = runtime.read_pair(prior, whiter)
+    alone = runtime.read(whiter)
+    assert np.array_equal(now.right, alone.right)  # its own lung fields
+    rise = [now.zone_scores()[z] - first[z] for z in first]
+    rise_alone = [alone.zone_scores()[z] - first[z] for z in first]
+    assert min(rise) > 0.0 and float(np.mean(rise)) > 0.1, rise
+    # read alone, equalisation takes part of a bilateral change away; on one scale it stays
+    assert all(p >= a for p, a in zip(rise, rise_alone, strict=True)), (rise, rise_alone)

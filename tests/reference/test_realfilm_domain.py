@@ -126,6 +126,9 @@ class _Readers:
     def read(self, pixels: np.ndarray) -> LungFields:
         return self.by_film[float(pixels.flat[0])]
 
+    def read_pair(self, prior: np.ndarray, current: np.ndarray) -> tuple[LungFields, LungFields]:
+        return self.read(prior), self.read(current)
+
 
 def _study(images: list[Image], uid: str) -> Study:
     return Study(uid, (Series(f"{uid}.1", tuple(images)),))

@@ -284,7 +284,8 @@ class ReferenceModel(VisionLanguageModel):
         self, current: Sequence[Image], prior: Sequence[Image]
     ) -> tuple[ZoneChange, ...] | None:
         """Per lung zone, whether opacity increased, decreased or stayed from the prior's
-        frontal film to the current one's (the change of the zone's opacity score against the
+        frontal film to the current one's (the change of the zone's opacity score, the current
+        film read on the prior's grey scale (``LungFieldsRuntime.read_pair``), against the
         declared domain's tolerance); None unless lung opacity and its change by zone are in
         the declared real-film domain and both films lie in it (on lab films, ``compare``
         diffs the findings)."""
@@ -296,6 +297,8 @@ class ReferenceModel(VisionLanguageModel):
         if now_fields is None or before_fields is None:
             return None
         tolerance = self.real_domain[0].change_tolerance
+        pixels = [(_frontal(i) or list(i))[0].pixels for i in (prior, current)]
+        _, now_fields = self.real_domain[1].read_pair(*pixels)  # on the prior's grey scale
         before, now = before_fields.zone_scores(), now_fields.zone_scores()
         return tuple(
             ZoneChange(

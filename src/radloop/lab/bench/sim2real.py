@@ -23,7 +23,8 @@ means, Wilson for shares.
   percentiles, the share above 0.5.
 - ``change_zone_accuracy`` (with a ``pairs.csv``: prior, current, days, prior_brixia_A..F,
   current_brixia_A..F; prior and current as in metadata.csv's ``image``): what ``compare``
-  states per zone — increased or decreased when the zone score moved by at least the
+  states per zone, the current film read on the prior's grey scale (a reader's ``read_pair``,
+  where it has one) — increased or decreased when the zone score moved by at least the
   tolerance (0.05 unless given), else stable — against the Brixia score's change: on zones
   whose score moved, a hit when the stated direction is the score's; on zones that stayed
   (``stayed``), a hit when stated stable. ``sign_only``: the sign of the zone score's change
@@ -231,11 +232,26 @@ def _device_codes() -> frozenset[str]:
     return frozenset(c for c, entry in FINDING_CODES.items() if entry.device) | {"support_devices"}
 
 
-def _pairs(data: Path, scores: dict[str, tuple[float, ...]]) -> tuple[list[PairScores], int]:
-    """The pairs of ``pairs.csv`` whose two films were read, and how many were not."""
+def _pair_rows(data: Path) -> list[dict[str, str]]:
     path = data / "pairs.csv"
+    if not path.is_file():
+        return []
     with path.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
+        return list(csv.DictReader(handle))
+
+
+def _pairs(
+    data: Path,
+    scores: dict[str, tuple[float, ...]],
+    pixels: dict[str, npt.NDArray[Any]],
+    reader: Any,
+) -> tuple[list[PairScores], int]:
+    """The pairs of ``pairs.csv`` whose two films were read, and how many were not; the
+    current film's scores on the prior's grey scale where the reader reads pairs."""
+    from radloop.models.reference.lungfields import ZONE_ORDER
+
+    path = data / "pairs.csv"
+    rows = _pair_rows(data)
     missing = [c for c in PAIR_COLUMNS if rows and c not in rows[0]]
     if missing:
         raise InputError(f"columns {', '.join(PAIR_COLUMNS)}", f"none named {missing}",
@@ -246,10 +262,14 @@ def _pairs(data: Path, scores: dict[str, tuple[float, ...]]) -> tuple[list[PairS
         prior, current = _brixia(row, "prior_brixia_"), _brixia(row, "current_brixia_")
         if prior is None or current is None:
             raise InputError("Brixia scores 0–3 in every zone of a pair", repr(row), source=path)
-        a, b = scores.get(row["prior"].strip()), scores.get(row["current"].strip())
+        before, now = row["prior"].strip(), row["current"].strip()
+        a, b = scores.get(before), scores.get(now)
         if a is None or b is None:
             unread += 1
             continue
+        if hasattr(reader, "read_pair") and before in pixels and now in pixels:
+            zones = reader.read_pair(pixels[before], pixels[now])[1].zone_scores()
+            b = tuple(float(zones[z]) for z in ZONE_ORDER)
         out.append(PairScores(prior, current, a, b))
     return out, unread
 
@@ -303,6 +323,8 @@ def run_sim2real_benchmark(
     devices = _device_codes()
     films: list[FilmReading] = []
     by_image: dict[str, tuple[float, ...]] = {}
+    paired = {r.get(k, "").strip() for r in _pair_rows(data) for k in ("prior", "current")}
+    pair_pixels: dict[str, npt.NDArray[Any]] = {}
     for case in tqdm(cases, desc="sim2real", unit="film", disable=None if progress else True):
         a = case.attributes
         if a.get("view") not in ("PA", "AP") or a.get("modality") not in RADIOGRAPH:
@@ -341,6 +363,8 @@ def run_sim2real_benchmark(
             ),
         )
         films.append(film)
+        if film.image in paired:
+            pair_pixels[film.image] = pixels
         alike = sum((o.dice is None) == (film.dice is None) for o in result.overlays)
         if alike < keep:  # up to ``keep`` films with an outline and as many without
             result.overlays.append(_overlay(data, row, film, pixels, reading))
@@ -348,7 +372,7 @@ def run_sim2real_benchmark(
     result.frontal = len(films)
     pairs = None
     if (data / "pairs.csv").is_file():
-        pairs, result.pairs_unread = _pairs(data, by_image)
+        pairs, result.pairs_unread = _pairs(data, by_image, pair_pixels, reader)
     result.overlays = sorted(result.overlays, key=lambda o: o.dice is None)[:keep]
     result.figures = dict(
         summary(

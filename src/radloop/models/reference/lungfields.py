@@ -188,6 +188,37 @@ def _one_field(mask: Bool) -> Bool:
     return np.asarray(ndimage.binary_fill_holes(mask), dtype=bool)
 
 
+def thorax_background(fields: LungFields) -> Bool:
+    """The thorax outside the lung fields: the lungs' bounding box less the lungs."""
+    lungs = fields.lungs
+    rows, cols = np.flatnonzero(lungs.any(axis=1)), np.flatnonzero(lungs.any(axis=0))
+    box = np.zeros_like(lungs)
+    if rows.size and cols.size:
+        box[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = True
+    return box & ~lungs
+
+
+def match_grey_levels(image: F32, where: Bool, reference: F32, reference_where: Bool) -> F32:
+    """``image`` mapped monotonically so that its pixels in ``where`` have the distribution
+    of ``reference``'s in ``reference_where`` (quantile matching, percentiles 0–100)."""
+    q = np.linspace(0.0, 1.0, 101)
+    source = np.quantile(image[where], q)
+    source = np.maximum.accumulate(source + np.arange(q.size) * 1e-7)  # strictly rising
+    target = np.quantile(reference[reference_where], q)
+    out: F32 = np.interp(image, source, target).astype(np.float32)
+    return out
+
+
+def rank_in(reference: F32, image: F32) -> F32:
+    """Each pixel of ``image`` as its mid-rank among ``reference``'s pixels, in [0, 1]: the
+    histogram equalisation of ``reference`` applied to another image."""
+    ordered = np.sort(reference.ravel())
+    below = np.searchsorted(ordered, image, side="left")
+    upto = np.searchsorted(ordered, image, side="right")
+    out: F32 = ((below + upto) / (2.0 * max(ordered.size, 1))).astype(np.float32)
+    return out
+
+
 class LungFieldsRuntime:
     """An onnxruntime session over ``lungfields.onnx`` and its sidecar ``lungfields.json``."""
 
@@ -222,7 +253,44 @@ class LungFieldsRuntime:
         """Read one frontal film given as a 2-D array (display pixels, bright = dense)."""
         if pixels.ndim != 2 or min(pixels.shape) < 16:
             raise ValueError(f"expected a 2-D film at least 16 px a side, got {pixels.shape}")
-        maps, embedding = self.session.run(None, {"image": self.input_of(pixels)})
+        return self._read(pixels, self.input_of(pixels))
+
+    def read_pair(
+        self, prior: npt.NDArray[Any], current: npt.NDArray[Any]
+    ) -> tuple[LungFields, LungFields]:
+        """A prior and a current film read on one grey scale, so that a change of opacity is
+        not equalised away.
+
+        Each film is read alone first (its lung fields). Then the current film's grey levels
+        are mapped so that the thorax outside its lung fields (mediastinum, heart, ribs,
+        diaphragm: what opacity of the lungs does not change) has the prior's distribution
+        there, which takes out exposure and processing, and the mapped film is equalised by
+        the *prior's* histogram instead of its own. The current film's opacity is read from
+        that input, on its own lung fields. Whiter lungs against an unchanged mediastinum
+        then read as more opacity, where equalising each film alone would hide a bilateral
+        change.
+        """
+        before, alone = self.read(prior), self.read(current)
+        ref, own = thorax_background(before), thorax_background(alone)
+        if not ref.any() or not own.any():
+            return before, alone
+        mapped = match_grey_levels(np.asarray(current, np.float32), own,
+                                   np.asarray(prior, np.float32), ref)  # fmt: skip
+        scale = _resize(np.asarray(prior, dtype=np.float32), (self.size, self.size))
+        x = rank_in(scale, _resize(mapped, (self.size, self.size)))[None, None]
+        now = self._read(current, x)
+        return before, LungFields(
+            right=alone.right,
+            left=alone.left,
+            heart=alone.heart,
+            opacity=now.opacity,
+            embedding=alone.embedding,
+            domain_distance=alone.domain_distance,
+            domain_threshold=alone.domain_threshold,
+        )
+
+    def _read(self, pixels: npt.NDArray[Any], x: F32) -> LungFields:
+        maps, embedding = self.session.run(None, {"image": x})
         probs = 1.0 / (1.0 + np.exp(-maps[0].astype(np.float32)))
         vector = np.asarray(embedding[0], dtype=np.float32)
         distance = None if self.ood is None else self.ood.score(vector)
