@@ -126,8 +126,10 @@ class _Readers:
     def read(self, pixels: np.ndarray) -> LungFields:
         return self.by_film[float(pixels.flat[0])]
 
-    def read_pair(self, prior: np.ndarray, current: np.ndarray) -> tuple[LungFields, LungFields]:
-        return self.read(prior), self.read(current)
+    def on_scale_of(
+        self, prior: np.ndarray, before: LungFields, current: np.ndarray, alone: LungFields
+    ) -> LungFields:
+        return alone  # each film's own reading: the pair's scale is the runtime's concern
 
 
 def _study(images: list[Image], uid: str) -> Study:

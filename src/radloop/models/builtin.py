@@ -126,7 +126,7 @@ class ReferenceModel(VisionLanguageModel):
 
     def _real_reading(self, images: Sequence[Image]) -> Any:
         """The lung-fields reading of the study's frontal film (cached like :meth:`read`)."""
-        image = (_frontal(images) or list(images))[0]
+        image = _film(images)
         cached = self._last_fields
         if cached is not None and cached[0] is image:
             return cached[1]
@@ -285,7 +285,7 @@ class ReferenceModel(VisionLanguageModel):
     ) -> tuple[ZoneChange, ...] | None:
         """Per lung zone, whether opacity increased, decreased or stayed from the prior's
         frontal film to the current one's (the change of the zone's opacity score, the current
-        film read on the prior's grey scale (``LungFieldsRuntime.read_pair``), against the
+        film read on the prior's grey scale (``LungFieldsRuntime.on_scale_of``), against the
         declared domain's tolerance); None unless lung opacity and its change by zone are in
         the declared real-film domain and both films lie in it (on lab films, ``compare``
         diffs the findings)."""
@@ -297,8 +297,9 @@ class ReferenceModel(VisionLanguageModel):
         if now_fields is None or before_fields is None:
             return None
         tolerance = self.real_domain[0].change_tolerance
-        pixels = [(_frontal(i) or list(i))[0].pixels for i in (prior, current)]
-        _, now_fields = self.real_domain[1].read_pair(*pixels)  # on the prior's grey scale
+        now_fields = self.real_domain[1].on_scale_of(  # the readings above, not two more
+            _film(prior).pixels, before_fields, _film(current).pixels, now_fields
+        )
         before, now = before_fields.zone_scores(), now_fields.zone_scores()
         return tuple(
             ZoneChange(
@@ -358,6 +359,11 @@ class ReferenceModel(VisionLanguageModel):
 def _frontal(images: Sequence[Image]) -> list[Image]:
     """The images whose header calls them frontal (PA or AP)."""
     return [im for im in images if (im.view_position or "").upper() in {"PA", "AP"}]
+
+
+def _film(images: Sequence[Image]) -> Image:
+    """The study's film the lung-fields network reads: its first frontal, else its first."""
+    return (_frontal(images) or list(images))[0]
 
 
 @register_model("builtin")

@@ -20,7 +20,7 @@ left). This module needs only numpy and onnxruntime.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -188,6 +188,13 @@ def _one_field(mask: Bool) -> Bool:
     return np.asarray(ndimage.binary_fill_holes(mask), dtype=bool)
 
 
+def fields_of(maps: F32) -> tuple[Bool, Bool, Bool]:
+    """Right lung, left lung and heart from their probability maps (channels 0–2): each one
+    region with its holes filled, and the left lung without what the right lung took."""
+    right = _one_field(maps[0] >= 0.5)
+    return right, _one_field(maps[1] >= 0.5) & ~right, _one_field(maps[2] >= 0.5)
+
+
 def thorax_background(fields: LungFields) -> Bool:
     """The thorax outside the lung fields: the lungs' bounding box less the lungs."""
     lungs = fields.lungs
@@ -271,23 +278,31 @@ class LungFieldsRuntime:
         change.
         """
         before, alone = self.read(prior), self.read(current)
+        return before, self.on_scale_of(prior, before, current, alone)
+
+    def on_scale_of(
+        self,
+        prior: npt.NDArray[Any],
+        before: LungFields,
+        current: npt.NDArray[Any],
+        alone: LungFields,
+    ) -> LungFields:
+        """``alone`` (the current film read by itself) with its opacity read again on the
+        prior's grey scale (:meth:`read_pair`); ``before`` is the prior's reading."""
         ref, own = thorax_background(before), thorax_background(alone)
         if not ref.any() or not own.any():
-            return before, alone
+            return alone
         mapped = match_grey_levels(np.asarray(current, np.float32), own,
                                    np.asarray(prior, np.float32), ref)  # fmt: skip
         scale = _resize(np.asarray(prior, dtype=np.float32), (self.size, self.size))
         x = rank_in(scale, _resize(mapped, (self.size, self.size)))[None, None]
-        now = self._read(current, x)
-        return before, LungFields(
-            right=alone.right,
-            left=alone.left,
-            heart=alone.heart,
-            opacity=now.opacity,
-            embedding=alone.embedding,
-            domain_distance=alone.domain_distance,
-            domain_threshold=alone.domain_threshold,
-        )
+        return replace(alone, opacity=self._opacity(current, x))
+
+    def _opacity(self, pixels: npt.NDArray[Any], x: F32) -> F32:
+        """The opacity map of input ``x`` at the film's size."""
+        maps = self.session.run(None, {"image": x})[0]
+        probs = 1.0 / (1.0 + np.exp(-maps[0][3].astype(np.float32)))
+        return _resize(probs, (int(pixels.shape[0]), int(pixels.shape[1]))).astype(np.float32)
 
     def _read(self, pixels: npt.NDArray[Any], x: F32) -> LungFields:
         maps, embedding = self.session.run(None, {"image": x})
@@ -296,12 +311,10 @@ class LungFieldsRuntime:
         distance = None if self.ood is None else self.ood.score(vector)
         shape = (int(pixels.shape[0]), int(pixels.shape[1]))
         full = [_resize(p, shape) for p in probs]
-        right = _one_field(full[0] >= 0.5)
-        left = _one_field(full[1] >= 0.5)
-        heart = _one_field(full[2] >= 0.5)
+        right, left, heart = fields_of(np.stack(full[:3]))
         return LungFields(
             right=right,
-            left=left & ~right,
+            left=left,
             heart=heart,
             opacity=full[3].astype(np.float32),
             embedding=vector,

@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from radloop.lab.training import require_torch
-from radloop.models.reference.lungfields import _one_field, _resize, equalise
+from radloop.models.reference.lungfields import _resize, equalise, fields_of
 
 __all__ = [
     "IGNORE",
@@ -126,9 +126,7 @@ def network_from_onnx(path: Path, base: int) -> Any:
 def pseudo_targets(probs: F32, band: float) -> U8:
     """Targets (right, left, heart; IGNORE where unsure) from one film's averaged maps."""
     out = np.full((3, *probs.shape[1:]), IGNORE, dtype=np.uint8)
-    right = _one_field(probs[0] >= 0.5)
-    left = _one_field(probs[1] >= 0.5) & ~right
-    for k, field in enumerate((right, left, _one_field(probs[2] >= 0.5))):
+    for k, field in enumerate(fields_of(probs)):
         sure = (np.abs(probs[k] - 0.5) >= band) | (field != (probs[k] >= 0.5))
         out[k][sure] = field[sure]
     return out
