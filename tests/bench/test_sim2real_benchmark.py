@@ -371,14 +371,15 @@ class PairReader(MaskReader):
         super().__init__()
         self.pairs = 0
 
-    def read_pair(self, prior: np.ndarray, current: np.ndarray) -> tuple[LungFields, LungFields]:
+    def on_scale_of(
+        self, prior: np.ndarray, before: LungFields, current: np.ndarray, alone: LungFields
+    ) -> LungFields:
         self.pairs += 1
-        before, now = self.read(prior), self.read(current)
-        zones, scores = now.zones(), before.zone_scores()
+        zones, scores = alone.zones(), before.zone_scores()
         opacity = np.zeros(zones.shape, dtype=np.float32)
         for k, zone in enumerate(ZONE_ORDER, start=1):
             opacity[zones == k] = scores[zone]
-        return before, LungFields(now.right, now.left, now.heart, opacity)
+        return LungFields(alone.right, alone.left, alone.heart, opacity)
 
 
 def test_a_reader_that_reads_pairs_is_scored_on_its_pair_reading(tmp_path: Path) -> None:

@@ -23,12 +23,13 @@ means, Wilson for shares.
   percentiles, the share above 0.5.
 - ``change_zone_accuracy`` (with a ``pairs.csv``: prior, current, days, prior_brixia_A..F,
   current_brixia_A..F; prior and current as in metadata.csv's ``image``): what ``compare``
-  states per zone, the current film read on the prior's grey scale (a reader's ``read_pair``,
-  where it has one) — increased or decreased when the zone score moved by at least the
-  tolerance (0.05 unless given), else stable — against the Brixia score's change: on zones
-  whose score moved, a hit when the stated direction is the score's; on zones that stayed
-  (``stayed``), a hit when stated stable. ``sign_only``: the sign of the zone score's change
-  on moved zones, with no tolerance.
+  states per zone, the current film read on the prior's grey scale (a reader's
+  ``on_scale_of``, where it has one, from the two films' readings alone) — increased or
+  decreased when the zone score moved by at least the tolerance (0.05 unless given), else
+  stable — against the Brixia score's change: on zones whose score moved, a hit when the
+  stated direction is the score's; on zones that stayed (``stayed``), a hit when stated
+  stable. ``sign_only``: the sign of the zone score's change on moved zones, with no
+  tolerance.
 - ``device_claims_per_film``: device findings (the vocabulary's device codes) the built-in
   model states present (none on a film outside its domain, where it abstains; the network's
   calls with no domain check are ``device_claims_ungated_per_film``), per device-free film:
@@ -43,7 +44,6 @@ means, Wilson for shares.
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import time
@@ -56,6 +56,7 @@ import click
 import numpy as np
 import numpy.typing as npt
 
+from radloop.context.labcsv import read_rows
 from radloop.errors import InputError
 from radloop.lab.bench.realfilm import FOLDER_OPTION
 from radloop.lab.bench.sim2real_metrics import (
@@ -172,11 +173,6 @@ class Sim2RealResult:
         }
 
 
-def _rows(data: Path) -> list[dict[str, str]]:
-    with (data / "metadata.csv").open(newline="", encoding="utf-8-sig") as handle:
-        return list(csv.DictReader(handle))
-
-
 def _number(value: str | None) -> float | None:
     try:
         return float(value) if value not in (None, "") else None
@@ -234,20 +230,18 @@ def _device_codes() -> frozenset[str]:
 
 def _pair_rows(data: Path) -> list[dict[str, str]]:
     path = data / "pairs.csv"
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        return list(csv.DictReader(handle))
+    return read_rows(path) if path.is_file() else []
 
 
 def _pairs(
     data: Path,
     scores: dict[str, tuple[float, ...]],
-    pixels: dict[str, npt.NDArray[Any]],
+    read: dict[str, tuple[npt.NDArray[Any], Any]],
     reader: Any,
 ) -> tuple[list[PairScores], int]:
     """The pairs of ``pairs.csv`` whose two films were read, and how many were not; the
-    current film's scores on the prior's grey scale where the reader reads pairs."""
+    current film's scores on the prior's grey scale where the reader reads pairs (``read``:
+    each paired film's pixels and reading alone, so neither film is read again)."""
     from radloop.models.reference.lungfields import ZONE_ORDER
 
     path = data / "pairs.csv"
@@ -267,8 +261,8 @@ def _pairs(
         if a is None or b is None:
             unread += 1
             continue
-        if hasattr(reader, "read_pair") and before in pixels and now in pixels:
-            zones = reader.read_pair(pixels[before], pixels[now])[1].zone_scores()
+        if hasattr(reader, "on_scale_of") and before in read and now in read:
+            zones = reader.on_scale_of(*read[before], *read[now]).zone_scores()
             b = tuple(float(zones[z]) for z in ZONE_ORDER)
         out.append(PairScores(prior, current, a, b))
     return out, unread
@@ -307,7 +301,7 @@ def run_sim2real_benchmark(
         given = sidecar.get("opacity_threshold") if isinstance(sidecar, dict) else None
         threshold = float(given) if given is not None else DEFAULT_THRESHOLD
     started = time.perf_counter()
-    rows = _rows(data) if (data / "metadata.csv").is_file() else []
+    rows = read_rows(data) if (data / "metadata.csv").is_file() else []
     header = set(rows[0]) if rows else set()
     # A site's own column for the projection (hannover-dev calls it "projection").
     options = (
@@ -324,7 +318,7 @@ def run_sim2real_benchmark(
     films: list[FilmReading] = []
     by_image: dict[str, tuple[float, ...]] = {}
     paired = {r.get(k, "").strip() for r in _pair_rows(data) for k in ("prior", "current")}
-    pair_pixels: dict[str, npt.NDArray[Any]] = {}
+    pair_films: dict[str, tuple[npt.NDArray[Any], Any]] = {}
     for case in tqdm(cases, desc="sim2real", unit="film", disable=None if progress else True):
         a = case.attributes
         if a.get("view") not in ("PA", "AP") or a.get("modality") not in RADIOGRAPH:
@@ -364,7 +358,7 @@ def run_sim2real_benchmark(
         )
         films.append(film)
         if film.image in paired:
-            pair_pixels[film.image] = pixels
+            pair_films[film.image] = (pixels, reading)
         alike = sum((o.dice is None) == (film.dice is None) for o in result.overlays)
         if alike < keep:  # up to ``keep`` films with an outline and as many without
             result.overlays.append(_overlay(data, row, film, pixels, reading))
@@ -372,7 +366,7 @@ def run_sim2real_benchmark(
     result.frontal = len(films)
     pairs = None
     if (data / "pairs.csv").is_file():
-        pairs, result.pairs_unread = _pairs(data, by_image, pair_pixels, reader)
+        pairs, result.pairs_unread = _pairs(data, by_image, pair_films, reader)
     result.overlays = sorted(result.overlays, key=lambda o: o.dice is None)[:keep]
     result.figures = dict(
         summary(

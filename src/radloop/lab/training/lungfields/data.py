@@ -23,7 +23,6 @@ second run reuses it.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import time
 from collections.abc import Callable, Iterator
@@ -212,8 +211,9 @@ def adaptation_films(folder: Path, limit: int) -> list[F32]:
     """Unlabelled frontal films of the patients none of whose films carries a lung outline."""
     from PIL import Image
 
-    with (folder / "metadata.csv").open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    from radloop.context.labcsv import read_rows
+
+    rows = read_rows(folder)
     outlined = {r.get("patient_id") or r.get("patientid") for r in rows if r.get("lung_mask")}
     films = []
     for row in rows:
