@@ -195,21 +195,20 @@ def _mask(path: Path, shape: tuple[int, ...], what: str) -> npt.NDArray[np.bool_
     return mask
 
 
-def _outline_dice(data: Path, row: dict[str, str], lungs: npt.NDArray[np.bool_]) -> float | None:
+def _outline(data: Path, row: dict[str, str], shape: tuple[int, ...]) -> tuple[Any, Any]:
+    """The film's annotated lung outline and ignore mask (None where it has none)."""
     name = (row.get("lung_mask") or "").strip()
     if not name:
-        return None
-    outline = _mask(data / name, lungs.shape, "a lung outline")
+        return None, None
+    outline = _mask(data / name, shape, "a lung outline")
     ignore_path = data / "ignore" / Path(row["image"]).name
-    ignore = _mask(ignore_path, lungs.shape, "an ignore mask") if ignore_path.is_file() else None
-    return dice(lungs, outline, ignore)
+    ignore = _mask(ignore_path, shape, "an ignore mask") if ignore_path.is_file() else None
+    return outline, ignore
 
 
-def _overlay(data: Path, row: dict[str, str], film: Any, pixels: Any, reading: Any) -> Any:
+def _overlay(film: Any, pixels: Any, reading: Any, outline: Any) -> Any:
     from radloop.lab.bench.sim2real_figure import overlay
 
-    name = (row.get("lung_mask") or "").strip()
-    outline = _mask(data / name, pixels.shape, "a lung outline") if name else None
     return overlay(Path(film.image).stem, pixels, reading.right, reading.left, reading.heart,
                    outline, film.dice)  # fmt: skip
 
@@ -340,6 +339,8 @@ def run_sim2real_benchmark(
         claims = ungated if in_domain else 0  # outside its domain the model abstains
         result.drafting_seconds += time.perf_counter() - clock
         zones, sides = reading.zone_scores(), reading.side_scores()
+        lungs = np.asarray(reading.lungs, dtype=bool)
+        outline, ignore = _outline(data, row, lungs.shape)
         zone_scores = tuple(float(zones[z]) for z in ZONE_ORDER)
         film = FilmReading(
             image=row["image"].strip(),
@@ -347,7 +348,7 @@ def run_sim2real_benchmark(
             side_scores=(float(sides[Side.RIGHT]), float(sides[Side.LEFT])),
             ctr=reading.ctr(),
             brixia=_brixia(row),
-            dice=_outline_dice(data, row, np.asarray(reading.lungs, dtype=bool)),
+            dice=None if outline is None else dice(lungs, outline, ignore),
             device_free=_device_free(data, row, has_notes),
             device_claims=int(claims),
             device_claims_ungated=int(ungated),
@@ -361,7 +362,7 @@ def run_sim2real_benchmark(
             pair_films[film.image] = (pixels, reading)
         alike = sum((o.dice is None) == (film.dice is None) for o in result.overlays)
         if alike < keep:  # up to ``keep`` films with an outline and as many without
-            result.overlays.append(_overlay(data, row, film, pixels, reading))
+            result.overlays.append(_overlay(film, pixels, reading, outline))
         by_image[film.image] = zone_scores
     result.frontal = len(films)
     pairs = None
