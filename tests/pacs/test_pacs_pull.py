@@ -188,3 +188,39 @@ def test_a_pacs_that_is_down_fails_the_study_for_a_later_poll(
         raise AssertionError("expected a PacsError")
     orthanc.upload(sample_instance())
     assert len(poll_once(store, pacs_config, since=SINCE).fetched) == 1
+
+
+def test_a_study_still_arriving_in_the_pacs_is_taken_whole_once_it_has_settled(
+    orthanc: Any, pacs_config: Any, store: Any
+) -> None:
+    """The first poll that finds a study only records it; a poll takes it when its series
+    and instance counts have stayed the same for the settle time, so a second image stored
+    between two polls is fetched with the first."""
+    import dataclasses
+    import time
+
+    from radloop.pacs.poll import poll_once
+    from radloop.pacs.tables import PacsSeen
+
+    config = dataclasses.replace(pacs_config, poll_settle_s=1.0)
+    uid = generate_uid()
+    orthanc.upload(sample_instance(uid, patient="P0", date=datetime.date(2024, 3, 1)))
+    first = poll_once(store, config, since=SINCE)
+    assert first.settling == [uid] and not first.fetched and _counts(store)["studies"] == 0
+    with store.sessions() as session:
+        assert session.get(PacsSeen, uid).state == "settling"  # type: ignore[union-attr]
+
+    orthanc.upload(sample_instance(uid, patient="P0", date=datetime.date(2024, 3, 1)))
+    time.sleep(1.2)
+    changed = poll_once(store, config, since=SINCE)  # a new series since: wait again
+    assert changed.settling == [uid] and not changed.fetched
+    soon = poll_once(store, config, since=SINCE)  # unchanged, but not for 1 s yet
+    assert soon.settling == [uid] and not soon.fetched
+
+    time.sleep(1.2)
+    taken = poll_once(store, config, since=SINCE)
+    assert taken.fetched == [uid] and taken.instances == 2 and not taken.settling
+    assert _counts(store)["images"] == 2
+    with store.sessions() as session:
+        assert session.get(PacsSeen, uid).state == "fetched"  # type: ignore[union-attr]
+    assert poll_once(store, config, since=SINCE).skipped == 1

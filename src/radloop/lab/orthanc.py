@@ -83,6 +83,8 @@ class Orthanc:
             "RADLOOP_PACS_REMOTE_HOST": "127.0.0.1",
             "RADLOOP_PACS_REMOTE_PORT": str(self.dicom_port),
             "RADLOOP_PACS_REMOTE_AE_TITLE": self.ae_title,
+            # Studies here are stored whole before a poll: take them when first seen.
+            "RADLOOP_PACS_POLL_SETTLE_S": "0",
         }
         if scp_port is not None:
             env["RADLOOP_PACS_PORT"] = str(scp_port)

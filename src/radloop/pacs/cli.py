@@ -62,7 +62,8 @@ def _print_poll(result: Any, as_json: bool) -> None:
     click.echo(
         f"poll since {result.since}: {result.found} studies found, {len(result.fetched)} "
         f"fetched ({result.instances} instances), {result.skipped} already here, "
-        f"{len(result.refused)} refused, {len(result.failed)} failed, {result.seconds:.1f} s"
+        f"{len(result.refused)} refused, {len(result.failed)} failed, "
+        f"{len(result.settling)} settling, {result.seconds:.1f} s"
     )
     for uid, why in {**result.refused, **result.failed}.items():
         click.secho(f"  {uid}: {why}", fg="yellow")

@@ -11,7 +11,9 @@ PACS and EHR", has the table):
   ``_REMOTE_AE_TITLE``);
 - what is pulled: modalities (``RADLOOP_PACS_MODALITIES``, default CR,DX), body parts
   (``RADLOOP_PACS_BODY_PARTS``, default CHEST), how many days before the last poll a poll looks
-  back (``RADLOOP_PACS_LOOKBACK_DAYS``);
+  back (``RADLOOP_PACS_LOOKBACK_DAYS``), and how long a study's series and instance counts
+  must stay unchanged between polls before it is taken (``RADLOOP_PACS_POLL_SETTLE_S``,
+  default 60; 0 takes a study the first time it is seen);
 - results back: ``RADLOOP_PACS_SEND_ON_SIGN=1`` sends each signed report as DICOM SR;
 - prior reports: ``RADLOOP_PACS_PRIOR_REPORTS=1`` gives the drafting model the patient's latest
   earlier SR found in the PACS, where radloop has no signed report of its own for the prior;
@@ -85,6 +87,7 @@ class PacsConfig:
     modalities: tuple[str, ...] = ("CR", "DX")
     body_parts: tuple[str, ...] = ("CHEST",)
     lookback_days: int = 1
+    poll_settle_s: float = 60.0
     study_idle_s: float = 30.0
     timeout_s: float = 30.0
     send_on_sign: bool = False
@@ -177,6 +180,7 @@ class PacsConfig:
             modalities=tuple(m.upper() for m in read.items("RADLOOP_PACS_MODALITIES", "CR,DX")),
             body_parts=tuple(b.upper() for b in read.items("RADLOOP_PACS_BODY_PARTS", "CHEST")),
             lookback_days=int(read.number("RADLOOP_PACS_LOOKBACK_DAYS", 1, int, zero=True)),
+            poll_settle_s=read.number("RADLOOP_PACS_POLL_SETTLE_S", 60.0, float, zero=True),
             study_idle_s=read.number("RADLOOP_PACS_STUDY_IDLE_S", 30.0, float),
             timeout_s=read.number("RADLOOP_PACS_TIMEOUT_S", 30.0, float),
             send_on_sign=read.flag("RADLOOP_PACS_SEND_ON_SIGN"),

@@ -8,6 +8,14 @@ retrieved series by series (WADO-RS) into a staging folder and put through the s
 as an upload (:func:`radloop.review.ingest.ingest_path`): the same size limits, decoded-size
 budgets and typed errors, and nothing half-written when one of them refuses the study.
 
+A study is taken only once it has settled: the first poll that finds it records it in
+``pacs_seen`` as ``settling`` with the signature of its series and instance counts, and a later
+poll takes it when the signature is unchanged and at least ``RADLOOP_PACS_POLL_SETTLE_S`` has
+passed (a changed signature starts the wait again). A modality stores a study's images one by
+one, sometimes minutes apart; without the wait a poll in between would put the study on the
+worklist without its later images, which no later poll would fetch. ``0`` takes a study the
+first time it is seen.
+
 A study is never fetched twice: one on the worklist already (uploaded, sent by STOW-RS or
 C-STORE) is skipped, and so is one in ``pacs_seen`` (fetched, or refused by the limits, with
 the reason kept). A study whose retrieval failed for a passing reason (the PACS down, a
@@ -19,6 +27,7 @@ of them wins.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 import shutil
 import time
@@ -38,7 +47,7 @@ from radloop.review.db import StudyRow, utcnow
 from radloop.review.ingest import ingest_path, staging_dir
 from radloop.review.store import Store, as_utc
 
-__all__ = ["PollResult", "default_since", "poll_once", "record_seen", "refusal"]
+__all__ = ["PollResult", "default_since", "poll_once", "record_seen", "refusal", "signature"]
 
 log = logging.getLogger("radloop.pacs.poll")
 
@@ -49,7 +58,8 @@ STALE_CLAIM = datetime.timedelta(hours=1)
 @dataclass
 class PollResult:
     """What one poll found and did. ``fetched`` and ``added`` list Study Instance UIDs
-    retrieved and the worklist ids they got; ``refused`` and ``failed`` map UIDs to why."""
+    retrieved and the worklist ids they got; ``refused`` and ``failed`` map UIDs to why;
+    ``settling`` lists studies found but not yet taken (still arriving, or first seen)."""
 
     since: str
     found: int = 0
@@ -60,6 +70,7 @@ class PollResult:
     bytes: int = 0
     refused: dict[str, str] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    settling: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -107,8 +118,12 @@ def poll_once(
             studies[hit.study_instance_uid].append(hit)
         result.found = len(studies)
         for uid in _new_studies(store, list(studies)):
-            _take(store, web, uid, studies[uid], result)
+            if _settled(store, uid, studies[uid], config.poll_settle_s):
+                _take(store, web, uid, studies[uid], result)
+            else:
+                result.settling.append(uid)
         taken = len(result.fetched) + len(result.refused) + len(result.failed)
+        taken += len(result.settling)
         result.skipped = result.found - taken
     except Exception as failure:
         error = f"{type(failure).__name__}: {failure}"[:1000]
@@ -158,11 +173,43 @@ def _new_studies(store: Store, uids: list[str]) -> list[str]:
 
 def _open(row: PacsSeen | None) -> bool:
     """Whether a study with this ``pacs_seen`` row (None: none) may be fetched now."""
-    if row is None:
+    if row is None or row.state == "settling":
         return True
     if row.state == "failed":
         return row.attempts < MAX_FETCH_ATTEMPTS
     return row.state == "fetching" and as_utc(row.updated_at) < utcnow() - STALE_CLAIM
+
+
+def signature(series: list[SeriesHit]) -> str:
+    """A hash of a study's series and their instance counts, as QIDO-RS listed them."""
+    listed = sorted(f"{hit.series_instance_uid}:{hit.instances}" for hit in series)
+    return hashlib.sha256("\n".join(listed).encode()).hexdigest()
+
+
+def _settled(store: Store, uid: str, series: list[SeriesHit], settle_s: float) -> bool:
+    """Whether the study may be taken now: unchanged since a poll at least ``settle_s`` ago.
+
+    A study with no ``pacs_seen`` row, or whose signature changed, is recorded as
+    ``settling`` (now) and waits; a failed study that is tried again needs no wait."""
+    if settle_s <= 0:
+        return True
+    key, now, mark = uid[:128], utcnow(), signature(series)
+    with store.sessions() as session:
+        row = session.get(PacsSeen, key)
+        if row is not None and row.state != "settling":
+            return True  # failed before, or a stale claim: it settled then
+        if row is not None and row.signature == mark:
+            return as_utc(row.updated_at) <= now - datetime.timedelta(seconds=settle_s)
+        if row is None:
+            row = PacsSeen(study_instance_uid=key, source="qido-rs", attempts=0, first_seen_at=now)
+            session.add(row)
+        row.state, row.signature, row.updated_at = "settling", mark, now
+        row.instances = sum(hit.instances or 0 for hit in series)
+        try:
+            session.commit()
+        except IntegrityError:  # another poller recorded it meanwhile: it waits there
+            session.rollback()
+        return False
 
 
 def _claim(store: Store, uid: str, source: str) -> bool:

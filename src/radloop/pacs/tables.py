@@ -1,7 +1,10 @@
 """The PACS link's tables (created by review migration 0006), on the workstation's ``Base``.
 
 - ``pacs_seen``: every Study Instance UID radloop has taken from the PACS, by any route, so a
-  study is fetched once. A poll claims a study here (``fetching``) before it retrieves it;
+  study is fetched once. A study a poll finds first waits here (``settling``, with the
+  ``signature`` of its series and instance counts, migration 0010) until a later poll finds it
+  unchanged, so a study still arriving in the PACS is not taken in part. A poll claims a study
+  here (``fetching``) before it retrieves it;
   ``fetched`` names the study on the worklist, ``refused`` keeps the typed error of a study
   the ingestion limits turned away (not retried), ``failed`` a transient error (retried on a
   later poll, up to :data:`MAX_FETCH_ATTEMPTS`).
@@ -37,6 +40,7 @@ class PacsSeen(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     instances: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
+    signature: Mapped[str | None] = mapped_column(String(64))
     first_seen_at: Mapped[datetime.datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow
     )
