@@ -16,6 +16,7 @@ def test_defaults_need_no_variable() -> None:
     assert config.modalities == ("CR", "DX") and config.body_parts == ("CHEST",)
     assert config.dicomweb_url is None and config.remote is None and not config.send_on_sign
     assert config.accepted_calling_aes() == ()
+    assert config.poll_settle_s == 60.0  # a polled study waits a poll before it is taken
 
 
 def test_a_full_site_configuration(tmp_path: Path) -> None:
@@ -34,6 +35,7 @@ def test_a_full_site_configuration(tmp_path: Path) -> None:
             "RADLOOP_PACS_MODALITIES": "cr, dx",
             "RADLOOP_PACS_BODY_PARTS": "",
             "RADLOOP_PACS_SEND_ON_SIGN": "1",
+            "RADLOOP_PACS_POLL_SETTLE_S": "0",
             "RADLOOP_FHIR_BASE_URL": "https://ehr.example.org/fhir",
         }
     )
@@ -44,6 +46,7 @@ def test_a_full_site_configuration(tmp_path: Path) -> None:
     assert config.accepted_calling_aes() == ("PACS01",)
     assert config.modalities == ("CR", "DX") and config.body_parts == ()
     assert config.send_on_sign and config.fhir_base_url == "https://ehr.example.org/fhir"
+    assert config.poll_settle_s == 0.0
     shown = repr(config) + str(config.describe())
     assert "s3cret" not in shown
 
@@ -77,6 +80,7 @@ def test_a_full_site_configuration(tmp_path: Path) -> None:
         ),
         ({"RADLOOP_PACS_STUDY_IDLE_S": "0"}, "RADLOOP_PACS_STUDY_IDLE_S", "greater than 0"),
         ({"RADLOOP_PACS_LOOKBACK_DAYS": "-1"}, "RADLOOP_PACS_LOOKBACK_DAYS", "of at least 0"),
+        ({"RADLOOP_PACS_POLL_SETTLE_S": "-5"}, "RADLOOP_PACS_POLL_SETTLE_S", "of at least 0"),
         ({"RADLOOP_PACS_SEND_ON_SIGN": "maybe"}, "RADLOOP_PACS_SEND_ON_SIGN", "1 or 0"),
         ({"RADLOOP_PACS_SEND_ON_SIGN": "1"}, "RADLOOP_PACS_DICOMWEB_URL", "DICOMweb base URL"),
         ({"RADLOOP_PACS_MODALITIES": " , "}, "RADLOOP_PACS_MODALITIES", "at least one"),

@@ -144,7 +144,8 @@ class PacsConfig:
             (
                 "pulled",
                 f"modalities {','.join(self.modalities)}; body parts "
-                f"{','.join(self.body_parts) or 'any'}",
+                f"{','.join(self.body_parts) or 'any'}; taken after {self.poll_settle_s:g} s "
+                "unchanged",
             ),
             ("send on sign", "yes" if self.send_on_sign else "no"),
             ("prior reports from the PACS", "yes" if self.prior_reports else "no"),
