@@ -24,7 +24,12 @@ from radloop.lab.bench.sim2real import (
     load_reader,
     run_sim2real_benchmark,
 )
-from radloop.lab.bench.sim2real_metrics import PairScores, change_zone_accuracy, dice
+from radloop.lab.bench.sim2real_metrics import (
+    PairScores,
+    change_zone_accuracy,
+    dice,
+    outline_errors,
+)
 from radloop.models.competence import DomainDecision
 from radloop.models.reference.lungfields import ZONE_ORDER, LungFields, zone_map
 from radloop.report import Finding, Presence
@@ -186,6 +191,9 @@ def test_a_reader_that_knows_the_masks_scores_every_figure_as_worked_out(tmp_pat
     assert dice_["value"] == pytest.approx((2 + band) / 3, abs=1e-4)
     assert dice_["median"] == 1.0
     assert (dice_["at_least_0_90"]["hits"], dice_["at_least_0_90"]["n"]) == (2, 3)
+    # Film 4's outline has 480 px the reading does not draw, of 2400: the mean missed share.
+    assert dice_["errors"]["missed"] == pytest.approx(480 / 2400 / 3, abs=1e-4)
+    assert dice_["errors"]["drawn_between"] == 0.0
     # Heart widths 12, 18, 24, 30, 36, 20 px over a 48 px thorax.
     ctr = d["ctr"]
     assert ctr["n"] == FRONTAL and ctr["undefined"] == 0
@@ -248,6 +256,24 @@ def test_dice_leaves_ignored_pixels_out_of_both_masks() -> None:
     ignore[0] = ignore[2] = True
     assert dice(a, b, ignore) == 1.0  # only row 1 is left, in both
     assert dice(np.zeros((2, 2), bool), np.zeros((2, 2), bool)) == 1.0
+
+
+def test_outline_errors_say_where_the_fields_differ_from_the_outline() -> None:
+    outline = np.zeros((20, 20), dtype=bool)
+    outline[5:15, 2:8] = outline[5:15, 12:18] = True  # two lungs, 120 px, a gap at 8-11
+    drawn = outline.copy()
+    drawn[5:15, 8:12] = True  # both lungs meeting at the midline: 40 px between them
+    drawn[10:15, 18] = True  # 5 px beside the left lung
+    drawn[3:5, 3:7] = True  # 8 px above the apices
+    drawn[14, 2:8] = False  # 6 px of the right base missed
+    errors = outline_errors(drawn, outline)
+    assert errors == pytest.approx({"missed": 6 / 120, "drawn_between": 40 / 120,
+        "drawn_beside": 5 / 120, "drawn_above": 8 / 120, "drawn_below": 0.0})  # fmt: skip
+    ignore = np.zeros_like(outline)
+    ignore[:, 8:12] = True  # what lies under the ignore mask counts nowhere
+    assert outline_errors(drawn, outline, ignore)["drawn_between"] == 0.0
+    empty = outline_errors(drawn, np.zeros_like(outline))
+    assert all(np.isnan(v) for v in empty.values())
 
 
 def test_an_outline_of_another_size_is_refused(tmp_path: Path) -> None:

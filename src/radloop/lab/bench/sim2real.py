@@ -18,7 +18,9 @@ means, Wilson for shares.
 - ``lung_dice``: Dice of the reading's lung fields against the annotators' outline (the
   ``lung_mask`` column: a 0/255 PNG at the film's size) on films with one; pixels under the
   film's ``ignore/`` mask (devices, markup) count in neither mask. Mean, median and the share
-  of films at 0.90 or more.
+  of films at 0.90 or more; and where the fields differ from the outline, each a share of its
+  area, averaged over films: ``missed``, and drawn ``between`` the outline's outermost pixels
+  of a row (the mediastinum), ``beside`` them, ``above`` or ``below`` it.
 - ``ctr``: the readings' cardiothoracic ratios (no labels): n, median, 5th and 95th
   percentiles, the share above 0.5.
 - ``change_zone_accuracy`` (with a ``pairs.csv``: prior, current, days, prior_brixia_A..F,
@@ -64,6 +66,7 @@ from radloop.lab.bench.sim2real_metrics import (
     FilmReading,
     PairScores,
     dice,
+    outline_errors,
     summary,
 )
 from radloop.models.errors import MissingReferenceModelError
@@ -349,6 +352,7 @@ def run_sim2real_benchmark(
             ctr=reading.ctr(),
             brixia=_brixia(row),
             dice=None if outline is None else dice(lungs, outline, ignore),
+            outline_errors=None if outline is None else outline_errors(lungs, outline, ignore),
             device_free=_device_free(data, row, has_notes),
             device_claims=int(claims),
             device_claims_ungated=int(ungated),
@@ -414,6 +418,9 @@ def format_sim2real(result: Sim2RealResult) -> str:
     lines.append(f"  {'  median':34s} {_value(dice_['median']):>7}")
     row("  share ≥ 0.90", dice_["at_least_0_90"],
         f"{dice_['at_least_0_90']['hits']}/{dice_['at_least_0_90']['n']}")  # fmt: skip
+    for key, share in (dice_.get("errors") or {}).items():
+        name = f"  {key.replace('_', ' ')} (of outline)"
+        lines.append(f"  {name:34s} {_value(share):>7}")
     ctr = d["ctr"]
     lines.append(
         f"  {'ctr (median, p5–p95)':34s} {_value(ctr['median']):>7}  "

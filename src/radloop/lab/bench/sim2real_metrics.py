@@ -35,6 +35,7 @@ __all__ = [
     "in_domain_share",
     "lung_dice",
     "opacity_side_accuracy",
+    "outline_errors",
     "summary",
     "zone_auroc",
 ]
@@ -50,7 +51,8 @@ class FilmReading:
 
     ``zone_scores``: the reading's six zone scores in ``ZONE_ORDER`` (NaN for an empty zone);
     ``side_scores``: (right, left); ``brixia``: the six Brixia scores, or None when the film
-    carries none; ``dice``: against the annotators' outline, or None without one;
+    carries none; ``dice``: against the annotators' outline, or None without one, and
+    ``outline_errors`` where they differ (:func:`outline_errors`);
     ``device_free``: the film's notes and masks show no device (None: cannot be told);
     ``device_claims``: devices the drafting model stated present; ``in_domain``: its domain
     check's answer.
@@ -62,6 +64,7 @@ class FilmReading:
     ctr: float | None
     brixia: tuple[float, ...] | None = None
     dice: float | None = None
+    outline_errors: dict[str, float] | None = None
     device_free: bool | None = None
     device_claims: int = 0
     device_claims_ungated: int = 0
@@ -159,14 +162,55 @@ def dice(
     return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
 
 
+OUTLINE_ERRORS = ("missed", "drawn_between", "drawn_beside", "drawn_above", "drawn_below")
+
+
+def outline_errors(
+    predicted: npt.NDArray[np.bool_],
+    outline: npt.NDArray[np.bool_],
+    ignore: npt.NDArray[np.bool_] | None = None,
+) -> dict[str, float]:
+    """Where a reading's lung fields differ from an outline, each as a share of the outline's
+    area (pixels under ``ignore`` left out): ``missed``, outlined and not drawn; and drawn
+    where not outlined, ``drawn_between`` the outline's leftmost and rightmost pixel of the
+    same row (the mediastinum, the gap between the lungs), ``drawn_beside`` outside them,
+    ``drawn_above`` and ``drawn_below`` the outline's first and last row."""
+    keep = ~ignore if ignore is not None else np.ones(predicted.shape, dtype=bool)
+    a, b = predicted & keep, outline & keep
+    area = int(b.sum())
+    if area == 0:
+        return dict.fromkeys(OUTLINE_ERRORS, float("nan"))
+    extra = a & ~b
+    rows = np.flatnonzero(b.any(axis=1))
+    columns = np.arange(b.shape[1])
+    first = np.where(b.any(axis=1), b.argmax(axis=1), b.shape[1])
+    last = np.where(b.any(axis=1), b.shape[1] - 1 - b[:, ::-1].argmax(axis=1), -1)
+    span = (columns[None, :] >= first[:, None]) & (columns[None, :] <= last[:, None])
+    within = np.zeros(b.shape[0], dtype=bool)
+    within[rows[0] : rows[-1] + 1] = True
+    return {
+        "missed": float((b & ~a).sum()) / area,
+        "drawn_between": float((extra & span).sum()) / area,
+        "drawn_beside": float((extra & ~span & within[:, None]).sum()) / area,
+        "drawn_above": float(extra[: rows[0]].sum()) / area,
+        "drawn_below": float(extra[rows[-1] + 1 :].sum()) / area,
+    }
+
+
 def lung_dice(
     films: Sequence[FilmReading], *, resamples: int = 1000, seed: int = 0
 ) -> dict[str, Any]:
-    """Mean Dice over films with an outline (film bootstrap), the median and share ≥ 0.90."""
+    """Mean Dice over films with an outline (film bootstrap), the median and share ≥ 0.90,
+    and ``errors``: the mean of each film's :func:`outline_errors`."""
     values = [f.dice for f in films if f.dice is not None]
     out = _mean_boot(values, resamples, seed)
     out["median"] = _r(float(np.median(values))) if values else None
     out["at_least_0_90"] = _share(sum(v >= 0.90 for v in values), len(values))
+    errors = [f.outline_errors for f in films if f.outline_errors is not None]
+    out["errors"] = {
+        key: _r(float(np.nanmean([e[key] for e in errors]))) if errors else None
+        for key in OUTLINE_ERRORS
+    }
     return out
 
 
